@@ -1,0 +1,2 @@
+export { ErrorCode, RktError, isRktError, DigestMismatchError, SizeMismatchError } from "./errors.js";
+export type { RktErrorOptions } from "./errors.js";
