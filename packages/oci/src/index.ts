@@ -10,3 +10,50 @@ export {
   verifyDigest,
 } from "./digest.js";
 export type { Digest, Algorithm, Digester } from "./digest.js";
+export {
+  MediaType,
+  manifestAcceptTypes,
+  normalizeMediaType,
+  isManifestType,
+  isIndexType,
+  isConfigType,
+  isLayerType,
+  isForeignLayerType,
+  layerCompression,
+  isSchema1,
+  schema1Message,
+  refuseSchema1,
+} from "./media-types.js";
+export type { KnownMediaType, LayerCompression } from "./media-types.js";
+export { formatJsonPath } from "./result.js";
+export type { ParseIssue, ParseResult } from "./result.js";
+export { parseJsonStrict } from "./json.js";
+export { mediaTypeSchema, digestSchema, sizeSchema, urlSchema, annotationsSchema } from "./schema/common.js";
+export { descriptorSchema, platformSchema } from "./schema/descriptor.js";
+export type { Descriptor, Platform } from "./schema/descriptor.js";
+export {
+  ociManifestSchema,
+  dockerManifestSchema,
+  ociIndexSchema,
+  dockerManifestListSchema,
+} from "./schema/manifest.js";
+export type { Manifest, Index } from "./schema/manifest.js";
+export { imageConfigSchema } from "./schema/config.js";
+export type { ImageConfig, ContainerConfig, HistoryEntry } from "./schema/config.js";
+export { ociLayoutSchema } from "./schema/layout.js";
+export type { OciLayout } from "./schema/layout.js";
+export {
+  detectDocumentType,
+  documentKind,
+  parseManifest,
+  parseIndex,
+  parseImageConfig,
+  parseDescriptor,
+  parseOciLayout,
+  parseManifestOrThrow,
+  parseIndexOrThrow,
+  parseImageConfigOrThrow,
+  parseDescriptorOrThrow,
+  parseOciLayoutOrThrow,
+} from "./parse.js";
+export type { DocumentType } from "./parse.js";
