@@ -57,3 +57,21 @@ export {
   parseOciLayoutOrThrow,
 } from "./parse.js";
 export type { DocumentType } from "./parse.js";
+export {
+  normalizeOs,
+  normalizeArch,
+  normalizePlatform,
+  formatPlatform,
+  parsePlatform,
+  hostPlatform,
+  compatibleArches,
+  matchPlatform,
+  selectPlatform,
+} from "./platform.js";
+export type {
+  NormalizedPlatform,
+  HostPlatformInput,
+  RejectedDescriptor,
+  PlatformMatch,
+  MatchPlatformOptions,
+} from "./platform.js";
