@@ -75,3 +75,22 @@ export type {
   PlatformMatch,
   MatchPlatformOptions,
 } from "./platform.js";
+export {
+  dockerHubRegistry,
+  dockerHubApiHost,
+  parseDockerReference,
+  parseImageRef,
+  formatImageRef,
+  formatDockerReference,
+  registryApiHost,
+} from "./reference.js";
+export type {
+  DockerRef,
+  OciLayoutRef,
+  DockerArchiveRef,
+  AppcNameRef,
+  FileRef,
+  HttpRef,
+  ImageRef,
+  ParseImageRefOptions,
+} from "./reference.js";
