@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { parseJsonStrict } from "@rkt/oci";
 
@@ -64,5 +65,32 @@ describe("parseJsonStrict", () => {
     expect(issue("[tru]").path).toBe("$[0]");
     expect(issue("NaN").message).toMatch(/invalid JSON/);
     expect(issue("[".repeat(300) + "]".repeat(300)).message).toMatch(/nesting deeper than 256/);
+  });
+
+  it("agrees with JSON.parse on every JSON value (property)", () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), fc.boolean(), (v, pretty) => {
+        const text = JSON.stringify(v, null, pretty ? 2 : undefined);
+        const r = parseJsonStrict(text);
+        expect(r.ok).toBe(true);
+        if (r.ok) expect(r.value).toStrictEqual(JSON.parse(text));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it("never throws, and what it accepts JSON.parse reads the same (property)", () => {
+    const jsonish = fc.string({
+      unit: fc.constantFrom(...'{}[]":,0123456789.-eE tfnrlu\\ax'.split("")),
+      maxLength: 30,
+    });
+    fc.assert(
+      fc.property(fc.oneof(jsonish, fc.string({ maxLength: 30 })), (s) => {
+        const r = parseJsonStrict(s);
+        if (r.ok) expect(r.value).toStrictEqual(JSON.parse(s));
+        else expect(r.issues[0]?.path).toMatch(/^\$/);
+      }),
+      { numRuns: 3000 },
+    );
   });
 });

@@ -64,7 +64,9 @@ export function checkData(
   d: { data?: string | undefined; size: number; digest: Digest },
   ctx: z.RefinementCtx,
 ): void {
-  if (d.data === undefined) return;
+  // Another issue (bad size or digest) is already reported; comparing against it says nothing.
+  if (d.data === undefined || !Number.isSafeInteger(d.size) || d.size < 0 || typeof d.digest !== "string")
+    return;
   const bytes = Buffer.from(d.data, "base64");
   if (bytes.length !== d.size) {
     ctx.addIssue({
