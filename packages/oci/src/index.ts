@@ -55,8 +55,11 @@ export {
   parseImageConfigOrThrow,
   parseDescriptorOrThrow,
   parseOciLayoutOrThrow,
+  parseManifestOrIndex,
+  parseManifestOrIndexOrThrow,
 } from "./parse.js";
-export type { DocumentType } from "./parse.js";
+export type { DocumentType, ImageDocument } from "./parse.js";
+export { descriptorOf, artifactTypeOf, chainIds } from "./descriptors.js";
 export {
   normalizeOs,
   normalizeArch,

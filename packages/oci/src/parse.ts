@@ -133,6 +133,50 @@ function pickSchema(
   return { issue: { path: "$", message: `expected an image ${kind}, got ${is}` } };
 }
 
+/** A manifest or an index, as {@link parseManifestOrIndex} found it. */
+export type ImageDocument =
+  | { readonly kind: "manifest"; readonly manifest: Manifest }
+  | { readonly kind: "index"; readonly index: Index };
+
+/**
+ * Parses a document that may be either a manifest or an index (the answer to a manifest request
+ * by tag), choosing by `mediaType`, then the hint, then the shape; same rules as
+ * {@link parseManifest} otherwise (schema1 refused, mediaType and hint must agree). Pure.
+ */
+export function parseManifestOrIndex(
+  bytes: Uint8Array | string,
+  mediaTypeHint?: string,
+): ParseResult<ImageDocument> {
+  const j = parseJsonStrict(bytes);
+  if (!j.ok) return j;
+  if (!isObject(j.value))
+    return { ok: false, issues: [{ path: "$", message: "manifest must be a JSON object" }] };
+  const own = typeof j.value["mediaType"] === "string" ? j.value["mediaType"] : undefined;
+  const declared = own ?? mediaTypeHint;
+  const isIndex =
+    declared !== undefined && byMediaType(declared) !== undefined
+      ? isIndexType(declared)
+      : detectDocumentType(j.value) === "oci-index";
+  const kind: Kind = isIndex ? "index" : "manifest";
+  const pick = pickSchema(j.value, kind, mediaTypeHint);
+  if ("issue" in pick) return { ok: false, issues: [pick.issue] };
+  const r = runSchema<Manifest | Index>(pick.schema, j.value);
+  if (!r.ok) return r;
+  const value: ImageDocument = isIndex
+    ? { kind: "index", index: r.value as Index }
+    : { kind: "manifest", manifest: r.value as Manifest };
+  return { ok: true, value, raw: j.raw };
+}
+
+/** {@link parseManifestOrIndex}, throwing like {@link parseManifestOrThrow}. */
+export function parseManifestOrIndexOrThrow(
+  bytes: Uint8Array | string,
+  mediaTypeHint?: string,
+  what = "manifest",
+): { value: ImageDocument; raw: Uint8Array } {
+  return orThrow(parseManifestOrIndex(bytes, mediaTypeHint), what, ErrorCode.InvalidManifest);
+}
+
 function parseWith<T>(bytes: Uint8Array | string, schema: z.ZodType<T>): ParseResult<T> {
   const j = parseJsonStrict(bytes);
   if (!j.ok) return j;
