@@ -97,3 +97,11 @@ export type {
   ImageRef,
   ParseImageRefOptions,
 } from "./reference.js";
+export type {
+  Abortable,
+  BlobInfo,
+  BlobWriter,
+  ContentStore,
+  IngestStatus,
+  WriterOptions,
+} from "./content.js";
