@@ -1,2 +1,47 @@
-// Public entry of this package. Filled in by the issue that builds it.
-export {};
+// Public entry of @rkt/appc: appc formats, pure.
+export {
+  acIdentifierProblem,
+  acNameProblem,
+  isACIdentifier,
+  isACName,
+  parseACIdentifier,
+  parseACName,
+  sanitizeACIdentifier,
+  sanitizeACName,
+} from "./names.js";
+export type { ACIdentifier, ACName } from "./names.js";
+export {
+  WellKnownLabel,
+  defaultVersion,
+  validOSArch,
+  osArchProblem,
+  isValidOSArch,
+  labelProblems,
+  parseLabels,
+  labelsToList,
+  versionOf,
+} from "./labels.js";
+export type { Label } from "./labels.js";
+export {
+  acIdentifierSchema,
+  acNameSchema,
+  labelsSchema,
+  imageIdSchema,
+  acVersionSchema,
+} from "./schema/common.js";
+export {
+  imageManifestSchema,
+  appSchema,
+  annotationsSchema,
+  dependencySchema,
+  isolatorSchema,
+} from "./schema/image-manifest.js";
+export type { ImageManifest, App, Dependency, Annotation, Isolator } from "./schema/image-manifest.js";
+export { podManifestSchema, runtimeAppSchema, volumeSchema } from "./schema/pod-manifest.js";
+export type { PodManifest, RuntimeApp, Volume } from "./schema/pod-manifest.js";
+export {
+  parseImageManifest,
+  parsePodManifest,
+  parseImageManifestOrThrow,
+  parsePodManifestOrThrow,
+} from "./manifest.js";

@@ -1,0 +1,445 @@
+import { ErrorCode, isRktError } from "@rkt/oci";
+import { describe, expect, it } from "vitest";
+import {
+  parseImageManifest,
+  parseImageManifestOrThrow,
+  parsePodManifest,
+  parsePodManifestOrThrow,
+} from "@rkt/appc";
+
+// The example of spec/aci.md (trimmed of isolators whose values we do not interpret).
+const specExample = {
+  acKind: "ImageManifest",
+  acVersion: "0.8.11",
+  name: "example.com/reduce-worker",
+  labels: [
+    { name: "version", value: "1.0.0" },
+    { name: "arch", value: "amd64" },
+    { name: "os", value: "linux" },
+  ],
+  app: {
+    exec: ["/usr/bin/reduce-worker", "--quiet"],
+    user: "100",
+    group: "300",
+    supplementaryGIDs: [400, 500],
+    eventHandlers: [
+      { exec: ["/usr/bin/data-downloader"], name: "pre-start" },
+      { exec: ["/usr/bin/deregister-worker", "--verbose"], name: "post-stop" },
+    ],
+    workingDirectory: "/opt/work",
+    environment: [{ name: "REDUCE_WORKER_DEBUG", value: "true" }],
+    isolators: [
+      { name: "resource/cpu", value: { request: "250m", limit: "500m" } },
+      { name: "resource/memory", value: { request: "1G", limit: "2G" } },
+      { name: "os/linux/capabilities-retain-set", value: { set: ["CAP_NET_BIND_SERVICE", "CAP_SYS_ADMIN"] } },
+    ],
+    mountPoints: [{ name: "work", path: "/var/lib/work", readOnly: false }],
+    ports: [{ name: "health", port: 4000, protocol: "tcp", socketActivated: true }],
+  },
+  dependencies: [
+    {
+      imageName: "example.com/reduce-worker-base",
+      imageID: "sha512-" + "a".repeat(128),
+      labels: [
+        { name: "os", value: "linux" },
+        { name: "env", value: "canary" },
+      ],
+      size: 4096,
+    },
+  ],
+  pathWhitelist: ["/etc/ca/example.com/crt", "/usr/bin/map-reduce-worker", "/opt/libs/reduce-toolkit.so"],
+  annotations: [
+    {
+      name: "authors",
+      value: "Carly Container <carly@example.com>, Nat Network <[nat@example.com](mailto:nat@example.com)>",
+    },
+    { name: "created", value: "2014-10-27T19:32:27.67021798Z" },
+    { name: "documentation", value: "https://example.com/docs" },
+    { name: "homepage", value: "https://example.com" },
+  ],
+};
+
+function withPath(obj: unknown, path: (string | number)[], value: unknown): unknown {
+  const copy = structuredClone(obj) as Record<string | number, unknown>;
+  let cur = copy;
+  for (const k of path.slice(0, -1)) cur = cur[k] as Record<string | number, unknown>;
+  const last = path[path.length - 1]!;
+  if (value === undefined) delete cur[last];
+  else cur[last] = value;
+  return copy;
+}
+
+function issues(doc: unknown) {
+  const r = parseImageManifest(JSON.stringify(doc));
+  if (r.ok) throw new Error("parsed");
+  return r.issues;
+}
+
+describe("image manifest", () => {
+  it("parses the spec example and keeps the raw bytes", () => {
+    const bytes = new TextEncoder().encode(JSON.stringify(specExample));
+    const r = parseImageManifest(bytes);
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.raw).toBe(bytes);
+    expect(r.value.name).toBe("example.com/reduce-worker");
+    expect(r.value.app?.ports?.[0]?.count).toBe(1);
+    expect(r.value.app?.exec).toEqual(["/usr/bin/reduce-worker", "--quiet"]);
+    expect(r.value.dependencies?.[0]?.size).toBe(4096);
+  });
+
+  it("matches keys case-insensitively and ignores unknown keys, as Go's encoding/json", () => {
+    const r = parseImageManifest(
+      JSON.stringify({
+        acKind: "ImageManifest",
+        acVersion: "0.8.11",
+        name: "x",
+        app: { Exec: ["/bin/sh"], User: "0", Group: "0", supplementaryGids: [1] },
+        extra: true,
+      }),
+    );
+    expect(r.ok && r.value.app).toEqual({
+      exec: ["/bin/sh"],
+      user: "0",
+      group: "0",
+      supplementaryGIDs: [1],
+      environment: [],
+    });
+  });
+
+  it("defaults an absent environment to [] and allows an empty or relative exec", () => {
+    const r = parseImageManifest(
+      JSON.stringify({
+        acKind: "ImageManifest",
+        acVersion: "0.8.11",
+        name: "x",
+        app: { exec: ["sh"], user: "0", group: "0" },
+      }),
+    );
+    expect(r.ok && r.value.app?.environment).toEqual([]);
+  });
+
+  it.each<[string, (string | number)[], unknown, string, string]>([
+    ["missing acKind", ["acKind"], undefined, "$.acKind", 'missing or bad ACKind (must be "ImageManifest")'],
+    ["wrong acKind", ["acKind"], "PodManifest", "$.acKind", "bad ACKind: PodManifest"],
+    ["missing acVersion", ["acVersion"], undefined, "$.acVersion", "required field is missing"],
+    [
+      "acVersion 1",
+      ["acVersion"],
+      "1",
+      "$.acVersion",
+      "acVersion must be a SemVer 2.0 version such as 0.8.11",
+    ],
+    [
+      "acVersion v1.2.3",
+      ["acVersion"],
+      "v1.2.3",
+      "$.acVersion",
+      "acVersion must be a SemVer 2.0 version such as 0.8.11",
+    ],
+    [
+      "acVersion 1.2.3.4",
+      ["acVersion"],
+      "1.2.3.4",
+      "$.acVersion",
+      "acVersion must be a SemVer 2.0 version such as 0.8.11",
+    ],
+    ["acVersion 0.0.0", ["acVersion"], "0.0.0", "$.acVersion", "acVersion must not be the zero version"],
+    ["acVersion number", ["acVersion"], 1, "$.acVersion", "acVersion must be a string"],
+    [
+      "bad name",
+      ["name"],
+      "Example.com/x",
+      "$.name",
+      'ACIdentifier must contain only lower case alphanumeric characters plus "-._~/"',
+    ],
+    ["empty name", ["name"], "", "$.name", "ACIdentifier cannot be empty"],
+    [
+      "duplicate label",
+      ["labels", 1],
+      { name: "version", value: "2" },
+      "$.labels[1].name",
+      'duplicate labels of name "version"',
+    ],
+    [
+      "label called name",
+      ["labels", 0],
+      { name: "name", value: "x" },
+      "$.labels[0].name",
+      'invalid label name: "name"',
+    ],
+    [
+      "bad arch",
+      ["labels", 1],
+      { name: "arch", value: "arm64" },
+      "$.labels",
+      'bad arch "arm64" for linux (must be one of: [amd64 i386 aarch64 aarch64_be armv6l armv7l armv7b ppc64 ppc64le s390x])',
+    ],
+    [
+      "exec not strings",
+      ["app", "exec", 0],
+      1,
+      "$.app.exec[0]",
+      "Invalid input: expected string, received number",
+    ],
+    ["missing user", ["app", "user"], undefined, "$.app.user", "user is required"],
+    ["empty group", ["app", "group"], "", "$.app.group", "group is required"],
+    [
+      "relative workingDirectory",
+      ["app", "workingDirectory"],
+      "opt",
+      "$.app.workingDirectory",
+      "workingDirectory must be an absolute path",
+    ],
+    [
+      "bad event handler",
+      ["app", "eventHandlers", 0, "name"],
+      "pre-stop",
+      "$.app.eventHandlers[0].name",
+      'bad eventHandler "name": "pre-stop"',
+    ],
+    [
+      "empty event handler",
+      ["app", "eventHandlers", 0, "name"],
+      "",
+      "$.app.eventHandlers[0].name",
+      'eventHandler "name" cannot be empty',
+    ],
+    [
+      "duplicate event handler",
+      ["app", "eventHandlers", 1, "name"],
+      "pre-start",
+      "$.app.eventHandlers[1].name",
+      'Only one eventHandler of name "pre-start" allowed',
+    ],
+    [
+      "bad env name",
+      ["app", "environment", 0, "name"],
+      "1X",
+      "$.app.environment[0].name",
+      "environment variable name must match [A-Za-z_][A-Za-z_0-9.-]*",
+    ],
+    [
+      "duplicate env",
+      ["app", "environment", 1],
+      { name: "REDUCE_WORKER_DEBUG", value: "x" },
+      "$.app.environment[1].name",
+      'duplicate environment variables of name "REDUCE_WORKER_DEBUG"',
+    ],
+    [
+      "bad mountPoint name",
+      ["app", "mountPoints", 0, "name"],
+      "work_dir",
+      "$.app.mountPoints[0].name",
+      'ACName must contain only lower case alphanumeric characters plus "-"',
+    ],
+    [
+      "mountPoint without path",
+      ["app", "mountPoints", 0, "path"],
+      undefined,
+      "$.app.mountPoints[0].path",
+      "required field is missing",
+    ],
+    ["port 0", ["app", "ports", 0, "port"], 0, "$.app.ports[0].port", "port must be in the range 1-65535"],
+    [
+      "port 70000",
+      ["app", "ports", 0, "port"],
+      70000,
+      "$.app.ports[0].port",
+      "port must be in the range 1-65535",
+    ],
+    [
+      "port range overflow",
+      ["app", "ports", 0, "count"],
+      62000,
+      "$.app.ports[0].count",
+      "port plus count must not exceed 65536",
+    ],
+    [
+      "port without protocol",
+      ["app", "ports", 0, "protocol"],
+      undefined,
+      "$.app.ports[0].protocol",
+      "required field is missing",
+    ],
+    [
+      "isolator name",
+      ["app", "isolators", 0, "name"],
+      "Resource/CPU",
+      "$.app.isolators[0].name",
+      'ACIdentifier must contain only lower case alphanumeric characters plus "-._~/"',
+    ],
+    [
+      "duplicate annotation",
+      ["annotations", 1, "name"],
+      "authors",
+      "$.annotations[1].name",
+      'duplicate annotations of name "authors"',
+    ],
+    [
+      "bad created",
+      ["annotations", 1, "value"],
+      "yesterday",
+      "$.annotations[1].value",
+      'created annotation must be an RFC 3339 date: "yesterday"',
+    ],
+    [
+      "ftp homepage",
+      ["annotations", 3, "value"],
+      "ftp://example.com",
+      "$.annotations[3].value",
+      "homepage annotation must be an http or https URL",
+    ],
+    [
+      "bad dependency name",
+      ["dependencies", 0, "imageName"],
+      "",
+      "$.dependencies[0].imageName",
+      "ACIdentifier cannot be empty",
+    ],
+    [
+      "sha256 imageID",
+      ["dependencies", 0, "imageID"],
+      "sha256-" + "a".repeat(64),
+      "$.dependencies[0].imageID",
+      "image ID must be sha512- followed by lowercase hex",
+    ],
+    [
+      "negative size",
+      ["dependencies", 0, "size"],
+      -1,
+      "$.dependencies[0].size",
+      "size must be a non-negative integer",
+    ],
+    [
+      "dependency label",
+      ["dependencies", 0, "labels", 0, "value"],
+      "plan9",
+      "$.dependencies[0].labels",
+      'bad os "plan9" (must be one of: [darwin freebsd linux])',
+    ],
+    [
+      "relative whitelist",
+      ["pathWhitelist", 1],
+      "usr/bin",
+      "$.pathWhitelist[1]",
+      "pathWhitelist entry must be an absolute path",
+    ],
+  ])("refuses %s", (_what, path, value, where, message) => {
+    expect(issues(withPath(specExample, path, value))).toContainEqual({ path: where, message });
+  });
+
+  it("refuses duplicate JSON keys (I-JSON)", () => {
+    const r = parseImageManifest('{"acKind":"ImageManifest","acKind":"ImageManifest"}');
+    expect(r.ok).toBe(false);
+    expect(!r.ok && r.issues[0]?.message).toMatch(/duplicate/);
+  });
+
+  it("refuses a non-object", () => {
+    expect(issues([])).toEqual([{ path: "$", message: "Invalid input: expected object, received array" }]);
+  });
+
+  it("throws RKT_INVALID_MANIFEST naming the input and the first issue", () => {
+    try {
+      parseImageManifestOrThrow(JSON.stringify(withPath(specExample, ["app", "user"], "")), "hello.aci");
+      expect.unreachable();
+    } catch (e) {
+      expect(isRktError(e, ErrorCode.InvalidManifest)).toBe(true);
+      expect((e as Error).message).toBe("hello.aci: $.app.user: user is required");
+    }
+    expect(parseImageManifestOrThrow(JSON.stringify(specExample)).value.acVersion).toBe("0.8.11");
+  });
+});
+
+const pod = {
+  acVersion: "0.8.11",
+  acKind: "PodManifest",
+  apps: [
+    {
+      name: "reduce-worker",
+      image: { name: "example.com/reduce-worker", id: "sha512-" + "b".repeat(64) },
+      app: { exec: ["/bin/rw"], user: "0", group: "0" },
+      mounts: [{ volume: "work", path: "/mnt/foo" }],
+    },
+  ],
+  volumes: [
+    { name: "work", kind: "host", source: "/opt/tenant1/work", readOnly: true },
+    { name: "scratch", kind: "empty", mode: "0755", uid: 0, gid: 0 },
+  ],
+  ports: [{ name: "health", hostPort: 4000 }],
+};
+
+describe("pod manifest", () => {
+  it("parses a pod manifest", () => {
+    const r = parsePodManifestOrThrow(JSON.stringify(pod));
+    expect(r.value.apps[0]?.name).toBe("reduce-worker");
+    expect(r.value.volumes?.[1]?.kind).toBe("empty");
+  });
+  it("accepts a template without image ids", () => {
+    expect(parsePodManifest(JSON.stringify(withPath(pod, ["apps", 0, "image", "id"], undefined))).ok).toBe(
+      true,
+    );
+  });
+  it.each<[string, (string | number)[], unknown, string, string]>([
+    ["wrong kind", ["acKind"], "ImageManifest", "$.acKind", "bad ACKind: ImageManifest"],
+    [
+      "bad app name",
+      ["apps", 0, "name"],
+      "Reduce",
+      "$.apps[0].name",
+      'ACName must contain only lower case alphanumeric characters plus "-"',
+    ],
+    [
+      "duplicate app",
+      ["apps", 1],
+      { name: "reduce-worker", image: {} },
+      "$.apps[1].name",
+      'duplicate apps of name "reduce-worker"',
+    ],
+    [
+      "bad image id",
+      ["apps", 0, "image", "id"],
+      "sha512-XYZ",
+      "$.apps[0].image.id",
+      "image ID must be sha512- followed by lowercase hex",
+    ],
+    [
+      "relative host source",
+      ["volumes", 0, "source"],
+      "opt",
+      "$.volumes[0].source",
+      "source for host volume must be absolute path",
+    ],
+    [
+      "empty with source",
+      ["volumes", 1, "source"],
+      "/x",
+      "$.volumes[1].source",
+      "source for empty volume must be empty",
+    ],
+    ["bad kind", ["volumes", 0, "kind"], "nfs", "$.volumes[0].kind", 'volume kind must be "host" or "empty"'],
+    [
+      "duplicate volume",
+      ["volumes", 1, "name"],
+      "work",
+      "$.volumes[1].name",
+      'duplicate volumes of name "work"',
+    ],
+    [
+      "bad mode",
+      ["volumes", 1, "mode"],
+      "rwx",
+      "$.volumes[1].mode",
+      "volume mode must be an octal string such as 0755",
+    ],
+  ])("refuses %s", (_what, path, value, where, message) => {
+    const r = parsePodManifest(JSON.stringify(withPath(pod, path, value)));
+    expect(r.ok).toBe(false);
+    expect(!r.ok && r.issues).toContainEqual({ path: where, message });
+  });
+  it("throws RKT_INVALID_MANIFEST", () => {
+    expect(() => parsePodManifestOrThrow("{}", "pod.json")).toThrow(
+      /^pod\.json: \$\.acVersion: required field is missing \(and 1 more\)$/,
+    );
+  });
+});
