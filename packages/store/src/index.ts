@@ -1,2 +1,7 @@
-// Public entry of this package. Filled in by the issue that builds it.
-export {};
+// Public entry of @rkt/store: explicit named re-exports only.
+export { LocalStore } from "./local-store.js";
+export type { LocalWriterOptions, LeaseOptions, LeaseKind } from "./local-store.js";
+export { openIndex, schemaVersion } from "./db.js";
+export type { IndexDb } from "./db.js";
+export { acquireLock, tryLock, isLocked, clearDeadLocks } from "./locks.js";
+export type { LockHandle, AcquireOptions } from "./locks.js";
