@@ -45,3 +45,19 @@ export {
   parseImageManifestOrThrow,
   parsePodManifestOrThrow,
 } from "./manifest.js";
+export { detectCompression, decompressor, decompressStream, compressionMagicLength } from "./compression.js";
+export type { Compression } from "./compression.js";
+export {
+  aciImageId,
+  isAciImageId,
+  shortAciId,
+  normalizeAciIdPrefix,
+  createSha512PassThrough,
+  aciIdHexLength,
+  minAciIdPrefixLength,
+} from "./image-id.js";
+export type { Sha512PassThrough } from "./image-id.js";
+export { readAci, readAciManifest, cleanTarPath, defaultMaxManifestSize } from "./aci-reader.js";
+export type { AciEntry, ReadAciOptions, AciReadResult } from "./aci-reader.js";
+export { writeAci } from "./aci-writer.js";
+export type { AciWriteEntry, WriteAciOptions } from "./aci-writer.js";
