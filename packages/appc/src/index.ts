@@ -61,3 +61,13 @@ export { readAci, readAciManifest, cleanTarPath, defaultMaxManifestSize } from "
 export type { AciEntry, ReadAciOptions, AciReadResult } from "./aci-reader.js";
 export { writeAci } from "./aci-writer.js";
 export type { AciWriteEntry, WriteAciOptions } from "./aci-writer.js";
+export { parseAppString, formatAppString } from "./app-string.js";
+export type { AppString } from "./app-string.js";
+export {
+  discoveryPrefixes,
+  discoveryUrl,
+  parseDiscoveryMeta,
+  renderTemplate,
+  discoverEndpoints,
+} from "./discovery.js";
+export type { AcMeta, AciEndpoint, DiscoveryResult } from "./discovery.js";
