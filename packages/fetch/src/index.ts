@@ -1,2 +1,44 @@
-// Public entry of this package. Filled in by the issue that builds it.
-export {};
+// Public entry of @rkt/fetch: transports and their helpers.
+
+// Registry v2 / OCI distribution client (src/registry/).
+export { RegistryClient, defaultMaxManifestBytes } from "./registry/client.js";
+export type {
+  RegistryClientOptions,
+  PingResult,
+  FetchedManifest,
+  RegistryImage,
+  GetManifestOptions,
+  GetImageOptions,
+  BlobProgress,
+  FetchBlobOptions,
+} from "./registry/client.js";
+export { maxRedirects } from "./registry/http.js";
+export type { InsecureOptions, RetryOptions, HttpOptions } from "./registry/http.js";
+export { RegistryError, parseRegistryErrors, parseRetryAfter, maxErrorBodyBytes } from "./registry/errors.js";
+export type { RegistryDiagnostic } from "./registry/errors.js";
+export { parseWwwAuthenticate, pullScope, pushScope } from "./registry/challenge.js";
+export type { Challenge } from "./registry/challenge.js";
+export {
+  isIdentityToken,
+  staticCredentials,
+  chainCredentials,
+  lookupAuthFile,
+  runCredentialHelper,
+  dockerConfigPath,
+  dockerConfigCredentials,
+  containersAuthPaths,
+  containersAuthCredentials,
+  parseRktDockerAuth,
+  rktDockerAuthCredentials,
+  defaultCredentials,
+} from "./registry/credentials.js";
+export type {
+  BasicCredentials,
+  IdentityTokenCredentials,
+  Credentials,
+  CredentialsProvider,
+  AuthFile,
+  CredentialHelperOptions,
+  FileCredentialsOptions,
+  RktDockerAuth,
+} from "./registry/credentials.js";

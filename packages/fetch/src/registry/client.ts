@@ -1,0 +1,628 @@
+// A registry v2 / OCI distribution client for one registry (distribution-spec, pull side):
+// ping, authentication, manifests by tag or digest with platform selection, and verified blob
+// streams with retries, redirects and Range resume. What to store, and when, is the caller's
+// business (the pull orchestration); this layer only moves and verifies bytes.
+import { Readable } from "node:stream";
+import {
+  DigestMismatchError,
+  ErrorCode,
+  RktError,
+  SizeMismatchError,
+  createDigester,
+  digestAlgorithm,
+  digestOf,
+  hostPlatform,
+  isDigest,
+  isIndexType,
+  isManifestType,
+  isRktError,
+  isSchema1,
+  manifestAcceptTypes,
+  normalizeMediaType,
+  parseDigest,
+  parseManifestOrIndexOrThrow,
+  refuseSchema1,
+  registryApiHost,
+  selectPlatform,
+  type Abortable,
+  type Descriptor,
+  type Digest,
+  type Digester,
+  type ImageDocument,
+  type Index,
+  type Manifest,
+  type Platform,
+} from "@rkt/oci";
+import { Authenticator, readCapped } from "./auth.js";
+import { parseWwwAuthenticate, pullScope, type Challenge } from "./challenge.js";
+import type { CredentialsProvider } from "./credentials.js";
+import { RegistryError } from "./errors.js";
+import {
+  RetryBudget,
+  errorFrom,
+  header,
+  networkError,
+  resolveHttpOptions,
+  send,
+  type HttpOptions,
+  type Resolved,
+  type Response,
+} from "./http.js";
+
+/** Default cap on a manifest or index: registries must accept 4 MB, so nothing valid is larger. */
+export const defaultMaxManifestBytes = 4 * 1024 * 1024;
+
+// distribution-spec: repository name and tag grammars.
+const repositoryGrammar =
+  /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
+const tagGrammar = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
+
+/** Options of {@link RegistryClient}. */
+export interface RegistryClientOptions extends HttpOptions {
+  /** Where credentials come from; none means anonymous (public pulls, anonymous tokens). */
+  readonly credentials?: CredentialsProvider | undefined;
+  /** Refuse manifests and indexes larger than this (bytes); default {@link defaultMaxManifestBytes}. */
+  readonly maxManifestBytes?: number | undefined;
+}
+
+/** What {@link RegistryClient.ping} learnt. */
+export interface PingResult {
+  /** `https:` or `http:` (the latter only with `insecure.http`). */
+  readonly scheme: "https:" | "http:";
+  /** The challenges of a 401 answer; empty when the registry serves anonymous requests. */
+  readonly challenges: readonly Challenge[];
+}
+
+/** A manifest or index as fetched: exact bytes, their descriptor and the parsed document. */
+export interface FetchedManifest {
+  /** Digest over `raw` (the requested digest when fetched by digest), `size` = `raw.length`. */
+  readonly descriptor: Descriptor;
+  /** The bytes exactly as served; store these, never a re-serialisation. */
+  readonly raw: Uint8Array;
+  readonly document: ImageDocument;
+}
+
+/** The outcome of {@link RegistryClient.getImage}: the image manifest for one platform. */
+export interface RegistryImage {
+  /** The platform's image manifest (fetched by digest and verified against the index entry). */
+  readonly manifest: FetchedManifest;
+  readonly parsed: Manifest;
+  /** The index or manifest list the tag pointed at, when it was one (outermost). */
+  readonly index?: FetchedManifest | undefined;
+  /** The index entry chosen, when there was an index. */
+  readonly selected?: Descriptor | undefined;
+}
+
+/** Options of {@link RegistryClient.getManifest}. */
+export interface GetManifestOptions extends Abortable {
+  /** The descriptor that referenced this manifest: its size and mediaType must match too. */
+  readonly expected?: Descriptor | undefined;
+}
+
+/** Options of {@link RegistryClient.getImage}. */
+export interface GetImageOptions extends Abortable {
+  /** The platform to select from an index; default the host's ({@link hostPlatform}). */
+  readonly platform?: Platform | undefined;
+}
+
+/** Progress of one blob: `bytes` counts from the start of the blob (the resumed prefix included). */
+export interface BlobProgress {
+  readonly digest: Digest;
+  readonly bytes: number;
+  readonly total: number;
+}
+
+/** Options of {@link RegistryClient.fetchBlob}. */
+export interface FetchBlobOptions extends Abortable {
+  /**
+   * Bytes of the blob the caller already holds (a resumable ingest). The stream then starts at
+   * this offset; `digester` must carry the hash state of exactly those bytes.
+   */
+  readonly offset?: number | undefined;
+  /** Hash state of the first `offset` bytes (e.g. the store re-hashed its partial ingest). */
+  readonly digester?: Digester | undefined;
+  readonly onProgress?: ((p: BlobProgress) => void) | undefined;
+}
+
+interface RequestSpec extends Abortable {
+  readonly method: "GET" | "HEAD";
+  readonly path: string;
+  readonly repository: string;
+  readonly scope: string;
+  readonly headers?: Record<string, string> | undefined;
+  readonly what: string;
+  /** Statuses that are not errors (default 200). */
+  readonly ok?: readonly number[] | undefined;
+}
+
+/**
+ * Talks to one registry (`docker.io`, `quay.io`, `127.0.0.1:5000`) over a shared keep-alive
+ * connection pool. HTTPS only unless `insecure.http` (then HTTPS is tried first, as docker and
+ * containers-image do); certificates verified unless `insecure.tls`. Credentials, from the
+ * provider, go only to this registry's API origin and its token realm, only over TLS, and never
+ * along a redirect to another host. Idempotent requests retry 408/429/5xx and connection failures
+ * with exponential backoff and jitter, honouring `Retry-After`, within `retry` bounds.
+ *
+ * Errors: {@link RegistryError} for HTTP failures (RKT_UNAUTHORIZED, RKT_NOT_FOUND, RKT_REGISTRY),
+ * RKT_REGISTRY (temporary) for network failures and stalls, RKT_DIGEST_MISMATCH /
+ * RKT_SIZE_MISMATCH for wrong content, RKT_TOO_LARGE, RKT_UNSUPPORTED_MEDIA_TYPE (schema1),
+ * RKT_NO_MATCHING_PLATFORM, RKT_ABORTED, RKT_INVALID_REFERENCE for bad names.
+ *
+ * Call {@link close} when done (it closes the connection pool the client created).
+ */
+export class RegistryClient {
+  /** The registry as users name it (`docker.io`). */
+  readonly registry: string;
+  /** The host serving its API (`registry-1.docker.io`). */
+  readonly apiHost: string;
+  private readonly http: Resolved;
+  private readonly auth: Authenticator;
+  private readonly maxManifestBytes: number;
+  private scheme: Promise<"https:" | "http:"> | undefined;
+  private schemeKnown: "https:" | "http:" | undefined;
+
+  constructor(registry: string, o: RegistryClientOptions = {}) {
+    if (!/^[A-Za-z0-9.-]+(?::\d+)?$|^\[[0-9a-fA-F:.]+\](?::\d+)?$/.test(registry)) {
+      throw new RktError(
+        ErrorCode.InvalidReference,
+        `registry ${JSON.stringify(registry)} is not a host[:port]`,
+      );
+    }
+    this.registry = registry;
+    this.apiHost = registryApiHost(registry);
+    this.http = resolveHttpOptions(o);
+    this.maxManifestBytes = o.maxManifestBytes ?? defaultMaxManifestBytes;
+    this.auth = new Authenticator(
+      this.http,
+      registry,
+      () => `${this.schemeKnown ?? "https:"}//${this.apiHost}`,
+      o.credentials,
+    );
+    if (!this.http.insecureHttp) this.schemeKnown = "https:";
+  }
+
+  /** Closes the connection pool (when the client created it). Pending requests fail. */
+  async close(): Promise<void> {
+    if (this.http.ownsDispatcher) await this.http.dispatcher.close();
+  }
+
+  private origin(scheme: "https:" | "http:"): string {
+    return `${scheme}//${this.apiHost}`;
+  }
+
+  // With insecure http allowed, try HTTPS once and fall back to HTTP on a connection-level failure.
+  private resolveScheme(signal: AbortSignal | undefined): Promise<"https:" | "http:"> {
+    if (this.schemeKnown !== undefined) return Promise.resolve(this.schemeKnown);
+    this.scheme ??= (async () => {
+      try {
+        const res = await send(this.http, {
+          method: "GET",
+          url: new URL(`${this.origin("https:")}/v2/`),
+          headers: {},
+          authOrigin: this.origin("https:"),
+          signal,
+          what: `ping ${this.registry}`,
+        });
+        await res.body.dump();
+        return "https:" as const;
+      } catch (e) {
+        if (signal?.aborted === true) throw networkError(e, `ping ${this.registry}`, signal);
+        return "http:" as const;
+      }
+    })().then(
+      (s) => (this.schemeKnown = s),
+      (e: unknown) => {
+        this.scheme = undefined;
+        throw e;
+      },
+    );
+    return this.scheme;
+  }
+
+  /**
+   * `GET /v2/`: checks the registry speaks the v2 API and learns its authentication challenge
+   * (so that later requests get their token without a 401 round trip). Optional: every other
+   * method handles a 401 itself. Throws a {@link RegistryError} for answers other than 200/401.
+   */
+  async ping(o: Abortable = {}): Promise<PingResult> {
+    const scheme = await this.resolveScheme(o.signal);
+    const what = `ping ${this.registry}`;
+    const budget = new RetryBudget(this.http, o.signal);
+    for (;;) {
+      let res: Response;
+      try {
+        res = await send(this.http, {
+          method: "GET",
+          url: new URL(`${this.origin(scheme)}/v2/`),
+          headers: {},
+          authOrigin: this.origin(scheme),
+          signal: o.signal,
+          what,
+        });
+      } catch (e) {
+        const err = networkError(e, what, o.signal);
+        if (await budget.next(err)) continue;
+        throw err;
+      }
+      if (res.status === 200 || res.status === 401) {
+        const challenges = parseWwwAuthenticate(res.headers["www-authenticate"]);
+        await res.body.dump();
+        this.auth.learn(challenges);
+        return { scheme, challenges };
+      }
+      const err = await errorFrom(res, `${what}: not a v2 registry`);
+      if (await budget.next(err)) continue;
+      throw err;
+    }
+  }
+
+  // One idempotent request with authentication (one re-try after a 401 challenge) and retries.
+  private async request(spec: RequestSpec): Promise<Response> {
+    const ok = spec.ok ?? [200];
+    const budget = new RetryBudget(this.http, spec.signal);
+    let challenged = false;
+    for (;;) {
+      try {
+        const scheme = await this.resolveScheme(spec.signal);
+        const authorization = await this.auth.authorization(spec.scope, spec.repository, spec.signal);
+        const res = await send(this.http, {
+          method: spec.method,
+          url: new URL(`${this.origin(scheme)}${spec.path}`),
+          headers: spec.headers ?? {},
+          authorization,
+          authOrigin: this.origin(scheme),
+          signal: spec.signal,
+          what: spec.what,
+        });
+        if (res.status === 401 && !challenged) {
+          const challenges = parseWwwAuthenticate(res.headers["www-authenticate"]);
+          if (challenges.length > 0) {
+            await res.body.dump();
+            challenged = true;
+            if (authorization !== undefined) this.auth.forget(spec.scope);
+            this.auth.learn(challenges);
+            continue;
+          }
+        }
+        if (ok.includes(res.status)) return res;
+        const err = await errorFrom(res, spec.what);
+        if (err.status === 401 && scheme === "http:" && this.auth.knowsChallenge) {
+          throw new RegistryError(
+            `${spec.what} (credentials are never sent over plain http)`,
+            err.status,
+            err.diagnostics,
+          );
+        }
+        throw err;
+      } catch (e) {
+        const err = networkError(e, spec.what, spec.signal);
+        if (await budget.next(err)) continue;
+        throw err;
+      }
+    }
+  }
+
+  private checkNames(repository: string, reference: string): { digest?: Digest | undefined } {
+    if (!repositoryGrammar.test(repository) || repository.length > 255) {
+      throw new RktError(
+        ErrorCode.InvalidReference,
+        `repository ${JSON.stringify(repository)} is not a valid name`,
+      );
+    }
+    if (reference.includes(":")) return { digest: parseDigest(reference) };
+    if (!tagGrammar.test(reference)) {
+      throw new RktError(ErrorCode.InvalidReference, `tag ${JSON.stringify(reference)} is not a valid tag`);
+    }
+    return {};
+  }
+
+  private name(repository: string, reference: string): string {
+    return `${this.registry}/${repository}${reference.includes(":") ? "@" : ":"}${reference}`;
+  }
+
+  /**
+   * Turns a tag (or digest) into the manifest's descriptor with one `HEAD` (which registries
+   * do not count against pull rate limits); falls back to a verified `GET` when the answer lacks
+   * `Docker-Content-Digest` or `Content-Type`. Network: yes. Throws as the class says.
+   */
+  async resolve(repository: string, reference: string, o: Abortable = {}): Promise<Descriptor> {
+    const { digest } = this.checkNames(repository, reference);
+    const what = `manifest ${this.name(repository, reference)}`;
+    const res = await this.request({
+      method: "HEAD",
+      path: `/v2/${repository}/manifests/${reference}`,
+      repository,
+      scope: pullScope(repository),
+      headers: { accept: manifestAcceptTypes.join(", ") },
+      signal: o.signal,
+      what,
+    });
+    await res.body.dump();
+    const type = normalizeMediaType(header(res.headers, "content-type") ?? "");
+    refuseSchema1(type, what);
+    const length = Number(header(res.headers, "content-length") ?? Number.NaN);
+    const hd = header(res.headers, "docker-content-digest");
+    if (Number.isSafeInteger(length) && length > this.maxManifestBytes) {
+      throw new RktError(
+        ErrorCode.TooLarge,
+        `${what}: ${length} bytes is over the ${this.maxManifestBytes}-byte manifest limit`,
+      );
+    }
+    const known = isManifestType(type) || isIndexType(type);
+    if (
+      hd !== undefined &&
+      isDigest(hd) &&
+      known &&
+      Number.isSafeInteger(length) &&
+      (digest === undefined || hd === digest)
+    ) {
+      return { mediaType: type, digest: hd, size: length };
+    }
+    return (await this.getManifest(repository, reference, o)).descriptor;
+  }
+
+  /**
+   * `GET` a manifest or index by tag or digest, with `Accept` for the OCI and Docker schema2
+   * types (never schema1). The body is capped at `maxManifestBytes` (RKT_TOO_LARGE), verified
+   * against the requested digest (or, by tag, against `Docker-Content-Digest` when sent), and
+   * parsed (schema1 refused with RKT_UNSUPPORTED_MEDIA_TYPE). With `expected`, size and mediaType
+   * must match the referencing descriptor too. Network: yes.
+   */
+  async getManifest(
+    repository: string,
+    reference: string,
+    o: GetManifestOptions = {},
+  ): Promise<FetchedManifest> {
+    const { digest } = this.checkNames(repository, reference);
+    const what = `manifest ${this.name(repository, reference)}`;
+    const res = await this.request({
+      method: "GET",
+      path: `/v2/${repository}/manifests/${reference}`,
+      repository,
+      scope: pullScope(repository),
+      headers: { accept: manifestAcceptTypes.join(", ") },
+      signal: o.signal,
+      what,
+    });
+    const type = normalizeMediaType(header(res.headers, "content-type") ?? "");
+    const length = Number(header(res.headers, "content-length") ?? Number.NaN);
+    if (isSchema1(type) || (Number.isSafeInteger(length) && length > this.maxManifestBytes)) {
+      res.body.destroy();
+      refuseSchema1(type, what);
+      throw new RktError(
+        ErrorCode.TooLarge,
+        `${what}: ${length} bytes is over the ${this.maxManifestBytes}-byte manifest limit`,
+      );
+    }
+    let raw: Buffer;
+    try {
+      raw = await readCapped(res.body, this.maxManifestBytes, what);
+    } catch (e) {
+      if (isRktError(e, ErrorCode.TooLarge)) {
+        throw new RktError(
+          ErrorCode.TooLarge,
+          `${what}: over the ${this.maxManifestBytes}-byte manifest limit`,
+        );
+      }
+      throw networkError(e, what, o.signal);
+    }
+    if (digest !== undefined) {
+      const actual = digestOf(raw, digestAlgorithm(digest));
+      if (actual !== digest) throw new DigestMismatchError(what, digest, actual, raw.length);
+    }
+    const hd = header(res.headers, "docker-content-digest");
+    if (hd !== undefined && isDigest(hd)) {
+      const actual = digestOf(raw, digestAlgorithm(hd));
+      if (actual !== hd)
+        throw new DigestMismatchError(`${what} (Docker-Content-Digest)`, hd, actual, raw.length);
+    }
+    const hint = isManifestType(type) || isIndexType(type) ? type : undefined;
+    const { value: document } = parseManifestOrIndexOrThrow(raw, hint, what);
+    const own = document.kind === "manifest" ? document.manifest.mediaType : document.index.mediaType;
+    const mediaType =
+      own ??
+      hint ??
+      (document.kind === "index"
+        ? "application/vnd.oci.image.index.v1+json"
+        : "application/vnd.oci.image.manifest.v1+json");
+    const descriptor: Descriptor = { mediaType, digest: digest ?? digestOf(raw), size: raw.length };
+    const ex = o.expected;
+    if (ex !== undefined) {
+      if (ex.digest !== descriptor.digest)
+        throw new DigestMismatchError(what, ex.digest, descriptor.digest, raw.length);
+      if (ex.size !== raw.length) throw new SizeMismatchError(what, ex.size, raw.length);
+      if (normalizeMediaType(ex.mediaType) !== normalizeMediaType(mediaType)) {
+        throw new RktError(
+          ErrorCode.InvalidManifest,
+          `${what}: mediaType ${mediaType} differs from the index entry's ${ex.mediaType}`,
+        );
+      }
+    }
+    return { descriptor, raw: new Uint8Array(raw.buffer, raw.byteOffset, raw.length), document };
+  }
+
+  /**
+   * The image manifest of `reference` for one platform: when the reference names an index or
+   * manifest list, picks the entry for `platform` (host by default; RKT_NO_MATCHING_PLATFORM
+   * naming what is on offer) and fetches it by digest, verified against the entry. Nested
+   * indexes are followed (at most 4 levels). Network: yes.
+   */
+  async getImage(repository: string, reference: string, o: GetImageOptions = {}): Promise<RegistryImage> {
+    const top = await this.getManifest(repository, reference, o);
+    if (top.document.kind === "manifest") return { manifest: top, parsed: top.document.manifest };
+    const want = o.platform ?? hostPlatform();
+    let index: Index = top.document.index;
+    for (let depth = 0; depth < 4; depth++) {
+      const chosen = selectPlatform(index.manifests, want, `${this.name(repository, reference)}`);
+      const child = await this.getManifest(repository, chosen.digest, { signal: o.signal, expected: chosen });
+      if (child.document.kind === "manifest") {
+        return { manifest: child, parsed: child.document.manifest, index: top, selected: chosen };
+      }
+      index = child.document.index;
+    }
+    throw new RktError(
+      ErrorCode.InvalidManifest,
+      `${this.name(repository, reference)}: indexes nested more than 4 deep`,
+    );
+  }
+
+  /**
+   * `HEAD` a blob: its descriptor (size from `Content-Length`) when present, undefined on 404.
+   * Network: yes.
+   */
+  async statBlob(repository: string, digest: Digest, o: Abortable = {}): Promise<Descriptor | undefined> {
+    this.checkNames(repository, digest);
+    const what = `blob ${this.registry}/${repository}@${digest}`;
+    try {
+      const res = await this.request({
+        method: "HEAD",
+        path: `/v2/${repository}/blobs/${digest}`,
+        repository,
+        scope: pullScope(repository),
+        signal: o.signal,
+        what,
+      });
+      await res.body.dump();
+      const size = Number(header(res.headers, "content-length") ?? Number.NaN);
+      return { mediaType: "application/octet-stream", digest, size: Number.isSafeInteger(size) ? size : -1 };
+    } catch (e) {
+      if (e instanceof RegistryError && e.status === 404) return undefined;
+      throw e;
+    }
+  }
+
+  /**
+   * Streams a blob, verified: the stream fails (RKT_DIGEST_MISMATCH / RKT_SIZE_MISMATCH) at its
+   * end if the bytes do not hash to `desc.digest` or their count is not `desc.size` (and as soon
+   * as they exceed it). Consumers must not trust the bytes before the stream ended cleanly.
+   *
+   * The first request is made before this resolves, so 401/404 reject here. Redirects to blob
+   * storage are followed without the registry's `Authorization`. A connection reset, a stall
+   * (no bytes for `stallTimeoutMs`) or a truncated body mid-stream resumes with
+   * `Range: bytes=<received>-` (re-asking the registry, not an expired storage URL), within the
+   * retry bounds; a server ignoring Range (200) has the already-received prefix skipped.
+   *
+   * Resuming an ingest across runs: pass `offset` (bytes held) and `digester` (their hash
+   * state); the stream yields bytes from `offset` on and the final check covers the whole blob.
+   * Destroying the returned stream releases the connection.
+   */
+  async fetchBlob(repository: string, desc: Descriptor, o: FetchBlobOptions = {}): Promise<Readable> {
+    this.checkNames(repository, desc.digest);
+    const what = `blob ${desc.digest} from ${this.registry}/${repository}`;
+    const offset = o.offset ?? 0;
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset > desc.size) {
+      throw new RktError(ErrorCode.InvalidArgument, `${what}: offset ${offset} outside 0..${desc.size}`);
+    }
+    if (offset > 0 && o.digester?.bytes !== offset) {
+      throw new RktError(
+        ErrorCode.InvalidArgument,
+        `${what}: resuming at ${offset} needs the digester of exactly those ${offset} bytes`,
+      );
+    }
+    const digester = o.digester ?? createDigester(digestAlgorithm(desc.digest));
+    const signal = o.signal;
+    let pos = offset;
+
+    const open = async (): Promise<{ res: Response; skip: number } | undefined> => {
+      if (pos === desc.size) return undefined;
+      let res: Response;
+      try {
+        res = await this.request({
+          method: "GET",
+          path: `/v2/${repository}/blobs/${desc.digest}`,
+          repository,
+          scope: pullScope(repository),
+          headers: pos > 0 ? { range: `bytes=${pos}-` } : {},
+          ok: [200, 206],
+          signal,
+          what,
+        });
+      } catch (e) {
+        // The registry has fewer bytes than the descriptor claims.
+        if (e instanceof RegistryError && e.status === 416) throw new SizeMismatchError(what, desc.size, pos);
+        throw e;
+      }
+      if (res.status === 206) {
+        const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(header(res.headers, "content-range") ?? "");
+        if (cr === null || Number(cr[1]) !== pos) {
+          res.body.destroy();
+          throw new RktError(
+            ErrorCode.Registry,
+            `${what}: asked for bytes ${pos}-, got Content-Range ${JSON.stringify(header(res.headers, "content-range"))}`,
+          );
+        }
+        if (cr[3] !== "*" && Number(cr[3]) !== desc.size) {
+          res.body.destroy();
+          throw new SizeMismatchError(what, desc.size, Number(cr[3]));
+        }
+        return { res, skip: 0 };
+      }
+      const length = Number(header(res.headers, "content-length") ?? Number.NaN);
+      if (Number.isSafeInteger(length) && length !== desc.size) {
+        res.body.destroy();
+        throw new SizeMismatchError(what, desc.size, length);
+      }
+      // A 200 to a Range request is the whole blob: drop what we already have.
+      return { res, skip: pos };
+    };
+
+    let current = await open();
+    const onProgress = o.onProgress;
+    const budget = new RetryBudget(this.http, signal);
+    async function* body(): AsyncGenerator<Buffer> {
+      try {
+        while (current !== undefined) {
+          const c: { res: Response; skip: number } = current;
+          try {
+            for await (const raw of c.res.body as AsyncIterable<Buffer>) {
+              let chunk = raw;
+              if (c.skip > 0) {
+                const drop = Math.min(c.skip, chunk.length);
+                c.skip -= drop;
+                chunk = chunk.subarray(drop);
+                if (chunk.length === 0) continue;
+              }
+              if (pos + chunk.length > desc.size) {
+                throw new SizeMismatchError(what, desc.size, pos + chunk.length);
+              }
+              pos += chunk.length;
+              digester.update(chunk);
+              onProgress?.({ digest: desc.digest, bytes: pos, total: desc.size });
+              yield chunk;
+            }
+            if (pos < desc.size) {
+              throw new RktError(
+                ErrorCode.Registry,
+                `${what}: body ended after ${pos} of ${desc.size} bytes`,
+                {
+                  temporary: true,
+                },
+              );
+            }
+            current = undefined;
+          } catch (e) {
+            c.res.body.destroy();
+            current = undefined;
+            const err = networkError(e, what, signal);
+            if (!(await budget.next(err))) {
+              if (err.code === ErrorCode.Registry && pos < desc.size && /body ended/.test(err.message)) {
+                throw new SizeMismatchError(
+                  `${what} (truncated after ${budget.count} attempts)`,
+                  desc.size,
+                  pos,
+                );
+              }
+              throw err;
+            }
+            current = await open();
+          }
+        }
+        const actual = digester.digest();
+        if (actual !== desc.digest) throw new DigestMismatchError(what, desc.digest, actual, pos);
+      } finally {
+        current?.res.body.destroy();
+      }
+    }
+    return Readable.from(body(), { objectMode: false, highWaterMark: 1 << 16 });
+  }
+}

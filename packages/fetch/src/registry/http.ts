@@ -1,0 +1,280 @@
+// The HTTP layer under the registry client: one undici Agent (a connection pool per origin, kept
+// alive across requests), manual redirects with the credential rules, bounded retries with
+// backoff, and the stall timeout. Internal to the package.
+import { rootCertificates } from "node:tls";
+import { Agent, type Dispatcher } from "undici";
+import { ErrorCode, RktError, isRktError } from "@rkt/oci";
+import { RegistryError, maxErrorBodyBytes, parseRegistryErrors, parseRetryAfter } from "./errors.js";
+
+/** rkt's `--insecure-options=http|tls` for one registry. Both default to false. */
+export interface InsecureOptions {
+  /** Allow plain HTTP (the registry, its token realm, redirects). Credentials are still never sent over it. */
+  readonly http?: boolean | undefined;
+  /** Accept any TLS certificate (self-signed, wrong host, expired). */
+  readonly tls?: boolean | undefined;
+}
+
+/** Bounds of the retry loop around each idempotent request (and each blob body). */
+export interface RetryOptions {
+  /** Attempts in total, the first included; default 5. 1 disables retries. */
+  readonly maxAttempts?: number | undefined;
+  /** First backoff delay; doubles each time, with jitter; default 250 ms. */
+  readonly baseDelayMs?: number | undefined;
+  /** Cap on one backoff delay (and on an honoured `Retry-After`); default 10 s. */
+  readonly maxDelayMs?: number | undefined;
+  /** Give up when retrying would end after this long since the first attempt; default 120 s. */
+  readonly maxElapsedMs?: number | undefined;
+}
+
+/** Connection-level options shared by every request of a client. */
+export interface HttpOptions {
+  readonly insecure?: InsecureOptions | undefined;
+  /** Extra trusted CA certificates (PEM), added to Node's bundled roots. */
+  readonly caPem?: string | readonly string[] | undefined;
+  /** Bring your own dispatcher (tests, proxies); then `caPem`/`insecure.tls` are the dispatcher's business. */
+  readonly dispatcher?: Dispatcher | undefined;
+  readonly retry?: RetryOptions | undefined;
+  /** Abort a response whose headers or next body bytes take longer than this; default 30 s. */
+  readonly stallTimeoutMs?: number | undefined;
+  /** Sent as `User-Agent`; default `rkt`. */
+  readonly userAgent?: string | undefined;
+}
+
+/** The most redirects one request follows (as rkt's and Go's HTTP clients). */
+export const maxRedirects = 10;
+
+export interface Resolved {
+  readonly retry: Required<{ [K in keyof RetryOptions]-?: number }>;
+  readonly stallTimeoutMs: number;
+  readonly insecureHttp: boolean;
+  readonly dispatcher: Dispatcher;
+  readonly ownsDispatcher: boolean;
+  readonly userAgent: string;
+}
+
+export function resolveHttpOptions(o: HttpOptions): Resolved {
+  const ca = o.caPem === undefined ? undefined : typeof o.caPem === "string" ? [o.caPem] : [...o.caPem];
+  return {
+    retry: {
+      maxAttempts: Math.max(1, o.retry?.maxAttempts ?? 5),
+      baseDelayMs: o.retry?.baseDelayMs ?? 250,
+      maxDelayMs: o.retry?.maxDelayMs ?? 10_000,
+      maxElapsedMs: o.retry?.maxElapsedMs ?? 120_000,
+    },
+    stallTimeoutMs: o.stallTimeoutMs ?? 30_000,
+    insecureHttp: o.insecure?.http === true,
+    dispatcher:
+      o.dispatcher ??
+      new Agent({
+        connections: 8,
+        keepAliveTimeout: 30_000,
+        connect: {
+          // `ca` replaces Node's roots; keep them so that a private CA does not break public registries.
+          ...(ca === undefined ? {} : { ca: [...rootCertificates, ...ca] }),
+          rejectUnauthorized: o.insecure?.tls !== true,
+        },
+      }),
+    ownsDispatcher: o.dispatcher === undefined,
+    userAgent: o.userAgent ?? "rkt",
+  };
+}
+
+export interface Response {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly body: Dispatcher.ResponseData["body"];
+  /** The URL that answered, after redirects. */
+  readonly url: URL;
+}
+
+export interface SendOptions {
+  readonly method: "GET" | "HEAD" | "POST";
+  readonly url: URL;
+  readonly headers: Record<string, string>;
+  /** Sent only to `authOrigin` (the registry's), never to a redirect target elsewhere. */
+  readonly authorization?: string | undefined;
+  readonly authOrigin: string;
+  readonly body?: string | undefined;
+  readonly signal?: AbortSignal | undefined;
+  /** Names the request in errors (`GET 127.0.0.1:5000/v2/x/manifests/latest`). */
+  readonly what: string;
+}
+
+export function header(h: Response["headers"], name: string): string | undefined {
+  const v = h[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/**
+ * One request, following up to {@link maxRedirects} redirects (301/302/303/307/308). The
+ * `Authorization` header goes only to `authOrigin`; a redirect from https to http is refused
+ * unless insecure HTTP is allowed. Redirect bodies are dumped. The caller owns the final body.
+ */
+export async function send(r: Resolved, o: SendOptions): Promise<Response> {
+  let url = o.url;
+  let method = o.method;
+  let body = o.body;
+  for (let hop = 0; ; hop++) {
+    const headers: Record<string, string> = { "user-agent": r.userAgent, ...o.headers };
+    if (o.authorization !== undefined && url.origin === o.authOrigin)
+      headers["authorization"] = o.authorization;
+    const res = await r.dispatcher.request({
+      origin: url.origin,
+      path: `${url.pathname}${url.search}`,
+      method,
+      headers,
+      ...(body === undefined ? {} : { body }),
+      signal: o.signal,
+      headersTimeout: r.stallTimeoutMs,
+      bodyTimeout: r.stallTimeoutMs,
+    });
+    const status = res.statusCode;
+    if (![301, 302, 303, 307, 308].includes(status)) {
+      return { status, headers: res.headers, body: res.body, url };
+    }
+    await res.body.dump();
+    const location = header(res.headers, "location");
+    if (location === undefined) {
+      throw new RktError(ErrorCode.Registry, `${o.what}: HTTP ${status} redirect without a Location header`);
+    }
+    if (hop + 1 > maxRedirects) {
+      throw new RktError(
+        ErrorCode.Registry,
+        `${o.what}: more than ${maxRedirects} redirects (last to ${redact(new URL(location, url))})`,
+      );
+    }
+    const next = new URL(location, url);
+    if (next.protocol !== "https:" && next.protocol !== "http:") {
+      throw new RktError(ErrorCode.Registry, `${o.what}: redirect to unsupported scheme ${next.protocol}`);
+    }
+    if (next.protocol === "http:" && !r.insecureHttp) {
+      throw new RktError(
+        ErrorCode.Registry,
+        `${o.what}: refusing redirect to plain http ${redact(next)} (allow with --insecure-options=http)`,
+      );
+    }
+    // 303, and 301/302 after POST, turn into GET (RFC 9110 §15.4).
+    if (status === 303 || ((status === 301 || status === 302) && method === "POST")) {
+      method = "GET";
+      body = undefined;
+    }
+    url = next;
+  }
+}
+
+/** The URL without its query (storage redirects carry signatures there). */
+export function redact(u: URL): string {
+  return `${u.origin}${u.pathname}${u.search === "" ? "" : "?…"}`;
+}
+
+/**
+ * Reads an error body (at most {@link maxErrorBodyBytes}, the rest is discarded) into a
+ * {@link RegistryError}. Always consumes or destroys the body.
+ */
+export async function errorFrom(res: Response, what: string): Promise<RegistryError> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  try {
+    for await (const c of res.body as AsyncIterable<Buffer>) {
+      const room = maxErrorBodyBytes - n;
+      chunks.push(c.length > room ? c.subarray(0, room) : c);
+      n += Math.min(c.length, room);
+      if (n >= maxErrorBodyBytes) {
+        res.body.destroy();
+        break;
+      }
+    }
+  } catch {
+    // A broken error body still leaves the status to report.
+  }
+  const retryAfterMs = parseRetryAfter(header(res.headers, "retry-after"));
+  return new RegistryError(what, res.status, parseRegistryErrors(Buffer.concat(chunks)), { retryAfterMs });
+}
+
+const retryableNetworkCodes = new Set([
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "ECONNABORTED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EAI_AGAIN",
+  "UND_ERR_SOCKET",
+  "UND_ERR_CONNECT_TIMEOUT",
+  "UND_ERR_HEADERS_TIMEOUT",
+  "UND_ERR_BODY_TIMEOUT",
+  "UND_ERR_RES_CONTENT_LENGTH_MISMATCH",
+  "UND_ERR_CLOSED",
+]);
+
+/** True for failures where the same request may succeed later. */
+export function isRetryable(e: unknown): boolean {
+  if (isRktError(e)) return e.temporary;
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === "string" && retryableNetworkCodes.has(code);
+}
+
+/** Turns a network-level failure into an RktError naming the request; RktErrors pass through. */
+export function networkError(e: unknown, what: string, signal: AbortSignal | undefined): RktError {
+  if (isRktError(e)) return e;
+  if (signal?.aborted === true) return new RktError(ErrorCode.Aborted, `${what}: aborted`, { cause: e });
+  const code = (e as { code?: unknown } | null)?.code;
+  const msg = e instanceof Error ? e.message : String(e);
+  if (code === "UND_ERR_BODY_TIMEOUT" || code === "UND_ERR_HEADERS_TIMEOUT") {
+    return new RktError(ErrorCode.Registry, `${what}: stalled: no data for the stall timeout (${msg})`, {
+      cause: e,
+      temporary: true,
+    });
+  }
+  return new RktError(ErrorCode.Registry, `${what}: ${typeof code === "string" ? `${code}: ` : ""}${msg}`, {
+    cause: e,
+    temporary: isRetryable(e),
+  });
+}
+
+/** Tracks one operation's retry budget: attempts made and the deadline. */
+export class RetryBudget {
+  private attempts = 0;
+  private readonly start = Date.now();
+  private readonly r: Resolved;
+  private readonly signal: AbortSignal | undefined;
+  constructor(r: Resolved, signal: AbortSignal | undefined) {
+    this.r = r;
+    this.signal = signal;
+  }
+
+  /**
+   * Called after a failure: resolves after the backoff when another attempt is allowed, or
+   * returns false when the error is permanent or the budget is spent (count or time).
+   */
+  async next(e: unknown): Promise<boolean> {
+    this.attempts++;
+    if (!isRetryable(e) || this.signal?.aborted === true) return false;
+    if (this.attempts >= this.r.retry.maxAttempts) return false;
+    const { baseDelayMs, maxDelayMs, maxElapsedMs } = this.r.retry;
+    const retryAfter = e instanceof RegistryError ? e.retryAfterMs : undefined;
+    // Full backoff doubles per attempt; jitter in [50%, 100%] spreads clients that failed together.
+    const backoff = Math.min(maxDelayMs, baseDelayMs * 2 ** (this.attempts - 1)) * (0.5 + Math.random() / 2);
+    const delay = retryAfter !== undefined ? Math.max(retryAfter, 0) : backoff;
+    if (delay > maxDelayMs && retryAfter !== undefined) return false; // the server asks for longer than we wait
+    if (Date.now() - this.start + delay > maxElapsedMs) return false;
+    await sleep(delay, this.signal);
+    return true;
+  }
+
+  get count(): number {
+    return this.attempts;
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted === true) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
