@@ -12,3 +12,41 @@ export {
   noSignaturesMessage,
 } from "./verify-aci.js";
 export type { Verdict, Verifier, TrustedKeySource, VerifyDetachedInput } from "./verify-aci.js";
+export {
+  parseNamedRef,
+  namedFromDockerRef,
+  formatNamedRef,
+  matchSignedIdentity,
+  checkSignedIdentity,
+} from "./identity.js";
+export type { SignedIdentity, NamedRef } from "./identity.js";
+export {
+  simpleSigningType,
+  formatSimpleSigningPayload,
+  parseSimpleSigningPayload,
+  createSimpleSignature,
+  verifySimpleSignature,
+} from "./simple-signing.js";
+export type {
+  SimpleSigningPayload,
+  CreateSimpleSignatureInput,
+  VerifySimpleSignatureOptions,
+  SimpleSignatureVerdict,
+} from "./simple-signing.js";
+export {
+  lookasideSignatureUrl,
+  lookasideSignatureUrls,
+  readLookasideSignatures,
+  writeLookasideSignature,
+  maxLookasideSignatures,
+  maxSignatureBytes,
+  parseRegistriesD,
+  mergeRegistriesD,
+  readRegistriesD,
+  dockerScopes,
+  builtinLookaside,
+  lookasideFor,
+} from "./lookaside.js";
+export type { LookasideEntry, RegistriesD } from "./lookaside.js";
+export { parsePolicy, parsePolicyOrThrow, readPolicy, requirementsFor, evaluatePolicy } from "./policy.js";
+export type { Policy, PolicyRequirement, PolicyImage, PolicyDecision } from "./policy.js";

@@ -1,0 +1,312 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ErrorCode, digestOf, isRktError } from "@rkt/oci";
+import {
+  createSimpleSignature,
+  formatSimpleSigningPayload,
+  parseAnyKeyring,
+  parseSimpleSigningPayload,
+  verifySimpleSignature,
+} from "@rkt/trust";
+import * as openpgp from "openpgp";
+import { beforeAll, describe, expect, it } from "vitest";
+import { makeGpg, type Gpg } from "./gpg.js";
+
+const manifest = Buffer.from(
+  JSON.stringify({
+    schemaVersion: 2,
+    mediaType: "application/vnd.oci.image.manifest.v1+json",
+    config: {
+      mediaType: "application/vnd.oci.image.config.v1+json",
+      digest: `sha256:${"a".repeat(64)}`,
+      size: 2,
+    },
+    layers: [],
+  }),
+);
+const digest = digestOf(manifest);
+const ref = "registry.example.com/ns/app:1.0";
+
+async function rejects(p: Promise<unknown>, code: string, message: string | RegExp): Promise<void> {
+  const e: unknown = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(isRktError(e), String(e)).toBe(true);
+  expect((e as { code: string }).code).toBe(code);
+  if (typeof message === "string") expect((e as Error).message).toBe(message);
+  else expect((e as Error).message).toMatch(message);
+}
+
+function throwsSync(f: () => unknown, code: string, message: string): void {
+  let e: unknown;
+  try {
+    f();
+  } catch (err) {
+    e = err;
+  }
+  expect(isRktError(e), String(e)).toBe(true);
+  expect((e as { code: string }).code).toBe(code);
+  expect((e as Error).message).toBe(message);
+}
+
+let priv: openpgp.PrivateKey;
+let privArmored: string;
+let pub: openpgp.Key;
+let gpg: Gpg;
+let gpgFp: string;
+let gpgKeys: readonly openpgp.Key[];
+
+beforeAll(async () => {
+  const k = await openpgp.generateKey({
+    type: "ecc",
+    curve: "ed25519Legacy",
+    userIDs: [{ name: "Mirror Signer", email: "mirror@example.com" }],
+    format: "armored",
+  });
+  privArmored = k.privateKey;
+  priv = await openpgp.readPrivateKey({ armoredKey: k.privateKey });
+  pub = await openpgp.readKey({ armoredKey: k.publicKey });
+  gpg = makeGpg();
+  gpgFp = gpg.genKey("Skopeo Signer <skopeo@example.com>", "rsa2048");
+  gpgKeys = await parseAnyKeyring(gpg.exportKey("skopeo@example.com", false), "gpg export");
+  gpg.run(["--import"], { input: k.publicKey });
+}, 60_000);
+
+// Signs an arbitrary payload the way simple signing does, to test the payload checks.
+async function signRaw(
+  payload: string | Uint8Array,
+  keys: openpgp.PrivateKey[] = [priv],
+): Promise<Uint8Array> {
+  const message = await openpgp.createMessage({
+    binary: typeof payload === "string" ? Buffer.from(payload) : payload,
+  });
+  const signed: unknown = await openpgp.sign({ message, signingKeys: keys, format: "binary" });
+  return signed as Uint8Array;
+}
+
+describe("simple signing interop", () => {
+  it("our signatures verify with us and with skopeo standalone-verify", async () => {
+    const sig = await createSimpleSignature({
+      dockerReference: ref,
+      manifestDigest: digest,
+      privateKeyArmored: privArmored,
+      timestamp: 1483228800,
+    });
+    const v = await verifySimpleSignature(sig, {
+      keys: [pub],
+      expectedReference: ref,
+      manifestDigest: digest,
+    });
+    expect(v).toMatchObject({
+      dockerReference: ref,
+      manifestDigest: digest,
+      creator: "rkt",
+      timestamp: 1483228800,
+      fingerprint: priv.getFingerprint(),
+    });
+    const dir = mkdtempSync(join(tmpdir(), "rkt-trust-ss-"));
+    writeFileSync(join(dir, "manifest.json"), manifest);
+    writeFileSync(join(dir, "signature-1"), sig);
+    const out = execFileSync(
+      "skopeo",
+      [
+        "standalone-verify",
+        join(dir, "manifest.json"),
+        ref,
+        priv.getFingerprint().toUpperCase(),
+        join(dir, "signature-1"),
+      ],
+      { env: { ...process.env, GNUPGHOME: gpg.home } },
+    ).toString();
+    expect(out).toContain(`Signature verified, digest ${digest}`);
+  });
+
+  it("skopeo standalone-sign signatures (GnuPG RSA key) verify with us", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "rkt-trust-ss-"));
+    writeFileSync(join(dir, "manifest.json"), manifest);
+    execFileSync(
+      "skopeo",
+      ["standalone-sign", "--output", join(dir, "sig"), join(dir, "manifest.json"), ref, gpgFp.toUpperCase()],
+      { env: { ...process.env, GNUPGHOME: gpg.home } },
+    );
+    const sig = readFileSync(join(dir, "sig"));
+    const v = await verifySimpleSignature(sig, {
+      keys: gpgKeys,
+      expectedReference: ref,
+      manifestDigest: digest,
+    });
+    expect(v).toMatchObject({ dockerReference: ref, manifestDigest: digest, fingerprint: gpgFp });
+    expect(v.creator).toMatch(/^atomic /);
+    // The same signature is refused for another tag, another manifest, or untrusted keys.
+    await rejects(
+      verifySimpleSignature(sig, {
+        keys: gpgKeys,
+        expectedReference: `${ref}-other`,
+        manifestDigest: digest,
+      }),
+      ErrorCode.SignatureInvalid,
+      `signature is for "${ref}", which matchRepoDigestOrExact does not accept for "${ref}-other"`,
+    );
+    await rejects(
+      verifySimpleSignature(sig, {
+        keys: gpgKeys,
+        expectedReference: ref,
+        manifestDigest: digestOf("other"),
+      }),
+      ErrorCode.SignatureInvalid,
+      `signature is for manifest digest ${digest}, not ${digestOf("other")}`,
+    );
+    await rejects(
+      verifySimpleSignature(sig, { keys: [pub], expectedReference: ref, manifestDigest: digest }),
+      ErrorCode.KeyUntrusted,
+      `signature made by unknown key ${gpgFp.slice(-16).toUpperCase()}`,
+    );
+    // A pull by digest accepts a signature made for any tag of the same repository.
+    expect(
+      await verifySimpleSignature(sig, {
+        keys: gpgKeys,
+        expectedReference: `registry.example.com/ns/app@${digest}`,
+        manifestDigest: digest,
+      }),
+    ).toMatchObject({ dockerReference: ref });
+  });
+
+  it("a GnuPG-exported private key signs too", async () => {
+    const armored = gpg.run(["--export-secret-keys", "--armor", "skopeo@example.com"]).toString();
+    const sig = await createSimpleSignature({
+      dockerReference: ref,
+      manifestDigest: digest,
+      privateKeyArmored: armored,
+    });
+    expect(
+      await verifySimpleSignature(sig, { keys: gpgKeys, expectedReference: ref, manifestDigest: digest }),
+    ).toMatchObject({ signerFingerprint: gpgFp });
+  });
+});
+
+describe("simple signing structure and payload", () => {
+  const good = (): string =>
+    new TextDecoder().decode(formatSimpleSigningPayload({ dockerReference: ref, manifestDigest: digest }));
+  const verify = (sig: Uint8Array): Promise<unknown> =>
+    verifySimpleSignature(sig, { keys: [pub], expectedReference: ref, manifestDigest: digest });
+
+  it("formats the payload as skopeo does", () => {
+    expect(
+      new TextDecoder().decode(
+        formatSimpleSigningPayload({
+          dockerReference: ref,
+          manifestDigest: digest,
+          creator: "c",
+          timestamp: 1,
+        }),
+      ),
+    ).toBe(
+      `{"critical":{"identity":{"docker-reference":"${ref}"},"image":{"docker-manifest-digest":"${digest}"},"type":"atomic container signature"},"optional":{"creator":"c","timestamp":1}}`,
+    );
+  });
+
+  it.each([
+    [
+      "unknown critical field",
+      (s: string) => s.replace('"type":', '"extra":1,"type":'),
+      "invalid signature payload: $.critical.extra: unknown field",
+    ],
+    [
+      "unknown top-level field",
+      (s: string) => s.replace('"optional":', '"more":{},"optional":'),
+      "invalid signature payload: $.more: unknown field",
+    ],
+    [
+      "unknown image field",
+      (s: string) => s.replace('"image":{', '"image":{"size":1,'),
+      "invalid signature payload: $.critical.image.size: unknown field",
+    ],
+    [
+      "duplicate member",
+      (s: string) => s.replace('"type":', '"type":"x","type":'),
+      'invalid signature payload: $.critical.type: duplicate key "type" at offset 205',
+    ],
+    [
+      "wrong type",
+      (s: string) => s.replace("atomic container signature", "cosign container image signature"),
+      'invalid signature payload: $.critical.type: must be "atomic container signature"',
+    ],
+    [
+      "missing optional",
+      (s: string) => s.replace(',"optional":{}', ""),
+      'invalid signature payload: $: missing field "optional"',
+    ],
+    [
+      "fractional timestamp",
+      (s: string) => s.replace('"optional":{}', '"optional":{"timestamp":1.5}'),
+      "invalid signature payload: $.optional.timestamp: must be an integer",
+    ],
+    [
+      "bad digest",
+      (s: string) => s.replace(digest, "sha256:abc"),
+      /^invalid signature payload: \$\.critical\.image\["docker-manifest-digest"\]: /,
+    ],
+  ])("refuses a payload with %s", async (_, edit, message) => {
+    const sig = await signRaw(edit(good()));
+    await rejects(verify(sig), ErrorCode.SignatureInvalid, message);
+  });
+
+  it("pure parser: tolerates unknown optional members", () => {
+    const p = parseSimpleSigningPayload(Buffer.from(good().replace('"optional":{}', '"optional":{"x":[1]}')));
+    expect(p.optional).toEqual({ x: [1] });
+    throwsSync(
+      () => parseSimpleSigningPayload(Buffer.from("[]")),
+      ErrorCode.SignatureInvalid,
+      "invalid signature payload: $: must be an object",
+    );
+  });
+
+  it("refuses several signatures, empty, garbage, cleartext, tampered and sigstore blobs", async () => {
+    const other = await openpgp.generateKey({
+      type: "ecc",
+      curve: "nistP256",
+      userIDs: [{ name: "o" }],
+      format: "object",
+    });
+    const two = await signRaw(good(), [priv, other.privateKey]);
+    await rejects(
+      verify(two),
+      ErrorCode.SignatureInvalid,
+      "signature contains 2 signature packets; exactly one is expected",
+    );
+    await rejects(verify(new Uint8Array()), ErrorCode.SignatureInvalid, "empty signature");
+    await rejects(verify(Buffer.from("garbage")), ErrorCode.SignatureInvalid, /^not an OpenPGP message: /);
+    const clear = await openpgp.sign({
+      message: await openpgp.createCleartextMessage({ text: good() }),
+      signingKeys: priv,
+    });
+    await rejects(
+      verify(Buffer.from(clear)),
+      ErrorCode.SignatureInvalid,
+      "a cleartext signature is not a simple-signing signature",
+    );
+    const sig = Buffer.from(await signRaw(good()));
+    const at = sig.indexOf(Buffer.from("registry.example.com"));
+    sig[at] = 0x52; // "r" -> "R"
+    await rejects(verify(sig), ErrorCode.SignatureInvalid, /^openpgp: invalid signature: /);
+    const env = Buffer.concat([Buffer.from("\0simple-signing\n"), await signRaw(good())]);
+    expect(await verify(env)).toMatchObject({ dockerReference: ref });
+    await rejects(
+      verify(Buffer.from("\0sigstore-json\n{}")),
+      ErrorCode.SignatureInvalid,
+      "sigstore signatures are not supported; only simple signing is",
+    );
+  });
+
+  it("refuses a literal message without a signature", async () => {
+    const lit = await openpgp.createMessage({ binary: Buffer.from(good()) });
+    await rejects(
+      verify(lit.write() as Uint8Array),
+      ErrorCode.SignatureInvalid,
+      "signature contains 0 signature packets; exactly one is expected",
+    );
+  });
+});
