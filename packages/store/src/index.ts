@@ -5,3 +5,34 @@ export { openIndex, schemaVersion } from "./db.js";
 export type { IndexDb } from "./db.js";
 export { acquireLock, tryLock, isLocked, clearDeadLocks } from "./locks.js";
 export type { LockHandle, AcquireOptions } from "./locks.js";
+export {
+  aciImageId,
+  getImage,
+  isImageIdSyntax,
+  resolveImageKey,
+  parseImageName,
+  findImageByName,
+  resolveImage,
+  listImages,
+  touchImage,
+  removeImages,
+  catManifest,
+} from "./images.js";
+export type {
+  ImageKind,
+  ImageRecord,
+  ImageNameQuery,
+  ImageSortField,
+  ListImagesOptions,
+  RemoveResult,
+} from "./images.js";
+export { gc, defaultGracePeriodMs } from "./gc.js";
+export type { GcOptions, GcReport } from "./gc.js";
+export { importAci, getRemote } from "./import-aci.js";
+export type { ImportAciOptions, ImportResult, RemoteInfo, RemoteRecord } from "./import-aci.js";
+export { importOciImage, diffIdOf } from "./import-oci.js";
+export type { ImageSource, ImportOciOptions } from "./import-oci.js";
+export { exportImage, extractImage } from "./export.js";
+export type { ExportOptions, ExtractOptions } from "./export.js";
+export { fsck } from "./fsck.js";
+export type { FsckFinding, FsckFindingKind, FsckOptions, FsckReport } from "./fsck.js";

@@ -31,3 +31,9 @@ export function isAlive(pid: number, start: number): boolean {
   const now = processStartTime(pid);
   return now !== undefined && now === start;
 }
+
+/** A name for a temp entry that GC can attribute to this process: `<pid>-<start>-<suffix>`. */
+export function ownedTempName(suffix: string): string {
+  const me = selfProcess();
+  return `${me.pid}-${me.start}-${suffix}`;
+}

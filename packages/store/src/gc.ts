@@ -1,0 +1,181 @@
+// Garbage collection: trees, images by last use (rkt image gc), then everything no image needs:
+// blobs, ingests of dead writers, temp files, dead locks and leases.
+import { readFile, readdir, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { isDigest } from "@rkt/oci";
+import { removeImages } from "./images.js";
+import type { LocalStore } from "./local-store.js";
+import { clearDeadLocks, isLocked } from "./locks.js";
+import { isAlive } from "./internal/proc.js";
+
+/** Options of {@link gc}. */
+export interface GcOptions {
+  /** Images used within this many milliseconds are kept; also the minimum age of a stale ingest. Default 24 h (rkt). */
+  gracePeriodMs?: number | undefined;
+  /** Only remove rendered trees. */
+  treesOnly?: boolean | undefined;
+  /** Only remove images (and the blobs they alone needed), not trees. */
+  imagesOnly?: boolean | undefined;
+  /** The current time in ms (tests). */
+  now?: number | undefined;
+}
+
+/** What {@link gc} removed. */
+export interface GcReport {
+  readonly removedImages: string[];
+  readonly removedTrees: string[];
+  readonly removedBlobs: string[];
+  readonly removedIngests: string[];
+  readonly freedBytes: number;
+}
+
+/** rkt's default `--grace-period`. */
+export const defaultGracePeriodMs = 24 * 3600 * 1000;
+
+/**
+ * Collects garbage. Trees not referenced by a live lease or GC root are removed (rkt removes
+ * every tree no pod uses). Images are considered oldest last-use first and the scan stops at the
+ * first one used within the grace period (rkt); images a live lease, GC root or pod holds are
+ * skipped. Then blobs no image needs and no live lease protects, ingests no live process holds
+ * that are older than the grace period, temp files of dead processes, and dead lock/lease rows.
+ */
+export async function gc(store: LocalStore, o: GcOptions = {}): Promise<GcReport> {
+  const now = o.now ?? Date.now();
+  const grace = o.gracePeriodMs ?? defaultGracePeriodMs;
+  const db = store.db;
+  clearDeadLocks(db);
+  const live = store.liveLeaseIds(now);
+  const dead = (db.prepare("SELECT id FROM leases").all() as { id: string }[]).filter((l) => !live.has(l.id));
+  if (dead.length > 0) {
+    const del = db.prepare("DELETE FROM leases WHERE id = ?");
+    db.transaction(() => dead.forEach((l) => del.run(l.id))).immediate();
+  }
+  const leased = (kind: string): Set<string> =>
+    new Set(
+      (
+        db.prepare("SELECT lease_id, ref FROM lease_refs WHERE kind = ?").all(kind) as {
+          lease_id: string;
+          ref: string;
+        }[]
+      )
+        .filter((r) => live.has(r.lease_id))
+        .map((r) => r.ref),
+    );
+  let freed = 0;
+  const removedTrees: string[] = [];
+  const removedImages: string[] = [];
+  if (o.imagesOnly !== true) {
+    const keepTrees = leased("tree");
+    const rows = db.prepare("SELECT id, size FROM trees").all() as { id: string; size: number }[];
+    const gone = rows.filter((t) => !keepTrees.has(t.id) && !isLocked(db, `tree:${t.id}`));
+    const del = db.prepare("DELETE FROM trees WHERE id = ?");
+    db.transaction(() => gone.forEach((t) => del.run(t.id))).immediate();
+    for (const t of gone) {
+      await rm(join(store.paths.trees, t.id), { recursive: true, force: true }).catch(() => undefined);
+      removedTrees.push(t.id);
+      freed += t.size;
+    }
+    // Tree directories without a row (a crash mid-render) that nobody is rendering.
+    const known = new Set((db.prepare("SELECT id FROM trees").all() as { id: string }[]).map((t) => t.id));
+    for (const name of await readdir(store.paths.trees).catch(() => [] as string[])) {
+      if (!known.has(name) && !isLocked(db, `tree:${name}`)) {
+        await rm(join(store.paths.trees, name), { recursive: true, force: true }).catch(() => undefined);
+        removedTrees.push(name);
+      }
+    }
+  }
+  if (o.treesOnly !== true) {
+    const keepImages = leased("image");
+    const keepTrees = leased("tree");
+    const heldByTree = new Set(
+      (db.prepare("SELECT id, image_id FROM trees").all() as { id: string; image_id: string }[])
+        .filter((t) => keepTrees.has(t.id))
+        .map((t) => t.image_id),
+    );
+    const rows = db.prepare("SELECT id, last_used FROM images ORDER BY last_used ASC").all() as {
+      id: string;
+      last_used: number;
+    }[];
+    const victims: string[] = [];
+    for (const r of rows) {
+      if (now - r.last_used <= grace) break;
+      if (keepImages.has(r.id) || heldByTree.has(r.id)) continue;
+      victims.push(r.id);
+    }
+    for (const res of await removeImages(store, victims)) {
+      if (res.removed) {
+        removedImages.push(res.id);
+        freed += res.freedBytes;
+      }
+    }
+  }
+  const removedBlobs: string[] = [];
+  const removedIngests: string[] = [];
+  if (o.treesOnly !== true) {
+    // Blob rows no image needs and no live lease protects: rows first (committed), then files.
+    const keepBlobs = leased("blob");
+    const unreferenced = (
+      db
+        .prepare(
+          "SELECT digest FROM blobs b WHERE NOT EXISTS (SELECT 1 FROM image_blobs ib WHERE ib.digest = b.digest)",
+        )
+        .all() as { digest: string }[]
+    )
+      .map((r) => r.digest)
+      .filter((d) => !keepBlobs.has(d));
+    const delBlob = db.prepare(
+      "DELETE FROM blobs WHERE digest = ? AND NOT EXISTS (SELECT 1 FROM image_blobs WHERE digest = ?)",
+    );
+    const delLayer = db.prepare("DELETE FROM layers WHERE digest = ?");
+    db.transaction(() => {
+      for (const d of unreferenced) if (delBlob.run(d, d).changes > 0) delLayer.run(d);
+    }).immediate();
+    // Plus files that never got a row (a crash between rename and the row's commit).
+    const rowed = new Set(
+      (db.prepare("SELECT digest FROM blobs").all() as { digest: string }[]).map((r) => r.digest),
+    );
+    const candidates = new Set(unreferenced);
+    for (const alg of ["sha256", "sha512"]) {
+      for (const name of await readdir(join(store.paths.blobs, alg)).catch(() => [] as string[])) {
+        const d = `${alg}:${name}`;
+        if (!rowed.has(d) && !keepBlobs.has(d)) {
+          if (isDigest(d)) candidates.add(d);
+          else await rm(join(store.paths.blobs, alg, name), { force: true }).catch(() => undefined);
+        }
+      }
+    }
+    const swept = store.sweepBlobs(candidates);
+    removedBlobs.push(...swept.removed);
+    freed += swept.bytes;
+    for (const name of await readdir(store.paths.ingest).catch(() => [] as string[])) {
+      const dir = join(store.paths.ingest, name);
+      const ref = await readFile(join(dir, "ref"), "utf8").catch(() => undefined);
+      if (ref !== undefined && isLocked(db, `ingest:${ref}`)) continue;
+      const st = await stat(join(dir, "data")).catch(() => stat(dir).catch(() => undefined));
+      if (st !== undefined && now - st.mtimeMs <= grace) continue;
+      freed += st?.size ?? 0;
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      removedIngests.push(ref ?? name);
+    }
+    await sweepTmp(store, now, grace);
+  }
+  return { removedImages, removedTrees, removedBlobs, removedIngests, freedBytes: freed };
+}
+
+/** Temp entries are named `<pid>-<start>-<random>`; those of dead processes (or unnamed and old) go. */
+export async function sweepTmp(store: LocalStore, now: number, grace: number): Promise<string[]> {
+  const removed: string[] = [];
+  for (const name of await readdir(store.paths.tmp).catch(() => [] as string[])) {
+    const m = /^(\d+)-(\d+)-/.exec(name);
+    const path = join(store.paths.tmp, name);
+    if (m !== null) {
+      if (isAlive(Number(m[1]), Number(m[2]))) continue;
+    } else {
+      const st = await stat(path).catch(() => undefined);
+      if (st !== undefined && now - st.mtimeMs <= grace) continue;
+    }
+    await rm(path, { recursive: true, force: true }).catch(() => undefined);
+    removed.push(name);
+  }
+  return removed;
+}

@@ -1,0 +1,360 @@
+// ACI import in one streaming pass: decompress by magic, hash the uncompressed bytes (sha512,
+// the image ID) while writing them to an ingest, and read the manifest from the same bytes.
+import { randomUUID } from "node:crypto";
+import { Readable, Transform, Writable, type TransformCallback } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { extract as tarExtract, type Extract } from "tar-stream";
+import { parseImageManifestOrThrow } from "@rkt/appc";
+import { ErrorCode, MediaType, RktError, isRktError, type BlobWriter } from "@rkt/oci";
+import { aciImageId } from "./images.js";
+import {
+  compressionMagicLength,
+  decompressor,
+  detectCompression,
+  type Compression,
+} from "./internal/decompress.js";
+import type { LocalStore } from "./local-store.js";
+
+/** Where an image came from, recorded in `remotes` for cache revalidation (rkt's remote table). */
+export interface RemoteInfo {
+  /** The URL fetched (`https://…/x.aci`, `file:///…/x.aci`, `docker://…`). Primary key. */
+  readonly url: string;
+  /** ETag (or for files a size+mtime tag): a re-import with the same URL and tag reuses the stored image. */
+  readonly etag?: string | undefined;
+  /** Cache-Control max-age in seconds. */
+  readonly maxAge?: number | undefined;
+  readonly sigUrl?: string | undefined;
+}
+
+/** Options of {@link importAci}. */
+export interface ImportAciOptions {
+  /** Names the input in errors (a file path or URL). Default "ACI". */
+  what?: string | undefined;
+  /** Mark the image as fetched through the "latest" pattern (rkt: name without version). */
+  latest?: boolean | undefined;
+  remote?: RemoteInfo | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** The outcome of an import. */
+export interface ImportResult {
+  /** The image ID (`sha512-<64 hex>` or `sha256:<hex>`). */
+  readonly id: string;
+  readonly kind: "aci" | "oci";
+  readonly name: string;
+  /** Stored bytes. */
+  readonly size: number;
+  /** True when nothing was written because the remote's cached image was still current. */
+  readonly cached: boolean;
+}
+
+const manifestCap = 16 << 20;
+
+// Reads the first bytes to pick a decompressor; the sniffed bytes are replayed.
+async function sniff(src: Readable): Promise<{ compression: Compression; rest: Readable }> {
+  const it = src[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const head: Buffer[] = [];
+  let have = 0;
+  let done = false;
+  const next = async (): Promise<IteratorResult<Buffer>> => {
+    try {
+      return await it.next();
+    } catch (e) {
+      throw isRktError(e) ? e : new StageError("input", e);
+    }
+  };
+  while (have < compressionMagicLength) {
+    const r = await next();
+    if (r.done === true) {
+      done = true;
+      break;
+    }
+    const chunk = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
+    head.push(chunk);
+    have += chunk.length;
+  }
+  const first = Buffer.concat(head);
+  async function* replay(): AsyncGenerator<Buffer> {
+    if (first.length > 0) yield first;
+    if (done) return;
+    for (;;) {
+      const r = await next();
+      if (r.done === true) return;
+      yield r.value;
+    }
+  }
+  return { compression: detectCompression(first), rest: Readable.from(replay(), { objectMode: false }) };
+}
+
+class StageError extends Error {
+  readonly stage: "input" | "decompress" | "tar";
+  constructor(stage: "input" | "decompress" | "tar", cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+    this.stage = stage;
+  }
+}
+
+// Feeds every byte to a tar parser while passing it on unchanged, and collects the manifest.
+function manifestTap(what: string): { tap: Transform; manifest: () => Buffer | undefined } {
+  const ex: Extract = tarExtract();
+  let manifest: Buffer | undefined;
+  let failed: Error | undefined;
+  let waiting: ((e: Error | undefined) => void) | undefined;
+  const fail = (e: unknown): void => {
+    failed ??= isRktError(e) ? e : new StageError("tar", e);
+    const w = waiting;
+    waiting = undefined;
+    w?.(failed);
+  };
+  const consumer = (async () => {
+    for await (const entry of ex) {
+      const name = entry.header.name.replace(/^(\.\/)+/, "").replace(/\/+$/, "");
+      if (name === "manifest" && entry.header.type === "file") {
+        if (manifest !== undefined)
+          throw new RktError(ErrorCode.InvalidArchive, `${what}: more than one manifest in the archive`);
+        if ((entry.header.size ?? 0) > manifestCap) {
+          throw new RktError(
+            ErrorCode.TooLarge,
+            `${what}: manifest is ${entry.header.size} bytes (limit ${manifestCap})`,
+          );
+        }
+        const chunks: Buffer[] = [];
+        for await (const c of entry as AsyncIterable<Buffer>) chunks.push(c);
+        manifest = Buffer.concat(chunks);
+      } else {
+        entry.resume();
+      }
+    }
+  })().catch((e: unknown) => {
+    fail(e);
+    ex.destroy();
+  });
+  const tap = new Transform({
+    highWaterMark: 1 << 20,
+    transform(chunk: Buffer, _enc, cb: TransformCallback) {
+      if (failed !== undefined) return cb(failed);
+      if (ex.write(chunk)) return cb(null, chunk);
+      waiting = (e) => cb(e ?? null, e === undefined ? chunk : undefined);
+      ex.once("drain", () => {
+        const w = waiting;
+        waiting = undefined;
+        w?.(undefined);
+      });
+    },
+    flush(cb: TransformCallback) {
+      if (failed !== undefined) return cb(failed);
+      ex.end(() => undefined);
+      void consumer.then(() => cb(failed ?? null));
+    },
+  });
+  ex.on("error", fail);
+  return { tap, manifest: () => manifest };
+}
+
+function classify(e: unknown, what: string, compression: Compression | undefined): RktError {
+  if (e instanceof StageError) {
+    if (e.stage === "input")
+      return new RktError(ErrorCode.Io, `${what}: cannot read: ${e.message}`, { cause: e.cause });
+    if (e.stage === "decompress") {
+      return new RktError(
+        ErrorCode.InvalidArchive,
+        `${what}: corrupt or truncated ${compression === undefined || compression === "none" ? "" : `${compression} `}data: ${e.message}`,
+        {
+          cause: e.cause,
+        },
+      );
+    }
+    return new RktError(ErrorCode.InvalidArchive, `${what}: not a valid ACI tar archive: ${e.message}`, {
+      cause: e.cause,
+    });
+  }
+  if (isRktError(e)) {
+    return e.message.startsWith(what) ? e : new RktError(e.code, `${what}: ${e.message}`, { cause: e });
+  }
+  const name = (e as { name?: unknown } | null)?.name;
+  if (name === "AbortError") return new RktError(ErrorCode.Aborted, `${what}: aborted`, { cause: e });
+  return new RktError(ErrorCode.Io, `${what}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+}
+
+/**
+ * Imports an ACI from `src` (gzip, or a plain tar; decompressed by magic), streaming with bounded
+ * memory: the uncompressed bytes are hashed (sha512: the image ID) and written to an ingest while
+ * the manifest is read and then validated. Commit follows, then one transaction records the
+ * image. Re-importing an image refreshes its import time, last use and latest flag (rkt).
+ * With `remote`, concurrent imports of one URL serialise and a current cached copy (same ETag) is
+ * reused. Errors (one line naming `what`): RKT_INVALID_ARCHIVE (corrupt, truncated, not a tar, no
+ * manifest), RKT_INVALID_MANIFEST, RKT_UNSUPPORTED_MEDIA_TYPE (compression), RKT_IO (disk full,
+ * read-only store), RKT_ABORTED. Nothing is left behind by a failed import.
+ */
+export async function importAci(
+  store: LocalStore,
+  src: Readable,
+  o: ImportAciOptions = {},
+): Promise<ImportResult> {
+  const what = o.what ?? "ACI";
+  let w: BlobWriter | undefined;
+  let compression: Compression | undefined;
+  let lease: string | undefined;
+  let decompressError: unknown;
+  try {
+    lease = store.createLease({ labels: { purpose: `import ${what}` } });
+    const ref = o.remote !== undefined ? `aci-remote:${o.remote.url}` : `aci-${randomUUID()}`;
+    w = await store.writer({
+      ref,
+      algorithm: "sha512",
+      wait: true,
+      fresh: true,
+      lease,
+      mediaType: MediaType.AppcAci,
+      signal: o.signal,
+    });
+    if (o.remote?.etag !== undefined) {
+      const hit = cachedRemote(store, o.remote);
+      if (hit !== undefined) {
+        await w.abort();
+        w = undefined;
+        src.destroy();
+        return hit;
+      }
+    }
+    const sniffed = await sniff(src);
+    compression = sniffed.compression;
+    const dec = decompressor(compression);
+    dec.on("error", (e: unknown) => {
+      decompressError ??= e;
+    });
+    const { tap, manifest } = manifestTap(what);
+    try {
+      await pipeline(sniffed.rest, dec, tap, w.stream, { signal: o.signal ?? new AbortController().signal });
+    } catch (e) {
+      throw e === decompressError && !isRktError(e) && !(e instanceof StageError)
+        ? new StageError("decompress", e)
+        : e;
+    }
+    const bytes = manifest();
+    if (bytes === undefined)
+      throw new RktError(ErrorCode.InvalidArchive, `${what}: missing manifest (not an ACI?)`);
+    const m = parseImageManifestOrThrow(bytes, `${what}: manifest`).value;
+    const desc = await w.commit();
+    w = undefined;
+    const id = aciImageId(desc.digest);
+    const labels: Record<string, string> = {};
+    for (const l of m.labels ?? []) labels[l.name] = l.value;
+    const now = Date.now();
+    const db = store.db;
+    db.transaction(() => {
+      db.prepare(
+        `INSERT INTO images (id, kind, name, labels, manifest_digest, config_digest, manifest, size, import_time, last_used, latest)
+         VALUES (?, 'aci', ?, ?, ?, NULL, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, labels = excluded.labels, manifest = excluded.manifest,
+           size = excluded.size, import_time = excluded.import_time, last_used = excluded.last_used, latest = excluded.latest`,
+      ).run(
+        id,
+        m.name,
+        JSON.stringify(labels),
+        desc.digest,
+        Buffer.from(bytes),
+        desc.size,
+        now,
+        now,
+        o.latest === true ? 1 : 0,
+      );
+      db.prepare(
+        "INSERT OR IGNORE INTO image_blobs (image_id, digest, role, position) VALUES (?, ?, 'aci', 0)",
+      ).run(id, desc.digest);
+      if (o.remote !== undefined) recordRemote(store, o.remote, id, desc.digest, now);
+    }).immediate();
+    return { id, kind: "aci", name: m.name, size: desc.size, cached: false };
+  } catch (e) {
+    await w?.abort().catch(() => undefined);
+    src.destroy();
+    throw classify(e, what, compression);
+  } finally {
+    if (lease !== undefined) store.deleteLease(lease);
+  }
+}
+
+/** @internal */
+export function recordRemote(
+  store: LocalStore,
+  r: RemoteInfo,
+  id: string,
+  digest: string,
+  now: number,
+): void {
+  store.db
+    .prepare(
+      `INSERT OR REPLACE INTO remotes (url, etag, max_age, download_time, manifest_digest, image_id, sig_url)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    )
+    .run(r.url, r.etag ?? null, r.maxAge ?? null, now, digest, id, r.sigUrl ?? null);
+}
+
+// The remote's image when the URL was imported before with the same ETag and is still stored;
+// refreshes its import time as a re-import would.
+function cachedRemote(store: LocalStore, r: RemoteInfo): ImportResult | undefined {
+  const row = store.db
+    .prepare(
+      `SELECT i.id, i.kind, i.name, i.size FROM remotes r JOIN images i ON i.id = r.image_id WHERE r.url = ? AND r.etag = ?`,
+    )
+    .get(r.url, r.etag) as { id: string; kind: "aci" | "oci"; name: string; size: number } | undefined;
+  if (row === undefined) return undefined;
+  const now = Date.now();
+  store.db.prepare("UPDATE images SET import_time = ?, last_used = ? WHERE id = ?").run(now, now, row.id);
+  store.db.prepare("UPDATE remotes SET download_time = ? WHERE url = ?").run(now, r.url);
+  return { ...row, cached: true };
+}
+
+/** Information about an existing remote row. */
+export interface RemoteRecord extends RemoteInfo {
+  readonly imageId: string;
+  readonly manifestDigest?: string | undefined;
+  readonly downloadTime: number;
+}
+
+/** The remote row for `url`, or undefined. */
+export function getRemote(store: LocalStore, url: string): RemoteRecord | undefined {
+  const r = store.db.prepare("SELECT * FROM remotes WHERE url = ?").get(url) as
+    | {
+        url: string;
+        etag: string | null;
+        max_age: number | null;
+        download_time: number;
+        manifest_digest: string | null;
+        image_id: string;
+        sig_url: string | null;
+      }
+    | undefined;
+  if (r === undefined) return undefined;
+  return {
+    url: r.url,
+    etag: r.etag ?? undefined,
+    maxAge: r.max_age ?? undefined,
+    sigUrl: r.sig_url ?? undefined,
+    imageId: r.image_id,
+    manifestDigest: r.manifest_digest ?? undefined,
+    downloadTime: r.download_time,
+  };
+}
+
+/**
+ * Reads the manifest bytes out of an uncompressed ACI stream (fsck's rebuild path). Undefined when
+ * the archive has none. RKT_INVALID_ARCHIVE on a malformed tar. @internal
+ */
+export async function readAciManifestBytes(src: Readable, what: string): Promise<Buffer | undefined> {
+  const { tap, manifest } = manifestTap(what);
+  try {
+    await pipeline(
+      src,
+      tap,
+      new Writable({
+        write(_c, _e, cb) {
+          cb();
+        },
+      }),
+    );
+  } catch (e) {
+    throw classify(e, what, "none");
+  }
+  return manifest();
+}

@@ -1,0 +1,241 @@
+// The generic OCI/Docker image recording path: every transport (OCI layout, oci-archive,
+// docker-archive, registry) hands a manifest and a way to open blobs; blobs are kept exactly as
+// received, so layers are shared between images.
+import { stat } from "node:fs/promises";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { buffer } from "node:stream/consumers";
+import {
+  ErrorCode,
+  MediaType,
+  RktError,
+  digestOf,
+  isConfigType,
+  isRktError,
+  parseImageConfigOrThrow,
+  parseManifestOrThrow,
+  type Abortable,
+  type Descriptor,
+  type Digest,
+  type ImageConfig,
+} from "@rkt/oci";
+import { recordRemote, type ImportResult, type RemoteInfo } from "./import-aci.js";
+import type { LocalStore } from "./local-store.js";
+
+/**
+ * Where an importer gets blob bytes from. Transports implement it (an OCI layout reads
+ * `blobs/<alg>/<hex>`, a registry GETs `/v2/<name>/blobs/<digest>`). The importer verifies the
+ * digest and size of every byte, so the stream need not be verified already.
+ */
+export interface ImageSource {
+  /** A stream of the blob's bytes; the caller consumes or destroys it. RKT_NOT_FOUND if the source lacks it. */
+  blob(desc: Descriptor, o?: Abortable): Promise<Readable>;
+}
+
+/** Options of {@link importOciImage}. */
+export interface ImportOciOptions extends Abortable {
+  /** The manifest's exact bytes; the image ID is their sha256. */
+  rawManifest: Uint8Array;
+  /** The type the transport reported (descriptor or Content-Type); checked against the document. */
+  mediaType?: string | undefined;
+  source: ImageSource;
+  /** Repository name to record (e.g. `docker.io/library/busybox`) and show in `image list`. */
+  name?: string | undefined;
+  /** Tag to point at the image under `name`. */
+  tag?: string | undefined;
+  latest?: boolean | undefined;
+  remote?: RemoteInfo | undefined;
+  /** Names the input in errors (e.g. `oci:/srv/layout:v1`). Default: the manifest digest. */
+  what?: string | undefined;
+  /** Blobs fetched at once; default 3. */
+  concurrency?: number | undefined;
+}
+
+const configCap = 16 << 20;
+
+async function writeFromSource(
+  store: LocalStore,
+  desc: Descriptor,
+  open: () => Promise<Readable>,
+  lease: string,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  // Protect the blob before looking: a concurrent GC must not remove what we decide to reuse.
+  store.leaseAdd(lease, "blob", desc.digest);
+  if (await store.exists(desc.digest)) return;
+  let w;
+  try {
+    w = await store.writer({
+      ref: `blob-${desc.digest}`,
+      expected: { digest: desc.digest, size: desc.size },
+      wait: true,
+      signal,
+      mediaType: desc.mediaType,
+      lease,
+    });
+  } catch (e) {
+    if (isRktError(e, ErrorCode.AlreadyExists)) return; // another process wrote it while we waited
+    throw e;
+  }
+  try {
+    const off = w.status().offset;
+    if (off > 0) {
+      // Resuming needs a range read the source may not offer; start over, keeping it simple.
+      await w.abort();
+      w = await store.writer({
+        ref: `blob-${desc.digest}`,
+        expected: { digest: desc.digest, size: desc.size },
+        wait: true,
+        signal,
+        mediaType: desc.mediaType,
+        lease,
+        fresh: true,
+      });
+    }
+    await pipeline(await open(), w.stream, { signal: signal ?? new AbortController().signal });
+    await w.commit();
+  } catch (e) {
+    await w.abort();
+    throw e;
+  }
+}
+
+async function runLimited<T>(items: readonly T[], limit: number, fn: (t: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: unknown;
+  const worker = async (): Promise<void> => {
+    while (failure === undefined && next < items.length) {
+      const item = items[next++]!;
+      try {
+        await fn(item);
+      } catch (e) {
+        failure ??= e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  // eslint-disable-next-line @typescript-eslint/only-throw-error -- rethrowing what a worker threw, as is
+  if (failure !== undefined) throw failure;
+}
+
+/**
+ * Records an OCI or Docker schema2 image: parses the manifest (an index is refused: select a
+ * platform first), writes the manifest, config and every layer through the content store
+ * (skipping present blobs; waiting on a blob another process is writing), checks each digest and
+ * size, parses the config, and only when everything is durable records the image, its blobs,
+ * layer diffIDs, `name:tag` ref and remote in one transaction. The image ID is the manifest
+ * digest. Errors name `what`: RKT_INVALID_MANIFEST, RKT_UNSUPPORTED_MEDIA_TYPE, RKT_DIGEST_MISMATCH,
+ * RKT_SIZE_MISMATCH, RKT_NOT_FOUND (source lacks a blob), RKT_IO. Blobs written before a failure
+ * stay as unreferenced content that GC removes (they may be shared with a retry).
+ */
+export async function importOciImage(store: LocalStore, o: ImportOciOptions): Promise<ImportResult> {
+  const digest = digestOf(o.rawManifest);
+  const what = o.what ?? digest;
+  let lease: string | undefined;
+  try {
+    const manifest = parseManifestOrThrow(o.rawManifest, o.mediaType, `${what}: manifest`).value;
+    const manifestType = manifest.mediaType ?? MediaType.OciManifest;
+    lease = store.createLease({ labels: { purpose: `import ${what}` } });
+    const l = lease;
+    const signal = o.signal;
+    const raw = Buffer.from(o.rawManifest);
+    await writeFromSource(
+      store,
+      { mediaType: manifestType, digest, size: raw.length },
+      () => Promise.resolve(Readable.from([raw], { objectMode: false })),
+      l,
+      signal,
+    );
+    const fromSource = (d: Descriptor) => () => o.source.blob(d, { signal });
+    await writeFromSource(store, manifest.config, fromSource(manifest.config), l, signal);
+    let config: ImageConfig | undefined;
+    if (isConfigType(manifest.config.mediaType)) {
+      if (manifest.config.size > configCap) {
+        throw new RktError(
+          ErrorCode.TooLarge,
+          `config ${manifest.config.digest} is ${manifest.config.size} bytes`,
+        );
+      }
+      const bytes = await buffer(await store.open(manifest.config.digest));
+      config = parseImageConfigOrThrow(bytes, `config ${manifest.config.digest}`).value;
+      if (config.rootfs.diff_ids.length !== manifest.layers.length) {
+        throw new RktError(
+          ErrorCode.InvalidManifest,
+          `config ${manifest.config.digest}: rootfs.diff_ids has ${config.rootfs.diff_ids.length} entries for ${manifest.layers.length} layers`,
+        );
+      }
+    }
+    await runLimited(manifest.layers, o.concurrency ?? 3, (d) =>
+      writeFromSource(store, d, fromSource(d), l, signal),
+    );
+    const all: { d: Descriptor; role: "manifest" | "config" | "layer"; pos: number }[] = [
+      { d: { mediaType: manifestType, digest, size: raw.length }, role: "manifest", pos: 0 },
+      { d: manifest.config, role: "config", pos: 0 },
+      ...manifest.layers.map((d, pos) => ({ d, role: "layer" as const, pos })),
+    ];
+    // Every blob is durable and leased; stat them for the rows (the file is the truth).
+    const sizes = new Map<string, number>();
+    for (const b of all) sizes.set(b.d.digest, (await stat(store.blobFile(b.d.digest))).size);
+    const size = [...sizes.values()].reduce((a, b) => a + b, 0);
+    const now = Date.now();
+    const labels: Record<string, string> = {};
+    if (o.tag !== undefined) labels["version"] = o.tag;
+    if (config?.os !== undefined) labels["os"] = config.os;
+    if (config?.architecture !== undefined) labels["arch"] = config.architecture;
+    const db = store.db;
+    db.transaction(() => {
+      const blobRow = db.prepare(
+        "INSERT OR IGNORE INTO blobs (digest, size, media_type, created) VALUES (?, ?, ?, ?)",
+      );
+      for (const b of all) blobRow.run(b.d.digest, sizes.get(b.d.digest), b.d.mediaType, now);
+      db.prepare(
+        `INSERT INTO images (id, kind, name, labels, manifest_digest, config_digest, manifest, size, import_time, last_used, latest)
+         VALUES (?, 'oci', ?, ?, ?, ?, NULL, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET name = CASE WHEN excluded.name = '' THEN images.name ELSE excluded.name END,
+           labels = excluded.labels, import_time = excluded.import_time, last_used = excluded.last_used,
+           latest = excluded.latest`,
+      ).run(
+        digest,
+        o.name ?? "",
+        JSON.stringify(labels),
+        digest,
+        manifest.config.digest,
+        size,
+        now,
+        now,
+        o.latest === true ? 1 : 0,
+      );
+      const link = db.prepare(
+        "INSERT OR IGNORE INTO image_blobs (image_id, digest, role, position) VALUES (?, ?, ?, ?)",
+      );
+      for (const b of all) link.run(digest, b.d.digest, b.role, b.pos);
+      if (config !== undefined) {
+        const layer = db.prepare("INSERT OR REPLACE INTO layers (digest, diff_id) VALUES (?, ?)");
+        manifest.layers.forEach((d, i) => layer.run(d.digest, config.rootfs.diff_ids[i]));
+      }
+      if (o.name !== undefined && o.name !== "") {
+        db.prepare("INSERT OR REPLACE INTO refs (name, tag, image_id, updated) VALUES (?, ?, ?, ?)").run(
+          o.name,
+          o.tag ?? "latest",
+          digest,
+          now,
+        );
+      }
+      if (o.remote !== undefined) recordRemote(store, o.remote, digest, digest, now);
+    }).immediate();
+    return { id: digest, kind: "oci", name: o.name ?? "", size, cached: false };
+  } catch (e) {
+    if (isRktError(e))
+      throw e.message.startsWith(what) ? e : new RktError(e.code, `${what}: ${e.message}`, { cause: e });
+    throw new RktError(ErrorCode.Io, `${what}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  } finally {
+    if (lease !== undefined) store.deleteLease(lease);
+  }
+}
+
+/** The layer digest ↔ diffID pairs the store knows (for the tree store and docker2aci). */
+export function diffIdOf(store: LocalStore, layer: Digest): Digest | undefined {
+  const r = store.db.prepare("SELECT diff_id FROM layers WHERE digest = ?").get(layer) as
+    { diff_id: Digest } | undefined;
+  return r?.diff_id;
+}
