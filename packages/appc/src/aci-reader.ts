@@ -101,7 +101,7 @@ class Stop extends Error {}
  * `manifest`/`rootfs/…` naming it, a duplicate entry, `rootfs` not a directory, a hard link out of
  * rootfs, an unsupported entry type, no manifest, no rootfs), RKT_TOO_LARGE (manifest over the cap),
  * RKT_INVALID_MANIFEST (manifest fails validation). Errors of `src` itself and of `onEntry` pass
- * through unchanged. On failure `src` is destroyed.
+ * through unchanged; RKT_ABORTED when `signal` fires. On failure `src` is destroyed.
  */
 export async function readAci(
   src: Readable,
@@ -159,12 +159,23 @@ async function run(
   if (head.length === 0) throw invalid("archive is empty");
   const compression = detectCompression(head);
 
+  // Errors are mapped by where they started: the source's and the callback's pass through, the
+  // decompressor's and tar's become RKT_INVALID_ARCHIVE. Destroying a pipeline re-emits one error
+  // on every stage, so provenance is recorded where each error first appears.
+  let sourceError: unknown;
+  let callbackError: unknown;
   const raw = Readable.from(
     (async function* () {
       yield head;
       if (done) return;
       for (;;) {
-        const r = await rest.next();
+        let r: IteratorResult<unknown>;
+        try {
+          r = await rest.next();
+        } catch (e) {
+          sourceError = e;
+          throw e;
+        }
         if (r.done === true) return;
         yield toBuffer(r.value);
       }
@@ -255,7 +266,12 @@ async function run(
       }
       // A Node Readable over the entry (tar-stream's entries are streamx streams).
       const body = Readable.from(entry, { objectMode: false });
-      await onEntry({ name, header: h }, body);
+      try {
+        await onEntry({ name, header: h }, body);
+      } catch (e) {
+        callbackError = e;
+        throw e;
+      }
       if (!body.readableEnded) {
         body.resume();
         await finished(body);
@@ -268,6 +284,9 @@ async function run(
   // be parked in src's iterator, where destroying `raw` cannot reach it).
   if (!src.readableEnded && !src.destroyed) src.destroy();
   const stopped = consumed.status === "rejected" && consumed.reason instanceof Stop;
+  if (!stopped && o.signal?.aborted === true) {
+    throw new RktError(ErrorCode.Aborted, "ACI archive: reading aborted", { cause: o.signal.reason });
+  }
   if (consumed.status === "rejected" && !stopped) throw mapError(consumed.reason);
   if (fed.status === "rejected" && !stopped) throw mapError(fed.reason);
   if (manifest === undefined) throw invalid("no image manifest found in layout");
@@ -284,8 +303,8 @@ async function run(
   };
 
   function mapError(e: unknown): unknown {
-    if (isRktError(e)) return e;
-    if (decompressError !== undefined && (e === decompressError || tarError === undefined)) {
+    if (isRktError(e) || (e !== undefined && (e === sourceError || e === callbackError))) return e;
+    if (e === decompressError || (decompressError !== undefined && e !== tarError)) {
       return invalid(
         `${compression} data is truncated or corrupt: ${messageOf(decompressError)}`,
         decompressError,

@@ -370,6 +370,35 @@ describe("ACI layout rules", () => {
     await expect(readAci(Readable.from([await sampleAci()]), () => Promise.reject(boom))).rejects.toBe(boom);
   });
 
+  it.each(["none", "gzip"] as const)("passes errors of the source through unchanged (%s)", async (kind) => {
+    const tar = await sampleAci();
+    const bytes = kind === "gzip" ? compress("gzip", tar) : tar;
+    const boom = new Error("connection reset");
+    async function* failing(): AsyncGenerator<Buffer> {
+      yield bytes.subarray(0, 1000);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      throw boom;
+    }
+    await expect(readAci(Readable.from(failing()))).rejects.toBe(boom);
+  });
+
+  it("passes errors of the callback through unchanged under gzip", async () => {
+    const boom = new Error("disk full");
+    const gz = compress("gzip", await sampleAci());
+    await expect(readAci(Readable.from([gz]), () => Promise.reject(boom))).rejects.toBe(boom);
+  });
+
+  it("stops when aborted", async () => {
+    const ac = new AbortController();
+    ac.abort();
+    expect(
+      await failure(readAci(Readable.from([await sampleAci()]), undefined, { signal: ac.signal })),
+    ).toEqual({
+      code: ErrorCode.Aborted,
+      message: "ACI archive: reading aborted",
+    });
+  });
+
   it("readAciManifest stops at the manifest and releases the source", async () => {
     const tar = await sampleAci();
     async function* endless(): AsyncGenerator<Buffer> {

@@ -107,6 +107,13 @@ describe("image manifest", () => {
     });
   });
 
+  it("treats null as absent, as Go's encoding/json does", () => {
+    const r = parseImageManifest(
+      JSON.stringify({ acKind: "ImageManifest", acVersion: "0.8.11", name: "x", labels: null, app: null }),
+    );
+    expect(r.ok && r.value).toEqual({ acKind: "ImageManifest", acVersion: "0.8.11", name: "x" });
+  });
+
   it("defaults an absent environment to [] and allows an empty or relative exec", () => {
     const r = parseImageManifest(
       JSON.stringify({

@@ -12,7 +12,8 @@ function isObject(v: unknown): v is Record<string, unknown> {
 /**
  * An object schema whose keys match case-insensitively, as Go's encoding/json does for appc's
  * structs (upstream tests write `"Exec"`, the spec example writes `supplementaryGids`). An exact
- * key wins over a case-folded one; unknown keys are dropped, as Go ignores them.
+ * key wins over a case-folded one; unknown keys are dropped, as Go ignores them; a `null` value
+ * counts as absent, as Go leaves the field at its zero value.
  */
 export function goObject<S extends z.ZodRawShape>(shape: S) {
   const folded = new Map(Object.keys(shape).map((k) => [k.toLowerCase(), k]));
@@ -21,7 +22,7 @@ export function goObject<S extends z.ZodRawShape>(shape: S) {
     const out: Record<string, unknown> = {};
     for (const [k, val] of Object.entries(v)) {
       const canonical = folded.get(k.toLowerCase());
-      if (canonical === undefined) continue;
+      if (canonical === undefined || val === null) continue;
       if (k === canonical || !Object.hasOwn(v, canonical)) {
         Object.defineProperty(out, canonical, {
           value: val,
