@@ -134,5 +134,6 @@ function decodeUtf8(b: Uint8Array): string | undefined {
 /** The message of an unknown thrown value, first letter lowercased to read as one line after a colon. */
 export function errorText(e: unknown): string {
   const m = e instanceof Error ? e.message : String(e);
-  return m.charAt(0).toLowerCase() + m.slice(1);
+  // "Signed digest did not match" reads better after a colon as "signed digest…"; "ENOENT" stays.
+  return /^[A-Z][a-z]/.test(m) ? m.charAt(0).toLowerCase() + m.slice(1) : m;
 }
