@@ -247,20 +247,20 @@ describe("image manifest", () => {
       "$.app.mountPoints[0].path",
       "required field is missing",
     ],
-    ["port 0", ["app", "ports", 0, "port"], 0, "$.app.ports[0].port", "port must be in the range 1-65535"],
+    ["port 0", ["app", "ports", 0, "port"], 0, "$.app.ports[0].port", "port must be in 1-65535 range"],
     [
       "port 70000",
       ["app", "ports", 0, "port"],
       70000,
       "$.app.ports[0].port",
-      "port must be in the range 1-65535",
+      "port must be in 1-65535 range",
     ],
     [
       "port range overflow",
       ["app", "ports", 0, "count"],
       62000,
       "$.app.ports[0].count",
-      "port plus count must not exceed 65536",
+      "end of port range must be in 1-65535 range",
     ],
     [
       "port without protocol",

@@ -1,4 +1,4 @@
-// The appc image manifest (spec/aci.md, schema/image.go, schema/types/app.go). Messages follow
+// The appc image manifest (spec/aci.md, schema/image.go, schema/types/app.go, port.go). Messages follow
 // appc's where it has one.
 import { z } from "zod";
 import {
@@ -59,9 +59,9 @@ const portSchema = goObject({
   port: z
     .number()
     .int({ error: "port must be an integer" })
-    .min(1, { error: "port must be in the range 1-65535" })
+    .min(1, { error: "port must be in 1-65535 range" })
     .max(65535, {
-      error: "port must be in the range 1-65535",
+      error: "port must be in 1-65535 range",
     }),
   // Absent or 0 means 1 (appc Port.UnmarshalJSON).
   count: z
@@ -73,7 +73,7 @@ const portSchema = goObject({
   socketActivated: z.boolean().optional(),
 }).superRefine((p, ctx) => {
   if (p.port + p.count > 65536) {
-    ctx.addIssue({ code: "custom", path: ["count"], message: "port plus count must not exceed 65536" });
+    ctx.addIssue({ code: "custom", path: ["count"], message: "end of port range must be in 1-65535 range" });
   }
 });
 
