@@ -5,7 +5,11 @@ import { Duplex, Readable, Transform, type TransformCallback } from "node:stream
 import { createGunzip } from "node:zlib";
 import { Decompress as ZstdDecompress } from "fzstd";
 import unbzip2Stream from "unbzip2-stream";
-import { XzReadableStream } from "xz-decompress";
+import xzDecompress from "xz-decompress";
+
+// xz-decompress is CommonJS without named-export hints: Node's ESM loader only sees its default
+// export (vitest's loader hid this; the built `rkt` failed to start).
+const { XzReadableStream } = xzDecompress;
 
 /** How an archive is compressed. `none` is a plain tar (or something that is not an archive). */
 export type Compression = "gzip" | "bzip2" | "xz" | "zstd" | "none";
