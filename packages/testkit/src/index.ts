@@ -1,2 +1,6 @@
-// Public entry of this package. Filled in by the issue that builds it.
-export {};
+// Public entry of @rkt/testkit: private helpers for the test suites and benchmarks.
+export { startRegistry } from "./registry.js";
+export type { Registry, RegistryMode, RegistryOptions } from "./registry.js";
+export { useRegistry } from "./use-registry.js";
+export { pushLayout, pullToLayout, inspectRaw, skopeoRegistryArgs } from "./skopeo.js";
+export type { SkopeoOptions } from "./skopeo.js";
