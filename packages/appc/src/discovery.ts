@@ -80,13 +80,18 @@ function attributesOf(tagBody: string): [string, string][] {
 /**
  * Every `<meta>` tag whose `name` starts with `ac-` and whose `content` splits (after trimming, on
  * the first space) into a non-empty prefix and a non-empty URI, in document order. Comments and
- * the raw text of `<script>`/`<style>` are skipped, as an HTML tokenizer would. Pure.
+ * the raw text of `<script>`, `<style>`, `<title>`, `<textarea>` and the other raw-text elements
+ * of Go's HTML tokenizer are skipped. Pure.
  */
 export function parseDiscoveryMeta(html: string): AcMeta[] {
   const out: AcMeta[] = [];
   const text = html
     .replace(/<!--[\s\S]*?(?:-->|$)/g, "")
-    .replace(/<(script|style)\b[^>]*>[\s\S]*?(?:<\/\1\s*>|$)/gi, "");
+    .replace(
+      /<(script|style|title|textarea|xmp|iframe|noembed|noframes|noscript)\b[^>]*>[\s\S]*?(?:<\/\1\s*>|$)/gi,
+      "",
+    )
+    .replace(/<plaintext\b[\s\S]*$/i, "");
   for (const m of text.matchAll(/<meta\b([^>]*)>/gi)) {
     let name = "";
     let prefix = "";

@@ -33,6 +33,7 @@ describe("meta tags", () => {
       <meta name="ac-discovery" content="example.com/a https://a/?x=1&amp;y={name}">
       <!-- <meta name="ac-discovery" content="example.com commented"> -->
       <script>var s = '<meta name="ac-discovery" content="example.com script">';</script>
+      <title><meta name="ac-discovery" content="example.com title"></title>
       </head></html>`;
     expect(parseDiscoveryMeta(html)).toEqual([
       { name: "ac-discovery", prefix: "example.com", uri: "https://example.com/{name}-{version}.{ext}" },
