@@ -12,7 +12,8 @@ import {
   parseDigest,
   type DockerRef,
 } from "@rkt/oci";
-import { parseDocument } from "yaml";
+import { createRequire } from "node:module";
+import type * as Yaml from "yaml";
 import { errorText } from "./key.js";
 
 /**
@@ -119,6 +120,14 @@ export async function writeLookasideSignature(
   );
 }
 
+// yaml costs ~50 ms to import; load it (synchronously, through its CommonJS build) only when a
+// registries.d file is parsed, so importing @rkt/trust stays cheap.
+let yaml: typeof Yaml | undefined;
+function loadYaml(): typeof Yaml {
+  yaml ??= createRequire(import.meta.url)("yaml") as typeof Yaml;
+  return yaml;
+}
+
 function filePath(url: string): string {
   if (!url.startsWith("file://")) {
     throw new RktError(
@@ -158,7 +167,7 @@ const entryKeys: Record<string, keyof LookasideEntry> = {
  * values are refused with RKT_INVALID_ARGUMENT `<source>: <path>: <problem>`. Pure.
  */
 export function parseRegistriesD(text: string, source: string): RegistriesD {
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+  const doc = loadYaml().parseDocument(text, { uniqueKeys: true, prettyErrors: false });
   if (doc.errors.length > 0) fail(source, "$", doc.errors[0]!.message.split("\n")[0]!);
   const root: unknown = doc.toJS() ?? {};
   const top = mapping(root, source, []);

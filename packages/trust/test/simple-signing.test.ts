@@ -309,4 +309,38 @@ describe("simple signing structure and payload", () => {
       "signature contains 0 signature packets; exactly one is expected",
     );
   });
+
+  it("accepts an ASCII-armored signed message", async () => {
+    const message = await openpgp.createMessage({ binary: Buffer.from(good()) });
+    const armored = await openpgp.sign({ message, signingKeys: priv, format: "armored" });
+    expect(await verify(Buffer.from(armored))).toMatchObject({ dockerReference: ref });
+  });
+
+  it("refuses an expired key and accepts it at a time it was valid", async () => {
+    const created = new Date("2020-01-01T00:00:00Z");
+    const k = await openpgp.generateKey({
+      type: "ecc",
+      curve: "ed25519Legacy",
+      userIDs: [{ name: "Expired" }],
+      date: created,
+      keyExpirationTime: 86400,
+      format: "object",
+    });
+    const message = await openpgp.createMessage({ binary: Buffer.from(good()), date: created });
+    const signed: unknown = await openpgp.sign({
+      message,
+      signingKeys: k.privateKey,
+      date: new Date("2020-01-01T01:00:00Z"),
+      format: "binary",
+    });
+    const opts = { keys: [k.publicKey], expectedReference: ref, manifestDigest: digest };
+    await rejects(
+      verifySimpleSignature(signed as Uint8Array, opts),
+      ErrorCode.SignatureInvalid,
+      `signing key ${k.publicKey.getFingerprint()} is not valid: primary key is expired`,
+    );
+    expect(
+      await verifySimpleSignature(signed as Uint8Array, { ...opts, date: new Date("2020-01-01T02:00:00Z") }),
+    ).toMatchObject({ fingerprint: k.publicKey.getFingerprint() });
+  });
 });
