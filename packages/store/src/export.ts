@@ -59,15 +59,15 @@ export async function exportImage(
   }
   const tmp = join(dirname(resolve(outPath)), `.${basename(outPath)}.rkt-${randomUUID()}`);
   try {
-    const fh = await open(tmp, "wx", 0o644);
-    const out = createWriteStream("", { fd: fh, autoClose: false, highWaterMark: 1 << 20 });
+    const out = createWriteStream(tmp, { flags: "wx", mode: 0o644, highWaterMark: 1 << 20 });
     if (row.kind === "aci") {
       await pipeline(await store.open(parseDigest(row.manifest_digest)), out);
     } else {
       await pipeline(ociArchive(store, parseDigest(row.manifest_digest), o.tag), out);
     }
-    await fh.sync();
-    await fh.close();
+    // fsync through a second descriptor: it flushes the same inode.
+    const fh = await open(tmp, "r");
+    await fh.sync().finally(() => fh.close());
     await rename(tmp, outPath);
     await fsyncDir(dirname(resolve(outPath)));
   } catch (e) {

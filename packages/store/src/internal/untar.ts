@@ -1,7 +1,7 @@
 // A careful tar extractor: entries that would land outside the target (`..`, absolute paths,
 // paths through a symlink the archive created, hard links to outside) are refused.
 import { createWriteStream } from "node:fs";
-import { chmod, lchown, link, lstat, mkdir, rm, symlink, utimes } from "node:fs/promises";
+import { chmod, lchown, link, mkdir, rm, symlink, utimes } from "node:fs/promises";
 import { dirname, join, posix } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -109,10 +109,11 @@ export async function extractTar(src: Readable, dest: string, o: ExtractTarOptio
           entry.resume();
           continue;
       }
-      if (asRoot && h.uid !== undefined && h.gid !== undefined) {
+      // Hard links share the inode of their target, whose owner and mode are already set.
+      if (asRoot && h.type !== "link" && h.uid !== undefined && h.gid !== undefined) {
         await lchown(target, h.uid, h.gid).catch(() => undefined);
-        // chown clears setuid bits; restore the mode for non-links.
-        if (h.type !== "symlink" && !(await lstat(target)).isSymbolicLink()) await chmod(target, mode);
+        // chown clears setuid bits; restore the mode (symlinks have none).
+        if (h.type !== "symlink") await chmod(target, mode);
       }
     }
   })();
