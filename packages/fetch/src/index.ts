@@ -42,3 +42,30 @@ export type {
   FileCredentialsOptions,
   RktDockerAuth,
 } from "./registry/credentials.js";
+
+// OCI image layouts and archives, docker-archives, and `rkt image validate` (validation I/O).
+export {
+  OciLayoutReader,
+  openOciLayout,
+  blobRelativePath,
+  readFileLimited,
+  maxDocumentBytes,
+  refNameAnnotation,
+} from "./oci-layout.js";
+export { listArchiveEntries, withExtractedArchive, validateDockerArchiveDir } from "./docker-archive.js";
+export {
+  validateTypes,
+  validateFile,
+  validateLayout,
+  validateAci,
+  validateDocument,
+  validateDockerArchive,
+  detectInputType,
+} from "./validate.js";
+export type {
+  ValidateType,
+  ValidationIssue,
+  ValidationResult,
+  ValidateOptions,
+  DetectedType,
+} from "./validate.js";
