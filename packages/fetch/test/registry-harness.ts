@@ -38,7 +38,7 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function makeCerts(dir: string): Promise<{ ca: string; cert: string; key: string }> {
+export async function makeCerts(dir: string): Promise<{ ca: string; cert: string; key: string }> {
   const ca = join(dir, "ca.crt");
   const caKey = join(dir, "ca.key");
   const key = join(dir, "server.key");

@@ -1,10 +1,11 @@
 // Registry authentication (distribution auth/token.md, auth/oauth.md): Bearer tokens from the
 // realm a challenge names, cached per (realm, service, scope) until shortly before expiry, and
 // Basic. Credentials go to the registry and to its token realm only over TLS. Internal.
+import type { Readable } from "node:stream";
 import { ErrorCode, RktError } from "@rkt/oci";
 import type { Challenge } from "./challenge.js";
 import { isIdentityToken, type Credentials, type CredentialsProvider } from "./credentials.js";
-import { RetryBudget, errorFrom, networkError, redact, send, type Resolved } from "./http.js";
+import { RetryBudget, discard, errorFrom, networkError, redact, send, type Resolved } from "./http.js";
 
 interface CachedToken {
   readonly header: string;
@@ -202,17 +203,13 @@ export class Authenticator {
 }
 
 /** Reads a small body fully, failing with RKT_TOO_LARGE past `max` bytes. Always consumes or destroys it. */
-export async function readCapped(
-  body: AsyncIterable<Buffer> & { destroy(): unknown },
-  max: number,
-  what: string,
-): Promise<Buffer> {
+export async function readCapped(body: Readable, max: number, what: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let n = 0;
-  for await (const c of body) {
+  for await (const c of body as AsyncIterable<Buffer>) {
     n += c.length;
     if (n > max) {
-      body.destroy();
+      discard(body);
       throw new RktError(ErrorCode.TooLarge, `${what}: response larger than ${max} bytes`);
     }
     chunks.push(c);

@@ -39,6 +39,7 @@ import type { CredentialsProvider } from "./credentials.js";
 import { RegistryError } from "./errors.js";
 import {
   RetryBudget,
+  discard,
   errorFrom,
   header,
   networkError,
@@ -387,7 +388,7 @@ export class RegistryClient {
     const type = normalizeMediaType(header(res.headers, "content-type") ?? "");
     const length = Number(header(res.headers, "content-length") ?? Number.NaN);
     if (isSchema1(type) || (Number.isSafeInteger(length) && length > this.maxManifestBytes)) {
-      res.body.destroy();
+      discard(res.body);
       refuseSchema1(type, what);
       throw new RktError(
         ErrorCode.TooLarge,
@@ -545,21 +546,21 @@ export class RegistryClient {
       if (res.status === 206) {
         const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(header(res.headers, "content-range") ?? "");
         if (cr === null || Number(cr[1]) !== pos) {
-          res.body.destroy();
+          discard(res.body);
           throw new RktError(
             ErrorCode.Registry,
             `${what}: asked for bytes ${pos}-, got Content-Range ${JSON.stringify(header(res.headers, "content-range"))}`,
           );
         }
         if (cr[3] !== "*" && Number(cr[3]) !== desc.size) {
-          res.body.destroy();
+          discard(res.body);
           throw new SizeMismatchError(what, desc.size, Number(cr[3]));
         }
         return { res, skip: 0 };
       }
       const length = Number(header(res.headers, "content-length") ?? Number.NaN);
       if (Number.isSafeInteger(length) && length !== desc.size) {
-        res.body.destroy();
+        discard(res.body);
         throw new SizeMismatchError(what, desc.size, length);
       }
       // A 200 to a Range request is the whole blob: drop what we already have.
@@ -601,7 +602,7 @@ export class RegistryClient {
             }
             current = undefined;
           } catch (e) {
-            c.res.body.destroy();
+            discard(c.res.body);
             current = undefined;
             const err = networkError(e, what, signal);
             if (!(await budget.next(err))) {
@@ -620,7 +621,7 @@ export class RegistryClient {
         const actual = digester.digest();
         if (actual !== desc.digest) throw new DigestMismatchError(what, desc.digest, actual, pos);
       } finally {
-        current?.res.body.destroy();
+        if (current !== undefined) discard(current.res.body);
       }
     }
     return Readable.from(body(), { objectMode: false, highWaterMark: 1 << 16 });

@@ -1,6 +1,7 @@
 // The HTTP layer under the registry client: one undici Agent (a connection pool per origin, kept
 // alive across requests), manual redirects with the credential rules, bounded retries with
 // backoff, and the stall timeout. Internal to the package.
+import type { Readable } from "node:stream";
 import { rootCertificates } from "node:tls";
 import { Agent, type Dispatcher } from "undici";
 import { ErrorCode, RktError, isRktError } from "@rkt/oci";
@@ -34,7 +35,10 @@ export interface HttpOptions {
   /** Bring your own dispatcher (tests, proxies); then `caPem`/`insecure.tls` are the dispatcher's business. */
   readonly dispatcher?: Dispatcher | undefined;
   readonly retry?: RetryOptions | undefined;
-  /** Abort a response whose headers or next body bytes take longer than this; default 30 s. */
+  /**
+   * Abort (and retry) a response whose headers or next body bytes take longer than this; default
+   * 30 s. undici checks these timers on a coarse tick, so expect up to ~1 s more.
+   */
   readonly stallTimeoutMs?: number | undefined;
   /** Sent as `User-Agent`; default `rkt`. */
   readonly userAgent?: string | undefined;
@@ -162,6 +166,15 @@ export async function send(r: Resolved, o: SendOptions): Promise<Response> {
   }
 }
 
+/**
+ * Drops a body we will not read: destroying an undici body emits an AbortError, which nobody
+ * listens for once we gave up on the response, so swallow it here.
+ */
+export function discard(body: Readable): void {
+  body.on("error", () => undefined);
+  body.destroy();
+}
+
 /** The URL without its query (storage redirects carry signatures there). */
 export function redact(u: URL): string {
   return `${u.origin}${u.pathname}${u.search === "" ? "" : "?…"}`;
@@ -180,7 +193,7 @@ export async function errorFrom(res: Response, what: string): Promise<RegistryEr
       chunks.push(c.length > room ? c.subarray(0, room) : c);
       n += Math.min(c.length, room);
       if (n >= maxErrorBodyBytes) {
-        res.body.destroy();
+        discard(res.body);
         break;
       }
     }
