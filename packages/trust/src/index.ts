@@ -50,3 +50,8 @@ export {
 export type { LookasideEntry, RegistriesD } from "./lookaside.js";
 export { parsePolicy, parsePolicyOrThrow, readPolicy, requirementsFor, evaluatePolicy } from "./policy.js";
 export type { Policy, PolicyRequirement, PolicyImage, PolicyDecision } from "./policy.js";
+export {
+  registrySignaturesPath,
+  parseRegistrySignatures,
+  formatRegistrySignature,
+} from "./registry-signatures.js";

@@ -97,7 +97,7 @@ export async function verifyDetached(input: VerifyDetachedInput): Promise<Verdic
   const { entry, key, signer } = found;
   const fp = key.getFingerprint().toLowerCase();
   if (packet.isExpired(date)) {
-    const exp = new Date(packet.created!.getTime() + (packet.signatureExpirationTime ?? 0) * 1000);
+    const exp = new Date((packet.created?.getTime() ?? 0) + (packet.signatureExpirationTime ?? 0) * 1000);
     throw new RktError(
       ErrorCode.SignatureInvalid,
       `signature expired at ${exp.toISOString()} (made by key ${fp})`,

@@ -201,6 +201,33 @@ describe("verifyDetached with GnuPG keys and signatures", () => {
     );
   });
 
+  it("stops on abort with RKT_ABORTED", async () => {
+    const store = newStore();
+    await store.addKey(gpg.exportKey("ed@example.com"), { prefix: "example.com" });
+    const ac = new AbortController();
+    await rejects(
+      verifyDetached({
+        name: "example.com/app",
+        open: () =>
+          Promise.resolve(
+            Readable.from(
+              (async function* () {
+                yield content;
+                ac.abort();
+                await new Promise((r) => setTimeout(r, 50));
+                yield content;
+              })(),
+            ),
+          ),
+        signature: gpg.detachSign("ed@example.com", content),
+        keystore: store,
+        signal: ac.signal,
+      }),
+      ErrorCode.Aborted,
+      "verification of example.com/app aborted",
+    );
+  });
+
   it("passes stream errors through unchanged", async () => {
     const store = newStore();
     await store.addKey(gpg.exportKey("ed@example.com"), { prefix: "example.com" });
