@@ -1,0 +1,259 @@
+// The `rkt` entry point: global flags, command lookup (cobra-style prefix matching), help and
+// version, and the ONE place where errors become text and exit statuses (STYLE §2.8). Commands are
+// imported lazily so that each pays only for the modules it uses.
+import { readFileSync } from "node:fs";
+import type { Readable, Writable } from "node:stream";
+import { isRktError } from "@rkt/oci";
+import type { Command, CommandContext } from "./context.js";
+import { globalFlagHelp, splitGlobalFlags } from "./globals.js";
+
+/** Exit statuses, as rkt: 0 success, 254 any error, 2 missing command. */
+export const ExitCode = { Ok: 0, MissingCommand: 2, Error: 254 } as const;
+
+/** The appc spec version our manifests follow (what `rkt version` reports as "appc Version"). */
+export const appcVersion = "0.8.11";
+
+interface CommandSpec {
+  readonly name: string;
+  readonly summary: string;
+  /** Usage after `rkt <path>`. */
+  readonly usage?: string | undefined;
+  /** Help body: flags and details. */
+  readonly help?: string | undefined;
+  readonly load?: (() => Promise<Command>) | undefined;
+  readonly children?: readonly CommandSpec[] | undefined;
+}
+
+const commands: readonly CommandSpec[] = [
+  {
+    name: "image",
+    summary: "Operate on image(s) in the local store",
+    children: [
+      {
+        name: "validate",
+        summary: "Validate images, image layouts, archives and manifests",
+        usage: "[--type=TYPE] [--format=text|json] PATH...",
+        help: [
+          "Checks each PATH and prints `PATH: ok` or one `PATH: invalid: <json path>: <reason>` line per",
+          "problem found (every problem, not only the first). Exits 254 if any input is invalid.",
+          "",
+          "Types (detected when --type is not given):",
+          "  layout          OCI image layout directory, or a tar archive of one: every reachable blob's",
+          "                  digest and size, every index, manifest and config",
+          "  aci             appc image archive (any compression): entries and manifest",
+          "  docker-archive  `docker save` archive: manifest.json, configs, layer diff_ids",
+          "  oci-manifest, oci-index, oci-config, descriptor, image-manifest, pod-manifest",
+          "                  single JSON documents (OCI/Docker, appc)",
+          "",
+          "Flags:",
+          "  --type=TYPE         validate every PATH as TYPE",
+          "  --format=text|json  json prints an array of {path,type,ok,issues:[{path,message}]}",
+        ].join("\n"),
+        load: async () => (await import("./commands/image-validate.js")).imageValidateCommand,
+      },
+    ],
+  },
+  { name: "version", summary: "Print the version and exit" },
+  { name: "help", summary: "Help about any command", usage: "[COMMAND...]" },
+];
+
+/** Our version, from the package's own package.json (the same file in src/ and dist/ layouts). */
+export function rktVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+    version?: string;
+  };
+  return pkg.version ?? "0.0.0";
+}
+
+// cobra EnablePrefixMatching: an exact name wins, else a unique prefix.
+function lookup(list: readonly CommandSpec[], word: string): CommandSpec | "ambiguous" | undefined {
+  const exact = list.find((c) => c.name === word);
+  if (exact !== undefined) return exact;
+  const matches = list.filter((c) => c.name.startsWith(word));
+  if (matches.length === 1) return matches[0];
+  return matches.length > 1 ? "ambiguous" : undefined;
+}
+
+function helpText(path: readonly CommandSpec[]): string {
+  const cmd = path[path.length - 1];
+  const full = ["rkt", ...path.map((c) => c.name)].join(" ");
+  const lines: string[] = [];
+  if (cmd === undefined) {
+    lines.push("rkt - the image side of rkt: fetch, verify, store, render and run container images", "");
+    lines.push("USAGE:", "  rkt [global options] <command> [command options] [arguments...]", "");
+  } else {
+    lines.push(`${full} - ${cmd.summary}`, "");
+    const usage = cmd.children !== undefined ? "<command> [arguments...]" : (cmd.usage ?? "");
+    lines.push("USAGE:", `  ${full} ${usage}`.trimEnd(), "");
+    if (cmd.help !== undefined) lines.push(cmd.help, "");
+  }
+  const children = cmd === undefined ? commands : cmd.children;
+  if (children !== undefined) {
+    lines.push("COMMANDS:");
+    for (const c of children) lines.push(`  ${c.name.padEnd(12)} ${c.summary}`);
+    lines.push("");
+  }
+  lines.push("GLOBAL OPTIONS:");
+  for (const [flag, text] of globalFlagHelp) lines.push(`  ${flag.padEnd(26)} ${text}`);
+  lines.push(
+    "",
+    `Run '${full} <command> --help' for more information on a command.`.replace("rkt rkt", "rkt"),
+  );
+  return `${lines.join("\n")}\n`;
+}
+
+/** I/O of one `rkt` invocation; everything defaults to the process's own. */
+export interface MainIO {
+  stdout?: Writable | undefined;
+  stderr?: Writable | undefined;
+  stdin?: Readable | undefined;
+  env?: Readonly<Record<string, string | undefined>> | undefined;
+  cwd?: string | undefined;
+  /** Effective uid, for the default `--dir` (root: /var/lib/rkt). */
+  uid?: number | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+// rkt's stderr logger: `<command>: <message>`; with --debug the cause chain as an indented tree
+// (pkg/log: `└─` per level) and the error code.
+function printError(stderr: Writable, prefix: string, e: unknown, debug: boolean): void {
+  const message = e instanceof Error ? e.message : String(e);
+  stderr.write(`${prefix}: ${message}\n`);
+  if (!debug) return;
+  let cause: unknown = e instanceof Error ? e.cause : undefined;
+  let depth = 1;
+  while (cause !== undefined && depth < 32) {
+    const text = cause instanceof Error ? cause.message : (JSON.stringify(cause) ?? "undefined");
+    stderr.write(`${"  ".repeat(depth)}└─${text}\n`);
+    cause = cause instanceof Error ? cause.cause : undefined;
+    depth++;
+  }
+  if (isRktError(e)) stderr.write(`${prefix}: error code: ${e.code}\n`);
+  else if (e instanceof Error && e.stack !== undefined) stderr.write(`${e.stack}\n`);
+}
+
+function isParseArgsError(e: unknown): boolean {
+  return (
+    e instanceof Error && "code" in e && String((e as { code: unknown }).code).startsWith("ERR_PARSE_ARGS")
+  );
+}
+
+/**
+ * Runs one `rkt` command line (without the `node rkt` prefix) and returns the exit status; never
+ * throws and never calls `process.exit`. Errors are printed here and only here: one line
+ * `<command>: <message>` on stderr, exit 254 (with `--debug`, the cause chain and the error code).
+ */
+export async function main(argv: readonly string[], io: MainIO = {}): Promise<number> {
+  const stdout = io.stdout ?? process.stdout;
+  const stderr = io.stderr ?? process.stderr;
+  const env = io.env ?? process.env;
+  const cwd = io.cwd ?? process.cwd();
+  let prefix = "rkt";
+  let debug = argv.includes("--debug");
+  try {
+    const split = splitGlobalFlags(argv, env, cwd, io.uid ?? process.getuid?.() ?? 0);
+    debug = split.globals.debug;
+    const rest = [...split.rest];
+    const path: CommandSpec[] = [];
+    let list: readonly CommandSpec[] | undefined = commands;
+    while (list !== undefined && rest.length > 0 && !(rest[0] ?? "").startsWith("-")) {
+      const word = rest[0] ?? "";
+      const found = lookup(list, word);
+      if (found === "ambiguous") {
+        throw new UsageError(`ambiguous command ${JSON.stringify(word)}; run 'rkt help' for usage`);
+      }
+      if (found === undefined) {
+        if (path.length === 0 || path[path.length - 1]?.children !== undefined) {
+          const where = ["rkt", ...path.map((c) => c.name)].join(" ");
+          throw new UsageError(
+            `unknown command ${JSON.stringify(word)} for "${where}"; run '${where} --help' for usage`,
+          );
+        }
+        break;
+      }
+      path.push(found);
+      rest.shift();
+      list = found.children;
+      if (found.name === "help") break;
+    }
+    const cmd = path[path.length - 1];
+    if (cmd !== undefined) prefix = cmd.name;
+    if (cmd === undefined) {
+      if (split.help) {
+        stdout.write(helpText([]));
+        return ExitCode.Ok;
+      }
+      stderr.write(`missing command\n${helpText([])}`);
+      return ExitCode.MissingCommand;
+    }
+    if (cmd.name === "help") {
+      const target: CommandSpec[] = [];
+      let l: readonly CommandSpec[] | undefined = commands;
+      for (const w of rest) {
+        const f: CommandSpec | "ambiguous" | undefined = l === undefined ? undefined : lookup(l, w);
+        if (f === undefined || f === "ambiguous")
+          throw new UsageError(`unknown help topic ${JSON.stringify(w)}`);
+        target.push(f);
+        l = f.children;
+      }
+      stdout.write(helpText(target));
+      return ExitCode.Ok;
+    }
+    if (split.help) {
+      stdout.write(helpText(path));
+      return ExitCode.Ok;
+    }
+    if (cmd.name === "version") {
+      stdout.write(
+        `rkt Version: ${rktVersion()}\nappc Version: ${appcVersion}\nNode Version: ${process.version}\n` +
+          `Node OS/Arch: ${process.platform}/${process.arch}\n`,
+      );
+      return ExitCode.Ok;
+    }
+    if (cmd.load === undefined) {
+      stderr.write(helpText(path));
+      return ExitCode.MissingCommand;
+    }
+    const run = await cmd.load();
+    const ctx: CommandContext = {
+      stdout,
+      stderr,
+      stdin: io.stdin ?? process.stdin,
+      env,
+      cwd,
+      globals: split.globals,
+      signal: io.signal ?? new AbortController().signal,
+    };
+    return await run(rest, ctx);
+  } catch (e) {
+    if (isParseArgsError(e) && e instanceof Error) {
+      // node:util parseArgs errors: keep the first line, drop its advice about `--`.
+      printError(stderr, prefix, new UsageError(e.message.split("\n")[0] ?? e.message), debug);
+      return ExitCode.Error;
+    }
+    printError(stderr, prefix, e, debug);
+    return ExitCode.Error;
+  }
+}
+
+/** A bad command line (unknown command, bad flag). Printed like any error; exit 254. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/**
+ * The `bin/rkt.js` entry: runs {@link main} on `process.argv`, aborting on SIGINT/SIGTERM, and sets
+ * `process.exitCode` (so pending output is flushed before exit).
+ */
+export async function run(): Promise<void> {
+  const ac = new AbortController();
+  const onSignal = () => ac.abort(new Error("interrupted"));
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  process.exitCode = await main(process.argv.slice(2), { signal: ac.signal });
+  process.off("SIGINT", onSignal);
+  process.off("SIGTERM", onSignal);
+}
