@@ -12,6 +12,11 @@ import { isAlive } from "./internal/proc.js";
 export interface GcOptions {
   /** Images used within this many milliseconds are kept; also the minimum age of a stale ingest. Default 24 h (rkt). */
   gracePeriodMs?: number | undefined;
+  /**
+   * Ingests no live process holds are kept this long for a later resume (default: the grace
+   * period). ACI ingests cannot be resumed and go at once.
+   */
+  ingestGracePeriodMs?: number | undefined;
   /** Only remove rendered trees. */
   treesOnly?: boolean | undefined;
   /** Only remove images (and the blobs they alone needed), not trees. */
@@ -42,6 +47,7 @@ export const defaultGracePeriodMs = 24 * 3600 * 1000;
 export async function gc(store: LocalStore, o: GcOptions = {}): Promise<GcReport> {
   const now = o.now ?? Date.now();
   const grace = o.gracePeriodMs ?? defaultGracePeriodMs;
+  const ingestGrace = o.ingestGracePeriodMs ?? grace;
   const db = store.db;
   clearDeadLocks(db);
   const live = store.liveLeaseIds(now);
@@ -152,7 +158,8 @@ export async function gc(store: LocalStore, o: GcOptions = {}): Promise<GcReport
       const ref = await readFile(join(dir, "ref"), "utf8").catch(() => undefined);
       if (ref !== undefined && isLocked(db, `ingest:${ref}`)) continue;
       const st = await stat(join(dir, "data")).catch(() => stat(dir).catch(() => undefined));
-      if (st !== undefined && now - st.mtimeMs <= grace) continue;
+      const resumable = ref === undefined || !ref.startsWith("aci-");
+      if (resumable && st !== undefined && now - st.mtimeMs <= ingestGrace) continue;
       freed += st?.size ?? 0;
       await rm(dir, { recursive: true, force: true }).catch(() => undefined);
       removedIngests.push(ref ?? name);

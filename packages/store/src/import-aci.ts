@@ -14,6 +14,7 @@ import {
   type Compression,
 } from "./internal/decompress.js";
 import type { LocalStore } from "./local-store.js";
+import { acquireLock, type LockHandle } from "./locks.js";
 
 /** Where an image came from, recorded in `remotes` for cache revalidation (rkt's remote table). */
 export interface RemoteInfo {
@@ -196,9 +197,20 @@ export async function importAci(
   let compression: Compression | undefined;
   let lease: string | undefined;
   let decompressError: unknown;
+  let remoteLock: LockHandle | undefined;
   try {
     lease = store.createLease({ labels: { purpose: `import ${what}` } });
-    const ref = o.remote !== undefined ? `aci-remote:${o.remote.url}` : `aci-${randomUUID()}`;
+    if (o.remote !== undefined) {
+      // Held until the rows are recorded, so a concurrent import of the same URL waits and then
+      // finds the image (the work is done once); a killed holder's lock is taken over.
+      remoteLock = await acquireLock(store.db, `remote:${o.remote.url}`, {
+        wait: true,
+        signal: o.signal,
+        what: `import of ${o.remote.url}`,
+      });
+    }
+    // The uncompressed stream cannot be resumed from an offset, so each import has its own ingest.
+    const ref = `aci-${randomUUID()}`;
     w = await store.writer({
       ref,
       algorithm: "sha512",
@@ -270,6 +282,7 @@ export async function importAci(
     src.destroy();
     throw classify(e, what, compression);
   } finally {
+    remoteLock?.release();
     if (lease !== undefined) store.deleteLease(lease);
   }
 }

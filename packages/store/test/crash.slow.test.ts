@@ -1,0 +1,165 @@
+// Crash and concurrency tests with real child processes on one store: SIGKILL at random points
+// must never corrupt the store or block the next process; concurrent imports all succeed.
+import { execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fsck, gc, importAci, listImages, LocalStore } from "@rkt/store";
+import { gzip, makeAci, makeOciImage, makeTar, readable, sha512Id } from "./helpers.js";
+
+const here = fileURLToPath(new URL(".", import.meta.url));
+const child = join(here, "fixtures", "child-import.mjs");
+const root = join(here, "..", "..", "..");
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+function run(args: readonly string[], killAfterMs?: number): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [child, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    p.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+    p.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    const timer = killAfterMs === undefined ? undefined : setTimeout(() => p.kill("SIGKILL"), killAfterMs);
+    p.on("error", reject);
+    p.on("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+let work: string;
+let aciFile: string;
+let aciBytes: Buffer;
+
+beforeAll(async () => {
+  // The children import the built package.
+  execFileSync("npx", ["tsc", "-b", "packages/store"], { cwd: root, stdio: "inherit" });
+  work = await mkdtemp(join(tmpdir(), "rkt-crash-"));
+  aciBytes = await makeAci("example.com/crash", { version: "1" }, [
+    { name: "rootfs/data", body: randomBytes(24 << 20) },
+  ]);
+  aciFile = join(work, "crash.aci.gz");
+  await writeFile(aciFile, gzip(aciBytes));
+}, 120_000);
+
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+describe("SIGKILL during import", () => {
+  it("never leaves a problem fsck can see, never blocks the next import, and a re-import succeeds", async () => {
+    const dir = join(work, "store-kill");
+    // Calibrate: how long one full import takes here.
+    const t0 = Date.now();
+    const first = await run([dir, "aci", aciFile]);
+    expect(first.stderr).toBe("");
+    const full = Date.now() - t0;
+    let killed = 0;
+    for (let i = 0; i < 30; i++) {
+      // Alternate deterministic (remote: one lock per URL) and anonymous imports.
+      const args = i % 2 === 0 ? [dir, "aci", aciFile, "file:///crash.aci"] : [dir, "aci", aciFile];
+      const r = await run(args, Math.floor(Math.random() * full * 1.2));
+      if (r.signal === "SIGKILL") killed++;
+      else expect(r.stderr).toBe("");
+      const store = await LocalStore.open(dir);
+      try {
+        const report = await fsck(store);
+        expect(report.problems).toEqual([]);
+        // whatever is listed is complete and readable
+        for (const img of listImages(store)) expect(img.id).toBe(sha512Id(aciBytes));
+      } finally {
+        store.close();
+      }
+      // the store is usable at once by the next process: no stale lock blocks it
+      if (i % 10 === 9) {
+        const ok = await run([dir, "aci", aciFile, "file:///crash.aci"]);
+        expect(ok.stderr).toBe("");
+        expect(JSON.parse(ok.stdout)).toMatchObject({ id: sha512Id(aciBytes) });
+      }
+    }
+    expect(killed).toBeGreaterThan(10);
+    const store = await LocalStore.open(dir);
+    try {
+      const again = await importAci(store, readable(gzip(aciBytes)));
+      expect(again.id).toBe(sha512Id(aciBytes));
+      // a default gc (images within the grace period stay) clears what the kills left behind
+      const swept = await gc(store);
+      expect(swept.removedImages).toEqual([]);
+      expect(listImages(store).map((i) => i.id)).toEqual([sha512Id(aciBytes)]);
+      expect((await fsck(store)).clean).toBe(true);
+    } finally {
+      store.close();
+    }
+  }, 600_000);
+});
+
+describe("concurrent processes", () => {
+  it("several processes importing the same and different images all succeed; the shared one is written once", async () => {
+    const dir = join(work, "store-concurrent");
+    const other = join(work, "other.aci");
+    const otherBytes = await makeAci("example.com/other", {}, [
+      { name: "rootfs/o", body: randomBytes(1 << 20) },
+    ]);
+    await writeFile(other, otherBytes);
+    // an OCI layout for two processes to import at once
+    const layout = join(work, "layout");
+    const img = makeOciImage([
+      await makeTar([{ name: "big", body: randomBytes(4 << 20) }]),
+      await makeTar([{ name: "small", body: "s" }]),
+    ]);
+    await mkdir(join(layout, "blobs", "sha256"), { recursive: true });
+    for (const [d, b] of [...img.blobs, [img.digest, img.raw] as const]) {
+      await writeFile(join(layout, "blobs", "sha256", d.slice(7)), b);
+    }
+    await writeFile(
+      join(layout, "index.json"),
+      JSON.stringify({
+        schemaVersion: 2,
+        manifests: [
+          {
+            mediaType: "application/vnd.oci.image.manifest.v1+json",
+            digest: img.digest,
+            size: img.raw.length,
+          },
+        ],
+      }),
+    );
+    const runs = await Promise.all([
+      run([dir, "aci", aciFile, "file:///same.aci"]),
+      run([dir, "aci", aciFile, "file:///same.aci"]),
+      run([dir, "aci", aciFile, "file:///same.aci"]),
+      run([dir, "aci", other]),
+      run([dir, "oci", layout]),
+      run([dir, "oci", layout]),
+    ]);
+    for (const r of runs) expect(r.stderr).toBe("");
+    const results = runs.map((r) => JSON.parse(r.stdout) as { id: string; cached: boolean });
+    expect(results.slice(0, 3).map((r) => r.id)).toEqual(Array(3).fill(sha512Id(aciBytes)));
+    // one process did the import; the others waited for its lock and found the image
+    expect(results.slice(0, 3).filter((r) => !r.cached)).toHaveLength(1);
+    expect(results[3]!.id).toBe(sha512Id(otherBytes));
+    expect(results[4]!.id).toBe(img.digest);
+    expect(results[5]!.id).toBe(img.digest);
+    const store = await LocalStore.open(dir);
+    try {
+      expect(
+        listImages(store)
+          .map((i) => i.id)
+          .sort(),
+      ).toEqual([sha512Id(aciBytes), sha512Id(otherBytes), img.digest].sort());
+      expect((await fsck(store)).clean).toBe(true);
+    } finally {
+      store.close();
+    }
+  }, 300_000);
+});
