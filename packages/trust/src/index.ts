@@ -2,7 +2,15 @@
 // signing, lookaside storage, registries.d and policy.json.
 export { parseArmoredKeyring, parseAnyKeyring, formatFingerprint, describeKey } from "./key.js";
 export type { ParsedKeyring, KeyDescription } from "./key.js";
-export { KeyStore, selectKeys, applicableEntries, prefixCovers, keyLoadOrder } from "./keystore.js";
+export {
+  KeyStore,
+  selectKeys,
+  applicableEntries,
+  prefixCovers,
+  keyLoadOrder,
+  defaultSystemConfigDir,
+  defaultLocalConfigDir,
+} from "./keystore.js";
 export type { KeyLayer, KeyScope, KeyFileEntry, TrustedKey, KeyStoreOptions } from "./keystore.js";
 export {
   verifyDetached,
@@ -48,7 +56,14 @@ export {
   lookasideFor,
 } from "./lookaside.js";
 export type { LookasideEntry, RegistriesD } from "./lookaside.js";
-export { parsePolicy, parsePolicyOrThrow, readPolicy, requirementsFor, evaluatePolicy } from "./policy.js";
+export {
+  parsePolicy,
+  parsePolicyOrThrow,
+  readPolicy,
+  policyPaths,
+  requirementsFor,
+  evaluatePolicy,
+} from "./policy.js";
 export type { Policy, PolicyRequirement, PolicyImage, PolicyDecision } from "./policy.js";
 export {
   registrySignaturesPath,

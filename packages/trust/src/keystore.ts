@@ -41,6 +41,11 @@ export interface TrustedKey {
   readonly keys: readonly Key[];
 }
 
+/** rkt's default `--system-config`: keys shipped by the distribution. */
+export const defaultSystemConfigDir = "/usr/lib/rkt";
+/** rkt's default `--local-config`: keys trusted by the administrator; `rkt trust` writes here. */
+export const defaultLocalConfigDir = "/etc/rkt";
+
 /** The two config roots, as rkt's `--system-config` and `--local-config`. */
 export interface KeyStoreOptions {
   /** rkt default `/usr/lib/rkt`. */

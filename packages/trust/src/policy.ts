@@ -13,7 +13,13 @@ import {
   type ParseResult,
 } from "@rkt/oci";
 import type { Key } from "openpgp";
-import { checkSignedIdentity, namedFromDockerRef, type NamedRef, type SignedIdentity } from "./identity.js";
+import {
+  checkSignedIdentity,
+  formatNamedRef,
+  namedFromDockerRef,
+  type NamedRef,
+  type SignedIdentity,
+} from "./identity.js";
 import { errorText, parseAnyKeyring } from "./key.js";
 import { dockerScopes } from "./lookaside.js";
 import { verifySimpleSignature, type SimpleSignatureVerdict } from "./simple-signing.js";
@@ -86,6 +92,17 @@ export function parsePolicyOrThrow(bytes: Uint8Array | string, source: string): 
   return r.value;
 }
 
+/**
+ * Where containers tools look for policy.json, in order: the user's
+ * `$HOME/.config/containers/policy.json`, then `/etc/containers/policy.json`. Pure.
+ */
+export function policyPaths(home: string | undefined): string[] {
+  return [
+    ...(home === undefined || home === "" ? [] : [`${home}/.config/containers/policy.json`]),
+    "/etc/containers/policy.json",
+  ];
+}
+
 /** Reads and parses a policy.json file. Throws as `parsePolicyOrThrow`, RKT_IO on read errors. */
 export async function readPolicy(path: string): Promise<Policy> {
   let bytes: Buffer;
@@ -156,7 +173,11 @@ export async function evaluatePolicy(policy: Policy, image: PolicyImage): Promis
   const { scope, requirements } = requirementsFor(policy, image.transport, image.reference);
   const named: NamedRef | undefined =
     typeof image.reference === "string" ? undefined : namedFromDockerRef(image.reference);
-  const shown = typeof image.reference === "string" ? image.reference : image.reference.raw;
+  // containers names the image as transports.ImageName does: `docker://host/repo:tag`, `oci:/path:ref`.
+  const shown =
+    typeof image.reference === "string"
+      ? `${image.transport}:${image.reference}`
+      : `docker://${formatNamedRef(namedFromDockerRef(image.reference))}`;
   let sigs: Promise<readonly Uint8Array[]> | undefined;
   const reasons: string[] = [];
   const accepted: SimpleSignatureVerdict[] = [];

@@ -299,6 +299,7 @@ function formatRef(r: NamedRef): string {
 // anything else is a raw simple-signing OpenPGP message.
 function unwrapEnvelope(blob: Uint8Array): Uint8Array {
   if (blob.length === 0) invalid("empty signature");
+  if (blob.length > maxSignatureBytes) invalid(`signature is larger than ${maxSignatureBytes} bytes`);
   if (blob[0] !== 0) return blob;
   const nl = blob.indexOf(0x0a);
   const format = nl === -1 ? "" : new TextDecoder().decode(blob.subarray(1, nl));

@@ -9,6 +9,7 @@ import {
   parseNamedRef,
   parsePolicy,
   parsePolicyOrThrow,
+  policyPaths,
   readPolicy,
   requirementsFor,
   type Policy,
@@ -292,8 +293,22 @@ describe("evaluatePolicy", () => {
     ).toEqual({
       accepted: false,
       scope: "default",
-      reasons: ["Running image /x/y is rejected by policy."],
+      reasons: ["Running image oci:/x/y is rejected by policy."],
     });
+  });
+
+  it("names a rejected docker image as containers does", async () => {
+    const p = policyWith([{ type: "reject" }]);
+    expect(await evaluatePolicy(p, docker("r.example.com/ns/app", never))).toEqual({
+      accepted: false,
+      scope: "r.example.com/ns",
+      reasons: ["Running image docker://r.example.com/ns/app:latest is rejected by policy."],
+    });
+    expect(policyPaths("/home/u")).toEqual([
+      "/home/u/.config/containers/policy.json",
+      "/etc/containers/policy.json",
+    ]);
+    expect(policyPaths(undefined)).toEqual(["/etc/containers/policy.json"]);
   });
 
   it("signedBy with keyPath, keyPaths and keyData accepts a matching signature", async () => {
