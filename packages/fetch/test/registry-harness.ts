@@ -2,9 +2,11 @@
 // loopback port, in plain, basic (htpasswd over TLS) or TLS mode, and OCI layouts pushed to it
 // with skopeo. Local to these tests until the testkit's startRegistry() lands.
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
+import { X509Certificate, createHash, createPrivateKey, randomBytes, sign } from "node:crypto";
+import { createServer as createHttpsServer } from "node:https";
+import type { Server } from "node:https";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { connect, createServer } from "node:net";
+import { connect, createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -13,7 +15,7 @@ import bcrypt from "bcryptjs";
 
 const run = promisify(execFile);
 
-export type RegistryMode = "plain" | "basic" | "tls";
+export type RegistryMode = "plain" | "basic" | "tls" | "token";
 
 export interface TestRegistry {
   readonly host: string;
@@ -23,6 +25,8 @@ export interface TestRegistry {
   readonly caDir?: string | undefined;
   readonly username?: string | undefined;
   readonly password?: string | undefined;
+  /** Token mode: the scopes of every token issued, and whether the request carried credentials. */
+  readonly tokenRequests: { scopes: string[]; authenticated: boolean }[];
   stop(): Promise<void>;
 }
 
@@ -102,7 +106,7 @@ export async function startTestRegistry(mode: RegistryMode): Promise<TestRegistr
   const dir = await mkdtemp(join(tmpdir(), "rkt-registry-"));
   const port = await freePort();
   const host = `127.0.0.1:${port}`;
-  const tls = mode === "tls" || mode === "basic";
+  const tls = mode !== "plain";
   const lines = [
     "version: 0.1",
     "log:",
@@ -135,6 +139,87 @@ export async function startTestRegistry(mode: RegistryMode): Promise<TestRegistr
     await writeFile(htpasswd, `${username}:${bcrypt.hashSync(password, 5)}\n`);
     lines.push("auth:", "  htpasswd:", "    realm: rkt-test", `    path: ${htpasswd}`);
   }
+  const tokenRequests: TestRegistry["tokenRequests"] = [];
+  let tokenServer: Server | undefined;
+  if (mode === "token") {
+    // distribution 2.8 checks the JWT's x5c certificate against rootcertbundle.
+    const signerKey = join(dir, "signer.key");
+    const signerCert = join(dir, "signer.crt");
+    await run("openssl", [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-keyout",
+      signerKey,
+      "-out",
+      signerCert,
+      "-days",
+      "2",
+      "-subj",
+      "/CN=rkt token signer",
+    ]);
+    const key = createPrivateKey(await readFile(signerKey));
+    const der = new X509Certificate(await readFile(signerCert)).raw.toString("base64");
+    const expected = `Basic ${Buffer.from(`${username}:${password}`).toString("base64")}`;
+    const server = createHttpsServer(
+      { cert: await readFile(join(dir, "server.crt")), key: await readFile(join(dir, "server.key")) },
+      (req, res) => {
+        const url = new URL(req.url ?? "/", "https://127.0.0.1");
+        const authenticated = req.headers.authorization === expected;
+        if (req.headers.authorization !== undefined && !authenticated) {
+          res.writeHead(401, { "content-type": "application/json" });
+          return void res.end(
+            JSON.stringify({ errors: [{ code: "UNAUTHORIZED", message: "bad credentials" }] }),
+          );
+        }
+        const scopes = url.searchParams.getAll("scope");
+        tokenRequests.push({ scopes, authenticated });
+        // Anonymous users may pull public/*; the user may do anything.
+        const access = scopes.flatMap((sc) => {
+          const first = sc.indexOf(":");
+          const last = sc.lastIndexOf(":");
+          const name = sc.slice(first + 1, last);
+          const actions = sc
+            .slice(last + 1)
+            .split(",")
+            .filter((a) => authenticated || (a === "pull" && name.startsWith("public/")));
+          return actions.length === 0 ? [] : [{ type: sc.slice(0, first), name, actions }];
+        });
+        const now = Math.floor(Date.now() / 1000);
+        const b64 = (x: string | Buffer) => Buffer.from(x).toString("base64url");
+        const input = `${b64(JSON.stringify({ typ: "JWT", alg: "ES256", x5c: [der] }))}.${b64(
+          JSON.stringify({
+            iss: "rkt-test",
+            sub: authenticated ? username : "",
+            aud: "rkt-test-registry",
+            exp: now + 300,
+            nbf: now - 10,
+            iat: now,
+            jti: randomBytes(8).toString("hex"),
+            access,
+          }),
+        )}`;
+        const sig = sign("sha256", Buffer.from(input), { key, dsaEncoding: "ieee-p1363" });
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ access_token: `${input}.${b64(sig)}`, expires_in: 300 }));
+      },
+    );
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    tokenServer = server;
+    const realm = `https://127.0.0.1:${(server.address() as AddressInfo).port}/token`;
+    lines.push(
+      "auth:",
+      "  token:",
+      `    realm: ${realm}`,
+      "    service: rkt-test-registry",
+      "    issuer: rkt-test",
+      `    rootcertbundle: ${signerCert}`,
+    );
+  }
   const config = join(dir, "config.yml");
   await writeFile(config, `${lines.join("\n")}\n`);
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("REGISTRY_")));
@@ -166,8 +251,13 @@ export async function startTestRegistry(mode: RegistryMode): Promise<TestRegistr
     mode,
     caPem,
     caDir,
-    ...(mode === "basic" ? { username, password } : {}),
+    ...(mode === "basic" || mode === "token" ? { username, password } : {}),
+    tokenRequests,
     async stop() {
+      if (tokenServer !== undefined) {
+        tokenServer.closeAllConnections();
+        tokenServer.close();
+      }
       child.kill("SIGTERM");
       await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once("exit", r)));
       await rm(dir, { recursive: true, force: true });

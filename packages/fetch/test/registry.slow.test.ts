@@ -1,5 +1,7 @@
 // The registry client against the real distribution registry (Debian docker-registry) on
-// loopback: plain HTTP (with insecure http), TLS with a test CA, and htpasswd Basic over TLS.
+// loopback, started by @rkt/testkit: plain HTTP (with insecure http), TLS with a test CA, and
+// htpasswd Basic over TLS; token auth with an HTTPS realm from the local harness (the testkit's
+// token realm is plain http, where this client never sends credentials).
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,6 +11,7 @@ import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDigester, parseDigest, type Descriptor } from "@rkt/oci";
 import { RegistryClient, staticCredentials, type RegistryClientOptions } from "@rkt/fetch";
+import { pushLayout as pushToRegistry, startRegistry, type Registry } from "@rkt/testkit";
 import {
   makeImage,
   makeIndex,
@@ -31,7 +34,7 @@ function desc(b: Blob): Descriptor {
 }
 
 interface Fixture {
-  reg: TestRegistry;
+  reg: Registry;
   amd64: TestImage;
   arm64: TestImage;
   index: Blob;
@@ -39,15 +42,16 @@ interface Fixture {
   work: string;
 }
 
-async function setUp(mode: TestRegistry["mode"]): Promise<Fixture> {
-  const reg = await startTestRegistry(mode);
+async function setUp(mode: "plain" | "tls" | "basic"): Promise<Fixture> {
+  // Basic over TLS: the client never sends credentials over plain http.
+  const reg = await startRegistry({ mode, tls: mode === "basic" });
   const work = await mkdtemp(join(tmpdir(), "rkt-reg-test-"));
   const amd64 = makeImage({ os: "linux", architecture: "amd64" }, 300_000);
   const arm64 = makeImage({ os: "linux", architecture: "arm64", variant: "v8" }, 200_000);
   const index = makeIndex([amd64, arm64]);
   const all = [amd64, arm64].flatMap((i) => [i.manifest, i.config, i.layer]);
   await writeLayout(join(work, "multi"), [...all, index], index, "multi");
-  await pushLayout(join(work, "multi"), "multi", reg, "test/multi");
+  await pushToRegistry(join(work, "multi"), "test/multi:multi", reg, { layoutRef: "multi" });
   const single = makeImage({ os: "linux", architecture: "amd64" }, 1_000_000);
   await writeLayout(
     join(work, "single"),
@@ -55,13 +59,13 @@ async function setUp(mode: TestRegistry["mode"]): Promise<Fixture> {
     single.manifest,
     "v1",
   );
-  await pushLayout(join(work, "single"), "v1", reg, "test/single");
+  await pushToRegistry(join(work, "single"), "test/single:v1", reg, { layoutRef: "v1" });
   return { reg, amd64, arm64, index, single, work };
 }
 
-function optionsFor(reg: TestRegistry): RegistryClientOptions {
+function optionsFor(reg: Registry | TestRegistry): RegistryClientOptions {
   return {
-    ...(reg.mode === "plain" ? { insecure: { http: true } } : { caPem: reg.caPem }),
+    ...(reg.url.startsWith("http:") ? { insecure: { http: true } } : { caPem: reg.caPem }),
     ...(reg.username === undefined
       ? {}
       : {
@@ -236,3 +240,89 @@ for (const mode of ["plain", "tls", "basic"] as const) {
     }
   });
 }
+
+describe("registry client against docker-registry (token auth, https realm)", () => {
+  let reg: TestRegistry;
+  let work: string;
+  let img: TestImage;
+  beforeAll(async () => {
+    reg = await startTestRegistry("token");
+    work = await mkdtemp(join(tmpdir(), "rkt-reg-token-"));
+    img = makeImage({ os: "linux", architecture: "amd64" }, 50_000);
+    await writeLayout(join(work, "img"), [img.manifest, img.config, img.layer], img.manifest, "v1");
+    await pushLayout(join(work, "img"), "v1", reg, "private/app");
+    await pushLayout(join(work, "img"), "v1", reg, "public/app");
+  }, 120_000);
+  afterAll(async () => {
+    await reg?.stop();
+    if (work !== undefined) await rm(work, { recursive: true, force: true });
+  });
+
+  it("gets a bearer token with the credentials and reuses it for the same scope", async () => {
+    const c = new RegistryClient(reg.host, optionsFor(reg));
+    try {
+      const before = reg.tokenRequests.length;
+      expect((await c.resolve("private/app", "v1")).digest).toBe(img.manifest.digest);
+      await c.getManifest("private/app", "v1");
+      expect(await collect(await c.fetchBlob("private/app", desc(img.layer)))).toEqual(img.layer.bytes);
+      const mine = reg.tokenRequests.slice(before);
+      expect(mine).toEqual([{ scopes: ["repository:private/app:pull"], authenticated: true }]);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("learns the challenge from a ping, then asks for a token per repository", async () => {
+    const c = new RegistryClient(reg.host, optionsFor(reg));
+    try {
+      const p = await c.ping();
+      expect(p.challenges[0]).toMatchObject({ scheme: "bearer", params: { service: "rkt-test-registry" } });
+      const before = reg.tokenRequests.length;
+      await c.resolve("private/app", "v1");
+      await c.resolve("public/app", "v1");
+      expect(reg.tokenRequests.slice(before).map((t) => t.scopes)).toEqual([
+        ["repository:private/app:pull"],
+        ["repository:public/app:pull"],
+      ]);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("pulls anonymously where the token server allows it, 401 where it does not", async () => {
+    const c = new RegistryClient(reg.host, { caPem: reg.caPem, retry: { maxAttempts: 1 } });
+    try {
+      expect((await c.getManifest("public/app", "v1")).descriptor.digest).toBe(img.manifest.digest);
+      expect(reg.tokenRequests.at(-1)).toEqual({
+        scopes: ["repository:public/app:pull"],
+        authenticated: false,
+      });
+      await expect(c.getManifest("private/app", "v1")).rejects.toMatchObject({
+        code: "RKT_UNAUTHORIZED",
+        status: 401,
+        message: expect.stringContaining("UNAUTHORIZED"),
+      });
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("wrong credentials fail at the token server with RKT_UNAUTHORIZED", async () => {
+    const c = new RegistryClient(reg.host, {
+      caPem: reg.caPem,
+      credentials: staticCredentials({ [reg.host]: { username: "rkt", password: "nope" } }),
+      retry: { maxAttempts: 1 },
+    });
+    try {
+      await expect(c.resolve("private/app", "v1")).rejects.toMatchObject({
+        code: "RKT_UNAUTHORIZED",
+        status: 401,
+        message: expect.stringMatching(
+          /^token for 127\.0\.0\.1:\d+ from https:\/\/127\.0\.0\.1:\d+\/token: HTTP 401 \(UNAUTHORIZED: bad credentials\)/,
+        ),
+      });
+    } finally {
+      await c.close();
+    }
+  });
+});
