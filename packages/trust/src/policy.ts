@@ -153,7 +153,7 @@ export function requirementsFor(
 ): { scope: string; requirements: readonly PolicyRequirement[] } {
   const scopes = policy.transports[transport];
   if (scopes !== undefined) {
-    for (const s of [...scopeCandidates(transport, reference), ""]) {
+    for (const s of [...scopeCandidates(reference), ""]) {
       const reqs = scopes[s];
       if (reqs !== undefined) return { scope: s, requirements: reqs };
     }
@@ -249,7 +249,7 @@ async function loadKeys(
   return out;
 }
 
-function scopeCandidates(transport: string, reference: DockerRef | string): string[] {
+function scopeCandidates(reference: DockerRef | string): string[] {
   if (typeof reference !== "string") return dockerScopes(reference);
   const out = [reference];
   if (reference.startsWith("/")) {
@@ -258,7 +258,6 @@ function scopeCandidates(transport: string, reference: DockerRef | string): stri
     if (dir !== reference) out.push(dir);
     while ((dir = dir.slice(0, dir.lastIndexOf("/"))) !== "") out.push(dir);
   }
-  void transport;
   return out;
 }
 

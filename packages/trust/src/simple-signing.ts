@@ -231,19 +231,17 @@ export async function verifySimpleSignature(
   } catch (e) {
     invalid(`unreadable signature packet: ${errorText(e)}`, e);
   }
-  const ids = [sigPacket.issuerKeyID];
+  const id = sigPacket.issuerKeyID;
   let found: { key: Key; signer: Key | Subkey } | undefined;
   for (const key of o.keys) {
-    for (const id of ids) {
-      const signer = key.getKeys(id)[0];
-      if (signer !== undefined) found ??= { key, signer };
+    const signer = key.getKeys(id)[0];
+    if (signer !== undefined) {
+      found = { key, signer };
+      break;
     }
   }
   if (found === undefined) {
-    throw new RktError(
-      ErrorCode.KeyUntrusted,
-      `signature made by unknown key ${ids.map((i) => i.toHex().toUpperCase()).join(", ")}`,
-    );
+    throw new RktError(ErrorCode.KeyUntrusted, `signature made by unknown key ${id.toHex().toUpperCase()}`);
   }
   const fp = found.key.getFingerprint().toLowerCase();
   if (sigPacket.isExpired(date)) {
