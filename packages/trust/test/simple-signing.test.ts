@@ -2,13 +2,18 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ErrorCode, digestOf, isRktError } from "@rkt/oci";
+import { pathToFileURL } from "node:url";
+import { ErrorCode, digestOf, isRktError, parseDockerReference } from "@rkt/oci";
 import {
   createSimpleSignature,
+  evaluatePolicy,
   formatSimpleSigningPayload,
   parseAnyKeyring,
+  parsePolicyOrThrow,
   parseSimpleSigningPayload,
+  readLookasideSignatures,
   verifySimpleSignature,
+  writeLookasideSignature,
 } from "@rkt/trust";
 import * as openpgp from "openpgp";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -172,6 +177,50 @@ describe("simple signing interop", () => {
         manifestDigest: digest,
       }),
     ).toMatchObject({ dockerReference: ref });
+  });
+
+  it("a skopeo signature in a file:// lookaside satisfies a signedBy policy with a gpg keyring", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "rkt-trust-flow-"));
+    writeFileSync(join(dir, "manifest.json"), manifest);
+    execFileSync(
+      "skopeo",
+      ["standalone-sign", "--output", join(dir, "sig"), join(dir, "manifest.json"), ref, gpgFp.toUpperCase()],
+      { env: { ...process.env, GNUPGHOME: gpg.home } },
+    );
+    writeFileSync(join(dir, "pubring.gpg"), gpg.exportKey("skopeo@example.com", false));
+    const base = pathToFileURL(join(dir, "lookaside")).href;
+    await writeLookasideSignature(base, "ns/app", digest, readFileSync(join(dir, "sig")));
+    const policy = parsePolicyOrThrow(
+      JSON.stringify({
+        default: [{ type: "reject" }],
+        transports: {
+          docker: {
+            "registry.example.com": [
+              { type: "signedBy", keyType: "GPGKeys", keyPath: join(dir, "pubring.gpg") },
+            ],
+          },
+        },
+      }),
+      "policy.json",
+    );
+    const image = (tag: string) => ({
+      transport: "docker",
+      reference: parseDockerReference(`registry.example.com/ns/app:${tag}`),
+      manifestDigest: digest,
+      signatures: () => readLookasideSignatures(base, "ns/app", digest),
+    });
+    expect(await evaluatePolicy(policy, image("1.0"))).toMatchObject({
+      accepted: true,
+      scope: "registry.example.com",
+      signatures: [{ dockerReference: ref, fingerprint: gpgFp }],
+    });
+    expect(await evaluatePolicy(policy, image("2.0"))).toEqual({
+      accepted: false,
+      scope: "registry.example.com",
+      reasons: [
+        `signature is for "${ref}", which matchRepoDigestOrExact does not accept for "registry.example.com/ns/app:2.0"`,
+      ],
+    });
   });
 
   it("a GnuPG-exported private key signs too", async () => {
