@@ -3,7 +3,6 @@
 import { readFile, readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { buffer } from "node:stream/consumers";
-import { parseImageManifest } from "@rkt/appc";
 import {
   MediaType,
   detectDocumentType,
@@ -15,7 +14,7 @@ import {
   type Digest,
 } from "@rkt/oci";
 import { aciImageId } from "./images.js";
-import { readAciManifestBytes } from "./import-aci.js";
+import { readStoredAciManifest } from "./import-aci.js";
 import type { LocalStore } from "./local-store.js";
 import { hashFile } from "./local-store.js";
 import { isLocked } from "./locks.js";
@@ -260,22 +259,20 @@ async function rebuildImages(store: LocalStore, files: Map<string, number>): Pro
     if (d.startsWith("sha512:")) {
       const id = aciImageId(d);
       if (has.get(id) !== undefined) continue;
-      let bytes: Buffer | undefined;
+      let m: Awaited<ReturnType<typeof readStoredAciManifest>>;
       try {
-        bytes = await readAciManifestBytes(await store.open(digest), `blob ${d}`);
+        m = await readStoredAciManifest(await store.open(digest), `blob ${d}`);
       } catch {
-        continue;
+        continue; // not an ACI: left for GC
       }
-      if (bytes === undefined) continue;
-      const m = parseImageManifest(bytes);
-      if (!m.ok) continue;
+      const bytes = Buffer.from(m.raw);
       const labels: Record<string, string> = {};
-      for (const l of m.value.labels ?? []) labels[l.name] = l.value;
+      for (const l of m.manifest.labels ?? []) labels[l.name] = l.value;
       db.transaction(() => {
         db.prepare(
           `INSERT OR IGNORE INTO images (id, kind, name, labels, manifest_digest, config_digest, manifest, size, import_time, last_used, latest)
            VALUES (?, 'aci', ?, ?, ?, NULL, ?, ?, ?, ?, 0)`,
-        ).run(id, m.value.name, JSON.stringify(labels), d, bytes, size, now, now);
+        ).run(id, m.manifest.name, JSON.stringify(labels), d, bytes, size, now, now);
         db.prepare("UPDATE blobs SET media_type = ? WHERE digest = ?").run(MediaType.AppcAci, d);
         db.prepare(
           "INSERT OR IGNORE INTO image_blobs (image_id, digest, role, position) VALUES (?, ?, 'aci', 0)",

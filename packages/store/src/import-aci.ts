@@ -1,18 +1,20 @@
 // ACI import in one streaming pass: decompress by magic, hash the uncompressed bytes (sha512,
 // the image ID) while writing them to an ingest, and read the manifest from the same bytes.
 import { randomUUID } from "node:crypto";
-import { Readable, Transform, Writable, type TransformCallback } from "node:stream";
+import { PassThrough, Readable, Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { extract as tarExtract, type Extract } from "tar-stream";
-import { parseImageManifestOrThrow } from "@rkt/appc";
-import { ErrorCode, MediaType, RktError, isRktError, type BlobWriter } from "@rkt/oci";
-import { aciImageId } from "./images.js";
 import {
   compressionMagicLength,
   decompressor,
   detectCompression,
+  readAci,
+  readAciManifest,
+  type AciReadResult,
   type Compression,
-} from "./internal/decompress.js";
+  type ImageManifest,
+} from "@rkt/appc";
+import { ErrorCode, MediaType, RktError, isRktError, type BlobWriter } from "@rkt/oci";
+import { aciImageId } from "./images.js";
 import type { LocalStore } from "./local-store.js";
 import { acquireLock, type LockHandle } from "./locks.js";
 
@@ -95,10 +97,12 @@ class StageError extends Error {
   }
 }
 
-// Feeds every byte to a tar parser while passing it on unchanged, and collects the manifest.
-function manifestTap(what: string): { tap: Transform; manifest: () => Buffer | undefined } {
-  const ex: Extract = tarExtract();
-  let manifest: Buffer | undefined;
+// Passes every byte on unchanged while feeding it (with backpressure) to @rkt/appc's validating
+// ACI reader, which checks the layout (manifest, rootfs, entry types, hard links) and parses the
+// manifest from the same pass.
+function aciTap(): { tap: Transform; result: () => AciReadResult | undefined } {
+  const inner = new PassThrough({ highWaterMark: 1 << 20 });
+  let result: AciReadResult | undefined;
   let failed: Error | undefined;
   let waiting: ((e: Error | undefined) => void) | undefined;
   const fail = (e: unknown): void => {
@@ -107,36 +111,19 @@ function manifestTap(what: string): { tap: Transform; manifest: () => Buffer | u
     waiting = undefined;
     w?.(failed);
   };
-  const consumer = (async () => {
-    for await (const entry of ex) {
-      const name = entry.header.name.replace(/^(\.\/)+/, "").replace(/\/+$/, "");
-      if (name === "manifest" && entry.header.type === "file") {
-        if (manifest !== undefined)
-          throw new RktError(ErrorCode.InvalidArchive, `${what}: more than one manifest in the archive`);
-        if ((entry.header.size ?? 0) > manifestCap) {
-          throw new RktError(
-            ErrorCode.TooLarge,
-            `${what}: manifest is ${entry.header.size} bytes (limit ${manifestCap})`,
-          );
-        }
-        const chunks: Buffer[] = [];
-        for await (const c of entry as AsyncIterable<Buffer>) chunks.push(c);
-        manifest = Buffer.concat(chunks);
-      } else {
-        entry.resume();
-      }
-    }
-  })().catch((e: unknown) => {
-    fail(e);
-    ex.destroy();
-  });
+  const reading = readAci(inner, undefined, { maxManifestSize: manifestCap }).then(
+    (r) => {
+      result = r;
+    },
+    (e: unknown) => fail(e),
+  );
   const tap = new Transform({
     highWaterMark: 1 << 20,
     transform(chunk: Buffer, _enc, cb: TransformCallback) {
       if (failed !== undefined) return cb(failed);
-      if (ex.write(chunk)) return cb(null, chunk);
+      if (inner.write(chunk)) return cb(null, chunk);
       waiting = (e) => cb(e ?? null, e === undefined ? chunk : undefined);
-      ex.once("drain", () => {
+      inner.once("drain", () => {
         const w = waiting;
         waiting = undefined;
         w?.(undefined);
@@ -144,12 +131,11 @@ function manifestTap(what: string): { tap: Transform; manifest: () => Buffer | u
     },
     flush(cb: TransformCallback) {
       if (failed !== undefined) return cb(failed);
-      ex.end(() => undefined);
-      void consumer.then(() => cb(failed ?? null));
+      inner.end();
+      void reading.then(() => cb(failed ?? null));
     },
   });
-  ex.on("error", fail);
-  return { tap, manifest: () => manifest };
+  return { tap, result: () => result };
 }
 
 function classify(e: unknown, what: string, compression: Compression | undefined): RktError {
@@ -168,6 +154,9 @@ function classify(e: unknown, what: string, compression: Compression | undefined
     return new RktError(ErrorCode.InvalidArchive, `${what}: not a valid ACI tar archive: ${e.message}`, {
       cause: e.cause,
     });
+  }
+  if (isRktError(e) && e.message.startsWith("ACI archive: ")) {
+    return new RktError(e.code, `${what}: ${e.message.slice("ACI archive: ".length)}`, { cause: e });
   }
   if (isRktError(e)) {
     return e.message.startsWith(what) ? e : new RktError(e.code, `${what}: ${e.message}`, { cause: e });
@@ -235,7 +224,7 @@ export async function importAci(
     dec.on("error", (e: unknown) => {
       decompressError ??= e;
     });
-    const { tap, manifest } = manifestTap(what);
+    const { tap, result } = aciTap();
     try {
       await pipeline(sniffed.rest, dec, tap, w.stream, { signal: o.signal ?? new AbortController().signal });
     } catch (e) {
@@ -243,10 +232,11 @@ export async function importAci(
         ? new StageError("decompress", e)
         : e;
     }
-    const bytes = manifest();
-    if (bytes === undefined)
-      throw new RktError(ErrorCode.InvalidArchive, `${what}: missing manifest (not an ACI?)`);
-    const m = parseImageManifestOrThrow(bytes, `${what}: manifest`).value;
+    const read = result();
+    if (read === undefined)
+      throw new RktError(ErrorCode.Internal, `${what}: archive was not read to its end`);
+    const m = read.manifest;
+    const bytes = read.rawManifest;
     const desc = await w.commit();
     w = undefined;
     const id = aciImageId(desc.digest);
@@ -351,23 +341,17 @@ export function getRemote(store: LocalStore, url: string): RemoteRecord | undefi
 }
 
 /**
- * Reads the manifest bytes out of an uncompressed ACI stream (fsck's rebuild path). Undefined when
- * the archive has none. RKT_INVALID_ARCHIVE on a malformed tar. @internal
+ * Reads and validates the manifest of a stored ACI (fsck's rebuild path). RKT_INVALID_ARCHIVE /
+ * RKT_INVALID_MANIFEST naming `what`. @internal
  */
-export async function readAciManifestBytes(src: Readable, what: string): Promise<Buffer | undefined> {
-  const { tap, manifest } = manifestTap(what);
+export async function readStoredAciManifest(
+  src: Readable,
+  what: string,
+): Promise<{ manifest: ImageManifest; raw: Uint8Array }> {
   try {
-    await pipeline(
-      src,
-      tap,
-      new Writable({
-        write(_c, _e, cb) {
-          cb();
-        },
-      }),
-    );
+    const r = await readAciManifest(src, { maxManifestSize: manifestCap });
+    return { manifest: r.manifest, raw: r.rawManifest };
   } catch (e) {
     throw classify(e, what, "none");
   }
-  return manifest();
 }
