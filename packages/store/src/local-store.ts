@@ -11,7 +11,19 @@ import {
   statSync,
   unlinkSync,
 } from "node:fs";
-import { chmod, mkdir, open, readFile, readdir, rm, stat, truncate, writeFile } from "node:fs/promises";
+import {
+  access,
+  chmod,
+  constants,
+  mkdir,
+  open,
+  readFile,
+  readdir,
+  rm,
+  stat,
+  truncate,
+  writeFile,
+} from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { Writable, type Readable } from "node:stream";
@@ -106,6 +118,9 @@ export class LocalStore implements ContentStore {
       ]) {
         await mkdir(d, { recursive: true });
       }
+      // SQLite in WAL mode cannot open a database on a read-only file system at all (it needs the
+      // -shm file); say so plainly instead of "cannot open the index database".
+      await access(p.cas, constants.W_OK);
     } catch (e) {
       throw ioError(`store ${dir}`, e);
     }

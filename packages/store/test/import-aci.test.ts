@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
@@ -68,6 +69,18 @@ describe("importAci", () => {
     const b = await importAci(t.store, readable(aci));
     expect(b.id).toBe(a.id);
     expect(listImages(t.store)).toHaveLength(1);
+  });
+
+  it.each(["bzip2", "xz", "zstd"])("decompresses %s by magic to the same ID", async (tool) => {
+    const aci = await makeAci(`example.com/${tool}`);
+    let packed: Buffer;
+    try {
+      packed = execFileSync(tool, ["-c"], { input: aci });
+    } catch {
+      return; // tool not installed here
+    }
+    const r = await importAci(t.store, readable(packed), { what: `x.aci.${tool}` });
+    expect(r.id).toBe(sha512Id(aci));
   });
 
   it("is idempotent: re-import refreshes import time and the latest flag", async () => {
