@@ -1,6 +1,6 @@
 // Test helper: a throwaway GnuPG home, driving the real Debian `gpg` binary.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -16,8 +16,26 @@ export interface Gpg {
   addSigningSubkey(fp: string, algo: string): string;
 }
 
+const homes: string[] = [];
+
+/**
+ * Stops the gpg-agent each home started and removes the homes. Call from `afterAll` in every
+ * file that uses `makeGpg`, or agents outlive the test run.
+ */
+export function disposeGpgs(): void {
+  for (const home of homes.splice(0)) {
+    try {
+      execFileSync("gpgconf", ["--homedir", home, "--kill", "gpg-agent"], { stdio: "ignore" });
+    } catch {
+      // No agent was started for this home.
+    }
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
 export function makeGpg(): Gpg {
   const home = mkdtempSync(join(tmpdir(), "rkt-trust-gpg-"));
+  homes.push(home);
   const run: Gpg["run"] = (args, o = {}) =>
     execFileSync(
       "gpg",

@@ -1,6 +1,4 @@
 import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ErrorCode, isRktError } from "@rkt/oci";
 import {
@@ -12,8 +10,13 @@ import {
   selectKeys,
   type KeyFileEntry,
 } from "@rkt/trust";
-import { beforeAll, describe, expect, it } from "vitest";
-import { makeGpg, type Gpg } from "./gpg.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { removeTempDirs, tempDir } from "./tmp.js";
+
+afterAll(removeTempDirs);
+import { disposeGpgs, makeGpg, type Gpg } from "./gpg.js";
+
+afterAll(disposeGpgs);
 
 async function rejects(p: Promise<unknown>, code: string, message: string | RegExp): Promise<void> {
   const e: unknown = await p.then(
@@ -112,7 +115,7 @@ describe("KeyStore on disk", () => {
   }, 60_000);
 
   function layout(): { store: KeyStore; sys: string; loc: string } {
-    const root = mkdtempSync(join(tmpdir(), "rkt-trust-ks-"));
+    const root = tempDir("rkt-trust-ks-");
     const sys = join(root, "usr-lib-rkt");
     const loc = join(root, "etc-rkt");
     return { store: new KeyStore({ systemConfigDir: sys, localConfigDir: loc }), sys, loc };

@@ -1,5 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { ErrorCode, isRktError, parseDockerReference } from "@rkt/oci";
@@ -14,7 +13,10 @@ import {
   readRegistriesD,
   writeLookasideSignature,
 } from "@rkt/trust";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
+import { removeTempDirs, tempDir } from "./tmp.js";
+
+afterAll(removeTempDirs);
 
 const hex = "817a12c32a39bbe394944ba49de563e085f1d3c5266eb8e21e9b02ef4ce8c63d";
 const digest = `sha256:${hex}`;
@@ -48,7 +50,7 @@ describe("lookaside paths", () => {
   });
 
   it("writes to the first free index and reads back in order until a gap", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "rkt-trust-la-"));
+    const dir = tempDir("rkt-trust-la-");
     const base = pathToFileURL(dir).href;
     expect(await readLookasideSignatures(base, "ns/app", digest)).toEqual([]);
     const p1 = await writeLookasideSignature(base, "ns/app", digest, Buffer.from("one"));
@@ -173,7 +175,7 @@ docker:
   });
 
   it("merges a directory and refuses a scope defined twice", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "rkt-trust-rd-"));
+    const dir = tempDir("rkt-trust-rd-");
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, "a.yaml"), "docker:\n  r.example.com:\n    lookaside: file:///a\n");
     writeFileSync(join(dir, "b.yaml"), "default-docker:\n  lookaside: file:///d\n");

@@ -1,5 +1,4 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ErrorCode, digestOf, isRktError, parseDockerReference } from "@rkt/oci";
 import {
@@ -16,7 +15,10 @@ import {
   type SignedIdentity,
 } from "@rkt/trust";
 import * as openpgp from "openpgp";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { removeTempDirs, tempDir } from "./tmp.js";
+
+afterAll(removeTempDirs);
 
 const digest = digestOf("the manifest");
 const otherDigest = digestOf("another manifest");
@@ -138,7 +140,7 @@ describe("parsePolicy (strict)", () => {
   });
 
   it("names the file when throwing", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "rkt-trust-pol-"));
+    const dir = tempDir("rkt-trust-pol-");
     const p = join(dir, "policy.json");
     writeFileSync(p, '{"default":[{"type":"insecureAcceptAnything","x":1}]}');
     await expect(readPolicy(p)).rejects.toMatchObject({
@@ -249,7 +251,7 @@ describe("evaluatePolicy", () => {
     };
     keyA = await make("A");
     keyB = await make("B");
-    dir = mkdtempSync(join(tmpdir(), "rkt-trust-eval-"));
+    dir = tempDir("rkt-trust-eval-");
     writeFileSync(join(dir, "a.asc"), keyA.pub);
     // keyPath files are usually `gpg --export` binary keyrings.
     const bin = (await openpgp.readKey({ armoredKey: keyB.pub })).write();

@@ -1,6 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { ErrorCode, digestOf, isRktError, parseDockerReference } from "@rkt/oci";
@@ -16,8 +15,13 @@ import {
   writeLookasideSignature,
 } from "@rkt/trust";
 import * as openpgp from "openpgp";
-import { beforeAll, describe, expect, it } from "vitest";
-import { makeGpg, type Gpg } from "./gpg.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { removeTempDirs, tempDir } from "./tmp.js";
+
+afterAll(removeTempDirs);
+import { disposeGpgs, makeGpg, type Gpg } from "./gpg.js";
+
+afterAll(disposeGpgs);
 
 const manifest = Buffer.from(
   JSON.stringify({
@@ -112,7 +116,7 @@ describe("simple signing interop", () => {
       timestamp: 1483228800,
       fingerprint: priv.getFingerprint(),
     });
-    const dir = mkdtempSync(join(tmpdir(), "rkt-trust-ss-"));
+    const dir = tempDir("rkt-trust-ss-");
     writeFileSync(join(dir, "manifest.json"), manifest);
     writeFileSync(join(dir, "signature-1"), sig);
     const out = execFileSync(
@@ -130,7 +134,7 @@ describe("simple signing interop", () => {
   });
 
   it("skopeo standalone-sign signatures (GnuPG RSA key) verify with us", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "rkt-trust-ss-"));
+    const dir = tempDir("rkt-trust-ss-");
     writeFileSync(join(dir, "manifest.json"), manifest);
     execFileSync(
       "skopeo",
@@ -180,7 +184,7 @@ describe("simple signing interop", () => {
   });
 
   it("a skopeo signature in a file:// lookaside satisfies a signedBy policy with a gpg keyring", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "rkt-trust-flow-"));
+    const dir = tempDir("rkt-trust-flow-");
     writeFileSync(join(dir, "manifest.json"), manifest);
     execFileSync(
       "skopeo",

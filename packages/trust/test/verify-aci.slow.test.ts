@@ -1,13 +1,16 @@
 // Verification streams the signed bytes: memory must not grow with the image size.
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { KeyStore, verifyDetached } from "@rkt/trust";
-import { expect, it } from "vitest";
-import { makeGpg } from "./gpg.js";
+import { afterAll, expect, it } from "vitest";
+import { removeTempDirs, tempDir } from "./tmp.js";
+
+afterAll(removeTempDirs);
+import { disposeGpgs, makeGpg } from "./gpg.js";
+
+afterAll(disposeGpgs);
 
 const chunk = 1 << 20;
 const total = 200; // MiB
@@ -35,7 +38,7 @@ it("verifies a 200 MiB input with bounded memory", { timeout: 180_000 }, async (
   await pipeline(Readable.from(data()), child.stdin);
   expect(await exited).toBe(0);
   const signature = Buffer.concat(out);
-  const root = mkdtempSync(join(tmpdir(), "rkt-trust-big-"));
+  const root = tempDir("rkt-trust-big-");
   const store = new KeyStore({ systemConfigDir: join(root, "s"), localConfigDir: join(root, "l") });
   await store.addKey(gpg.exportKey(fp.toUpperCase()), { root: true });
 

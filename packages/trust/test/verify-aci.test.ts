@@ -1,5 +1,3 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { ErrorCode, isRktError } from "@rkt/oci";
@@ -12,8 +10,13 @@ import {
   type KeyScope,
 } from "@rkt/trust";
 import * as openpgp from "openpgp";
-import { beforeAll, describe, expect, it } from "vitest";
-import { makeGpg, type Gpg } from "./gpg.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { removeTempDirs, tempDir } from "./tmp.js";
+
+afterAll(removeTempDirs);
+import { disposeGpgs, makeGpg, type Gpg } from "./gpg.js";
+
+afterAll(disposeGpgs);
 
 const content = Buffer.from("an ACI would be a tar archive; these bytes stand in for one\n".repeat(1000));
 const other = Buffer.from("a different image\n");
@@ -30,7 +33,7 @@ async function rejects(p: Promise<unknown>, code: string, message: string | RegE
 }
 
 function newStore(): KeyStore {
-  const root = mkdtempSync(join(tmpdir(), "rkt-trust-v-"));
+  const root = tempDir("rkt-trust-v-");
   return new KeyStore({ systemConfigDir: join(root, "sys"), localConfigDir: join(root, "local") });
 }
 
