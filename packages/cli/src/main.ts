@@ -114,22 +114,30 @@ export interface MainIO {
   signal?: AbortSignal | undefined;
 }
 
-// rkt's stderr logger: `<command>: <message>`; with --debug the cause chain as an indented tree
-// (pkg/log: `└─` per level) and the error code.
-function printError(stderr: Writable, prefix: string, e: unknown, debug: boolean): void {
+/**
+ * How an error is printed (rkt's stderr logger): `<prefix>: <message>`; with `debug` also the
+ * cause chain as an indented tree (pkg/log: `└─` per level) and the error code (or the stack of
+ * an unexpected error). Pure.
+ */
+export function formatError(prefix: string, e: unknown, debug: boolean): string {
   const message = e instanceof Error ? e.message : String(e);
-  stderr.write(`${prefix}: ${message}\n`);
-  if (!debug) return;
+  let out = `${prefix}: ${message}\n`;
+  if (!debug) return out;
   let cause: unknown = e instanceof Error ? e.cause : undefined;
   let depth = 1;
   while (cause !== undefined && depth < 32) {
     const text = cause instanceof Error ? cause.message : (JSON.stringify(cause) ?? "undefined");
-    stderr.write(`${"  ".repeat(depth)}└─${text}\n`);
+    out += `${"  ".repeat(depth)}└─${text}\n`;
     cause = cause instanceof Error ? cause.cause : undefined;
     depth++;
   }
-  if (isRktError(e)) stderr.write(`${prefix}: error code: ${e.code}\n`);
-  else if (e instanceof Error && e.stack !== undefined) stderr.write(`${e.stack}\n`);
+  if (isRktError(e)) out += `${prefix}: error code: ${e.code}\n`;
+  else if (e instanceof Error && e.stack !== undefined) out += `${e.stack}\n`;
+  return out;
+}
+
+function printError(stderr: Writable, prefix: string, e: unknown, debug: boolean): void {
+  stderr.write(formatError(prefix, e, debug));
 }
 
 function isParseArgsError(e: unknown): boolean {
