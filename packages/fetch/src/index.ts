@@ -16,6 +16,8 @@ export { maxRedirects } from "./registry/http.js";
 export type { InsecureOptions, RetryOptions, HttpOptions } from "./registry/http.js";
 export { RegistryError, parseRegistryErrors, parseRetryAfter, maxErrorBodyBytes } from "./registry/errors.js";
 export type { RegistryDiagnostic } from "./registry/errors.js";
+export { zstdDecompressor, decompressLayer } from "./registry/layer-decompress.js";
+export type { ZstdBackend } from "./registry/layer-decompress.js";
 export { parseWwwAuthenticate, pullScope, pushScope } from "./registry/challenge.js";
 export type { Challenge } from "./registry/challenge.js";
 export {
