@@ -201,6 +201,40 @@ describe("validateLayout on corrupted layouts", () => {
   });
 });
 
+describe("nested indexes", () => {
+  it("walks an index inside index.json and reports paths through both", async () => {
+    const dir = copyLayout(umociLayout, "nested");
+    const index = JSON.parse(readFileSync(join(dir, "index.json"), "utf8")) as {
+      manifests: (Desc & { mediaType: string })[];
+    };
+    const inner = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: "application/vnd.oci.image.index.v1+json",
+        manifests: index.manifests,
+      }),
+    );
+    writeFileSync(blobFile(dir, digestOf(inner)), inner);
+    const outer = {
+      schemaVersion: 2,
+      manifests: [
+        { mediaType: "application/vnd.oci.image.index.v1+json", digest: digestOf(inner), size: inner.length },
+      ],
+    };
+    writeFileSync(join(dir, "index.json"), JSON.stringify(outer));
+    expect(await validateLayout(dir)).toMatchObject({ ok: true });
+    const layer = firstManifestOf(dir, index.manifests[0]!.digest).layers[0]!;
+    unlinkSync(blobFile(dir, layer.digest));
+    expect(issuesOf(await validateLayout(dir))).toEqual([
+      `$.manifests[0].manifests[0].layers[0]: blob ${layer.digest} is missing (blobs/sha256/${layer.digest.slice(7)})`,
+    ]);
+  });
+});
+
+function firstManifestOf(dir: string, digest: string): ManifestJson {
+  return JSON.parse(readFileSync(blobFile(dir, digest), "utf8")) as ManifestJson;
+}
+
 describe("OciLayoutReader", () => {
   it("resolves refs and streams verified blobs", async () => {
     const layout = await openOciLayout(skopeoLayout);
@@ -293,6 +327,13 @@ describe("docker-archive", () => {
     sh("skopeo", ["copy", "-q", `oci:${umociLayout}:v1`, `docker-archive:${f}:example/hello:v1`]);
     expect(await detectInputType(f)).toEqual({ type: "docker-archive" });
     expect(await validateDockerArchive(f)).toEqual({ path: f, type: "docker-archive", ok: true, issues: [] });
+  });
+
+  it("accepts a gzip-compressed docker-archive", async () => {
+    const f = join(tmp, "docker.tar");
+    const g = join(tmp, "docker.tar.gz");
+    writeFileSync(g, gzipSync(readFileSync(f)));
+    expect(await validateFile(g)).toMatchObject({ type: "docker-archive", ok: true });
   });
 
   it("reports a layer whose content does not match its diff_id, and a missing config", async () => {
