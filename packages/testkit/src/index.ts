@@ -4,3 +4,20 @@ export type { Registry, RegistryMode, RegistryOptions } from "./registry.js";
 export { useRegistry } from "./use-registry.js";
 export { pushLayout, pullToLayout, inspectRaw, skopeoRegistryArgs } from "./skopeo.js";
 export type { SkopeoOptions } from "./skopeo.js";
+export { writeLayer, tarStream, randomLayer, randomStream, directoryEntries } from "./layer.js";
+export type { EntryType, FileEntry, StreamContent, Compression, LayerSpec, BuiltLayer } from "./layer.js";
+export {
+  OciLayoutWriter,
+  writeOciLayout,
+  writeOciLayoutIndex,
+  writeDockerArchive,
+  imageConfigOf,
+} from "./image-builder.js";
+export type {
+  ImageFormat,
+  LayerInput,
+  ImageSpec,
+  BuiltImage,
+  BuiltIndex,
+  BuiltDockerArchive,
+} from "./image-builder.js";
