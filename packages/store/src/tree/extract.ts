@@ -1,0 +1,539 @@
+// The safe layer extractor: one layer (or one ACI) tar stream -> one directory, with every write
+// confined to that directory. Decisions (documented in the README of this folder):
+//   - names: a leading `/` and `./` are stripped (absolute names are rooted at the image root, as
+//     GNU tar, containerd and umoci do); a `..` that would climb above the root is refused; NUL refused.
+//   - parents: every parent component is lstat'ed from the root (cached per layer); a symlink in the
+//     way is refused (including one the same layer created), a non-directory in the way is refused;
+//     missing parents are created 0755 root:root. Files are opened O_CREAT|O_EXCL|O_NOFOLLOW after the
+//     old entry (if any) was removed, so the final component never follows a link either.
+//   - duplicates: the later entry wins (tar semantics); a directory over a directory keeps the
+//     contents and takes the new attributes (image-spec "applying changesets").
+//   - hard links: the target is root-relative, resolved the same way, must already exist in this
+//     layer and must not be a directory; a link to a symlink links the symlink itself (never followed).
+//   - devices/FIFOs: created by mknod (batched, root only) and never opened or read.
+//   - sparse files (GNU `S`, PAX GNU.sparse.*) are refused: OCI layers SHOULD NOT use them, and
+//     refusing is the only way to bound the work without trusting the declared real size.
+//   - whiteouts (OCI layers only): `.wh.x` -> 0:0 character device `x`; `.wh..wh..opq` -> the opaque
+//     xattr on its directory; other `.wh..wh.*` meta entries are skipped (moby). Without root, they
+//     are kept as empty `.wh.` marker files ("aufs" form) which flattening understands.
+import { createHash, type Hash } from "node:crypto";
+import { constants as fsc } from "node:fs";
+import { chmod, lchown, link, lstat, lutimes, mkdir, open, rm, symlink, utimes } from "node:fs/promises";
+import { join, posix } from "node:path";
+import type { Readable } from "node:stream";
+import { extract as tarExtract, type Header } from "tar-stream";
+import { decompressStream, type Compression } from "@rkt/appc";
+import { DigestMismatchError, ErrorCode, RktError, type Digest } from "@rkt/oci";
+import { makeNodes, setXattrs, type NodeSpec } from "./tools.js";
+
+/** How whiteouts are materialized: overlayfs form (root) or kept as `.wh.` marker files. */
+export type WhiteoutMode = "overlay" | "aufs";
+
+/** Options of {@link extractLayer}. */
+export interface ExtractLayerOptions {
+  /** Names the layer in errors (e.g. its digest). */
+  what: string;
+  /** `oci`: a layer tar with whiteouts. `aci`: an ACI; only `rootfs/…` is extracted, `manifest` is returned. */
+  format?: "oci" | "aci" | undefined;
+  /** sha256 of the uncompressed tar (OCI diffID) to verify while extracting. */
+  diffId?: Digest | undefined;
+  /** For ACIs: the image ID (`sha512-<64 hex>`) the uncompressed archive must hash to. */
+  aciImageId?: string | undefined;
+  /** Largest entry (declared size), bytes. Default 64 GiB. Over it: RKT_TOO_LARGE. */
+  maxEntrySize?: number | undefined;
+  /** Most entries in the archive. Default 1,000,000. Over it: RKT_TOO_LARGE. */
+  maxEntries?: number | undefined;
+  /** Whiteout form; default `overlay` as root, `aufs` otherwise. */
+  whiteouts?: WhiteoutMode | undefined;
+  /** Opaque xattr name; default `trusted.overlay.opaque` as root, `user.overlay.opaque` otherwise. */
+  opaqueXattr?: string | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** What {@link extractLayer} did. */
+export interface ExtractLayerResult {
+  /** sha256 of the uncompressed tar (always computed). */
+  diffId: Digest;
+  /** sha512 hex of the uncompressed stream (computed for ACIs). */
+  sha512Hex?: string | undefined;
+  compression: Compression;
+  entries: number;
+  uncompressedSize: number;
+  /** The ACI manifest bytes (format `aci`). */
+  manifest?: Buffer | undefined;
+  /** Entries not materialized, each with the reason (devices when not root, non-UTF-8 xattr values). */
+  skipped: string[];
+}
+
+const isRoot = process.getuid?.() === 0;
+const defaultMaxEntrySize = 64 * 1024 ** 3;
+const defaultMaxEntries = 1_000_000;
+const maxManifest = 1 << 20;
+/** A whiteout device is a 0:0 character device (overlayfs). */
+export const whiteoutPrefix = ".wh.";
+export const opaqueMarker = ".wh..wh..opq";
+
+function refuse(what: string, name: string, problem: string): RktError {
+  return new RktError(ErrorCode.InvalidArchive, `${what}: entry ${JSON.stringify(name)}: ${problem}`);
+}
+
+/**
+ * Cleans a tar entry name to a root-relative POSIX path ("" for the root). Strips leading `/` and
+ * `./`; refuses NUL and any `..` that climbs above the root. Pure.
+ */
+export function cleanEntryName(raw: string, what: string): string {
+  if (raw.includes("\0")) throw refuse(what, raw, "name contains a NUL byte");
+  const stripped = raw.replace(/^\/+/, "");
+  if (stripped === "") return "";
+  const n = posix.normalize(stripped).replace(/\/+$/, "");
+  if (n === ".." || n.startsWith("../")) throw refuse(what, raw, "path escapes the target directory");
+  return n === "." ? "" : n;
+}
+
+// tar-stream's Header, as it really arrives: `type` is null for typeflags it does not know (GNU
+// sparse `S`…), `pax` holds the decoded PAX records.
+type Headers = Omit<Header, "type" | "pax"> & {
+  type: Header["type"] | null;
+  pax?: Record<string, string> | null | undefined;
+};
+
+interface Deferred extends NodeSpec {
+  rel: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime: Date;
+  whiteout: boolean;
+}
+
+function paxNumber(h: Headers, key: string): number | undefined {
+  const v = h.pax?.[key];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+/**
+ * Extracts one layer stream (compressed or not: detected by magic) into `dest`, an existing
+ * directory that this call owns (normally empty). The stream is hashed while extracting; with
+ * `diffId`/`aciImageId` a mismatch fails after the last byte (RKT_DIGEST_MISMATCH) and the caller
+ * must discard `dest` (the snapshot layer does). Errors: RKT_INVALID_ARCHIVE naming the entry
+ * (escape, symlink or non-directory in the path, bad hard link, bad whiteout, sparse or unknown
+ * entry type, corrupt or truncated compression/tar), RKT_TOO_LARGE (caps), RKT_IO (tools, fs).
+ */
+export async function extractLayer(
+  src: Readable,
+  dest: string,
+  o: ExtractLayerOptions,
+): Promise<ExtractLayerResult> {
+  const what = o.what;
+  const format = o.format ?? "oci";
+  const maxEntrySize = o.maxEntrySize ?? defaultMaxEntrySize;
+  const maxEntries = o.maxEntries ?? defaultMaxEntries;
+  const wmode: WhiteoutMode = o.whiteouts ?? (isRoot ? "overlay" : "aufs");
+  const opaqueName = o.opaqueXattr ?? (isRoot ? "trusted.overlay.opaque" : "user.overlay.opaque");
+
+  let decompressed: { compression: Compression; stream: Readable };
+  try {
+    decompressed = await decompressStream(src);
+  } catch (e) {
+    throw new RktError(ErrorCode.InvalidArchive, `${what}: cannot read the layer: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+  const sha256: Hash = createHash("sha256");
+  const sha512: Hash | undefined =
+    format === "aci" || o.aciImageId !== undefined ? createHash("sha512") : undefined;
+  let size = 0;
+  const ex = tarExtract();
+  const raw = decompressed.stream;
+  raw.on("data", (chunk: Buffer) => {
+    sha256.update(chunk);
+    sha512?.update(chunk);
+    size += chunk.length;
+  });
+  let feedError: unknown;
+  raw.on("error", (e) => {
+    feedError = e;
+    ex.destroy(e);
+  });
+  raw.pipe(ex);
+  const onAbort = (): void => {
+    ex.destroy(new RktError(ErrorCode.Aborted, `${what}: aborted`));
+  };
+  o.signal?.addEventListener("abort", onAbort, { once: true });
+
+  const dirs = new Set<string>([""]); // verified real directories (root-relative)
+  const deferred = new Map<string, Deferred>();
+  const deferredLinks: { rel: string; target: string }[] = [];
+  const xattrs = new Map<string, Map<string, Buffer>>();
+  const dirTimes = new Map<string, Date>();
+  const whitedOut = new Set<string>();
+  const opaque = new Set<string>();
+  const skipped: string[] = [];
+  let manifest: Buffer | undefined;
+  let entries = 0;
+
+  const abs = (rel: string): string => (rel === "" ? dest : join(dest, rel));
+  const under = (rel: string, p: string): boolean => p === rel || p.startsWith(`${rel}/`);
+
+  // Ensures `rel` is a real directory reached without symlinks, creating missing ones (0755).
+  async function ensureDir(rel: string, entry: string, create = true): Promise<void> {
+    if (dirs.has(rel)) return;
+    const parts = rel.split("/");
+    let cur = "";
+    for (const part of parts) {
+      cur = cur === "" ? part : `${cur}/${part}`;
+      if (dirs.has(cur)) continue;
+      if (deferred.has(cur)) throw refuse(what, entry, `parent ${JSON.stringify(cur)} is not a directory`);
+      let st;
+      try {
+        st = await lstat(abs(cur));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+        if (!create) throw refuse(what, entry, `${JSON.stringify(cur)} does not exist in this layer`);
+        await mkdir(abs(cur), { mode: 0o755 });
+        dirs.add(cur);
+        continue;
+      }
+      if (st.isSymbolicLink())
+        throw refuse(what, entry, `path goes through the symlink ${JSON.stringify(cur)}`);
+      if (!st.isDirectory()) throw refuse(what, entry, `parent ${JSON.stringify(cur)} is not a directory`);
+      dirs.add(cur);
+    }
+  }
+
+  // Removes whatever is at `rel` unless both it and the new entry are directories; returns true when
+  // an existing directory is kept (merge).
+  async function clearFor(rel: string, isDir: boolean): Promise<boolean> {
+    if (deferred.has(rel)) {
+      deferred.delete(rel);
+      return false;
+    }
+    let st;
+    try {
+      st = await lstat(abs(rel));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return false;
+      throw e;
+    }
+    if (isDir && st.isDirectory()) return true;
+    if (st.isDirectory()) {
+      for (const d of [...dirs]) if (under(rel, d)) dirs.delete(d);
+      for (const k of [...deferred.keys()]) if (under(rel, k)) deferred.delete(k);
+      for (const k of [...xattrs.keys()]) if (under(rel, k)) xattrs.delete(k);
+      for (const k of [...dirTimes.keys()]) if (under(rel, k)) dirTimes.delete(k);
+    }
+    xattrs.delete(rel);
+    await rm(abs(rel), { recursive: true, force: true });
+    return false;
+  }
+
+  function addXattrs(rel: string, h: Headers): void {
+    const pax = h.pax;
+    if (pax === undefined || pax === null) return;
+    for (const [k, v] of Object.entries(pax)) {
+      if (!k.startsWith("SCHILY.xattr.")) continue;
+      const name = k.slice("SCHILY.xattr.".length);
+      // tar-stream decodes PAX values as UTF-8; a binary value (e.g. security.capability) cannot be
+      // recovered exactly, so it is skipped rather than written corrupted.
+      if (v.includes("\uFFFD")) {
+        skipped.push(`${rel}: xattr ${name} (binary value)`);
+        continue;
+      }
+      let m = xattrs.get(rel);
+      if (m === undefined) xattrs.set(rel, (m = new Map<string, Buffer>()));
+      m.set(name, Buffer.from(v, "utf8"));
+    }
+  }
+
+  async function handle(h: Headers, body: AsyncIterable<unknown>): Promise<void> {
+    const rawName = h.name;
+    if (h.type === null || h.type === undefined) {
+      throw refuse(what, rawName, "unsupported entry type (GNU sparse or unknown typeflag)");
+    }
+    if (
+      h.pax !== undefined &&
+      h.pax !== null &&
+      Object.keys(h.pax).some((k) => k.startsWith("GNU.sparse."))
+    ) {
+      throw refuse(what, rawName, "sparse files are not supported");
+    }
+    const declared = h.size ?? 0;
+    if (declared > maxEntrySize) {
+      throw new RktError(
+        ErrorCode.TooLarge,
+        `${what}: entry ${JSON.stringify(rawName)}: ${declared} bytes is over the ${maxEntrySize}-byte cap`,
+      );
+    }
+    let rel = cleanEntryName(rawName, what);
+    if (format === "aci") {
+      if (rel === "manifest" && h.type === "file") {
+        if (declared > maxManifest) throw new RktError(ErrorCode.TooLarge, `${what}: manifest is over 1 MiB`);
+        const chunks: Buffer[] = [];
+        for await (const c of body) chunks.push(c as Buffer);
+        manifest = Buffer.concat(chunks);
+        return;
+      }
+      if (rel === "rootfs") rel = "";
+      else if (rel.startsWith("rootfs/")) rel = rel.slice(7);
+      else return; // appc: anything outside rootfs/ is ignored
+    }
+    const uid = paxNumber(h, "uid") ?? h.uid ?? 0;
+    const gid = paxNumber(h, "gid") ?? h.gid ?? 0;
+    const mtimeSec = paxNumber(h, "mtime");
+    const mtime = mtimeSec !== undefined ? new Date(mtimeSec * 1000) : (h.mtime ?? new Date(0));
+    const mode = (h.mode ?? 0o644) & 0o7777;
+
+    if (rel === "") {
+      if (h.type !== "directory") throw refuse(what, rawName, "the root must be a directory");
+      if (isRoot) await lchown(dest, uid, gid);
+      await chmod(dest, mode);
+      dirTimes.set("", mtime);
+      addXattrs("", h);
+      return;
+    }
+    const base = posix.basename(rel);
+    const parent = posix.dirname(rel) === "." ? "" : posix.dirname(rel);
+
+    if (format === "oci" && base.startsWith(whiteoutPrefix)) {
+      await ensureDir(parent, rawName);
+      if (base === opaqueMarker) {
+        if (wmode === "aufs") await writeMarker(rel);
+        else opaque.add(parent);
+        return;
+      }
+      if (base.startsWith(`${whiteoutPrefix}${whiteoutPrefix}`)) return; // AUFS meta (.wh..wh.plnk…)
+      const target = base.slice(whiteoutPrefix.length);
+      if (target === "" || target === "." || target === "..") throw refuse(what, rawName, "invalid whiteout");
+      const trel = parent === "" ? target : `${parent}/${target}`;
+      if (wmode === "aufs") {
+        await writeMarker(rel);
+        return;
+      }
+      // Whiteouts only hide lower layers: a same-layer entry already hides them, and a same-layer
+      // directory must also hide the lower directory's children (opaque).
+      let st;
+      try {
+        st = deferred.has(trel) ? undefined : await lstat(abs(trel));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+      }
+      if (deferred.has(trel)) return;
+      if (st?.isDirectory() === true) opaque.add(trel);
+      if (st !== undefined) return;
+      deferred.set(trel, {
+        rel: trel,
+        path: abs(trel),
+        kind: "c",
+        major: 0,
+        minor: 0,
+        mode: 0,
+        uid: 0,
+        gid: 0,
+        mtime,
+        whiteout: true,
+      });
+      whitedOut.add(trel);
+      return;
+    }
+
+    switch (h.type) {
+      case "directory": {
+        await ensureDir(parent, rawName);
+        const wasWhiteout = whitedOut.has(rel) && deferred.get(rel)?.whiteout === true;
+        const merge = await clearFor(rel, true);
+        if (!merge) await mkdir(abs(rel), { mode: 0o700 });
+        dirs.add(rel);
+        if (isRoot) await lchown(abs(rel), uid, gid);
+        await chmod(abs(rel), mode);
+        dirTimes.set(rel, mtime);
+        if (wasWhiteout) opaque.add(rel);
+        addXattrs(rel, h);
+        return;
+      }
+      case "file":
+      case "contiguous-file": {
+        await ensureDir(parent, rawName);
+        await clearFor(rel, false);
+        const fh = await open(abs(rel), fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+        try {
+          let pending: Buffer[] = [];
+          let pendingBytes = 0;
+          for await (const c of body) {
+            pending.push(c as Buffer);
+            pendingBytes += (c as Buffer).length;
+            if (pendingBytes >= 1 << 20) {
+              await fh.writev(pending);
+              pending = [];
+              pendingBytes = 0;
+            }
+          }
+          if (pending.length > 0) await fh.writev(pending);
+          if (isRoot) await fh.chown(uid, gid);
+          await fh.chmod(mode); // after chown, which clears setuid/setgid
+          await fh.utimes(mtime, mtime);
+        } finally {
+          await fh.close();
+        }
+        addXattrs(rel, h);
+        return;
+      }
+      case "symlink": {
+        await ensureDir(parent, rawName);
+        await clearFor(rel, false);
+        // The target is kept verbatim: it is interpreted inside the container, never by us.
+        await symlink(h.linkname ?? "", abs(rel));
+        if (isRoot) await lchown(abs(rel), uid, gid);
+        await lutimes(abs(rel), mtime, mtime);
+        addXattrs(rel, h);
+        return;
+      }
+      case "link": {
+        let target = cleanEntryName(h.linkname ?? "", what);
+        if (format === "aci") {
+          if (!target.startsWith("rootfs/"))
+            throw refuse(what, rawName, "hard link target is outside rootfs");
+          target = target.slice(7);
+        }
+        if (target === "") throw refuse(what, rawName, "hard link to the root directory");
+        const tparent = posix.dirname(target) === "." ? "" : posix.dirname(target);
+        await ensureDir(tparent, rawName, false);
+        await ensureDir(parent, rawName);
+        if (target === rel) return;
+        if (deferred.has(target)) {
+          await clearFor(rel, false);
+          deferredLinks.push({ rel, target });
+          return;
+        }
+        let st;
+        try {
+          st = await lstat(abs(target));
+        } catch {
+          throw refuse(
+            what,
+            rawName,
+            `hard link target ${JSON.stringify(h.linkname)} does not exist in this layer`,
+          );
+        }
+        if (st.isDirectory()) throw refuse(what, rawName, "hard link to a directory");
+        await clearFor(rel, false);
+        await link(abs(target), abs(rel));
+        return;
+      }
+      case "character-device":
+      case "block-device":
+      case "fifo": {
+        await ensureDir(parent, rawName);
+        await clearFor(rel, false);
+        if (!isRoot && h.type !== "fifo") {
+          skipped.push(`${rel}: ${h.type} (not root)`);
+          return;
+        }
+        const kind = h.type === "fifo" ? "p" : h.type === "block-device" ? "b" : "c";
+        deferred.set(rel, {
+          rel,
+          path: abs(rel),
+          kind,
+          major: h.devmajor ?? 0,
+          minor: h.devminor ?? 0,
+          mode,
+          uid,
+          gid,
+          mtime,
+          whiteout: false,
+        });
+        whitedOut.delete(rel);
+        addXattrs(rel, h);
+        return;
+      }
+      default:
+        throw refuse(what, rawName, `unsupported entry type ${String(h.type)}`);
+    }
+  }
+
+  async function writeMarker(rel: string): Promise<void> {
+    await clearFor(rel, false);
+    const fh = await open(abs(rel), fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+    await fh.close();
+  }
+
+  try {
+    for await (const entry of ex) {
+      entries++;
+      if (entries > maxEntries) {
+        throw new RktError(ErrorCode.TooLarge, `${what}: more than ${maxEntries} entries`);
+      }
+      await handle(entry.header as Headers, entry);
+      entry.resume(); // drain what handle() did not read (dirs, links, skipped entries)
+    }
+  } catch (e) {
+    raw.destroy();
+    src.destroy();
+    throw asArchiveError(e, feedError, what);
+  } finally {
+    o.signal?.removeEventListener("abort", onAbort);
+  }
+  if (feedError !== undefined) throw asArchiveError(feedError, feedError, what);
+
+  // Deferred work, in an order that keeps attributes right: nodes, links to nodes, xattrs, then
+  // times (directories last, since creating children changes them).
+  // Whiteouts beneath an opaque directory of the same layer are redundant and confuse overlayfs (umoci).
+  for (const [k, d] of deferred) {
+    if (d.whiteout && [...opaque].some((op) => op !== k && (op === "" || k.startsWith(`${op}/`))))
+      deferred.delete(k);
+  }
+  for (const d of deferred.values()) {
+    await ensureDir(posix.dirname(d.rel) === "." ? "" : posix.dirname(d.rel), d.rel); // re-check: no symlink crept in
+  }
+  await makeNodes([...deferred.values()], what);
+  for (const d of deferred.values()) {
+    if (isRoot) await lchown(d.path, d.uid, d.gid);
+    if (!d.whiteout) await chmod(d.path, d.mode);
+    await lutimes(d.path, d.mtime, d.mtime);
+  }
+  for (const l of deferredLinks) await link(abs(l.target), abs(l.rel));
+  for (const op of opaque) {
+    let m = xattrs.get(op);
+    if (m === undefined) xattrs.set(op, (m = new Map<string, Buffer>()));
+    m.set(opaqueName, Buffer.from("y"));
+  }
+  const absAttrs = new Map<string, Map<string, Buffer>>();
+  for (const [k, v] of xattrs) absAttrs.set(abs(k), v);
+  await setXattrs(absAttrs, what);
+  const sortedDirs = [...dirTimes.entries()].sort((a, b) => b[0].length - a[0].length);
+  for (const [rel, t] of sortedDirs) await utimes(abs(rel), t, t);
+
+  const diffId = `sha256:${sha256.digest("hex")}` as Digest;
+  const sha512Hex = sha512?.digest("hex");
+  if (o.diffId !== undefined && o.diffId !== diffId) {
+    throw new DigestMismatchError(`${what}: diffID`, o.diffId, diffId, size);
+  }
+  if (o.aciImageId !== undefined && sha512Hex !== undefined) {
+    const id = `sha512-${sha512Hex.slice(0, 64)}`;
+    if (id !== o.aciImageId) {
+      throw new DigestMismatchError(`${what}: image ID`, o.aciImageId, id, size);
+    }
+  }
+  if (format === "aci" && manifest === undefined) throw refuse(what, "manifest", "the ACI has no manifest");
+  return {
+    diffId,
+    sha512Hex,
+    compression: decompressed.compression,
+    entries,
+    uncompressedSize: size,
+    manifest,
+    skipped,
+  };
+}
+
+function asArchiveError(e: unknown, feedError: unknown, what: string): unknown {
+  if (e instanceof RktError) return e;
+  const err = (feedError ?? e) as NodeJS.ErrnoException | undefined;
+  // File-system failures carry a syscall; everything else comes from the decompressor or the tar
+  // parser and means the layer is corrupt or truncated.
+  if (err?.syscall !== undefined) return err;
+  const msg =
+    err?.code === "STREAM_DESTROYED" ? "unexpected end of the tar stream" : (err?.message ?? String(e));
+  return new RktError(ErrorCode.InvalidArchive, `${what}: corrupt or truncated layer: ${msg}`, { cause: e });
+}
