@@ -118,23 +118,27 @@ export async function gc(store: LocalStore, o: GcOptions = {}): Promise<GcReport
   const removedBlobs: string[] = [];
   const removedIngests: string[] = [];
   if (o.treesOnly !== true) {
-    // Blob rows no image needs and no live lease protects: rows first (committed), then files.
-    const keepBlobs = leased("blob");
-    const unreferenced = (
-      db
-        .prepare(
-          "SELECT digest FROM blobs b WHERE NOT EXISTS (SELECT 1 FROM image_blobs ib WHERE ib.digest = b.digest)",
-        )
-        .all() as { digest: string }[]
-    )
-      .map((r) => r.digest)
-      .filter((d) => !keepBlobs.has(d));
+    // Blob rows no image needs and no live lease protects: rows first (committed), then files
+    // (sweepBlobs re-checks rows and leases under the write lock before each unlink).
+    const candidatesSql = db.prepare(
+      "SELECT digest FROM blobs b WHERE NOT EXISTS (SELECT 1 FROM image_blobs ib WHERE ib.digest = b.digest)",
+    );
+    const leasesOf = db.prepare("SELECT lease_id FROM lease_refs WHERE kind = 'blob' AND ref = ?");
     const delBlob = db.prepare(
       "DELETE FROM blobs WHERE digest = ? AND NOT EXISTS (SELECT 1 FROM image_blobs WHERE digest = ?)",
     );
     const delLayer = db.prepare("DELETE FROM layers WHERE digest = ?");
+    const unreferenced: string[] = [];
+    // Decided and deleted in one write transaction, with lease liveness read inside it.
     db.transaction(() => {
-      for (const d of unreferenced) if (delBlob.run(d, d).changes > 0) delLayer.run(d);
+      const alive = store.leaseChecker(now);
+      for (const { digest: d } of candidatesSql.all() as { digest: string }[]) {
+        if ((leasesOf.all(d) as { lease_id: string }[]).some((l) => alive(l.lease_id))) continue;
+        if (delBlob.run(d, d).changes > 0) {
+          delLayer.run(d);
+          unreferenced.push(d);
+        }
+      }
     }).immediate();
     // Plus files that never got a row (a crash between rename and the row's commit).
     const rowed = new Set(
@@ -144,7 +148,7 @@ export async function gc(store: LocalStore, o: GcOptions = {}): Promise<GcReport
     for (const alg of ["sha256", "sha512"]) {
       for (const name of await readdir(join(store.paths.blobs, alg)).catch(() => [] as string[])) {
         const d = `${alg}:${name}`;
-        if (!rowed.has(d) && !keepBlobs.has(d)) {
+        if (!rowed.has(d)) {
           if (isDigest(d)) candidates.add(d);
           else await rm(join(store.paths.blobs, alg, name), { force: true }).catch(() => undefined);
         }

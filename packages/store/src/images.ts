@@ -256,7 +256,7 @@ export interface RemoveResult {
  */
 export async function removeImages(store: LocalStore, ids: readonly string[]): Promise<RemoveResult[]> {
   const unique = [...new Set(ids)];
-  const live = store.liveLeaseIds();
+  const live = store.leaseChecker();
   const leasedBy = store.db.prepare(
     "SELECT lease_id FROM lease_refs WHERE (kind = 'image' AND ref = ?) OR (kind = 'tree' AND ref IN (SELECT id FROM trees WHERE image_id = ?))",
   );
@@ -282,7 +282,7 @@ export async function removeImages(store: LocalStore, ids: readonly string[]): P
         });
         continue;
       }
-      const holders = (leasedBy.all(id, id) as { lease_id: string }[]).filter((h) => live.has(h.lease_id));
+      const holders = (leasedBy.all(id, id) as { lease_id: string }[]).filter((h) => live(h.lease_id));
       if (holders.length > 0) {
         results.set(id, {
           removed: false,

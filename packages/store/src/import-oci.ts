@@ -1,6 +1,7 @@
 // The generic OCI/Docker image recording path: every transport (OCI layout, oci-archive,
 // docker-archive, registry) hands a manifest and a way to open blobs; blobs are kept exactly as
 // received, so layers are shared between images.
+import { existsSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -184,6 +185,12 @@ export async function importOciImage(store: LocalStore, o: ImportOciOptions): Pr
     if (config?.architecture !== undefined) labels["arch"] = config.architecture;
     const db = store.db;
     db.transaction(() => {
+      // Leased blobs cannot have been swept; check anyway so no row can ever name a missing file.
+      for (const b of all) {
+        if (!existsSync(store.blobFile(b.d.digest))) {
+          throw new RktError(ErrorCode.Internal, `blob ${b.d.digest} vanished before the image was recorded`);
+        }
+      }
       const blobRow = db.prepare(
         "INSERT OR IGNORE INTO blobs (digest, size, media_type, created) VALUES (?, ?, ?, ?)",
       );

@@ -323,7 +323,9 @@ export class LocalStore implements ContentStore {
     const removed: string[] = [];
     let bytes = 0;
     const list = [...candidates];
-    const live = this.liveLeaseIds();
+    // Liveness is read inside each transaction: a lease created after this call started (an
+    // import that just decided to reuse a blob) must still protect it.
+    const live = this.leaseChecker();
     const hasRow = this.db.prepare("SELECT 1 FROM blobs WHERE digest = ?");
     const leaseRefs = this.db.prepare("SELECT lease_id FROM lease_refs WHERE kind = 'blob' AND ref = ?");
     for (let i = 0; i < list.length; i += 500) {
@@ -333,7 +335,7 @@ export class LocalStore implements ContentStore {
           for (const d of batch) {
             if (hasRow.get(d) !== undefined) continue;
             const refs = leaseRefs.all(d) as { lease_id: string }[];
-            if (refs.some((r) => live.has(r.lease_id))) continue;
+            if (refs.some((r) => live(r.lease_id))) continue;
             const file = blobPath(this.paths, d);
             try {
               bytes += statSync(file).size;
@@ -407,6 +409,28 @@ export class LocalStore implements ContentStore {
       live.add(r.id);
     }
     return live;
+  }
+  /**
+   * A liveness test for lease ids that reads each lease row when first asked (memoised per
+   * checker): use it inside a write transaction to see leases created since the caller began.
+   * @internal
+   */
+  leaseChecker(now = Date.now()): (id: string) => boolean {
+    const memo = new Map<string, boolean>();
+    const get = this.db.prepare("SELECT pid, start_time, expires_at FROM leases WHERE id = ?");
+    return (id) => {
+      let v = memo.get(id);
+      if (v === undefined) {
+        const r = get.get(id) as
+          { pid: number | null; start_time: number | null; expires_at: number | null } | undefined;
+        v =
+          r !== undefined &&
+          (r.expires_at === null || r.expires_at > now) &&
+          (r.pid === null || isAlive(r.pid, r.start_time ?? -1));
+        memo.set(id, v);
+      }
+      return v;
+    };
   }
 }
 

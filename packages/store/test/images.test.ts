@@ -288,6 +288,22 @@ describe("removeImages and gc", () => {
     expect((await fsck(t.store)).clean).toBe(true);
   });
 
+  it("gc keeps a blob a live lease protects, and takes it once the lease is gone", async () => {
+    const w = await t.store.writer({ ref: "leased" });
+    w.stream.write(Buffer.from("leased content"));
+    const lease = t.store.createLease();
+    const desc = await (async () => {
+      const d = await w.commit();
+      t.store.leaseAdd(lease, "blob", d.digest);
+      return d;
+    })();
+    expect((await gc(t.store, { gracePeriodMs: 0 })).removedBlobs).toEqual([]);
+    expect((await t.store.info(desc.digest)).size).toBe(14);
+    t.store.deleteLease(lease);
+    expect((await gc(t.store, { gracePeriodMs: 0 })).removedBlobs).toEqual([desc.digest]);
+    expect((await fsck(t.store)).clean).toBe(true);
+  });
+
   it("gc with 10,000 unused images finishes within 3 s", async () => {
     const ins = t.store.db.prepare(
       "INSERT INTO images (id, kind, name, labels, manifest_digest, size, import_time, last_used, latest) VALUES (?, 'aci', 'n', '{}', ?, 1, 0, 0, 0)",
