@@ -493,6 +493,91 @@ describe("redirects", () => {
   });
 });
 
+describe("bearer tokens", () => {
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: {
+        mediaType: "application/vnd.oci.image.config.v1+json",
+        digest: `sha256:${"d".repeat(64)}`,
+        size: 2,
+      },
+      layers: [],
+    }),
+  );
+
+  // A registry whose token endpoint is itself; tokens are "tok:<scopes>".
+  function tokenRegistry(
+    reg: FakeServer,
+    onToken: (req: IncomingMessage, body: string) => string | undefined,
+  ): void {
+    reg.handle = (req, res) => {
+      if (req.url?.startsWith("/token")) {
+        let body = "";
+        req.setEncoding("utf8").on("data", (d: string) => (body += d));
+        req.on("end", () => {
+          const tok = onToken(req, body);
+          if (tok === undefined) {
+            res.statusCode = 401;
+            return void res.end();
+          }
+          res.setHeader("content-type", "application/json");
+          res.end(JSON.stringify({ access_token: tok, expires_in: 300 }));
+        });
+        return;
+      }
+      const repo = /^\/v2\/(.+)\/manifests\//.exec(req.url ?? "")?.[1] ?? "";
+      if (req.headers.authorization !== `Bearer tok:repository:${repo}:pull`) {
+        res.statusCode = 401;
+        res.setHeader(
+          "www-authenticate",
+          `Bearer realm="${reg.origin}/token",service="fake",scope="repository:${repo}:pull"`,
+        );
+        return void res.end();
+      }
+      res.setHeader("content-type", "application/vnd.oci.image.manifest.v1+json");
+      res.end(manifest);
+    };
+  }
+
+  it("asks one token per repository scope, never mixing a previous challenge's scope in", async () => {
+    const reg = await serve();
+    const asked: string[][] = [];
+    tokenRegistry(reg, (req) => {
+      const scopes = new URL(req.url ?? "", "http://x").searchParams.getAll("scope");
+      asked.push(scopes);
+      return `tok:${scopes.join(" ")}`;
+    });
+    const c = client(reg);
+    await c.getManifest("a/one", "latest");
+    await c.getManifest("b/two", "latest");
+    await c.getManifest("a/one", "latest");
+    expect(asked).toEqual([["repository:a/one:pull"], ["repository:b/two:pull"]]);
+  });
+
+  it("exchanges an identity token with the OAuth2 refresh_token grant (POST, over TLS)", async () => {
+    const reg = await serve(true);
+    let form: URLSearchParams | undefined;
+    tokenRegistry(reg, (req, body) => {
+      if (req.method !== "POST") return undefined;
+      form = new URLSearchParams(body);
+      return form.get("refresh_token") === "refresh-me" ? `tok:${form.get("scope") ?? ""}` : undefined;
+    });
+    const c = client(reg, {
+      insecure: undefined,
+      caPem: tls?.ca,
+      credentials: staticCredentials({ [reg.host]: { identityToken: "refresh-me" } }),
+    });
+    expect(Buffer.from((await c.getManifest("r", "latest")).raw).equals(manifest)).toBe(true);
+    expect(Object.fromEntries(form ?? [])).toMatchObject({
+      grant_type: "refresh_token",
+      service: "fake",
+      scope: "repository:r:pull",
+    });
+  });
+});
+
 describe("manifest faults", () => {
   const ociManifest = Buffer.from(
     JSON.stringify({

@@ -21,7 +21,10 @@ export class Authenticator {
   private readonly tokens = new Map<string, CachedToken>();
   // The registry's last challenge, so that a new scope gets its token before the first request.
   private challenge: Challenge | undefined;
-  private credentials: Promise<Credentials | undefined> | undefined;
+  // Looked up once per repository (auth files may hold per-repository entries).
+  private readonly credentials = new Map<string, Promise<Credentials | undefined>>();
+  // Extra scopes a 401 challenge asked for, per the scope of the request that got it.
+  private readonly challengeScopes = new Map<string, string[]>();
 
   private readonly http: Resolved;
   /** `docker.io`, `127.0.0.1:5000`: the name credentials are stored under. */
@@ -42,10 +45,22 @@ export class Authenticator {
     this.provider = provider;
   }
 
-  /** Remembers a challenge from a ping or a 401 (bearer or basic). */
-  learn(challenges: readonly Challenge[]): void {
+  /**
+   * Remembers a challenge from a ping or a 401 (bearer or basic). The `scope` a 401 names is kept
+   * only for requests needing `forScope`, so that one repository's scope never leaks into the
+   * token requests of another.
+   */
+  learn(challenges: readonly Challenge[], forScope?: string): void {
     const c = challenges.find((x) => x.scheme === "bearer") ?? challenges.find((x) => x.scheme === "basic");
-    if (c !== undefined) this.challenge = c;
+    if (c === undefined) return;
+    const { scope, ...params } = c.params;
+    this.challenge = { scheme: c.scheme, params };
+    if (forScope !== undefined && scope !== undefined) {
+      this.challengeScopes.set(
+        forScope,
+        scope.split(" ").filter((x) => x !== ""),
+      );
+    }
   }
 
   /** True once the registry asked for authentication. */
@@ -61,8 +76,13 @@ export class Authenticator {
   private creds(repository: string | undefined): Promise<Credentials | undefined> {
     // Credentials never travel over plain HTTP, so an http registry never even looks them up.
     if (this.provider === undefined || !this.origin().startsWith("https:")) return Promise.resolve(undefined);
-    this.credentials ??= this.provider.credentialsFor(this.registry, repository);
-    return this.credentials;
+    const key = repository ?? "";
+    let p = this.credentials.get(key);
+    if (p === undefined) {
+      p = this.provider.credentialsFor(this.registry, repository);
+      this.credentials.set(key, p);
+    }
+    return p;
   }
 
   /**
@@ -88,9 +108,7 @@ export class Authenticator {
     }
     const service = c.params["service"] ?? "";
     // The challenge's own scope (from a 401) says exactly what the registry wants; add ours.
-    const scopes = [
-      ...new Set([scope, ...(c.params["scope"]?.split(" ").filter((s) => s !== "") ?? [])]),
-    ].sort();
+    const scopes = [...new Set([scope, ...(this.challengeScopes.get(scope) ?? [])])].sort();
     const key = `${realm} ${service} ${scopes.join(" ")}`;
     const cached = this.tokens.get(key);
     if (cached !== undefined && cached.expiresAt > Date.now()) return cached.header;

@@ -281,7 +281,7 @@ export class RegistryClient {
             await res.body.dump();
             challenged = true;
             if (authorization !== undefined) this.auth.forget(spec.scope);
-            this.auth.learn(challenges);
+            this.auth.learn(challenges, spec.scope);
             continue;
           }
         }
