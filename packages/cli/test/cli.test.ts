@@ -1,6 +1,15 @@
 // The rkt command in-process (injected streams, no mocks) and the built binary end to end.
 import { execFileSync, spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { PassThrough } from "node:stream";
@@ -258,6 +267,20 @@ describe("the built binary", () => {
       },
     );
     expect(out).toBe("examples/hello-oci: ok\nexamples/hello.aci: ok\n");
+  });
+
+  it.skipIf(!built)("the committed examples are what scripts/make-examples.mjs builds", () => {
+    const out = join(tmp, "examples");
+    execFileSync(process.execPath, [join(repo, "scripts", "make-examples.mjs"), out], { cwd: repo });
+    const files = (dir: string): string[] =>
+      readdirSync(dir, { recursive: true, encoding: "utf8" })
+        .filter((f) => statSync(join(dir, f)).isFile())
+        .sort();
+    expect(files(out)).toEqual(files(examples));
+    for (const f of files(examples)) {
+      expect(readFileSync(join(out, f)).equals(readFileSync(join(examples, f))), f).toBe(true);
+    }
+    expect(statSync(join(examples, "hello.aci")).size).toBeLessThan(100 * 1024);
   });
 
   it.skipIf(!built)("exits 254 with one stderr line on errors and 2 without a command", () => {
