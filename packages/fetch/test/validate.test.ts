@@ -130,6 +130,10 @@ describe("validateLayout on corrupted layouts", () => {
     expect(r.issues[0]!.message).toContain(
       `blob ${layer.digest}: digest mismatch: expected ${layer.digest}, got sha256:`,
     );
+    // The peer agrees: same verdict on the same corruption.
+    const peer = spawnSync("oci-image-tool", ["validate", "--type", "image", dir], { encoding: "utf8" });
+    expect(peer.status).not.toBe(0);
+    expect(peer.stderr).toMatch(/digest mismatch/);
   });
 
   it("reports a size mismatch for a truncated blob", async () => {
