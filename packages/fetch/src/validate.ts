@@ -454,10 +454,10 @@ export async function detectInputType(path: string): Promise<DetectedType> {
       // An ACI announces itself early (manifest first); other kinds need every name.
       return Promise.resolve(kind === "aci" || kind === "layout");
     });
-  } catch (e) {
-    // A corrupt archive: let the ACI validator, the most common archive, say what is wrong.
-    if (kind === undefined) return { type: "aci" };
-    void e;
+  } catch {
+    // A corrupt archive: the validator of what it looked like so far (the ACI validator when
+    // nothing was recognised, ACIs being the most common archives) says what is wrong.
+    return { type: kind ?? "aci" };
   }
   if (kind === undefined) {
     return { guess: "aci", problem: "archive has no oci-layout, manifest.json or ACI manifest entry" };
