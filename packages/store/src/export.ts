@@ -6,12 +6,10 @@ import { mkdir, open, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { pack as tarPack } from "tar-stream";
 import { ErrorCode, MediaType, RktError, digestHex, parseDigest, type Digest } from "@rkt/oci";
 import { touchImage } from "./images.js";
 import type { LocalStore } from "./local-store.js";
 import { fsyncDir, ioError } from "./internal/fs-util.js";
-import { extractTar } from "./internal/untar.js";
 
 interface ExportRow {
   kind: "aci" | "oci";
@@ -63,7 +61,7 @@ export async function exportImage(
     if (row.kind === "aci") {
       await pipeline(await store.open(parseDigest(row.manifest_digest)), out);
     } else {
-      await pipeline(ociArchive(store, parseDigest(row.manifest_digest), o.tag), out);
+      await pipeline(await ociArchive(store, parseDigest(row.manifest_digest), o.tag), out);
     }
     // fsync through a second descriptor: it flushes the same inode.
     const fh = await open(tmp, "r");
@@ -77,7 +75,13 @@ export async function exportImage(
   touchImage(store, id);
 }
 
-function ociArchive(store: LocalStore, manifestDigest: Digest, tag: string | undefined): Readable {
+async function ociArchive(
+  store: LocalStore,
+  manifestDigest: Digest,
+  tag: string | undefined,
+): Promise<Readable> {
+  // tar-stream is loaded only by the commands that need it.
+  const { pack: tarPack } = await import("tar-stream");
   const p = tarPack();
   void (async () => {
     const rows = store.db
@@ -158,6 +162,7 @@ export async function extractImage(
   const tmp = join(dirname(target), `.${basename(target)}.rkt-${randomUUID()}`);
   try {
     await mkdir(tmp, { recursive: true, mode: 0o755 });
+    const { extractTar } = await import("./internal/untar.js");
     await extractTar(await store.open(parseDigest(row.manifest_digest)), tmp, {
       only: o.rootfsOnly === true ? "rootfs" : undefined,
       what: `image ${id}`,

@@ -3,16 +3,10 @@
 import { randomUUID } from "node:crypto";
 import { PassThrough, Readable, Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import {
-  compressionMagicLength,
-  decompressor,
-  detectCompression,
-  readAci,
-  readAciManifest,
-  type AciReadResult,
-  type Compression,
-  type ImageManifest,
-} from "@rkt/appc";
+// @rkt/appc (zod schemas, decompressors) is loaded on first import only: listing, resolving and
+// removing images must not pay for it (process start counts in every CLI figure).
+import type * as Appc from "@rkt/appc";
+import type { AciReadResult, Compression, ImageManifest } from "@rkt/appc";
 import { ErrorCode, MediaType, RktError, isRktError, type BlobWriter } from "@rkt/oci";
 import { aciImageId } from "./images.js";
 import type { LocalStore } from "./local-store.js";
@@ -54,7 +48,10 @@ export interface ImportResult {
 const manifestCap = 16 << 20;
 
 // Reads the first bytes to pick a decompressor; the sniffed bytes are replayed.
-async function sniff(src: Readable): Promise<{ compression: Compression; rest: Readable }> {
+async function sniff(
+  appc: typeof Appc,
+  src: Readable,
+): Promise<{ compression: Compression; rest: Readable }> {
   const it = src[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const head: Buffer[] = [];
   let have = 0;
@@ -66,7 +63,7 @@ async function sniff(src: Readable): Promise<{ compression: Compression; rest: R
       throw isRktError(e) ? e : new StageError("input", e);
     }
   };
-  while (have < compressionMagicLength) {
+  while (have < appc.compressionMagicLength) {
     const r = await next();
     if (r.done === true) {
       done = true;
@@ -86,7 +83,7 @@ async function sniff(src: Readable): Promise<{ compression: Compression; rest: R
       yield r.value;
     }
   }
-  return { compression: detectCompression(first), rest: Readable.from(replay(), { objectMode: false }) };
+  return { compression: appc.detectCompression(first), rest: Readable.from(replay(), { objectMode: false }) };
 }
 
 class StageError extends Error {
@@ -100,7 +97,7 @@ class StageError extends Error {
 // Passes every byte on unchanged while feeding it (with backpressure) to @rkt/appc's validating
 // ACI reader, which checks the layout (manifest, rootfs, entry types, hard links) and parses the
 // manifest from the same pass.
-function aciTap(): { tap: Transform; result: () => AciReadResult | undefined } {
+function aciTap(appc: typeof Appc): { tap: Transform; result: () => AciReadResult | undefined } {
   const inner = new PassThrough({ highWaterMark: 1 << 20 });
   let result: AciReadResult | undefined;
   let failed: Error | undefined;
@@ -111,7 +108,7 @@ function aciTap(): { tap: Transform; result: () => AciReadResult | undefined } {
     waiting = undefined;
     w?.(failed);
   };
-  const reading = readAci(inner, undefined, { maxManifestSize: manifestCap }).then(
+  const reading = appc.readAci(inner, undefined, { maxManifestSize: manifestCap }).then(
     (r) => {
       result = r;
     },
@@ -218,13 +215,14 @@ export async function importAci(
         return hit;
       }
     }
-    const sniffed = await sniff(src);
+    const appc = await import("@rkt/appc");
+    const sniffed = await sniff(appc, src);
     compression = sniffed.compression;
-    const dec = decompressor(compression);
+    const dec = appc.decompressor(compression);
     dec.on("error", (e: unknown) => {
       decompressError ??= e;
     });
-    const { tap, result } = aciTap();
+    const { tap, result } = aciTap(appc);
     try {
       await pipeline(sniffed.rest, dec, tap, w.stream, { signal: o.signal ?? new AbortController().signal });
     } catch (e) {
@@ -349,7 +347,8 @@ export async function readStoredAciManifest(
   what: string,
 ): Promise<{ manifest: ImageManifest; raw: Uint8Array }> {
   try {
-    const r = await readAciManifest(src, { maxManifestSize: manifestCap });
+    const appc = await import("@rkt/appc");
+    const r = await appc.readAciManifest(src, { maxManifestSize: manifestCap });
     return { manifest: r.manifest, raw: r.rawManifest };
   } catch (e) {
     throw classify(e, what, "none");
