@@ -1,11 +1,12 @@
-import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
+import { spawnSync } from "node:child_process";
+import { mkdtemp, readFile, readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { describe, expect, it } from "vitest";
 import { digestOf } from "@rkt/oci";
-import { LocalStore } from "@rkt/store";
+import { LocalStore, acquireLock, clearDeadLocks, isLocked, schemaVersion, tryLock } from "@rkt/store";
 import { contentStoreSuite } from "./content-suite.js";
 
 contentStoreSuite("LocalStore", async () => {
@@ -42,6 +43,54 @@ describe("LocalStore on disk", () => {
       expect(row).toEqual({ size: bytes.length });
     } finally {
       store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("locks and the index", () => {
+  it("takes over a lock whose holder died or whose pid was reused, never one a live process holds", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "rkt-store-"));
+    const store = await LocalStore.open(dir);
+    try {
+      const dead = spawnSync("true").pid!;
+      const put = store.db.prepare(
+        "INSERT OR REPLACE INTO locks (key, owner, pid, start_time, acquired) VALUES (?, 'x', ?, ?, 0)",
+      );
+      put.run("k1", dead, 1);
+      const h1 = tryLock(store.db, "k1");
+      expect("heldBy" in h1).toBe(false);
+      // our own pid with another start time: a previous process that had this pid
+      put.run("k2", process.pid, 1);
+      expect("heldBy" in tryLock(store.db, "k2")).toBe(false);
+      // a live holder (the parent of this process) keeps it
+      const ppidStart = Number(
+        (await readFile(`/proc/${process.ppid}/stat`, "utf8")).split(") ")[1]!.split(" ")[19],
+      );
+      put.run("k3", process.ppid, ppidStart);
+      expect(tryLock(store.db, "k3")).toEqual({ heldBy: process.ppid });
+      expect(isLocked(store.db, "k3")).toBe(true);
+      await expect(acquireLock(store.db, "k3", { what: "thing" })).rejects.toThrow(
+        `thing is locked by process ${process.ppid}`,
+      );
+      expect(clearDeadLocks(store.db)).toBe(0);
+    } finally {
+      store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses an index written by a newer version", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "rkt-store-"));
+    try {
+      const store = await LocalStore.open(dir);
+      expect(store.db.pragma("user_version", { simple: true })).toBe(schemaVersion);
+      store.db.pragma(`user_version = ${schemaVersion + 1}`);
+      store.close();
+      await expect(LocalStore.open(dir)).rejects.toThrow(
+        `schema version ${schemaVersion + 1} is newer than this rkt supports (${schemaVersion})`,
+      );
+    } finally {
       await rm(dir, { recursive: true, force: true });
     }
   });
