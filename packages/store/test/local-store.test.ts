@@ -53,7 +53,7 @@ describe("locks and the index", () => {
     const dir = await mkdtemp(join(tmpdir(), "rkt-store-"));
     const store = await LocalStore.open(dir);
     try {
-      const dead = spawnSync("true").pid!;
+      const dead = spawnSync("true").pid;
       const put = store.db.prepare(
         "INSERT OR REPLACE INTO locks (key, owner, pid, start_time, acquired) VALUES (?, 'x', ?, ?, 0)",
       );
