@@ -1,1 +1,52 @@
-export {};
+// `npm run bench [-- filter…]`: runs every benchmark whose name contains one of the filters (all
+// when none); `npm run bench -- fixtures [name…]` builds the cached fixtures.
+import { ensureFixture, fixtureNames, type FixtureName } from "./fixtures.js";
+
+interface Suite {
+  name: string;
+  what: string;
+  load: () => Promise<{ run: () => Promise<void> }>;
+}
+
+// Add a benchmark here: a module under benchmarks/ exporting `run()`.
+const suites: Suite[] = [
+  {
+    name: "digest",
+    what: "sha256 of 256 MiB: createDigester vs sha256sum",
+    load: () => import("./benchmarks/digest.js"),
+  },
+];
+
+async function main(argv: string[]): Promise<number> {
+  if (argv[0] === "fixtures") {
+    const wanted = argv.length > 1 ? argv.slice(1) : fixtureNames;
+    for (const n of wanted) {
+      if (!fixtureNames.includes(n as FixtureName)) {
+        process.stderr.write(`bench: unknown fixture ${n} (known: ${fixtureNames.join(", ")})\n`);
+        return 2;
+      }
+      const f = await ensureFixture(n as FixtureName);
+      process.stdout.write(`${f.name}\t${f.digest}\t${f.layoutDir}:${f.layoutRef}\t${f.repoTag}\n`);
+    }
+    return 0;
+  }
+  if (argv.includes("--list")) {
+    for (const s of suites) process.stdout.write(`${s.name}\t${s.what}\n`);
+    return 0;
+  }
+  const selected = suites.filter((s) => argv.length === 0 || argv.some((f) => s.name.includes(f)));
+  if (selected.length === 0) {
+    process.stderr.write(`bench: no benchmark matches ${argv.join(" ")} (see --list)\n`);
+    return 2;
+  }
+  for (const s of selected) await (await s.load()).run();
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);
