@@ -11,6 +11,7 @@ export type {
   GetImageOptions,
   BlobProgress,
   FetchBlobOptions,
+  PushBlobOptions,
 } from "./registry/client.js";
 export { maxRedirects } from "./registry/http.js";
 export type { InsecureOptions, RetryOptions, HttpOptions } from "./registry/http.js";

@@ -93,6 +93,7 @@ export class Authenticator {
     scope: string,
     repository: string | undefined,
     signal: AbortSignal | undefined,
+    extraScopes: readonly string[] = [],
   ): Promise<string | undefined> {
     const c = this.challenge;
     if (c === undefined) return undefined;
@@ -108,7 +109,7 @@ export class Authenticator {
     }
     const service = c.params["service"] ?? "";
     // The challenge's own scope (from a 401) says exactly what the registry wants; add ours.
-    const scopes = [...new Set([scope, ...(this.challengeScopes.get(scope) ?? [])])].sort();
+    const scopes = mergeScopes([scope, ...extraScopes, ...(this.challengeScopes.get(scope) ?? [])]);
     const key = `${realm} ${service} ${scopes.join(" ")}`;
     const cached = this.tokens.get(key);
     if (cached !== undefined && cached.expiresAt > Date.now()) return cached.header;
@@ -233,4 +234,25 @@ export async function readCapped(body: Readable, max: number, what: string): Pro
     chunks.push(c);
   }
   return Buffer.concat(chunks);
+}
+
+/**
+ * Merges scopes naming the same resource (`repository:a:pull` + `repository:a:push,pull` ->
+ * `repository:a:pull,push`), sorted, so that equal needs give one token request and one cache
+ * key. The resource name may contain colons (host:port), so the actions follow the last one.
+ */
+export function mergeScopes(scopes: readonly string[]): string[] {
+  const byResource = new Map<string, Set<string>>();
+  for (const s of scopes) {
+    const last = s.lastIndexOf(":");
+    if (last <= 0 || s.indexOf(":") === last) {
+      byResource.set(s, byResource.get(s) ?? new Set());
+      continue;
+    }
+    const resource = s.slice(0, last);
+    const actions = byResource.get(resource) ?? new Set<string>();
+    for (const a of s.slice(last + 1).split(",")) if (a !== "") actions.add(a);
+    byResource.set(resource, actions);
+  }
+  return [...byResource].map(([r, a]) => (a.size === 0 ? r : `${r}:${[...a].sort().join(",")}`)).sort();
 }

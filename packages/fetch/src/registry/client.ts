@@ -34,7 +34,7 @@ import {
   type Platform,
 } from "@rkt/oci";
 import { Authenticator, readCapped } from "./auth.js";
-import { parseWwwAuthenticate, pullScope, type Challenge } from "./challenge.js";
+import { parseWwwAuthenticate, pullScope, pushScope, type Challenge } from "./challenge.js";
 import type { CredentialsProvider } from "./credentials.js";
 import { RegistryError } from "./errors.js";
 import {
@@ -113,6 +113,36 @@ export interface BlobProgress {
   readonly total: number;
 }
 
+/** Options of {@link RegistryClient.pushBlob}. */
+export interface PushBlobOptions extends Abortable {
+  /** A repository of the same registry that may hold the blob: try a cross-repository mount. */
+  readonly mountFrom?: string | undefined;
+  /** Upload in `PATCH` chunks of at most this many bytes instead of one `PUT`. */
+  readonly chunkSize?: number | undefined;
+}
+
+// Re-cuts a stream into buffers of exactly `size` bytes (the last one shorter).
+async function* chunks(src: Readable, size: number): AsyncGenerator<Buffer> {
+  let parts: Buffer[] = [];
+  let have = 0;
+  for await (const c of src as AsyncIterable<Buffer>) {
+    let rest = c;
+    while (have + rest.length >= size) {
+      const take = size - have;
+      parts.push(rest.subarray(0, take));
+      yield Buffer.concat(parts);
+      parts = [];
+      have = 0;
+      rest = rest.subarray(take);
+    }
+    if (rest.length > 0) {
+      parts.push(rest);
+      have += rest.length;
+    }
+  }
+  if (have > 0) yield Buffer.concat(parts);
+}
+
 /** Options of {@link RegistryClient.fetchBlob}. */
 export interface FetchBlobOptions extends Abortable {
   /**
@@ -126,8 +156,13 @@ export interface FetchBlobOptions extends Abortable {
 }
 
 interface RequestSpec extends Abortable {
-  readonly method: "GET" | "HEAD";
-  readonly path: string;
+  readonly method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH";
+  /** A path on the registry, or an absolute URL (an upload's Location). */
+  readonly path: string | URL;
+  /** A stream body is sent once: no retry, no re-send after a 401. */
+  readonly body?: string | Uint8Array | Readable | undefined;
+  /** Scopes needed besides `scope` (a cross-repository mount's source). */
+  readonly extraScopes?: readonly string[] | undefined;
   readonly repository: string;
   readonly scope: string;
   readonly headers?: Record<string, string> | undefined;
@@ -260,16 +295,23 @@ export class RegistryClient {
   // One idempotent request with authentication (one re-try after a 401 challenge) and retries.
   private async request(spec: RequestSpec): Promise<Response> {
     const ok = spec.ok ?? [200];
+    const once = spec.body instanceof Readable;
     const budget = new RetryBudget(this.http, spec.signal);
-    let challenged = false;
+    let challenged = once;
     for (;;) {
       try {
         const scheme = await this.resolveScheme(spec.signal);
-        const authorization = await this.auth.authorization(spec.scope, spec.repository, spec.signal);
+        const authorization = await this.auth.authorization(
+          spec.scope,
+          spec.repository,
+          spec.signal,
+          spec.extraScopes,
+        );
         const res = await send(this.http, {
           method: spec.method,
-          url: new URL(`${this.origin(scheme)}${spec.path}`),
+          url: spec.path instanceof URL ? spec.path : new URL(`${this.origin(scheme)}${spec.path}`),
           headers: spec.headers ?? {},
+          body: spec.body,
           authorization,
           authOrigin: this.origin(scheme),
           signal: spec.signal,
@@ -297,7 +339,7 @@ export class RegistryClient {
         throw err;
       } catch (e) {
         const err = networkError(e, spec.what, spec.signal);
-        if (await budget.next(err)) continue;
+        if (!once && (await budget.next(err))) continue;
         throw err;
       }
     }
@@ -625,5 +667,170 @@ export class RegistryClient {
       }
     }
     return Readable.from(body(), { objectMode: false, highWaterMark: 1 << 16 });
+  }
+
+  /**
+   * Uploads a blob unless the repository has it: `HEAD` first, then a cross-repository mount
+   * when `mountFrom` names a repository of this registry that has it, else an upload session
+   * (`POST`) finished by one `PUT` of the whole body (monolithic) or, with `chunkSize`, `PATCH`es
+   * of at most that many bytes then a closing `PUT`. `open` is called at most once, only when
+   * bytes must be sent; its stream must yield exactly `desc.size` bytes (the registry verifies
+   * the digest and answers 400 DIGEST_INVALID otherwise). Upload bodies are not retried.
+   * Resolves how the blob got there. Network: yes; needs push access.
+   */
+  async pushBlob(
+    repository: string,
+    desc: Descriptor,
+    open: () => Readable | Promise<Readable>,
+    o: PushBlobOptions = {},
+  ): Promise<"exists" | "mounted" | "uploaded"> {
+    this.checkNames(repository, desc.digest);
+    if (o.mountFrom !== undefined) this.checkNames(o.mountFrom, desc.digest);
+    const what = `blob ${desc.digest} to ${this.registry}/${repository}`;
+    const scope = pushScope(repository);
+    const head = await this.request({
+      method: "HEAD",
+      path: `/v2/${repository}/blobs/${desc.digest}`,
+      repository,
+      scope,
+      ok: [200, 404],
+      signal: o.signal,
+      what,
+    });
+    await head.body.dump();
+    if (head.status === 200) return "exists";
+    const mount = o.mountFrom !== undefined && o.mountFrom !== repository ? o.mountFrom : undefined;
+    const query =
+      mount === undefined
+        ? ""
+        : `?mount=${encodeURIComponent(desc.digest)}&from=${encodeURIComponent(mount)}`;
+    const started = await this.request({
+      method: "POST",
+      path: `/v2/${repository}/blobs/uploads/${query}`,
+      repository,
+      scope,
+      extraScopes: mount === undefined ? [] : [pullScope(mount)],
+      headers: { "content-length": "0" },
+      body: "",
+      ok: [201, 202],
+      signal: o.signal,
+      what,
+    });
+    await started.body.dump();
+    if (started.status === 201) return "mounted";
+    let location = this.uploadLocation(started, what);
+    const src = await open();
+    try {
+      const chunkSize = o.chunkSize;
+      if (chunkSize === undefined || desc.size <= chunkSize) {
+        location.searchParams.set("digest", desc.digest);
+        const res = await this.request({
+          method: "PUT",
+          path: location,
+          repository,
+          scope,
+          headers: { "content-type": "application/octet-stream", "content-length": String(desc.size) },
+          body: src,
+          ok: [201],
+          signal: o.signal,
+          what,
+        });
+        await res.body.dump();
+        return "uploaded";
+      }
+      let offset = 0;
+      for await (const chunk of chunks(src, chunkSize)) {
+        const res = await this.request({
+          method: "PATCH",
+          path: location,
+          repository,
+          scope,
+          headers: {
+            "content-type": "application/octet-stream",
+            "content-length": String(chunk.length),
+            "content-range": `${offset}-${offset + chunk.length - 1}`,
+          },
+          body: chunk,
+          ok: [202],
+          signal: o.signal,
+          what,
+        });
+        await res.body.dump();
+        offset += chunk.length;
+        location = this.uploadLocation(res, what);
+      }
+      if (offset !== desc.size) throw new SizeMismatchError(what, desc.size, offset);
+      location.searchParams.set("digest", desc.digest);
+      const res = await this.request({
+        method: "PUT",
+        path: location,
+        repository,
+        scope,
+        headers: { "content-length": "0" },
+        body: "",
+        ok: [201],
+        signal: o.signal,
+        what,
+      });
+      await res.body.dump();
+      return "uploaded";
+    } finally {
+      if (!src.destroyed) src.destroy();
+    }
+  }
+
+  private uploadLocation(res: Response, what: string): URL {
+    const loc = header(res.headers, "location");
+    if (loc === undefined)
+      throw new RktError(ErrorCode.Registry, `${what}: upload answer without a Location`);
+    return new URL(loc, res.url);
+  }
+
+  /**
+   * `PUT`s a manifest or index under `reference` (a tag, or its own digest) with its media type
+   * as Content-Type; every blob it references must already be in the repository
+   * (MANIFEST_BLOB_UNKNOWN otherwise). Checks the registry's `Docker-Content-Digest` against the
+   * bytes. Resolves the manifest's descriptor. Network: yes; needs push access.
+   */
+  async pushManifest(
+    repository: string,
+    reference: string,
+    raw: Uint8Array,
+    mediaType: string,
+    o: Abortable = {},
+  ): Promise<Descriptor> {
+    const { digest } = this.checkNames(repository, reference);
+    const what = `manifest ${this.name(repository, reference)}`;
+    const actual = digestOf(raw, digest === undefined ? "sha256" : digestAlgorithm(digest));
+    if (digest !== undefined && actual !== digest)
+      throw new DigestMismatchError(what, digest, actual, raw.length);
+    if (raw.length > this.maxManifestBytes) {
+      throw new RktError(
+        ErrorCode.TooLarge,
+        `${what}: ${raw.length} bytes is over the ${this.maxManifestBytes}-byte manifest limit`,
+      );
+    }
+    const res = await this.request({
+      method: "PUT",
+      path: `/v2/${repository}/manifests/${reference}`,
+      repository,
+      scope: pushScope(repository),
+      headers: { "content-type": mediaType, "content-length": String(raw.length) },
+      body: raw,
+      ok: [201],
+      signal: o.signal,
+      what,
+    });
+    await res.body.dump();
+    const hd = header(res.headers, "docker-content-digest");
+    if (hd !== undefined && isDigest(hd) && hd !== digestOf(raw, digestAlgorithm(hd))) {
+      throw new DigestMismatchError(
+        `${what} (Docker-Content-Digest)`,
+        hd,
+        digestOf(raw, digestAlgorithm(hd)),
+        raw.length,
+      );
+    }
+    return { mediaType, digest: actual, size: raw.length };
   }
 }

@@ -92,13 +92,14 @@ export interface Response {
 }
 
 export interface SendOptions {
-  readonly method: "GET" | "HEAD" | "POST";
+  readonly method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH";
   readonly url: URL;
   readonly headers: Record<string, string>;
   /** Sent only to `authOrigin` (the registry's), never to a redirect target elsewhere. */
   readonly authorization?: string | undefined;
   readonly authOrigin: string;
-  readonly body?: string | undefined;
+  /** A stream body can be sent once: a redirect that would resend it fails instead. */
+  readonly body?: string | Uint8Array | Readable | undefined;
   readonly signal?: AbortSignal | undefined;
   /** Names the request in errors (`GET 127.0.0.1:5000/v2/x/manifests/latest`). */
   readonly what: string;
@@ -148,6 +149,9 @@ export async function send(r: Resolved, o: SendOptions): Promise<Response> {
       );
     }
     const next = new URL(location, url);
+    if (body !== undefined && typeof body !== "string" && !(body instanceof Uint8Array) && status !== 303) {
+      throw new RktError(ErrorCode.Registry, `${o.what}: HTTP ${status} redirect of an upload stream`);
+    }
     if (next.protocol !== "https:" && next.protocol !== "http:") {
       throw new RktError(ErrorCode.Registry, `${o.what}: redirect to unsupported scheme ${next.protocol}`);
     }
