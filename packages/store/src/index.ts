@@ -64,6 +64,11 @@ export {
   checkTree,
   removeTree,
   renderOciImage,
+  createDepList,
+  aciTreeId,
+  whitelistPaths,
+  upperPathWhitelist,
+  renderAci,
 } from "./tree/index.js";
 export type {
   ExtractLayerOptions,
@@ -79,4 +84,8 @@ export type {
   FlattenOptions,
   TreeStorePaths,
   RenderOciOptions,
+  AciImage,
+  AciResolver,
+  DepEntry,
+  RenderAciOptions,
 } from "./tree/index.js";

@@ -61,6 +61,8 @@ export interface ExtractLayerResult {
   uncompressedSize: number;
   /** The ACI manifest bytes (format `aci`). */
   manifest?: Buffer | undefined;
+  /** Whiteouts and opaque directories written in overlay form (0 means the layer hides nothing). */
+  whiteouts: number;
   /** Entries not materialized, each with the reason (devices when not root, non-UTF-8 xattr values). */
   skipped: string[];
 }
@@ -192,7 +194,8 @@ export async function extractLayer(
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
         if (!create) throw refuse(what, entry, `${JSON.stringify(cur)} does not exist in this layer`);
-        await mkdir(abs(cur), { mode: 0o755 });
+        await mkdir(abs(cur));
+        await chmod(abs(cur), 0o755); // exact, whatever the umask
         dirs.add(cur);
         continue;
       }
@@ -516,8 +519,10 @@ export async function extractLayer(
     }
   }
   if (format === "aci" && manifest === undefined) throw refuse(what, "manifest", "the ACI has no manifest");
+  const whiteouts = [...deferred.values()].filter((d) => d.whiteout).length + opaque.size;
   return {
     diffId,
+    whiteouts,
     sha512Hex,
     compression: decompressed.compression,
     entries,

@@ -32,3 +32,5 @@ export {
   renderOciImage,
 } from "./tree.js";
 export type { Tree, MountTreeOptions, FlattenOptions, TreeStorePaths, RenderOciOptions } from "./tree.js";
+export { createDepList, aciTreeId, whitelistPaths, upperPathWhitelist, renderAci } from "./aci.js";
+export type { AciImage, AciResolver, DepEntry, RenderAciOptions } from "./aci.js";

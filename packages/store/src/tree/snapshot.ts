@@ -21,6 +21,8 @@ export interface SnapshotInfo {
   diffId?: string | undefined;
   entries: number;
   uncompressedSize: number;
+  /** Whiteouts and opaque dirs in overlay form; such a snapshot must not be the bottom lowerdir. */
+  whiteouts?: number | undefined;
   created: string;
   skipped: string[];
 }
@@ -134,6 +136,7 @@ export async function extractSnapshot(
         format: o.format ?? "oci",
         diffId: r.diffId,
         entries: r.entries,
+        whiteouts: r.whiteouts,
         uncompressedSize: r.uncompressedSize,
         skipped: r.skipped,
       };

@@ -102,6 +102,10 @@ export async function mountTree(tree: Tree, target: string, o: MountTreeOptions)
   await mkdir(o.work, { recursive: true });
   const rest = `,upperdir=${escapeOverlayPath(o.upper)},workdir=${escapeOverlayPath(o.work)}`;
   let keys = [...tree.layers];
+  // Whiteouts in the bottom-most lowerdir are not filtered by overlayfs (its directories are passed
+  // through: readdir lists them, lookup says ENOENT); nothing is below, so apply them in a copy.
+  const bottom = await getSnapshot(tree.layersDir, keys[0]!);
+  if ((bottom?.info.whiteouts ?? 0) > 0) keys[0] = (await mergedSnapshot(tree.layersDir, [keys[0]!])).key;
   for (;;) {
     const absOpt = `lowerdir=${keys
       .map((k) => escapeOverlayPath(join(tree.layersDir, k, "fs")))
@@ -132,6 +136,12 @@ export async function mountTree(tree: Tree, target: string, o: MountTreeOptions)
       );
       return;
     }
+    if (keys.length === 1) {
+      throw new RktError(
+        ErrorCode.TooLarge,
+        `mount tree ${tree.id}: the overlay options do not fit in ${limit} bytes (paths too long)`,
+      );
+    }
     // Merge the lower half into one flattened snapshot and retry.
     const n = Math.max(2, Math.floor(keys.length / 2));
     const merged = await mergedSnapshot(tree.layersDir, keys.slice(0, n));
@@ -148,10 +158,10 @@ async function mergedSnapshot(layersDir: string, keys: readonly string[]): Promi
   const chain = chainIds(keys.map((k) => `sha256:${k.replace(/^flat-/, "")}` as Digest));
   const key = `flat-${digestHex(chain[chain.length - 1]!)}`;
   return buildSnapshot(layersDir, key, async (fsDir) => {
+    // Merged layers are always the bottom of the stack: whiteouts are applied, not kept.
     await flattenDirs(
       keys.map((k) => join(snapshotDir(layersDir, k), "fs")),
       fsDir,
-      { keepWhiteouts: true },
     );
     return { format: "flat", entries: 0, uncompressedSize: 0, skipped: [] };
   });
@@ -167,6 +177,13 @@ export interface FlattenOptions {
    * that it can serve as a merged overlay lower for the layers above it.
    */
   keepWhiteouts?: boolean | undefined;
+  /**
+   * Which entries to copy (root-relative path, is-directory). A directory left out is still
+   * descended into; the parents of copied entries are then created 0755 root:root (appc's rule).
+   */
+  filter?: ((rel: string, isDir: boolean) => boolean) | undefined;
+  /** Hard-link regular files instead of copying them (for read-only derived snapshots). */
+  linkFiles?: boolean | undefined;
 }
 
 /**
@@ -209,6 +226,15 @@ export async function flattenDirs(
           return;
         }
       }
+      const included = rel === "" || o.filter === undefined || o.filter(rel, st.isDirectory());
+      if (!included) {
+        if (st.isDirectory())
+          for (const n of (await readdir(s)).sort()) await visit(`${rel}/${n}`.replace(/^\//, ""));
+        return;
+      }
+      if (o.filter !== undefined && rel.includes("/")) {
+        await mkdir(join(target, rel.slice(0, rel.lastIndexOf("/"))), { recursive: true, mode: 0o755 });
+      }
       let existing;
       try {
         existing = await lstat(t);
@@ -240,6 +266,10 @@ export async function flattenDirs(
           return;
         }
         if (st.nlink > 1) inodes.set(ino, t);
+        if (o.linkFiles === true) {
+          await link(s, t); // shares the inode, its owner, mode and xattrs
+          return;
+        }
         await copyFile(s, t);
         if (isRoot) await lchown(t, st.uid, st.gid);
         await chmod(t, st.mode & 0o7777);
