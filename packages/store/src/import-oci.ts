@@ -31,6 +31,11 @@ import type { LocalStore } from "./local-store.js";
 export interface ImageSource {
   /** A stream of the blob's bytes; the caller consumes or destroys it. RKT_NOT_FOUND if the source lacks it. */
   blob(desc: Descriptor, o?: Abortable): Promise<Readable>;
+  /**
+   * Optional: the blob's bytes from offset `start` on (an HTTP Range request). When present, an
+   * ingest left by an interrupted import of the same blob is resumed instead of restarted.
+   */
+  blobFrom?: ((desc: Descriptor, start: number, o?: Abortable) => Promise<Readable>) | undefined;
 }
 
 /** Options of {@link importOciImage}. */
@@ -57,7 +62,8 @@ const configCap = 16 << 20;
 async function writeFromSource(
   store: LocalStore,
   desc: Descriptor,
-  open: () => Promise<Readable>,
+  open: (start: number) => Promise<Readable>,
+  canResume: boolean,
   lease: string,
   signal: AbortSignal | undefined,
 ): Promise<void> {
@@ -73,6 +79,8 @@ async function writeFromSource(
       signal,
       mediaType: desc.mediaType,
       lease,
+      // Without a range read the partial data of an earlier attempt is useless.
+      fresh: !canResume,
     });
   } catch (e) {
     if (isRktError(e, ErrorCode.AlreadyExists)) return; // another process wrote it while we waited
@@ -80,20 +88,9 @@ async function writeFromSource(
   }
   try {
     const off = w.status().offset;
-    if (off > 0) {
-      // Resuming needs a range read the source may not offer; start over, keeping it simple.
-      await w.abort();
-      w = await store.writer({
-        ref: `blob-${desc.digest}`,
-        expected: { digest: desc.digest, size: desc.size },
-        wait: true,
-        signal,
-        mediaType: desc.mediaType,
-        lease,
-        fresh: true,
-      });
+    if (off < desc.size) {
+      await pipeline(await open(off), w.stream, { signal: signal ?? new AbortController().signal });
     }
-    await pipeline(await open(), w.stream, { signal: signal ?? new AbortController().signal });
     await w.commit();
   } catch (e) {
     await w.abort();
@@ -143,12 +140,16 @@ export async function importOciImage(store: LocalStore, o: ImportOciOptions): Pr
     await writeFromSource(
       store,
       { mediaType: manifestType, digest, size: raw.length },
-      () => Promise.resolve(Readable.from([raw], { objectMode: false })),
+      (start) => Promise.resolve(Readable.from([raw.subarray(start)], { objectMode: false })),
+      true,
       l,
       signal,
     );
-    const fromSource = (d: Descriptor) => () => o.source.blob(d, { signal });
-    await writeFromSource(store, manifest.config, fromSource(manifest.config), l, signal);
+    const blobFrom = o.source.blobFrom?.bind(o.source);
+    const fromSource = (d: Descriptor) => (start: number) =>
+      start > 0 && blobFrom !== undefined ? blobFrom(d, start, { signal }) : o.source.blob(d, { signal });
+    const resumable = blobFrom !== undefined;
+    await writeFromSource(store, manifest.config, fromSource(manifest.config), resumable, l, signal);
     let config: ImageConfig | undefined;
     if (isConfigType(manifest.config.mediaType)) {
       if (manifest.config.size > configCap) {
@@ -167,7 +168,7 @@ export async function importOciImage(store: LocalStore, o: ImportOciOptions): Pr
       }
     }
     await runLimited(manifest.layers, o.concurrency ?? 3, (d) =>
-      writeFromSource(store, d, fromSource(d), l, signal),
+      writeFromSource(store, d, fromSource(d), resumable, l, signal),
     );
     const all: { d: Descriptor; role: "manifest" | "config" | "layer"; pos: number }[] = [
       { d: { mediaType: manifestType, digest, size: raw.length }, role: "manifest", pos: 0 },

@@ -1,5 +1,7 @@
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ErrorCode, MediaType, digestOf, isRktError } from "@rkt/oci";
 import {
@@ -79,6 +81,30 @@ describe("importOciImage", () => {
     expect(left.sort()).toEqual(
       [b.digest, b.config.digest, ...b.layers.map((l) => l.digest)].map((d) => d.slice(7)).sort(),
     );
+    expect((await fsck(t.store)).clean).toBe(true);
+  });
+
+  it("resumes an interrupted blob ingest through blobFrom (a range read)", async () => {
+    const big = await makeTar([{ name: "big", body: Buffer.alloc(300_000, 7) }]);
+    const img = makeOciImage([big]);
+    const layer = img.layers[0]!;
+    const bytes = img.blobs.get(layer.digest)!;
+    const half = Math.floor(bytes.length / 2);
+    const w = await t.store.writer({ ref: `blob-${layer.digest}`, expected: layer });
+    await pipeline(Readable.from([bytes.subarray(0, half)]), w.stream);
+    await w.close();
+    const starts: number[] = [];
+    await importOciImage(t.store, {
+      rawManifest: img.raw,
+      source: {
+        blob: (d, o) => img.source.blob(d, o),
+        blobFrom(d, start) {
+          starts.push(start);
+          return Promise.resolve(Readable.from([img.blobs.get(d.digest)!.subarray(start)]));
+        },
+      },
+    });
+    expect(starts).toEqual([half]);
     expect((await fsck(t.store)).clean).toBe(true);
   });
 
