@@ -556,6 +556,30 @@ describe("bearer tokens", () => {
     expect(asked).toEqual([["repository:a/one:pull"], ["repository:b/two:pull"]]);
   });
 
+  it("keeps a token at least 60 s even when the server says less (distribution's client rule)", async () => {
+    const reg = await serve();
+    let issued = 0;
+    reg.handle = (req, res) => {
+      if (req.url?.startsWith("/token")) {
+        issued++;
+        res.setHeader("content-type", "application/json");
+        return void res.end(JSON.stringify({ token: "short", expires_in: 1 }));
+      }
+      if (req.headers.authorization !== "Bearer short") {
+        res.statusCode = 401;
+        res.setHeader("www-authenticate", `Bearer realm="${reg.origin}/token",service="fake"`);
+        return void res.end();
+      }
+      res.setHeader("content-type", "application/vnd.oci.image.manifest.v1+json");
+      res.end(manifest);
+    };
+    const c = client(reg);
+    await c.getManifest("r", "latest");
+    await new Promise((r) => setTimeout(r, 1200));
+    await c.getManifest("r", "latest");
+    expect(issued).toBe(1);
+  });
+
   it("exchanges an identity token with the OAuth2 refresh_token grant (POST, over TLS)", async () => {
     const reg = await serve(true);
     let form: URLSearchParams | undefined;

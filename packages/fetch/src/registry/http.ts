@@ -242,10 +242,27 @@ export function networkError(e: unknown, what: string, signal: AbortSignal | und
       temporary: true,
     });
   }
-  return new RktError(ErrorCode.Registry, `${what}: ${typeof code === "string" ? `${code}: ` : ""}${msg}`, {
-    cause: e,
-    temporary: isRetryable(e),
-  });
+  const h = hint(code);
+  // OpenSSL's own text (library, function, source line) says nothing the code does not; drop it.
+  const text = h !== "" && typeof code === "string" && /^ERR_SSL_/.test(code) ? "" : `: ${msg}`;
+  return new RktError(
+    ErrorCode.Registry,
+    `${what}: ${typeof code === "string" ? code : "error"}${text}${h}`,
+    { cause: e, temporary: isRetryable(e) },
+  );
+}
+
+const certificateCodes =
+  /^(UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|CERT_HAS_EXPIRED|CERT_NOT_YET_VALID|ERR_TLS_CERT_ALTNAME_INVALID)$/;
+
+// What the user can do about common TLS failures, in rkt's terms.
+function hint(code: unknown): string {
+  if (typeof code !== "string") return "";
+  if (certificateCodes.test(code)) return " (trust its CA, or allow with --insecure-options=tls)";
+  if (/WRONG_VERSION_NUMBER|^EPROTO$|HTTP_REQUEST/.test(code)) {
+    return " (does it speak plain http? allow with --insecure-options=http)";
+  }
+  return "";
 }
 
 /** Tracks one operation's retry budget: attempts made and the deadline. */
