@@ -77,16 +77,16 @@ export async function gc(store: LocalStore, o: GcOptions = {}): Promise<GcReport
     const del = db.prepare("DELETE FROM trees WHERE id = ?");
     db.transaction(() => gone.forEach((t) => del.run(t.id))).immediate();
     for (const t of gone) {
-      await rm(join(store.paths.trees, t.id), { recursive: true, force: true }).catch(() => undefined);
+      await store.removeTreeDir(t.id);
       removedTrees.push(t.id);
       freed += t.size;
     }
-    // Tree directories without a row (a crash mid-render) that nobody is rendering.
-    const known = new Set((db.prepare("SELECT id FROM trees").all() as { id: string }[]).map((t) => t.id));
+    // Temp directories of renders whose process died. Tree directories without a `trees` row
+    // are left alone: the tree store (a later issue) records its rows itself.
     for (const name of await readdir(store.paths.trees).catch(() => [] as string[])) {
-      if (!known.has(name) && !isLocked(db, `tree:${name}`)) {
+      const m = /^\.tmp-(\d+)-(\d+)-/.exec(name);
+      if (m !== null && !isAlive(Number(m[1]), Number(m[2]))) {
         await rm(join(store.paths.trees, name), { recursive: true, force: true }).catch(() => undefined);
-        removedTrees.push(name);
       }
     }
   }

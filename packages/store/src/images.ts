@@ -1,7 +1,5 @@
 // Image rows: identity, resolution with rkt's rules and messages (rkt.md §4.3, §4.5), listing,
 // removal, last-used, manifests. Reads only the index unless a function says otherwise.
-import { rm } from "node:fs/promises";
-import { join } from "node:path";
 import { buffer } from "node:stream/consumers";
 import { ErrorCode, RktError, parseDigest } from "@rkt/oci";
 import type { LocalStore } from "./local-store.js";
@@ -305,8 +303,7 @@ export async function removeImages(store: LocalStore, ids: readonly string[]): P
     }
   });
   for (let i = 0; i < unique.length; i += 1000) run.immediate(unique.slice(i, i + 1000));
-  for (const t of treeDirs)
-    await rm(join(store.paths.trees, t.id), { recursive: true, force: true }).catch(() => undefined);
+  for (const t of treeDirs) await store.removeTreeDir(t.id);
   const swept = store.sweepBlobs(candidates);
   // Attribute freed blob bytes to the images in order; exact per-image accounting is not needed.
   const first = unique.find((id) => results.get(id)?.removed === true);

@@ -132,6 +132,17 @@ export class LocalStore implements ContentStore {
     if (this.db.open) this.db.close();
   }
 
+  /**
+   * Removes a rendered tree's directory, its `rendered` marker first so a crash midway leaves a
+   * tree the tree store treats as incomplete. @internal
+   */
+  async removeTreeDir(id: string): Promise<void> {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(id)) return; // never a path outside trees/
+    const dir = join(this.paths.trees, id);
+    await rm(join(dir, "rendered"), { force: true }).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+
   /** The file of a committed blob (it may not exist). */
   blobFile(digest: Digest): string {
     return blobPath(this.paths, digest);
