@@ -19,7 +19,7 @@ import {
 } from "@rkt/testkit";
 
 /** Bump when a fixture's content changes: cached fixtures of another version are rebuilt. */
-export const fixtureVersion = "1";
+export const fixtureVersion = "2";
 
 /** Names of the fixtures this module builds. */
 export type FixtureName = "debian" | "small-files";
@@ -64,6 +64,7 @@ export async function ensureFixture(name: FixtureName): Promise<Fixture> {
   const stamp = join(dir, "fixture.json");
   if (existsSync(stamp)) return JSON.parse(await readFile(stamp, "utf8")) as Fixture;
   log(`building ${name} in ${dir} (once; cached afterwards)`);
+  await pruneStale();
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   const started = Date.now();
@@ -80,6 +81,18 @@ export async function ensureFixture(name: FixtureName): Promise<Fixture> {
     `${name}: ${fixture.digest}, ${(fixture.bytes / 2 ** 20).toFixed(1)} MiB, ${((Date.now() - started) / 1000).toFixed(0)} s`,
   );
   return fixture;
+}
+
+/** Removes fixtures and registry storage of other fixture versions. */
+async function pruneStale(): Promise<void> {
+  if (!existsSync(cacheDir())) return;
+  for (const entry of await readdir(cacheDir())) {
+    const m = /^(debian|small-files|registry)-v(.+)$/.exec(entry);
+    if (m !== null && m[2] !== fixtureVersion) {
+      log(`removing stale ${entry}`);
+      await rm(join(cacheDir(), entry), { recursive: true, force: true });
+    }
+  }
 }
 
 /** The first Debian mirror apt uses on this machine (deb822 `.sources` or one-line `sources.list`). */
@@ -142,6 +155,13 @@ async function* limitBytes(gen: AsyncIterable<FileEntry>, budget: number): Async
   }
 }
 
+// What slim base images (debian:bookworm-slim) leave out: apt lists and the downloaded .debs.
+const slimSkip =
+  /^(var\/lib\/apt\/lists\/[^/]+$|var\/cache\/apt\/(archives\/[^/]+\.deb|[^/]+\.bin)$|\.rkt-complete$)/;
+async function* slim(gen: AsyncIterable<FileEntry>): AsyncGenerator<FileEntry> {
+  for await (const e of gen) if (!(e.type === "file" && slimSkip.test(e.path))) yield e;
+}
+
 async function* concat(...gens: AsyncIterable<FileEntry>[]): AsyncGenerator<FileEntry> {
   for (const g of gens) yield* g;
 }
@@ -151,9 +171,15 @@ async function buildDebian(dir: string): Promise<Fixture> {
     throw new Error("fixtures: debian needs root (debootstrap creates device nodes)");
   needTool("debootstrap", "debootstrap");
   const mirror = await aptMirror();
-  const rootfs = join(dir, "rootfs");
-  log(`debootstrap --variant=minbase bookworm ${rootfs} ${mirror} (takes minutes)`);
-  await runInherit("debootstrap", ["--variant=minbase", "bookworm", rootfs, mirror]);
+  // The debootstrap tree is cached on its own (outside any fixture version): rebuilding a fixture
+  // must not download Debian again.
+  const rootfs = join(cacheDir(), "debootstrap-bookworm-minbase");
+  if (!existsSync(join(rootfs, ".rkt-complete"))) {
+    await rm(rootfs, { recursive: true, force: true });
+    log(`debootstrap --variant=minbase bookworm ${rootfs} ${mirror} (takes minutes)`);
+    await runInherit("debootstrap", ["--variant=minbase", "bookworm", rootfs, mirror]);
+    await writeFile(join(rootfs, ".rkt-complete"), "");
+  }
   const layoutDir = join(dir, "layout");
   // ~140 MiB of real binaries: compressible like production layers, unlike random data.
   const bulk = concat(
@@ -165,7 +191,7 @@ async function buildDebian(dir: string): Promise<Fixture> {
     layoutDir,
     {
       layers: [
-        { entries: directoryEntries(rootfs) },
+        { entries: slim(directoryEntries(rootfs)) },
         { entries: bulk },
         [
           { path: "usr/share/doc", type: "opaque" },
@@ -182,7 +208,6 @@ async function buildDebian(dir: string): Promise<Fixture> {
     },
     { ref: "bookworm" },
   );
-  await rm(rootfs, { recursive: true, force: true });
   return {
     name: "debian",
     layoutDir,
