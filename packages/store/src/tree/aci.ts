@@ -5,10 +5,12 @@
 // overlayfs (or flattening) gives appc's precedence: the upper image wins, a directory over a
 // directory merges with the upper's attributes, a non-directory shadows a lower directory.
 //
-// Known divergence: a directory that a whitelist leaves out but whose allowed children exist is
-// created 0755 root:root in the derived snapshot; appc creates it the same way, but only when no
-// lower image provides the directory itself (then the lower's attributes apply there).
+// Implicit directories (parents an image's tar never named, or directories its filter left out
+// while keeping children) are 0755 root:root, as appc creates them; when a lower image names such
+// a directory, appc gives it that entry's attributes, and so do we (derived snapshot, see below).
 import { createHash } from "node:crypto";
+import { chmod, lchown, lstat, readdir, utimes } from "node:fs/promises";
+import type { Stats } from "node:fs";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import type { Dependency, ImageManifest } from "@rkt/appc";
@@ -135,25 +137,68 @@ export async function renderAci(
       }),
     ),
   );
-  for (const [i, e] of list.entries()) {
+  // Per image: its filter (own whitelist for non-directories, inherited whitelist for all) and
+  // the directories it has only implicitly (parents created 0755, or left out by a filter).
+  const views = list.map((e, i) => {
     const own = whitelistPaths(e.image.manifest.pathWhitelist);
     const pwlm = upperPathWhitelist(list, i);
-    if (own === undefined && pwlm === undefined) {
+    const filter =
+      own === undefined && pwlm === undefined
+        ? undefined
+        : (rel: string, isDir: boolean): boolean =>
+            (isDir || own === undefined || own.has(rel)) && (pwlm === undefined || pwlm.has(rel));
+    const implicit = new Set(snaps[i]!.info.implicitDirs ?? []);
+    return { own, pwlm, filter, implicit, fs: join(snapshotDir(p.layers, e.image.key), "fs") };
+  });
+  // appc extracts upper images first and lets a lower image's directory entry set the attributes
+  // of a directory that the upper ones only created as a parent; overlayfs would show the upper's
+  // implicit 0755 instead, so such directories get the lower entry's attributes in a derived snapshot.
+  const explicitDir = async (j: number, rel: string): Promise<Stats | undefined> => {
+    const v = views[j]!;
+    if (v.implicit.has(rel) || (v.filter !== undefined && !v.filter(rel, true))) return undefined;
+    const st = await lstat(join(v.fs, rel)).catch(() => undefined);
+    return st?.isDirectory() === true ? st : undefined;
+  };
+  for (const [i, e] of list.entries()) {
+    const v = views[i]!;
+    const fixes: [string, Stats][] = [];
+    const candidates = new Set(v.implicit);
+    if (v.filter !== undefined)
+      for (const d of await dirsUnder(v.fs)) if (!v.filter(d, true)) candidates.add(d);
+    for (const rel of [...candidates].sort()) {
+      if (!(await lstat(join(v.fs, rel)).catch(() => undefined))?.isDirectory()) continue;
+      for (let j = i + 1; j < list.length; j++) {
+        const st = await explicitDir(j, rel);
+        if (st !== undefined) {
+          fixes.push([rel, st]);
+          break;
+        }
+      }
+    }
+    if (v.filter === undefined && fixes.length === 0) {
       keys.push(snaps[i]!.key);
       continue;
     }
     const tag = createHash("sha256")
-      .update(JSON.stringify([[...(own ?? [])].sort(), pwlm === undefined ? null : [...pwlm].sort()]))
+      .update(
+        JSON.stringify([
+          [...(v.own ?? [])].sort(),
+          v.pwlm === undefined ? null : [...v.pwlm].sort(),
+          fixes.map(([r, st]) => [r, st.mode, st.uid, st.gid, st.mtimeMs]),
+        ]),
+      )
       .digest("hex")
       .slice(0, 32);
-    const key = `${e.image.key}-pwl-${tag}`;
+    const key = `${e.image.key}-derived-${tag}`;
     await buildSnapshot(p.layers, key, async (fsDir) => {
-      await flattenDirs([join(snapshotDir(p.layers, e.image.key), "fs")], fsDir, {
-        keepWhiteouts: true,
-        linkFiles: true,
-        filter: (rel, isDir) =>
-          (isDir || own === undefined || own.has(rel)) && (pwlm === undefined || pwlm.has(rel)),
-      });
+      await flattenDirs([v.fs], fsDir, { keepWhiteouts: true, linkFiles: true, filter: v.filter });
+      for (const [rel, st] of fixes) {
+        const d = join(fsDir, rel);
+        if (!(await lstat(d).catch(() => undefined))?.isDirectory()) continue; // filtered away
+        await lchown(d, st.uid, st.gid);
+        await chmod(d, st.mode & 0o7777);
+        await utimes(d, st.mtime, st.mtime);
+      }
       return { format: "derived", entries: 0, uncompressedSize: 0, skipped: [] };
     });
     keys.push(key);
@@ -165,4 +210,19 @@ export async function renderAci(
     { id, kind: "aci", image: top.key, layers: keys.reverse() },
     { flatten: o.flatten, manifest },
   );
+}
+
+/** All directories under `root` (root-relative), without following symlinks. */
+async function dirsUnder(root: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (rel: string): Promise<void> => {
+    for (const ent of await readdir(rel === "" ? root : join(root, rel), { withFileTypes: true })) {
+      if (!ent.isDirectory()) continue;
+      const r = rel === "" ? ent.name : `${rel}/${ent.name}`;
+      out.push(r);
+      await walk(r);
+    }
+  };
+  await walk("");
+  return out;
 }

@@ -63,6 +63,8 @@ export interface ExtractLayerResult {
   manifest?: Buffer | undefined;
   /** Whiteouts and opaque directories written in overlay form (0 means the layer hides nothing). */
   whiteouts: number;
+  /** Directories created as parents of entries, with no entry of their own (sorted). */
+  implicitDirs: string[];
   /** Entries not materialized, each with the reason (devices when not root, non-UTF-8 xattr values). */
   skipped: string[];
 }
@@ -172,6 +174,7 @@ export async function extractLayer(
   const dirTimes = new Map<string, Date>();
   const whitedOut = new Set<string>();
   const opaque = new Set<string>();
+  const implicit = new Set<string>(); // parents created without an entry of their own
   const skipped: string[] = [];
   let manifest: Buffer | undefined;
   let entries = 0;
@@ -197,6 +200,7 @@ export async function extractLayer(
         await mkdir(abs(cur));
         await chmod(abs(cur), 0o755); // exact, whatever the umask
         dirs.add(cur);
+        implicit.add(cur);
         continue;
       }
       if (st.isSymbolicLink())
@@ -223,6 +227,7 @@ export async function extractLayer(
     if (isDir && st.isDirectory()) return true;
     if (st.isDirectory()) {
       for (const d of [...dirs]) if (under(rel, d)) dirs.delete(d);
+      for (const d of [...implicit]) if (under(rel, d)) implicit.delete(d);
       for (const k of [...deferred.keys()]) if (under(rel, k)) deferred.delete(k);
       for (const k of [...xattrs.keys()]) if (under(rel, k)) xattrs.delete(k);
       for (const k of [...dirTimes.keys()]) if (under(rel, k)) dirTimes.delete(k);
@@ -348,6 +353,7 @@ export async function extractLayer(
         const merge = await clearFor(rel, true);
         if (!merge) await mkdir(abs(rel), { mode: 0o700 });
         dirs.add(rel);
+        implicit.delete(rel);
         if (isRoot) await lchown(abs(rel), uid, gid);
         await chmod(abs(rel), mode);
         dirTimes.set(rel, mtime);
@@ -523,6 +529,7 @@ export async function extractLayer(
   return {
     diffId,
     whiteouts,
+    implicitDirs: [...implicit].sort(),
     sha512Hex,
     compression: decompressed.compression,
     entries,

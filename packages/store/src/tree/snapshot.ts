@@ -23,6 +23,8 @@ export interface SnapshotInfo {
   uncompressedSize: number;
   /** Whiteouts and opaque dirs in overlay form; such a snapshot must not be the bottom lowerdir. */
   whiteouts?: number | undefined;
+  /** Directories the layer did not name (created 0755 as parents). */
+  implicitDirs?: string[] | undefined;
   created: string;
   skipped: string[];
 }
@@ -137,6 +139,7 @@ export async function extractSnapshot(
         diffId: r.diffId,
         entries: r.entries,
         whiteouts: r.whiteouts,
+        implicitDirs: r.implicitDirs,
         uncompressedSize: r.uncompressedSize,
         skipped: r.skipped,
       };
