@@ -279,6 +279,31 @@ describe("blob faults", () => {
     expect(rest.equals(blob.bytes.subarray(5000))).toBe(true);
   });
 
+  it("a resume at the very end (and an empty blob) needs no request and still verifies", async () => {
+    const s = await serve();
+    const { createDigester } = await import("@rkt/oci");
+    const d = createDigester();
+    d.update(blob.bytes);
+    expect(
+      await collect(await client(s).fetchBlob("r", blob, { offset: blob.size, digester: d })),
+    ).toHaveLength(0);
+    const empty = blobOf(Buffer.alloc(0));
+    expect(await collect(await client(s).fetchBlob("r", empty))).toHaveLength(0);
+    expect(s.requests).toHaveLength(0);
+    const wrong = createDigester();
+    wrong.update(Buffer.alloc(blob.size));
+    const stream = await client(s).fetchBlob("r", blob, { offset: blob.size, digester: wrong });
+    await expect(collect(stream)).rejects.toMatchObject({ code: "RKT_DIGEST_MISMATCH" });
+  });
+
+  it("refuses an offset without the matching hash state", async () => {
+    const s = await serve();
+    await expect(client(s).fetchBlob("r", blob, { offset: 10 })).rejects.toMatchObject({
+      code: "RKT_INVALID_ARGUMENT",
+      message: expect.stringContaining("needs the digester of exactly those 10 bytes"),
+    });
+  });
+
   it("429 with Retry-After waits that long, then succeeds", async () => {
     const s = await serve();
     s.handle = blobRoute(blob, (attempt, _req, res) => {
