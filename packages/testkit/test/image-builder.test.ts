@@ -9,6 +9,7 @@ import { extract } from "tar-stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { MediaType, createDigester, digestHex, parseIndexOrThrow, parseManifestOrThrow } from "@rkt/oci";
 import {
+  directoryEntries,
   randomLayer,
   randomStream,
   writeDockerArchive,
@@ -186,5 +187,31 @@ describe("writeDockerArchive", () => {
     const out = execFileSync("skopeo", ["inspect", "--config", "--raw", `docker-archive:${file}`]);
     expect(out.equals(built.configBytes)).toBe(true);
     await expect(readdir(dir)).resolves.toEqual(["img.tar"]);
+  });
+});
+
+describe("directoryEntries", () => {
+  it("walks a real tree: parents first, sorted, hard links by inode, symlinks, fifos, prefix", async () => {
+    const root = join(dir, "tree");
+    execFileSync("sh", [
+      "-c",
+      `mkdir -p ${root}/b/c && printf hi > ${root}/b/c/f && ln ${root}/b/c/f ${root}/a-hard && ln -s b/c/f ${root}/z-link && mkfifo ${root}/p`,
+    ]);
+    const got: FileEntry[] = [];
+    for await (const e of directoryEntries(root, "/pre/")) got.push(e);
+    expect(got.map((e) => [e.path, e.type, e.linkname])).toEqual([
+      ["pre/a-hard", "file", undefined],
+      ["pre/b", "dir", undefined],
+      ["pre/b/c", "dir", undefined],
+      ["pre/b/c/f", "hardlink", "pre/a-hard"],
+      ["pre/p", "fifo", undefined],
+      ["pre/z-link", "symlink", "b/c/f"],
+    ]);
+    const img = await writeOciLayout(join(dir, "layout"), { layers: [{ entries: directoryEntries(root) }] });
+    const names = await tarEntries(
+      join(dir, "layout", "blobs", "sha256", digestHex(img.layers[0]!.digest)),
+      true,
+    );
+    expect(names.find((e) => e.name === "a-hard")!.body).toBe("hi");
   });
 });

@@ -136,6 +136,19 @@ describe("startRegistry", () => {
     }
   });
 
+  it("combines basic auth with TLS", async () => {
+    const reg = await startRegistry({ mode: "basic", tls: true });
+    try {
+      expect(reg.url).toMatch(/^https:/);
+      expect(await pushLayout(layout, "both/app:v1", reg)).toBe(img.descriptor.digest);
+      await expect(inspectRaw(reg, "both/app:v1", { creds: null })).rejects.toThrow(
+        /unauthorized|authentication required/i,
+      );
+    } finally {
+      await reg.stop();
+    }
+  });
+
   it("stops idempotently, kills the registry and removes its files", async () => {
     const reg = await startRegistry({ mode: "tls" });
     const storage = reg.storageDir;
