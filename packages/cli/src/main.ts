@@ -22,13 +22,118 @@ interface CommandSpec {
   readonly help?: string | undefined;
   readonly load?: (() => Promise<Command>) | undefined;
   readonly children?: readonly CommandSpec[] | undefined;
+  /** Not listed in help (rkt's hidden aliases such as `image fetch`). */
+  readonly hidden?: boolean | undefined;
 }
 
+const fetchSpec: CommandSpec = {
+  name: "fetch",
+  summary: "Fetch image(s) and store them in the local store",
+  usage: "[--pull-policy=new|update|never] [--full] [--format=json] IMAGE [--signature=FILE] ...",
+  help: [
+    "Imports each IMAGE and prints its ID on stdout, one line per image, in order: ACIs as",
+    "sha512- + 32 hex (64 with --full), OCI images as their manifest digest sha256:<hex>.",
+    "",
+    "IMAGE (local sources; registries, http(s) and appc discovery are not supported yet):",
+    "  ./x.aci, /abs/x.aci, file:///abs/x.aci   an ACI (gzip, bzip2, xz, zstd or plain tar)",
+    "  oci:DIR[:REF|:@N]                        an image of an OCI image layout directory",
+    "  oci-archive:FILE[:REF|:@N]               an image of a tar archive of an OCI layout",
+    "ACIs need a trusted signature (IMAGE.aci.asc, or --signature FILE after the image) or",
+    "--insecure-options=image. An index entry resolves to the host platform's manifest.",
+    "",
+    "Flags:",
+    "  --pull-policy=POLICY  new, update (default) or never; local sources are always imported",
+    "  --store-only          deprecated: --pull-policy=never",
+    "  --no-store            deprecated: --pull-policy=update",
+    "  --full                print the full image ID",
+    "  --signature=FILE      detached signature of the image just before it",
+    "  --format=json         print one JSON array of {id,kind,name,digests,bytes}",
+  ].join("\n"),
+  load: async () => (await import("./commands/fetch.js")).fetchCommand,
+};
+
 const commands: readonly CommandSpec[] = [
+  fetchSpec,
   {
     name: "image",
     summary: "Operate on image(s) in the local store",
     children: [
+      {
+        name: "list",
+        summary: "List images in the local store",
+        usage:
+          "[--fields=LIST] [--sort=LIST] [--order=asc|desc] [--no-legend] [--full] [--format=json|json-pretty]",
+        help: [
+          "Flags:",
+          "  --fields=LIST   comma-separated: id,name,size,importtime,lastused (default all)",
+          "  --sort=LIST     comma-separated: name,importtime,lastused,size (default importtime)",
+          "  --order=ORDER   asc (default) or desc",
+          "  --no-legend     suppress the header line",
+          "  --full          full IDs, sizes in bytes, absolute times",
+          "  --format=FMT    json or json-pretty: [{id,name,import_time,last_used_time,size}], times in ns",
+        ].join("\n"),
+        load: async () => (await import("./commands/image-list.js")).imageListCommand,
+      },
+      {
+        name: "rm",
+        summary: "Remove one or more images with the given IDs or names from the local store",
+        usage: "IMAGE...",
+        help: [
+          "Removes each image with its rendered trees and the blobs no other image needs.",
+          "Images a pod or lease uses are not removed. Unlike rkt, which exits 0 when no argument",
+          "resolves, the exit status is 254 whenever nothing was removed or a removal failed.",
+        ].join("\n"),
+        load: async () => (await import("./commands/image-rm.js")).imageRmCommand,
+      },
+      {
+        name: "gc",
+        summary: "Garbage collect local store",
+        usage: "[--grace-period=DURATION] [--trees-only|--images-only]",
+        help: [
+          "Removes rendered trees no pod uses, then images not used within the grace period",
+          "(oldest first), then blobs, ingests and temp files nothing needs.",
+          "",
+          "Flags:",
+          "  --grace-period=DURATION  Go duration (default 24h0m0s; e.g. 30m, 0s)",
+          "  --trees-only             only remove rendered trees",
+          "  --images-only            only remove images (and their blobs), not trees",
+        ].join("\n"),
+        load: async () => (await import("./commands/image-gc.js")).imageGcCommand,
+      },
+      {
+        name: "cat-manifest",
+        summary: "Inspect and print the image manifest",
+        usage: "[--pretty-print=true|false] IMAGE",
+        help: [
+          "ACIs: the stored image manifest. OCI images: the exact manifest bytes with",
+          "--pretty-print=false (their sha256 is the ID); pretty printing is for display only.",
+        ].join("\n"),
+        load: async () => (await import("./commands/image-cat-manifest.js")).imageCatManifestCommand,
+      },
+      {
+        name: "export",
+        summary: "Export a stored image to an ACI file (OCI images: an OCI archive)",
+        usage: "[--overwrite] IMAGE OUTPUT_ACI_FILE",
+        load: async () => (await import("./commands/image-export.js")).imageExportCommand,
+      },
+      {
+        name: "extract",
+        summary: "Extract a stored image to a directory",
+        usage: "[--rootfs-only] [--overwrite] IMAGE OUTPUT_DIR",
+        load: async () => (await import("./commands/image-extract.js")).imageExtractCommand,
+      },
+      {
+        name: "fsck",
+        summary: "Check the local store: re-hash every blob, index against disk, leftovers",
+        usage: "[--repair] [--format=json]",
+        help: [
+          "Prints one line per finding; exit 0 when the store is clean, else 254.",
+          "With --repair, fixes what it can (drops corrupt blobs and rows naming nothing, rebuilds",
+          "index rows from blobs, removes garbage) and checks again: exit 0 when then clean.",
+        ].join("\n"),
+        load: async () => (await import("./commands/image-fsck.js")).imageFsckCommand,
+      },
+      { ...fetchSpec, hidden: true },
       {
         name: "validate",
         summary: "Validate images, image layouts, archives and manifests",
@@ -50,6 +155,36 @@ const commands: readonly CommandSpec[] = [
           "  --format=text|json  json prints an array of {path,type,ok,issues:[{path,message}]}",
         ].join("\n"),
         load: async () => (await import("./commands/image-validate.js")).imageValidateCommand,
+      },
+    ],
+  },
+  {
+    name: "trust",
+    summary: "Trust a key for image verification",
+    usage: "[--prefix=PREFIX] [--insecure-allow-http] [--skip-fingerprint-review] [--root] [PUBKEY ...]",
+    help: [
+      "Stores each PUBKEY (a path or an https URL; http with --insecure-allow-http) in the local",
+      "config dir, trusted for images whose name is under PREFIX (or every image with --root).",
+      "Without PUBKEY, keys are found by appc discovery of PREFIX (ac-discovery-pubkeys).",
+      "The fingerprint is reviewed on a terminal unless --skip-fingerprint-review.",
+      "",
+      "Subcommands (beyond rkt):",
+      "  list [--prefix NAME] [--format text|json]  keys trusted (for images named NAME)",
+      "  rm FINGERPRINT [--prefix P | --root]        remove a local key",
+    ].join("\n"),
+    load: async () => (await import("./commands/trust.js")).trustCommand,
+    children: [
+      {
+        name: "list",
+        summary: "List trusted keys",
+        usage: "[--prefix NAME] [--format text|json]",
+        load: async () => (await import("./commands/trust-list.js")).trustListCommand,
+      },
+      {
+        name: "rm",
+        summary: "Remove a trusted key from the local config dir",
+        usage: "FINGERPRINT [--prefix PREFIX | --root]",
+        load: async () => (await import("./commands/trust-rm.js")).trustRmCommand,
       },
     ],
   },
@@ -83,14 +218,15 @@ function helpText(path: readonly CommandSpec[]): string {
     lines.push("USAGE:", "  rkt [global options] <command> [command options] [arguments...]", "");
   } else {
     lines.push(`${full} - ${cmd.summary}`, "");
-    const usage = cmd.children !== undefined ? "<command> [arguments...]" : (cmd.usage ?? "");
+    const usage = cmd.usage ?? (cmd.children !== undefined ? "<command> [arguments...]" : "");
     lines.push("USAGE:", `  ${full} ${usage}`.trimEnd(), "");
     if (cmd.help !== undefined) lines.push(cmd.help, "");
   }
   const children = cmd === undefined ? commands : cmd.children;
   if (children !== undefined) {
     lines.push("COMMANDS:");
-    for (const c of children) lines.push(`  ${c.name.padEnd(12)} ${c.summary}`);
+    for (const c of children.filter((x) => x.hidden !== true))
+      lines.push(`  ${c.name.padEnd(12)} ${c.summary}`);
     lines.push("");
   }
   lines.push("GLOBAL OPTIONS:");
@@ -166,12 +302,16 @@ export async function main(argv: readonly string[], io: MainIO = {}): Promise<nu
     let list: readonly CommandSpec[] | undefined = commands;
     while (list !== undefined && rest.length > 0 && !(rest[0] ?? "").startsWith("-")) {
       const word = rest[0] ?? "";
-      const found = lookup(list, word);
+      const parent = path[path.length - 1];
+      // A command that runs itself and has subcommands (`rkt trust KEY` / `rkt trust list`): only
+      // exact subcommand names count, so a key file called "l" is not taken for "list".
+      const found: CommandSpec | "ambiguous" | undefined =
+        parent?.load !== undefined ? list.find((c) => c.name === word) : lookup(list, word);
       if (found === "ambiguous") {
         throw new UsageError(`ambiguous command ${JSON.stringify(word)}; run 'rkt help' for usage`);
       }
       if (found === undefined) {
-        if (path.length === 0 || path[path.length - 1]?.children !== undefined) {
+        if (path.length === 0 || (parent?.children !== undefined && parent.load === undefined)) {
           const where = ["rkt", ...path.map((c) => c.name)].join(" ");
           throw new UsageError(
             `unknown command ${JSON.stringify(word)} for "${where}"; run '${where} --help' for usage`,

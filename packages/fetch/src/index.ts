@@ -13,7 +13,7 @@ export type {
   FetchBlobOptions,
   PushBlobOptions,
 } from "./registry/client.js";
-export { maxRedirects } from "./registry/http.js";
+export { maxRedirects, isPrivateHost } from "./registry/http.js";
 export type { InsecureOptions, RetryOptions, HttpOptions } from "./registry/http.js";
 export { RegistryError, parseRegistryErrors, parseRetryAfter, maxErrorBodyBytes } from "./registry/errors.js";
 export type { RegistryDiagnostic } from "./registry/errors.js";
@@ -72,3 +72,27 @@ export type {
   ValidateOptions,
   DetectedType,
 } from "./validate.js";
+
+// Local OCI imports into the store (`oci:DIR[:REF]`, `oci-archive:FILE[:REF]`).
+export { importOciLayout, importOciArchive, layoutImageSource } from "./oci-import.js";
+export type { ImportOciLayoutOptions, ImportOciArchiveOptions, OciLayoutImportResult } from "./oci-import.js";
+
+// Local ACI files, verified against the rkt keystore before they are stored.
+export {
+  importAciFile,
+  ascPathFromImgPath,
+  unknownSignerHint,
+  verificationDisabledWarning,
+} from "./aci-file.js";
+export type { ImportAciFileOptions, ImportAciFileResult } from "./aci-file.js";
+
+// Public keys for `rkt trust`: files, https URLs, appc pubkey discovery.
+export {
+  readPubkey,
+  discoverPubkeys,
+  pubkeyLocationKind,
+  machineCaCertificates,
+  pubkeyTimeoutMs,
+  maxPubkeyBytes,
+} from "./pubkey.js";
+export type { PubkeyFetchOptions, FetchedPubkey, PubkeyLocationKind } from "./pubkey.js";

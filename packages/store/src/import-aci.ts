@@ -1,6 +1,8 @@
 // ACI import in one streaming pass: decompress by magic, hash the uncompressed bytes (sha512,
 // the image ID) while writing them to an ingest, and read the manifest from the same bytes.
 import { randomUUID } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { join } from "node:path";
 import { PassThrough, Readable, Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 // @rkt/appc (zod schemas, decompressors) is loaded on first import only: listing, resolving and
@@ -9,6 +11,7 @@ import type * as Appc from "@rkt/appc";
 import type { AciReadResult, Compression, ImageManifest } from "@rkt/appc";
 import { ErrorCode, MediaType, RktError, isRktError, type BlobWriter } from "@rkt/oci";
 import { aciImageId } from "./images.js";
+import { ingestDir } from "./internal/paths.js";
 import type { LocalStore } from "./local-store.js";
 import { acquireLock, type LockHandle } from "./locks.js";
 
@@ -31,6 +34,25 @@ export interface ImportAciOptions {
   latest?: boolean | undefined;
   remote?: RemoteInfo | undefined;
   signal?: AbortSignal | undefined;
+  /**
+   * Called once the whole input was read and the archive validated, before anything is
+   * committed (signature verification). Throwing refuses the image: the ingest is discarded,
+   * nothing becomes visible, and the error reaches the caller unchanged.
+   */
+  beforeCommit?: ((info: BeforeCommitInfo) => Promise<void>) | undefined;
+}
+
+/** What {@link ImportAciOptions.beforeCommit} gets to decide on an image before it is stored. */
+export interface BeforeCommitInfo {
+  readonly manifest: ImageManifest;
+  /** The manifest bytes exactly as in the archive. */
+  readonly rawManifest: Uint8Array;
+  /** How the input was compressed ("none": the ingest holds the input's exact bytes). */
+  readonly compression: Compression;
+  /** Uncompressed size in bytes. */
+  readonly size: number;
+  /** Re-reads the ingested (uncompressed) archive from its first byte; the caller consumes or destroys it. */
+  open(): Promise<Readable>;
 }
 
 /** The outcome of an import. */
@@ -184,6 +206,7 @@ export async function importAci(
   let lease: string | undefined;
   let decompressError: unknown;
   let remoteLock: LockHandle | undefined;
+  let hookError: { e: unknown } | undefined;
   try {
     lease = store.createLease({ labels: { purpose: `import ${what}` } });
     if (o.remote !== undefined) {
@@ -235,6 +258,21 @@ export async function importAci(
       throw new RktError(ErrorCode.Internal, `${what}: archive was not read to its end`);
     const m = read.manifest;
     const bytes = read.rawManifest;
+    if (o.beforeCommit !== undefined) {
+      const data = join(ingestDir(store.paths, ref), "data");
+      try {
+        await o.beforeCommit({
+          manifest: m,
+          rawManifest: bytes,
+          compression,
+          size: w.status().offset,
+          open: () => Promise.resolve(createReadStream(data, { highWaterMark: 1 << 20 })),
+        });
+      } catch (e) {
+        hookError = { e };
+        throw e;
+      }
+    }
     const desc = await w.commit();
     w = undefined;
     const id = aciImageId(desc.digest);
@@ -268,6 +306,7 @@ export async function importAci(
   } catch (e) {
     await w?.abort().catch(() => undefined);
     src.destroy();
+    if (hookError !== undefined && hookError.e === e) throw e;
     throw classify(e, what, compression);
   } finally {
     remoteLock?.release();

@@ -29,7 +29,13 @@ export type {
 export { gc, defaultGracePeriodMs } from "./gc.js";
 export type { GcOptions, GcReport } from "./gc.js";
 export { importAci, getRemote } from "./import-aci.js";
-export type { ImportAciOptions, ImportResult, RemoteInfo, RemoteRecord } from "./import-aci.js";
+export type {
+  ImportAciOptions,
+  ImportResult,
+  RemoteInfo,
+  RemoteRecord,
+  BeforeCommitInfo,
+} from "./import-aci.js";
 export { importOciImage, diffIdOf } from "./import-oci.js";
 export type { ImageSource, ImportOciOptions } from "./import-oci.js";
 export { exportImage, extractImage } from "./export.js";
