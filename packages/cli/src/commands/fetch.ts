@@ -1,0 +1,276 @@
+// `rkt fetch IMAGE...` (also `rkt image fetch`): classify each argument as rkt does, import local
+// sources into the store, print one image ID per image. Remote transports belong to the fetch
+// issue and are refused here with a clear line.
+import { createReadStream, statSync } from "node:fs";
+import { resolve } from "node:path";
+import { ErrorCode, RktError, parseImageRef, type ImageRef } from "@rkt/oci";
+import type * as Fetch from "@rkt/fetch";
+import type { LocalStore } from "@rkt/store";
+import type { CommandContext } from "../context.js";
+
+/** rkt's pull policies; `rkt fetch` defaults to `update`. Local sources always import. */
+export type PullPolicy = "new" | "update" | "never";
+
+/** One image argument with the `--signature` that followed it. */
+export interface FetchArg {
+  readonly image: string;
+  readonly signature?: string | undefined;
+}
+
+/** Parsed `rkt fetch` command line. */
+export interface FetchFlags {
+  readonly images: readonly FetchArg[];
+  readonly pullPolicy: PullPolicy;
+  readonly full: boolean;
+  readonly format: "" | "json";
+  /** Deprecation notices to print on stderr (cobra's wording). */
+  readonly notices: readonly string[];
+}
+
+function usage(message: string): RktError {
+  return new RktError(ErrorCode.InvalidArgument, message);
+}
+
+/**
+ * Parses `rkt fetch` arguments as rkt's `parseApps`: flags may sit between images, and
+ * `--signature FILE` applies to the image just before it (`--signature must follow an image`,
+ * `--signature specified multiple times for the same image`). `--store-only`/`--no-store` are
+ * deprecated aliases of `--pull-policy=never|update` (both: `both --store-only and --no-store
+ * specified`). No image: `must provide at least one image`. RKT_INVALID_ARGUMENT. Pure.
+ */
+export function parseFetchArgs(argv: readonly string[]): FetchFlags {
+  const images: { image: string; signature?: string | undefined }[] = [];
+  let pullPolicy: string | undefined;
+  let storeOnly = false;
+  let noStore = false;
+  let full = false;
+  let format: "" | "json" = "";
+  const notices: string[] = [];
+  const bool = (name: string, v: string | undefined): boolean => {
+    if (v === undefined || v === "true" || v === "1") return true;
+    if (v === "false" || v === "0") return false;
+    throw usage(
+      `invalid argument ${JSON.stringify(v)} for "--${name}" flag: strconv.ParseBool: parsing failed`,
+    );
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] ?? "";
+    if (a === "--") throw usage("unable to parse arguments: app arguments unsupported");
+    const m = /^--?([a-z-]+)(?:=(.*))?$/s.exec(a);
+    if (m === null || !a.startsWith("-")) {
+      images.push({ image: a });
+      continue;
+    }
+    const name = m[1] ?? "";
+    let value = m[2];
+    const takeValue = (): string => {
+      if (value !== undefined) return value;
+      const v = argv[i + 1];
+      if (v === undefined) throw usage(`flag needs an argument: --${name}`);
+      i++;
+      return v;
+    };
+    switch (name) {
+      case "pull-policy":
+        pullPolicy = takeValue();
+        break;
+      case "store-only":
+        storeOnly = bool(name, value);
+        notices.push("Flag --store-only has been deprecated, please use --pull-policy=never");
+        break;
+      case "no-store":
+        noStore = bool(name, value);
+        notices.push("Flag --no-store has been deprecated, please use --pull-policy=update");
+        break;
+      case "full":
+        full = bool(name, value);
+        break;
+      case "format": {
+        value = takeValue();
+        if (value !== "" && value !== "json")
+          throw usage(`invalid argument ${JSON.stringify(value)} for "--format" flag: must be json`);
+        format = value;
+        break;
+      }
+      case "signature": {
+        const sig = takeValue();
+        const last = images[images.length - 1];
+        if (last === undefined) throw usage("--signature must follow an image");
+        if (last.signature !== undefined)
+          throw usage("--signature specified multiple times for the same image");
+        last.signature = sig;
+        break;
+      }
+      default:
+        throw usage(`unknown flag: ${a.split("=")[0] ?? a}`);
+    }
+  }
+  if (storeOnly && noStore) throw usage("both --store-only and --no-store specified");
+  // rkt tests only `update` and `never`; anything else behaves like `new`.
+  let policy: PullPolicy =
+    pullPolicy === undefined
+      ? "update"
+      : pullPolicy === "update" || pullPolicy === "never"
+        ? pullPolicy
+        : "new";
+  if (storeOnly) policy = "never";
+  if (noStore) policy = "update";
+  if (images.length === 0) throw usage("must provide at least one image");
+  return { images, pullPolicy: policy, full, format, notices };
+}
+
+/** What one fetched image prints in `--format json`. */
+export interface FetchSummary {
+  readonly id: string;
+  readonly kind: "aci" | "oci";
+  readonly name: string;
+  /** The image: an ACI's archive digest; an OCI image's manifest, config and layer digests. */
+  readonly digests: readonly string[];
+  /** Stored bytes. */
+  readonly bytes: number;
+}
+
+/** rkt's printed ID: ACI `sha512-` + 32 hex (`--full` 64); OCI the manifest digest in full. */
+export function printedId(id: string, full: boolean): string {
+  return id.startsWith("sha512-") && !full ? id.slice(0, 7 + 32) : id;
+}
+
+function isRegularFile(p: string, cwd: string): boolean {
+  try {
+    return statSync(resolve(cwd, p)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Imports an ACI file. Until the trust transport (`importAciFile` in @rkt/fetch) is wired in,
+ * signatures cannot be checked, so this requires `--insecure-options=image` as rkt does when no
+ * key can verify the image. Kept in one function so that the swap is one call.
+ */
+export async function importAciFromFile(
+  store: LocalStore,
+  path: string,
+  o: { signaturePath?: string | undefined; insecureImage: boolean; signal: AbortSignal; what: string },
+): Promise<{ id: string; kind: "aci" | "oci"; name: string; size: number }> {
+  if (!o.insecureImage) {
+    const asc = o.signaturePath ?? `${path.replace(/\.aci$/, "")}.aci.asc`;
+    const present = isRegularFile(asc, "/");
+    throw new RktError(
+      present ? ErrorCode.KeyUntrusted : ErrorCode.NotFound,
+      present
+        ? `${o.what}: image "${o.what}" verification failed: signature ${asc} cannot be verified: no trusted keys (try --insecure-options=image)`
+        : `${o.what}: error opening signature file ${asc}: no such file (try --insecure-options=image)`,
+    );
+  }
+  const { importAci } = await import("@rkt/store");
+  let st;
+  try {
+    st = statSync(path);
+  } catch (e) {
+    throw new RktError(ErrorCode.NotFound, `${o.what}: no such file`, { cause: e });
+  }
+  if (!st.isFile()) throw new RktError(ErrorCode.InvalidArgument, `${o.what}: not a regular file`);
+  return importAci(store, createReadStream(path, { highWaterMark: 1 << 20 }), {
+    what: o.what,
+    signal: o.signal,
+    remote: { url: `file://${path}`, etag: `${st.size}-${st.mtimeMs}` },
+  });
+}
+
+async function fetchOne(
+  store: LocalStore,
+  arg: FetchArg,
+  ref: ImageRef,
+  ctx: CommandContext,
+): Promise<FetchSummary> {
+  switch (ref.transport) {
+    case "file": {
+      const path = resolve(ctx.cwd, ref.path);
+      const r = await importAciFromFile(store, path, {
+        signaturePath: arg.signature === undefined ? undefined : resolve(ctx.cwd, arg.signature),
+        insecureImage: ctx.globals.insecure.image,
+        signal: ctx.signal,
+        what: arg.image,
+      });
+      const { getImage } = await import("@rkt/store");
+      return {
+        id: r.id,
+        kind: r.kind,
+        name: r.name,
+        digests: [getImage(store, r.id).manifestDigest],
+        bytes: r.size,
+      };
+    }
+    case "oci":
+    case "oci-archive": {
+      if (arg.signature !== undefined) {
+        throw new RktError(
+          ErrorCode.InvalidArgument,
+          `${arg.image}: --signature applies to ACIs; OCI images carry no detached signature`,
+        );
+      }
+      const fetch = await import("@rkt/fetch");
+      const path = resolve(ctx.cwd, ref.path);
+      const o = { ref: ref.ref, index: ref.index, what: arg.image, signal: ctx.signal };
+      const r =
+        ref.transport === "oci"
+          ? await fetch.importOciLayout(store, await openLayout(fetch, path, arg.image), o)
+          : await fetch.importOciArchive(store, path, o);
+      return { id: r.id, kind: r.kind, name: r.name, digests: r.digests, bytes: r.size };
+    }
+    case "docker":
+    case "docker-archive":
+    case "http":
+    case "appc-name":
+      throw new RktError(
+        ErrorCode.InvalidArgument,
+        `${arg.image}: fetching ${describe(ref)} is not supported yet (local sources only: ./x.aci, file://…/x.aci, oci:DIR[:REF], oci-archive:FILE[:REF])`,
+      );
+  }
+}
+
+async function openLayout(fetch: typeof Fetch, path: string, what: string): Promise<Fetch.OciLayoutReader> {
+  try {
+    return await fetch.openOciLayout(path);
+  } catch (e) {
+    if (e instanceof RktError)
+      throw new RktError(e.code, `${what}: ${e.message.replace(`${path}: `, "")}`, { cause: e });
+    throw e;
+  }
+}
+
+function describe(ref: ImageRef): string {
+  if (ref.transport === "docker") return "images from registries (docker://)";
+  if (ref.transport === "docker-archive") return "docker-archive files";
+  if (ref.transport === "http") return "ACIs over http(s)";
+  return "appc images by name (discovery)";
+}
+
+/**
+ * `rkt fetch`: imports each image in order and prints its ID on stdout (or, with `--format json`,
+ * one JSON array of {@link FetchSummary}). The first failure stops the command (rkt) with one line
+ * naming the image; exit 254 through main's error mapper.
+ */
+export async function fetchCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const flags = parseFetchArgs(argv);
+  for (const n of flags.notices) ctx.stderr.write(`${n}\n`);
+  const refs = flags.images.map((a) => ({
+    arg: a,
+    ref: parseImageRef(a.image, { isFile: (p) => isRegularFile(p, ctx.cwd) }),
+  }));
+  const { LocalStore } = await import("@rkt/store");
+  const store = await LocalStore.open(ctx.globals.dir);
+  try {
+    const out: FetchSummary[] = [];
+    for (const { arg, ref } of refs) {
+      const s = await fetchOne(store, arg, ref, ctx);
+      out.push(s);
+      if (flags.format === "") ctx.stdout.write(`${printedId(s.id, flags.full)}\n`);
+    }
+    if (flags.format === "json") ctx.stdout.write(`${JSON.stringify(out)}\n`);
+    return 0;
+  } finally {
+    store.close();
+  }
+}

@@ -1,0 +1,85 @@
+// `rkt image gc [--grace-period=DUR] [--trees-only|--images-only]`.
+import { ErrorCode, RktError } from "@rkt/oci";
+import type { CommandContext } from "../context.js";
+import { parseFlags, usageError, withStore } from "./image-common.js";
+
+const units: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  µs: 1e-3,
+  μs: 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
+
+/**
+ * Parses a Go duration (`time.ParseDuration`): `24h0m0s`, `30m`, `1.5h`, `-1s`, `0`; units ns, us,
+ * µs, ms, s, m, h. Returns milliseconds. RKT_INVALID_ARGUMENT `time: invalid duration "x"`. Pure.
+ */
+export function parseGoDuration(s: string): number {
+  const bad = (): never => {
+    throw new RktError(ErrorCode.InvalidArgument, `time: invalid duration ${JSON.stringify(s)}`);
+  };
+  let rest = s;
+  let sign = 1;
+  if (rest.startsWith("-") || rest.startsWith("+")) {
+    if (rest.startsWith("-")) sign = -1;
+    rest = rest.slice(1);
+  }
+  if (rest === "0") return 0;
+  if (rest === "") bad();
+  let total = 0;
+  while (rest !== "") {
+    const m = /^(\d*\.?\d*)(ns|us|µs|μs|ms|s|m|h)/.exec(rest);
+    if (m === null || m[1] === "" || m[1] === ".") return bad();
+    total += Number(m[1]) * (units[m[2] ?? ""] ?? 0);
+    rest = rest.slice(m[0].length);
+  }
+  return sign * total;
+}
+
+/**
+ * Removes rendered trees no pod or lease uses (stderr `gc: removed treestore "<id>"`), then images
+ * not used within the grace period (oldest first, stopping at the first recent one; rkt) with
+ * `image rm`'s messages, then blobs, ingests and temp files nothing needs.
+ */
+export async function imageGcCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { values, positionals } = parseFlags(argv, {
+    "grace-period": { type: "string", default: "24h0m0s" },
+    "trees-only": { type: "boolean", default: false },
+    "images-only": { type: "boolean", default: false },
+  });
+  if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+  if (values["trees-only"] && values["images-only"])
+    throw usageError("--trees-only and --images-only are mutually exclusive");
+  let grace: number;
+  try {
+    grace = parseGoDuration(values["grace-period"]);
+  } catch (e) {
+    throw new RktError(
+      ErrorCode.InvalidArgument,
+      `invalid argument ${JSON.stringify(values["grace-period"])} for "--grace-period" flag: ${(e as Error).message}`,
+    );
+  }
+  const report = await withStore(ctx, async (store) => {
+    const { gc } = await import("@rkt/store");
+    return gc(store, {
+      gracePeriodMs: grace,
+      treesOnly: values["trees-only"],
+      imagesOnly: values["images-only"],
+    });
+  });
+  for (const t of report.removedTrees) ctx.stderr.write(`gc: removed treestore ${JSON.stringify(t)}\n`);
+  for (const id of report.removedImages)
+    ctx.stdout.write(`successfully removed aci for image: ${JSON.stringify(id)}\n`);
+  if (report.removedImages.length > 0)
+    ctx.stderr.write(`gc: ${report.removedImages.length} image(s) successfully removed\n`);
+  if (report.removedBlobs.length + report.removedIngests.length > 0) {
+    ctx.stderr.write(
+      `gc: removed ${report.removedBlobs.length} unreferenced blob(s) and ${report.removedIngests.length} stale ingest(s)\n`,
+    );
+  }
+  return 0;
+}
