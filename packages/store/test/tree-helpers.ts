@@ -8,6 +8,7 @@ import { Readable } from "node:stream";
 import { gzipSync } from "node:zlib";
 import { pack, type Header } from "tar-stream";
 import type { Digest } from "@rkt/oci";
+import type { FileEntry } from "@rkt/testkit";
 
 export interface RawEntry {
   name: string;
@@ -108,3 +109,46 @@ export async function listTree(
 export async function cleanup(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
 }
+
+// Base, then a layer with whiteouts (plain, of a directory, opaque) and replacements, then one
+// that turns a symlink into a directory and a file into a directory.
+export const layersWithWhiteouts: FileEntry[][] = [
+  [
+    { path: "etc", type: "dir" },
+    { path: "etc/passwd", type: "file", content: "root:x:0:0\n" },
+    { path: "etc/gone", type: "file", content: "bye" },
+    { path: "dd", type: "dir", mode: 0o700 },
+    { path: "dd/inner", type: "file", content: "i" },
+    { path: "opq", type: "dir" },
+    { path: "opq/a", type: "file", content: "a" },
+    { path: "opq/sub", type: "dir" },
+    { path: "opq/sub/b", type: "file", content: "b" },
+    { path: "bin", type: "dir" },
+    { path: "bin/tool", type: "file", content: "tool", mode: 0o4755 },
+    { path: "bin/alias", type: "hardlink", linkname: "bin/tool" },
+    { path: "lnk", type: "symlink", linkname: "/etc" },
+    { path: "f2d", type: "file", content: "file" },
+    { path: "dev", type: "dir" },
+    { path: "dev/null", type: "char", devmajor: 1, devminor: 3, mode: 0o666 },
+    { path: "dev/fifo", type: "fifo", mode: 0o600 },
+    { path: "home", type: "dir", uid: 1000, gid: 1000, mode: 0o750 },
+    { path: "home/u", type: "file", content: "mine", uid: 1000, gid: 1000 },
+  ],
+  [
+    { path: "etc", type: "dir" },
+    { path: "etc/gone", type: "whiteout" },
+    { path: "etc/passwd", type: "file", content: "root:x:0:0\nuser:x:1000:1000\n" },
+    { path: "dd", type: "whiteout" },
+    { path: "opq", type: "opaque" },
+    { path: "opq/c", type: "file", content: "c" },
+    { path: "home", type: "dir", uid: 1000, gid: 1000, mode: 0o700 },
+  ],
+  [
+    { path: "lnk", type: "dir", mode: 0o711 },
+    { path: "lnk/x", type: "file", content: "x" },
+    { path: "f2d", type: "dir" },
+    { path: "f2d/y", type: "file", content: "y" },
+    { path: "dd", type: "dir" },
+    { path: "dd/new", type: "file", content: "n" },
+  ],
+];

@@ -3,7 +3,7 @@ import { lstat, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode, chainIds, digestHex, type Digest } from "@rkt/oci";
-import { writeOciLayout, type FileEntry } from "@rkt/testkit";
+import { writeOciLayout } from "@rkt/testkit";
 import {
   checkTree,
   escapeOverlayPath,
@@ -15,50 +15,7 @@ import {
   unmountTree,
   type Tree,
 } from "@rkt/store";
-import { cleanup, listTree, tempDir } from "./tree-helpers.js";
-
-// Base, then a layer with whiteouts (plain, of a directory, opaque) and replacements, then one
-// that turns a symlink into a directory and a file into a directory.
-export const layersWithWhiteouts: FileEntry[][] = [
-  [
-    { path: "etc", type: "dir" },
-    { path: "etc/passwd", type: "file", content: "root:x:0:0\n" },
-    { path: "etc/gone", type: "file", content: "bye" },
-    { path: "dd", type: "dir", mode: 0o700 },
-    { path: "dd/inner", type: "file", content: "i" },
-    { path: "opq", type: "dir" },
-    { path: "opq/a", type: "file", content: "a" },
-    { path: "opq/sub", type: "dir" },
-    { path: "opq/sub/b", type: "file", content: "b" },
-    { path: "bin", type: "dir" },
-    { path: "bin/tool", type: "file", content: "tool", mode: 0o4755 },
-    { path: "bin/alias", type: "hardlink", linkname: "bin/tool" },
-    { path: "lnk", type: "symlink", linkname: "/etc" },
-    { path: "f2d", type: "file", content: "file" },
-    { path: "dev", type: "dir" },
-    { path: "dev/null", type: "char", devmajor: 1, devminor: 3, mode: 0o666 },
-    { path: "dev/fifo", type: "fifo", mode: 0o600 },
-    { path: "home", type: "dir", uid: 1000, gid: 1000, mode: 0o750 },
-    { path: "home/u", type: "file", content: "mine", uid: 1000, gid: 1000 },
-  ],
-  [
-    { path: "etc", type: "dir" },
-    { path: "etc/gone", type: "whiteout" },
-    { path: "etc/passwd", type: "file", content: "root:x:0:0\nuser:x:1000:1000\n" },
-    { path: "dd", type: "whiteout" },
-    { path: "opq", type: "opaque" },
-    { path: "opq/c", type: "file", content: "c" },
-    { path: "home", type: "dir", uid: 1000, gid: 1000, mode: 0o700 },
-  ],
-  [
-    { path: "lnk", type: "dir", mode: 0o711 },
-    { path: "lnk/x", type: "file", content: "x" },
-    { path: "f2d", type: "dir" },
-    { path: "f2d/y", type: "file", content: "y" },
-    { path: "dd", type: "dir" },
-    { path: "dd/new", type: "file", content: "n" },
-  ],
-];
+import { cleanup, layersWithWhiteouts, listTree, tempDir } from "./tree-helpers.js";
 
 let root: string;
 let layout: string;
