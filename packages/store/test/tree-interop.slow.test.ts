@@ -27,7 +27,7 @@ function layoutStore(layout: string): { open: (d: Digest) => Promise<ReturnType<
   };
 }
 
-async function umociUnpack(layout: string, name: string): Promise<{ rootfs: string; ms: number }> {
+function umociUnpack(layout: string, name: string): { rootfs: string; ms: number } {
   const bundle = join(root, `${name}-umoci`);
   const t0 = performance.now();
   execFileSync("umoci", ["unpack", "--image", `${layout}:latest`, bundle], { stdio: "pipe" });
@@ -55,7 +55,7 @@ async function compare(name: string, layers: readonly (readonly FileEntry[])[]):
   const t1 = performance.now();
   const flatTree = await renderOciImage(layoutStore(layout), paths, img.descriptor.digest, { flatten: true });
   const flattenMs = performance.now() - t1;
-  const u = await umociUnpack(layout, name);
+  const u = umociUnpack(layout, name);
   const theirs = await listTree(u.rootfs, { contents: true });
   const flat = await listTree(join(paths.trees, flatTree.id, "rootfs"), { contents: true });
   expect(flat).toEqual(theirs);
