@@ -10,6 +10,7 @@ import {
   containersAuthPaths,
   defaultCredentials,
   dockerConfigCredentials,
+  isPrivateHost,
   lookupAuthFile,
   parseRegistryErrors,
   parseRetryAfter,
@@ -67,6 +68,37 @@ describe("parseWwwAuthenticate", () => {
     expect(parseWwwAuthenticate("")).toEqual([]);
     expect(parseWwwAuthenticate(undefined)).toEqual([]);
     expect(parseWwwAuthenticate("=== ,,")).toEqual([]);
+  });
+});
+
+describe("isPrivateHost", () => {
+  it("knows loopback, private, link-local and mapped addresses, not public ones or names", () => {
+    for (const h of [
+      "127.0.0.1",
+      "10.1.2.3",
+      "172.31.0.1",
+      "192.168.1.1",
+      "169.254.169.254",
+      "0.0.0.0",
+      "[::1]",
+      "::1",
+      "fd00::1",
+      "fe80::1",
+      "::ffff:10.0.0.1",
+      "localhost",
+    ]) {
+      expect(isPrivateHost(h), h).toBe(true);
+    }
+    for (const h of [
+      "8.8.8.8",
+      "172.32.0.1",
+      "2001:db8::1",
+      "::ffff:8.8.8.8",
+      "registry-1.docker.io",
+      "quay.io",
+    ]) {
+      expect(isPrivateHost(h), h).toBe(false);
+    }
   });
 });
 

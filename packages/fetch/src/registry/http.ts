@@ -2,6 +2,7 @@
 // alive across requests), manual redirects with the credential rules, bounded retries with
 // backoff, and the stall timeout. Internal to the package.
 import type { Readable } from "node:stream";
+import { BlockList, isIP } from "node:net";
 import { rootCertificates } from "node:tls";
 import { Agent, type Dispatcher } from "undici";
 import { ErrorCode, RktError, isRktError } from "@rkt/oci";
@@ -161,6 +162,11 @@ export async function send(r: Resolved, o: SendOptions): Promise<Response> {
         `${o.what}: refusing redirect to plain http ${redact(next)} (allow with --insecure-options=http)`,
       );
     }
+    // A public registry must not send us to our own network (ggcr checkRedirectSSRF); a registry
+    // that is itself on a private address (tests, an in-house mirror) may.
+    if (isPrivateHost(next.hostname) && !isPrivateHost(o.url.hostname)) {
+      throw new RktError(ErrorCode.Registry, `${o.what}: refusing redirect to private address ${next.host}`);
+    }
     // 303, and 301/302 after POST, turn into GET (RFC 9110 §15.4).
     if (status === 303 || ((status === 301 || status === 302) && method === "POST")) {
       method = "GET";
@@ -177,6 +183,39 @@ export async function send(r: Resolved, o: SendOptions): Promise<Response> {
 export function discard(body: Readable): void {
   body.on("error", () => undefined);
   body.destroy();
+}
+
+const privateNets = new BlockList();
+for (const [net, bits] of [
+  ["0.0.0.0", 8],
+  ["10.0.0.0", 8],
+  ["100.64.0.0", 10],
+  ["127.0.0.0", 8],
+  ["169.254.0.0", 16],
+  ["172.16.0.0", 12],
+  ["192.168.0.0", 16],
+] as const) {
+  privateNets.addSubnet(net, bits, "ipv4");
+}
+privateNets.addAddress("::", "ipv6");
+privateNets.addAddress("::1", "ipv6");
+privateNets.addSubnet("fc00::", 7, "ipv6");
+privateNets.addSubnet("fe80::", 10, "ipv6");
+
+/**
+ * True for loopback, private, link-local and unspecified IP literals and for `localhost`. Host
+ * names are not resolved: this stops the literal-address redirects an attacker controls. Pure.
+ */
+export function isPrivateHost(hostname: string): boolean {
+  const h = hostname.startsWith("[") ? hostname.slice(1, -1) : hostname;
+  if (h === "localhost" || h.endsWith(".localhost")) return true;
+  const kind = isIP(h);
+  if (kind === 4) return privateNets.check(h, "ipv4");
+  if (kind === 6) {
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(h)?.[1];
+    return mapped !== undefined ? privateNets.check(mapped, "ipv4") : privateNets.check(h, "ipv6");
+  }
+  return false;
 }
 
 /** The URL without its query (storage redirects carry signatures there). */
