@@ -1,13 +1,18 @@
-import { createReadStream } from "node:fs";
+import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, mkdtemp, rename, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { createWriteStream } from "node:fs";
 import { pipeline } from "node:stream/promises";
-import { once } from "node:events";
-import { pack as tarPack, type Pack } from "tar-stream";
+import { pack as tarPack } from "tar-stream";
 import { MediaType, chainIds, descriptorOf, digestHex, type Descriptor, type Digest } from "@rkt/oci";
-import { writeLayer, type BuiltLayer, type Compression, type FileEntry, type LayerSpec } from "./layer.js";
+import {
+  packEntry,
+  writeLayer,
+  type BuiltLayer,
+  type Compression,
+  type FileEntry,
+  type LayerSpec,
+} from "./layer.js";
 
 /** `oci` (OCI media types) or `docker` (Docker schema2 manifest / manifest list). */
 export type ImageFormat = "oci" | "docker";
@@ -273,34 +278,19 @@ export async function writeDockerArchive(
     }
 
     const pack = tarPack();
+    const mtime = new Date(0);
     const add = (name: string, body: string | Buffer): Promise<void> =>
-      new Promise((resolve, reject) =>
-        pack.entry({ name, mode: 0o644, mtime: new Date(0) }, body, (err) => (err ? reject(err) : resolve())),
-      );
+      packEntry(pack, { name, mode: 0o644, mtime }, body);
     await mkdir(dirname(file), { recursive: true });
     const written = pipeline(pack, createWriteStream(file));
     const feed = async (): Promise<void> => {
       for (const [i, id] of ids.entries()) {
-        await new Promise<void>((resolve, reject) =>
-          pack.entry({ name: `${id}/`, type: "directory", mode: 0o755, mtime: new Date(0) }, (err) =>
-            err ? reject(err) : resolve(),
-          ),
-        );
+        await packEntry(pack, { name: `${id}/`, type: "directory", mode: 0o755, mtime }, undefined);
         await add(`${id}/VERSION`, "1.0");
         await add(`${id}/json`, JSON.stringify({ id, ...(i > 0 ? { parent: ids[i - 1] } : {}) }));
         const p = paths[i]!;
         const size = (await stat(p)).size;
-        let sink!: ReturnType<Pack["entry"]>;
-        const done = new Promise<void>((resolve, reject) => {
-          sink = pack.entry({ name: `${id}/layer.tar`, size, mode: 0o644, mtime: new Date(0) }, (err) =>
-            err ? reject(err) : resolve(),
-          );
-        });
-        for await (const chunk of createReadStream(p)) {
-          if (!sink.write(chunk as Buffer)) await once(sink, "drain");
-        }
-        sink.end(undefined);
-        await done;
+        await packEntry(pack, { name: `${id}/layer.tar`, size, mode: 0o644, mtime }, createReadStream(p));
       }
       await add(`${digestHex(imageId)}.json`, configBytes);
       await add("manifest.json", JSON.stringify(manifest));

@@ -1,9 +1,8 @@
 import { spawn } from "node:child_process";
 import { createCipheriv, createHash } from "node:crypto";
 import { once } from "node:events";
-import { createWriteStream } from "node:fs";
+import { createReadStream, createWriteStream } from "node:fs";
 import { lstat, readdir, readlink, rename, rm } from "node:fs/promises";
-import { createReadStream } from "node:fs";
 import { join } from "node:path";
 import { Readable, Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -63,7 +62,8 @@ export interface BuiltLayer {
 
 const epoch = new Date("2000-01-01T00:00:00Z");
 
-type TarHeader = Partial<Header> & { name: string };
+/** A tar-stream header; only `name` is required. */
+export type TarHeader = Partial<Header> & { name: string };
 
 function toHeader(e: FileEntry): { header: TarHeader; body?: Uint8Array | StreamContent } {
   const rel = e.path.replace(/^\/+/, "").replace(/\/+$/, "");
@@ -142,36 +142,48 @@ export function tarStream(entries: Iterable<FileEntry> | AsyncIterable<FileEntry
   const feed = async (): Promise<void> => {
     for await (const e of entries) {
       const { header, body } = toHeader(e);
-      if (body === undefined) {
-        // A `file` entry (whiteouts) without a buffer would wait for a body forever: give it "".
-        await new Promise<void>((resolve, reject) =>
-          header.type === "file"
-            ? pack.entry(header, "", (err) => (err ? reject(err) : resolve()))
-            : pack.entry(header, (err) => (err ? reject(err) : resolve())),
-        );
-      } else if (body instanceof Uint8Array) {
-        await new Promise<void>((resolve, reject) =>
-          pack.entry(header, Buffer.from(body.buffer, body.byteOffset, body.length), (err) =>
-            err ? reject(err) : resolve(),
-          ),
-        );
-      } else {
-        let sink!: ReturnType<Pack["entry"]>;
-        // The executor runs synchronously, so `sink` is set when the promise is created.
-        const done = new Promise<void>((resolve, reject) => {
-          sink = pack.entry(header, (err) => (err ? reject(err) : resolve()));
-        });
-        for await (const chunk of body.open()) {
-          if (!sink.write(chunk)) await once(sink, "drain");
-        }
-        sink.end(undefined);
-        await done;
-      }
+      await packEntry(pack, header, body instanceof Uint8Array || body === undefined ? body : body.open());
     }
     pack.finalize();
   };
   feed().catch((err: unknown) => pack.destroy(err as Error));
   return Readable.from(pack);
+}
+
+/**
+ * Adds one entry to a tar-stream pack and resolves when the pack has taken it. A stream body is
+ * copied with backpressure (header.size must be exact). A `file` without a body gets an empty
+ * one: tar-stream would otherwise wait for its body forever.
+ */
+export async function packEntry(
+  pack: Pack,
+  header: TarHeader,
+  body: Uint8Array | string | AsyncIterable<Uint8Array> | undefined,
+): Promise<void> {
+  if (body === undefined || typeof body === "string" || body instanceof Uint8Array) {
+    const bytes = body ?? (header.type === "file" || header.type === undefined ? "" : undefined);
+    await new Promise<void>((resolve, reject) => {
+      const cb = (err?: Error | null): void => (err ? reject(err) : resolve());
+      if (bytes === undefined) pack.entry(header, cb);
+      else
+        pack.entry(
+          header,
+          typeof bytes === "string" ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length),
+          cb,
+        );
+    });
+    return;
+  }
+  let sink!: ReturnType<Pack["entry"]>;
+  // The executor runs synchronously, so `sink` is set when the promise is created.
+  const done = new Promise<void>((resolve, reject) => {
+    sink = pack.entry(header, (err) => (err ? reject(err) : resolve()));
+  });
+  for await (const chunk of body) {
+    if (!sink.write(chunk)) await once(sink, "drain");
+  }
+  sink.end(undefined);
+  await done;
 }
 
 /**
