@@ -1,4 +1,5 @@
 import { afterAll, beforeAll } from "vitest";
+import { ErrorCode, RktError } from "@rkt/oci";
 import { startRegistry, type Registry, type RegistryOptions } from "./registry.js";
 
 /**
@@ -14,7 +15,11 @@ export function useRegistry(opts: RegistryOptions = {}): () => Registry {
     await reg?.stop();
   });
   return () => {
-    if (reg === undefined) throw new Error("useRegistry: the registry is not started (use it inside a test)");
+    if (reg === undefined)
+      throw new RktError(
+        ErrorCode.Internal,
+        "useRegistry: the registry is not started yet (read it inside a test)",
+      );
     return reg;
   };
 }
