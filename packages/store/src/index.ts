@@ -40,6 +40,7 @@ export { importOciImage, diffIdOf } from "./import-oci.js";
 export type { ImageSource, ImportOciOptions } from "./import-oci.js";
 export { exportImage, extractImage } from "./export.js";
 export type { ExportOptions, ExtractOptions } from "./export.js";
+export { writeBlob, readBlobLimited } from "./content-helpers.js";
 export { fsck } from "./fsck.js";
 export type { FsckFinding, FsckFindingKind, FsckOptions, FsckReport } from "./fsck.js";
 export {

@@ -6,7 +6,16 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { describe, expect, it } from "vitest";
 import { digestOf } from "@rkt/oci";
-import { LocalStore, acquireLock, clearDeadLocks, isLocked, schemaVersion, tryLock } from "@rkt/store";
+import {
+  LocalStore,
+  readBlobLimited,
+  writeBlob,
+  acquireLock,
+  clearDeadLocks,
+  isLocked,
+  schemaVersion,
+  tryLock,
+} from "@rkt/store";
 import { contentStoreSuite } from "./content-suite.js";
 
 contentStoreSuite("LocalStore", async () => {
@@ -91,6 +100,35 @@ describe("locks and the index", () => {
         `schema version ${schemaVersion + 1} is newer than this rkt supports (${schemaVersion})`,
       );
     } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("writeBlob / readBlobLimited", () => {
+  it("writes once, skips present content, refuses wrong bytes, caps reads", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "rkt-store-"));
+    const store = await LocalStore.open(dir);
+    try {
+      const bytes = Buffer.from("a config");
+      const desc = { mediaType: "application/json", digest: digestOf(bytes), size: bytes.length };
+      let opened = 0;
+      const src = () => {
+        opened++;
+        return Promise.resolve(Readable.from([bytes]));
+      };
+      await writeBlob(store, src, desc);
+      await writeBlob(store, src, desc);
+      expect(opened).toBe(1);
+      expect((await readBlobLimited(store, desc.digest, 100)).equals(bytes)).toBe(true);
+      await expect(readBlobLimited(store, desc.digest, 3)).rejects.toThrow(/more than the 3 allowed/);
+      const other = { ...desc, digest: digestOf("something else") };
+      await expect(writeBlob(store, Readable.from([bytes]), other)).rejects.toMatchObject({
+        code: "RKT_DIGEST_MISMATCH",
+      });
+      expect(await readdir(join(dir, "cas", "ingest"))).toEqual([]);
+    } finally {
+      store.close();
       await rm(dir, { recursive: true, force: true });
     }
   });
