@@ -1,7 +1,7 @@
 // `rkt fetch IMAGE...` (also `rkt image fetch`): classify each argument as rkt does, import local
 // sources into the store, print one image ID per image. Remote transports belong to the fetch
 // issue and are refused here with a clear line.
-import { createReadStream, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import { resolve } from "node:path";
 import { ErrorCode, RktError, parseImageRef, type ImageRef } from "@rkt/oci";
 import type * as Fetch from "@rkt/fetch";
@@ -144,37 +144,31 @@ function isRegularFile(p: string, cwd: string): boolean {
 }
 
 /**
- * Imports an ACI file. Until the trust transport (`importAciFile` in @rkt/fetch) is wired in,
- * signatures cannot be checked, so this requires `--insecure-options=image` as rkt does when no
- * key can verify the image. Kept in one function so that the swap is one call.
+ * Imports an ACI file through @rkt/fetch's `importAciFile`: the signature (`--signature FILE` or
+ * `<image>.aci.asc`) is verified against the keys trusted for the manifest name before the image
+ * becomes visible; `--insecure-options=image` skips that with a warning. Its `image: ` lines
+ * (`signature verified:`, the `rkt trust` hint, the warning) go to stderr. Like rkt's file
+ * fetcher, a file is always re-imported (no cached remote), so nothing stored unverified can
+ * stand in for a verified import.
  */
 export async function importAciFromFile(
   store: LocalStore,
   path: string,
   o: { signaturePath?: string | undefined; insecureImage: boolean; signal: AbortSignal; what: string },
+  ctx: CommandContext,
 ): Promise<{ id: string; kind: "aci" | "oci"; name: string; size: number }> {
-  if (!o.insecureImage) {
-    const asc = o.signaturePath ?? `${path.replace(/\.aci$/, "")}.aci.asc`;
-    const present = isRegularFile(asc, "/");
-    throw new RktError(
-      present ? ErrorCode.KeyUntrusted : ErrorCode.NotFound,
-      present
-        ? `${o.what}: image "${o.what}" verification failed: signature ${asc} cannot be verified: no trusted keys (try --insecure-options=image)`
-        : `${o.what}: error opening signature file ${asc}: no such file (try --insecure-options=image)`,
-    );
-  }
-  const { importAci } = await import("@rkt/store");
-  let st;
-  try {
-    st = statSync(path);
-  } catch (e) {
-    throw new RktError(ErrorCode.NotFound, `${o.what}: no such file`, { cause: e });
-  }
-  if (!st.isFile()) throw new RktError(ErrorCode.InvalidArgument, `${o.what}: not a regular file`);
-  return importAci(store, createReadStream(path, { highWaterMark: 1 << 20 }), {
-    what: o.what,
+  const { importAciFile } = await import("@rkt/fetch");
+  const { KeyStore } = await import("@rkt/trust");
+  const log = (m: string): void => void ctx.stderr.write(`image: ${m}\n`);
+  return importAciFile(store, {
+    path,
+    signaturePath: o.signaturePath,
+    keystore: o.insecureImage
+      ? null
+      : new KeyStore({ systemConfigDir: ctx.globals.systemConfig, localConfigDir: ctx.globals.localConfig }),
     signal: o.signal,
-    remote: { url: `file://${path}`, etag: `${st.size}-${st.mtimeMs}` },
+    onInfo: log,
+    onWarning: log,
   });
 }
 
@@ -187,12 +181,17 @@ async function fetchOne(
   switch (ref.transport) {
     case "file": {
       const path = resolve(ctx.cwd, ref.path);
-      const r = await importAciFromFile(store, path, {
-        signaturePath: arg.signature === undefined ? undefined : resolve(ctx.cwd, arg.signature),
-        insecureImage: ctx.globals.insecure.image,
-        signal: ctx.signal,
-        what: arg.image,
-      });
+      const r = await importAciFromFile(
+        store,
+        path,
+        {
+          signaturePath: arg.signature === undefined ? undefined : resolve(ctx.cwd, arg.signature),
+          insecureImage: ctx.globals.insecure.image,
+          signal: ctx.signal,
+          what: arg.image,
+        },
+        ctx,
+      );
       const { getImage } = await import("@rkt/store");
       return {
         id: r.id,
