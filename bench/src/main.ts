@@ -15,6 +15,11 @@ const suites: Suite[] = [
     what: "sha256 of 256 MiB: createDigester vs sha256sum",
     load: () => import("./benchmarks/digest.js"),
   },
+  {
+    name: "store",
+    what: "1 GiB ACI ingest (rkt fetch) vs cp + sha512sum; image list and gc on 10,000 images",
+    load: () => import("./benchmarks/store.js"),
+  },
 ];
 
 async function main(argv: string[]): Promise<number> {
