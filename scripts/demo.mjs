@@ -16,6 +16,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const rkt = join(root, "packages", "cli", "bin", "rkt.js");
 const examples = join(root, "examples");
 const work = mkdtempSync(join(tmpdir(), "rkt-demo-"));
+// The store the fetch steps use (rkt --dir), inside the temporary directory.
+const storeDir = join(work, "store");
 // Paths under the current directory are shown relative, others (the temporary copies) absolute.
 const rel = (p) => {
   const r = relative(process.cwd(), p);
@@ -74,6 +76,36 @@ const steps = [
     args: ["image", "validate"],
     expect: 254,
     contains: "digest mismatch",
+  },
+  {
+    title: "Fetch the ACI into a fresh store (no trusted key yet: --insecure-options=image); prints its ID",
+    args: ["--dir", storeDir, "--insecure-options=image", "fetch", rel(join(examples, "hello.aci"))],
+    expect: 0,
+    contains: "sha512-",
+  },
+  {
+    title: "Fetch the OCI layout; prints its manifest digest (blobs are stored as they are)",
+    args: ["--dir", storeDir, "fetch", `oci:${rel(join(examples, "hello-oci"))}:latest`],
+    expect: 0,
+    contains: "sha256:",
+  },
+  {
+    title: "List the store: ACI and OCI images side by side, as rkt prints them",
+    args: ["--dir", storeDir, "image", "list"],
+    expect: 0,
+    contains: "hello-oci:latest",
+  },
+  {
+    title: "Print the ACI's stored manifest (tab-indented)",
+    args: ["--dir", storeDir, "image", "cat-manifest", "example.com/hello"],
+    expect: 0,
+    contains: '"acKind": "ImageManifest"',
+  },
+  {
+    title: "Check the store: every blob re-hashed, index against disk (exit 0: clean)",
+    args: ["--dir", storeDir, "image", "fsck"],
+    expect: 0,
+    contains: "0 problem(s)",
   },
 ];
 
