@@ -125,7 +125,16 @@ export async function readPubkey(location: string, o: PubkeyFetchOptions = {}): 
       return { location, kind, bytes };
     } catch (e) {
       if (isRktError(e)) throw e;
-      throw new RktError(ErrorCode.Io, `error opening key file ${location}: ${message(e)}`, { cause: e });
+      const code = (e as NodeJS.ErrnoException | null)?.code;
+      const why =
+        code === "ENOENT"
+          ? "no such file or directory"
+          : code === "EACCES"
+            ? "permission denied"
+            : code === "EISDIR"
+              ? "is a directory"
+              : message(e);
+      throw new RktError(ErrorCode.Io, `error opening key file ${location}: ${why}`, { cause: e });
     }
   }
   const bytes = await withClient(o, (get) => get(location));

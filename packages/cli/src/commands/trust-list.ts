@@ -47,7 +47,7 @@ export function formatTrustList(entries: readonly TrustListEntry[]): string {
       .map((r) =>
         r
           .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
-          .join("\t")
+          .join("  ")
           .trimEnd(),
       )
       .join("\n") + "\n"
