@@ -13,6 +13,7 @@ import {
   isIndexType,
   isRktError,
   parseIndexOrThrow,
+  parseManifestOrThrow,
   selectPlatform,
   type Abortable,
   type Descriptor,
@@ -121,12 +122,9 @@ async function importFromReader(
       what,
       signal: o.signal,
     });
-    const rows = store.db
-      .prepare(
-        "SELECT digest FROM image_blobs WHERE image_id = ? ORDER BY CASE role WHEN 'manifest' THEN 0 WHEN 'config' THEN 1 ELSE 2 END, position",
-      )
-      .all(result.id) as { digest: string }[];
-    return { ...result, digests: rows.map((r) => r.digest) };
+    // importOciImage validated the manifest; read its blob list from the same bytes.
+    const m = parseManifestOrThrow(rawManifest, desc.mediaType, `manifest ${desc.digest}`).value;
+    return { ...result, digests: [result.id, m.config.digest, ...m.layers.map((l) => l.digest)] };
   } catch (e) {
     if (isRktError(e) && e.message.startsWith(what)) throw e;
     if (isRktError(e)) throw new RktError(e.code, `${what}: ${e.message}`, { cause: e });
