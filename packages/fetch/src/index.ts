@@ -96,3 +96,13 @@ export {
   maxPubkeyBytes,
 } from "./pubkey.js";
 export type { PubkeyFetchOptions, FetchedPubkey, PubkeyLocationKind } from "./pubkey.js";
+
+// Registry pulls into the store (`rkt fetch docker://…`) under rkt's pull policies.
+export {
+  pullImage,
+  dockerRemoteKey,
+  notFetchedError,
+  defaultPullParallel,
+  dockerSignatureUnsupported,
+} from "./pull.js";
+export type { PullPolicy, PullImageOptions, PullResult } from "./pull.js";

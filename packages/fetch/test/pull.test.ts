@@ -1,0 +1,240 @@
+// pullImage against the real docker-registry: cold pulls, `update` with an unchanged and a moved
+// tag, `new` and `never`, platform selection from an index, bytes downloaded and reused.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ErrorCode, isRktError, parseDockerReference } from "@rkt/oci";
+import { LocalStore, listImages } from "@rkt/store";
+import {
+  pushLayout,
+  randomLayer,
+  useRegistry,
+  writeOciLayout,
+  writeOciLayoutIndex,
+  type BuiltImage,
+} from "@rkt/testkit";
+import { Agent, type Dispatcher } from "undici";
+import { RegistryClient, dockerRemoteKey, pullImage, type PullImageOptions } from "@rkt/fetch";
+
+const reg = useRegistry({ mode: "plain" });
+let tmp: string;
+beforeAll(async () => {
+  tmp = await mkdtemp(join(tmpdir(), "rkt-pull-test-"));
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+let n = 0;
+async function newStore(): Promise<LocalStore> {
+  return LocalStore.open(join(tmp, `store-${n++}`));
+}
+
+async function push(spec: Parameters<typeof writeOciLayout>[1], ref: string): Promise<BuiltImage> {
+  const dir = join(tmp, `layout-${n++}`);
+  const img = await writeOciLayout(dir, spec);
+  await pushLayout(dir, ref, reg());
+  return img;
+}
+
+const base = randomLayer(300_000, { seed: "base", dir: "base" });
+const mid = randomLayer(200_000, { seed: "mid", dir: "mid" });
+
+/** Pulls with HTTP allowed, recording which blobs were downloaded and how many bytes. */
+async function pull(store: LocalStore, ref: string, o: PullImageOptions = {}) {
+  const blobs = new Map<string, number>();
+  const r = await pullImage(store, parseDockerReference(`${reg().host}/${ref}`), {
+    insecure: { http: true },
+    onProgress: (p) => blobs.set(p.digest, p.bytes),
+    ...o,
+  });
+  return { ...r, blobs };
+}
+
+function imageBytes(img: BuiltImage): number {
+  return img.manifestBytes.length + img.config.size + img.layers.reduce((a, l) => a + l.size, 0);
+}
+
+describe("pullImage", () => {
+  it("cold pull stores every blob, records name, tag and remote", async () => {
+    const img = await push({ layers: [base, mid], config: { Cmd: ["/bin/sh"] } }, "cold/app:v1");
+    const store = await newStore();
+    try {
+      const r = await pull(store, "cold/app:v1");
+      expect(r.id).toBe(img.descriptor.digest);
+      expect(r.source).toBe("pulled");
+      expect(r.name).toBe(`${reg().host}/cold/app`);
+      expect(r.digests).toEqual([
+        img.descriptor.digest,
+        img.config.digest,
+        ...img.layers.map((l) => l.digest),
+      ]);
+      for (const d of r.digests) expect(await store.exists(d)).toBe(true);
+      expect(r.bytesDownloaded).toBe(imageBytes(img));
+      expect(r.bytesReused).toBe(0);
+      expect(r.size).toBe(imageBytes(img));
+      expect([...r.blobs.keys()].sort()).toEqual(
+        [img.config.digest, ...img.layers.map((l) => l.digest)].sort(),
+      );
+      const listed = listImages(store).map((i) => ({ id: i.id, name: i.name }));
+      expect(listed).toEqual([{ id: img.descriptor.digest, name: `${reg().host}/cold/app` }]);
+      const remote = store.db
+        .prepare("SELECT url, manifest_digest, image_id, download_time FROM remotes")
+        .all() as { url: string; manifest_digest: string; image_id: string; download_time: number }[];
+      expect(remote).toHaveLength(1);
+      expect(remote[0]).toMatchObject({
+        url: `docker://${reg().host}/cold/app:v1`,
+        manifest_digest: img.descriptor.digest,
+        image_id: img.descriptor.digest,
+      });
+      expect(remote[0]!.download_time).toBeGreaterThan(Date.now() - 60_000);
+      const refs = store.db.prepare("SELECT name, tag, image_id FROM refs").all();
+      expect(refs).toEqual([{ name: `${reg().host}/cold/app`, tag: "v1", image_id: img.descriptor.digest }]);
+    } finally {
+      store.close();
+    }
+  });
+
+  it("update with an unchanged tag downloads nothing; a moved tag downloads only the new blobs", async () => {
+    const v1 = await push({ layers: [base, mid] }, "warm/app:latest");
+    const store = await newStore();
+    try {
+      const cold = await pull(store, "warm/app");
+      expect(cold.id).toBe(v1.descriptor.digest);
+      // Count every request the warm fetch makes: one manifest HEAD and nothing else.
+      const requests: string[] = [];
+      const agent = new Agent().compose((dispatch: Dispatcher["dispatch"]) => (opts, handler) => {
+        requests.push(`${opts.method} ${opts.path}`);
+        return dispatch(opts, handler);
+      });
+      const client = new RegistryClient(reg().host, { insecure: { http: true }, dispatcher: agent });
+      const warm = await pull(store, "warm/app", { policy: "update", client });
+      await agent.close();
+      expect(requests.filter((r) => !r.endsWith(" /v2/"))).toEqual(["HEAD /v2/warm/app/manifests/latest"]);
+      expect(warm.source).toBe("unchanged");
+      expect(warm.id).toBe(v1.descriptor.digest);
+      expect(warm.bytesDownloaded).toBe(0);
+      expect(warm.blobs.size).toBe(0);
+      expect(warm.bytesReused).toBe(imageBytes(v1));
+
+      const top = randomLayer(100_000, { seed: "top", dir: "top" });
+      const v2 = await push({ layers: [base, mid, top], config: { Env: ["V=2"] } }, "warm/app:latest");
+      expect(v2.descriptor.digest).not.toBe(v1.descriptor.digest);
+      const moved = await pull(store, "warm/app");
+      expect(moved.source).toBe("pulled");
+      expect(moved.id).toBe(v2.descriptor.digest);
+      expect([...moved.blobs.keys()].sort()).toEqual([v2.config.digest, v2.layers[2]!.digest].sort());
+      expect(moved.bytesDownloaded).toBe(v2.manifestBytes.length + v2.config.size + v2.layers[2]!.size);
+      expect(moved.bytesReused).toBe(v2.layers[0]!.size + v2.layers[1]!.size);
+      // Both images stay; the ref and the remote now name v2.
+      expect(
+        listImages(store)
+          .map((i) => i.id)
+          .sort(),
+      ).toEqual([v1.descriptor.digest, v2.descriptor.digest].sort());
+      const remote = store.db
+        .prepare("SELECT image_id FROM remotes WHERE url = ?")
+        .get(`docker://${reg().host}/warm/app:latest`);
+      expect(remote).toEqual({ image_id: v2.descriptor.digest });
+      const again = await pull(store, "warm/app");
+      expect(again.source).toBe("unchanged");
+      expect(again.bytesDownloaded).toBe(0);
+    } finally {
+      store.close();
+    }
+  });
+
+  it("new uses the stored image without asking the registry; never fails with rkt's message when absent", async () => {
+    const v1 = await push({ layers: [base] }, "pol/app:v1");
+    const store = await newStore();
+    try {
+      const ref = parseDockerReference(`${reg().host}/pol/app:v1`);
+      const never = await pullImage(store, ref, { policy: "never" }).catch((e: unknown) => e);
+      expect(isRktError(never, ErrorCode.NotFound)).toBe(true);
+      expect((never as Error).message).toBe(
+        `unable to fetch docker image from URL "docker://${reg().host}/pol/app:v1": either image was not found in the store or store was disabled and fetching from remote yielded nothing or it was disabled`,
+      );
+      const first = await pull(store, "pol/app:v1", { policy: "new" });
+      expect(first.source).toBe("pulled");
+      await push({ layers: [base, mid] }, "pol/app:v1");
+      const second = await pull(store, "pol/app:v1", { policy: "new" });
+      expect(second.source).toBe("store");
+      expect(second.id).toBe(v1.descriptor.digest);
+      expect(second.blobs.size).toBe(0);
+      // `never` works with the registry unreachable: the ref maps to the remote key, not to a request.
+      const stored = await pullImage(store, ref, { policy: "never", insecure: { http: true } });
+      expect(stored).toMatchObject({ id: v1.descriptor.digest, source: "store", bytesDownloaded: 0 });
+      expect(dockerRemoteKey(ref)).toBe(`docker://${reg().host}/pol/app:v1`);
+    } finally {
+      store.close();
+    }
+  });
+
+  it("a digest reference that is stored is never asked for again", async () => {
+    const img = await push({ layers: [mid] }, "dig/app:v1");
+    const store = await newStore();
+    try {
+      const byDigest = `dig/app@${img.descriptor.digest}`;
+      const a = await pull(store, byDigest);
+      expect(a.id).toBe(img.descriptor.digest);
+      expect(a.remote).toBe(`docker://${reg().host}/dig/app@${img.descriptor.digest}`);
+      const b = await pull(store, byDigest, { policy: "update" });
+      expect(b.source).toBe("store");
+    } finally {
+      store.close();
+    }
+  });
+
+  it("selects the platform from an index and re-checks the platform on update", async () => {
+    const dir = join(tmp, `layout-${n++}`);
+    const idx = await writeOciLayoutIndex(dir, [
+      { layers: [randomLayer(50_000, { seed: "amd" })], architecture: "amd64" },
+      { layers: [randomLayer(50_000, { seed: "arm" })], architecture: "arm64" },
+    ]);
+    await pushLayout(dir, "multi/app:v1", reg());
+    const store = await newStore();
+    try {
+      const amd = await pull(store, "multi/app:v1", { platform: { os: "linux", architecture: "amd64" } });
+      expect(amd.id).toBe(idx.images[0]!.descriptor.digest);
+      const same = await pull(store, "multi/app:v1", { platform: { os: "linux", architecture: "amd64" } });
+      expect(same.source).toBe("unchanged");
+      const remote = store.db.prepare("SELECT manifest_digest FROM remotes").get();
+      expect(remote).toEqual({ manifest_digest: idx.descriptor.digest });
+      const arm = await pull(store, "multi/app:v1", { platform: { os: "linux", architecture: "arm64" } });
+      expect(arm.source).toBe("pulled");
+      expect(arm.id).toBe(idx.images[1]!.descriptor.digest);
+    } finally {
+      store.close();
+    }
+  });
+
+  it("downloads blobs in parallel and fails with the registry's reason for an unknown tag", async () => {
+    const layers = Array.from({ length: 6 }, (_, i) => randomLayer(40_000, { seed: `p${i}`, dir: `p${i}` }));
+    const img = await push({ layers }, "par/app:v1");
+    const store = await newStore();
+    try {
+      let active = 0;
+      let peak = 0;
+      const open = new Set<string>();
+      const r = await pull(store, "par/app:v1", {
+        parallel: 3,
+        onProgress: (p) => {
+          if (!open.has(p.digest) && p.bytes < p.total) {
+            open.add(p.digest);
+            peak = Math.max(peak, ++active);
+          }
+          if (p.bytes === p.total && open.delete(p.digest)) active--;
+        },
+      });
+      expect(r.id).toBe(img.descriptor.digest);
+      expect(peak).toBeLessThanOrEqual(3);
+      const missing = await pull(store, "par/app:nope").catch((e: unknown) => e);
+      expect(isRktError(missing, ErrorCode.NotFound)).toBe(true);
+      expect((missing as Error).message).toContain(`${reg().host}/par/app:nope`);
+      expect(listImages(store)).toHaveLength(1);
+    } finally {
+      store.close();
+    }
+  });
+});
