@@ -115,24 +115,24 @@ export function formatGoTime(ms: number): string {
  * of 8; the last cell of a line is not padded. Pure.
  */
 export function tabwrite(rows: readonly (readonly string[])[]): string {
+  // Go counts runes; UTF-16 length differs only for characters outside the BMP.
+  const width = (c: string): number => (/[\ud800-\udfff]/.test(c) ? [...c].length : c.length);
   const widths: number[] = [];
   for (const r of rows) {
-    r.slice(0, -1).forEach((c, i) => {
-      widths[i] = Math.max(widths[i] ?? 0, [...c].length + 1);
-    });
+    for (let i = 0; i < r.length - 1; i++) widths[i] = Math.max(widths[i] ?? 0, width(r[i]!) + 1);
   }
-  return rows
-    .map((r) =>
-      r
-        .map((c, i) => {
-          if (i === r.length - 1) return c;
-          const cellw = Math.ceil((widths[i] ?? 0) / 8) * 8;
-          return c + "\t".repeat(Math.ceil((cellw - [...c].length) / 8));
-        })
-        .join(""),
-    )
-    .map((l) => `${l}\n`)
-    .join("");
+  const cellw = widths.map((w) => Math.ceil(w / 8) * 8);
+  const tabs = (n: number): string => "\t".repeat(n);
+  let out = "";
+  for (const r of rows) {
+    let line = "";
+    for (let i = 0; i < r.length; i++) {
+      const c = r[i]!;
+      line += i === r.length - 1 ? c : c + tabs(Math.ceil((cellw[i]! - width(c)) / 8));
+    }
+    out += `${line}\n`;
+  }
+  return out;
 }
 
 /** The NAME column: the name plus `:<version label>` when there is one (rkt). */
