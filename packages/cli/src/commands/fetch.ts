@@ -1,6 +1,6 @@
 // `rkt fetch IMAGE...` (also `rkt image fetch`): classify each argument as rkt does, import local
-// sources into the store, print one image ID per image. Remote transports belong to the fetch
-// issue and are refused here with a clear line.
+// sources into the store, pull docker:// refs from their registry, print one image ID per image.
+// The other remote transports belong to the fetch issue and are refused here with a clear line.
 import { statSync } from "node:fs";
 import { resolve } from "node:path";
 import { ErrorCode, RktError, parseImageRef, type ImageRef } from "@rkt/oci";
@@ -23,6 +23,8 @@ export interface FetchFlags {
   readonly pullPolicy: PullPolicy;
   readonly full: boolean;
   readonly format: "" | "json";
+  /** `--parallel N`: registry blobs downloaded at once (default 4). */
+  readonly parallel?: number | undefined;
   /** Deprecation notices to print on stderr (cobra's wording). */
   readonly notices: readonly string[];
 }
@@ -45,6 +47,7 @@ export function parseFetchArgs(argv: readonly string[]): FetchFlags {
   let noStore = false;
   let full = false;
   let format: "" | "json" = "";
+  let parallel: number | undefined;
   const notices: string[] = [];
   const bool = (name: string, v: string | undefined): boolean => {
     if (v === undefined || v === "true" || v === "1") return true;
@@ -92,6 +95,13 @@ export function parseFetchArgs(argv: readonly string[]): FetchFlags {
         format = value;
         break;
       }
+      case "parallel": {
+        const v = takeValue();
+        parallel = Number(v);
+        if (!/^\d+$/.test(v) || parallel < 1 || parallel > 64)
+          throw usage(`invalid argument ${JSON.stringify(v)} for "--parallel" flag: must be 1..64`);
+        break;
+      }
       case "signature": {
         const sig = takeValue();
         const last = images[images.length - 1];
@@ -116,7 +126,7 @@ export function parseFetchArgs(argv: readonly string[]): FetchFlags {
   if (storeOnly) policy = "never";
   if (noStore) policy = "update";
   if (images.length === 0) throw usage("must provide at least one image");
-  return { images, pullPolicy: policy, full, format, notices };
+  return { images, pullPolicy: policy, full, format, parallel, notices };
 }
 
 /** What one fetched image prints in `--format json`. */
@@ -128,6 +138,9 @@ export interface FetchSummary {
   readonly digests: readonly string[];
   /** Stored bytes. */
   readonly bytes: number;
+  /** Registry pulls: bytes received from the registry, and image bytes the store already had. */
+  readonly bytesDownloaded?: number | undefined;
+  readonly bytesReused?: number | undefined;
 }
 
 /** rkt's printed ID: ACI `sha512-` + 32 hex (`--full` 64); OCI the manifest digest in full. */
@@ -177,6 +190,7 @@ async function fetchOne(
   arg: FetchArg,
   ref: ImageRef,
   ctx: CommandContext,
+  flags: FetchFlags,
 ): Promise<FetchSummary> {
   switch (ref.transport) {
     case "file": {
@@ -219,6 +233,7 @@ async function fetchOne(
       return { id: r.id, kind: r.kind, name: r.name, digests: r.digests, bytes: r.size };
     }
     case "docker":
+      return pullDocker(store, arg, ref, ctx, flags);
     case "docker-archive":
     case "http":
     case "appc-name":
@@ -227,6 +242,54 @@ async function fetchOne(
         `${arg.image}: fetching ${describe(ref)} is not supported yet (local sources only: ./x.aci, file://…/x.aci, oci:DIR[:REF], oci-archive:FILE[:REF])`,
       );
   }
+}
+
+/**
+ * `docker://` through @rkt/fetch's `pullImage` under the pull policy. As rkt, docker images carry
+ * no signature it can check, so `--insecure-options=image` is required (checked before any
+ * network or store access); `http`/`tls` map to the registry client's insecure options;
+ * credentials come from rkt's `auth.d` dockerAuth files, containers `auth.json` and docker's
+ * `config.json`. Progress goes to stderr as one plain line per finished blob.
+ */
+async function pullDocker(
+  store: LocalStore,
+  arg: FetchArg,
+  ref: Extract<ImageRef, { transport: "docker" }>,
+  ctx: CommandContext,
+  flags: FetchFlags,
+): Promise<FetchSummary> {
+  const fetch = await import("@rkt/fetch");
+  if (!ctx.globals.insecure.image)
+    throw new RktError(ErrorCode.InvalidArgument, fetch.dockerSignatureUnsupported);
+  if (arg.signature !== undefined) {
+    throw new RktError(
+      ErrorCode.InvalidArgument,
+      `${arg.image}: --signature applies to ACIs; docker images carry no detached signature`,
+    );
+  }
+  const g = ctx.globals;
+  const r = await fetch.pullImage(store, ref, {
+    policy: flags.pullPolicy,
+    parallel: flags.parallel,
+    insecure: { http: g.insecure.http, tls: g.insecure.tls },
+    credentials: fetch.defaultCredentials({
+      env: ctx.env,
+      rktConfigDirs: [g.systemConfig, g.localConfig, ...(g.userConfig === "" ? [] : [g.userConfig])],
+    }),
+    signal: ctx.signal,
+    onProgress: (p) => {
+      if (p.bytes === p.total) ctx.stderr.write(`Downloaded ${p.digest} (${p.total} bytes)\n`);
+    },
+  });
+  return {
+    id: r.id,
+    kind: "oci",
+    name: r.name,
+    digests: r.digests,
+    bytes: r.size,
+    bytesDownloaded: r.bytesDownloaded,
+    bytesReused: r.bytesReused,
+  };
 }
 
 async function openLayout(fetch: typeof Fetch, path: string, what: string): Promise<Fetch.OciLayoutReader> {
@@ -263,7 +326,7 @@ export async function fetchCommand(argv: readonly string[], ctx: CommandContext)
   try {
     const out: FetchSummary[] = [];
     for (const { arg, ref } of refs) {
-      const s = await fetchOne(store, arg, ref, ctx);
+      const s = await fetchOne(store, arg, ref, ctx, flags);
       out.push(s);
       if (flags.format === "") ctx.stdout.write(`${printedId(s.id, flags.full)}\n`);
     }
