@@ -133,6 +133,20 @@ const commands: readonly CommandSpec[] = [
         ].join("\n"),
         load: async () => (await import("./commands/image-fsck.js")).imageFsckCommand,
       },
+      {
+        name: "sign",
+        summary: "Sign a stored image (OCI: simple signing into a lookaside dir; ACI: detached .asc)",
+        usage:
+          "IMAGE --key FILE [--passphrase-file FILE] [--lookaside DIR] [--reference REF] [--output FILE]",
+        help: [
+          "--key is an ASCII-armored private key (gpg --armor --export-secret-keys).",
+          "OCI images: writes a containers simple-signing signature for REF (default: the name and",
+          "tag the image was stored under) and the manifest digest to DIR/<repo>@sha256=<hex>/signature-N",
+          "(default DIR: /var/lib/containers/sigstore, as containers' built-in lookaside).",
+          "ACIs: writes a detached armored signature of the archive to --output (IMAGE.aci.asc).",
+        ].join("\n"),
+        load: async () => (await import("./commands/image-sign.js")).imageSignCommand,
+      },
       { ...fetchSpec, hidden: true },
       {
         name: "validate",
