@@ -127,7 +127,12 @@ async function importFromReader(
     return { ...result, digests: [result.id, m.config.digest, ...m.layers.map((l) => l.digest)] };
   } catch (e) {
     if (isRktError(e) && e.message.startsWith(what)) throw e;
-    if (isRktError(e)) throw new RktError(e.code, `${what}: ${e.message}`, { cause: e });
+    // The reader names its directory; `what` already names the input (and for an archive the
+    // directory is a temp path that means nothing to the user).
+    if (isRktError(e)) {
+      const m = e.message.startsWith(`${reader.dir}: `) ? e.message.slice(reader.dir.length + 2) : e.message;
+      throw new RktError(e.code, `${what}: ${m}`, { cause: e });
+    }
     throw new RktError(ErrorCode.Io, `${what}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
 }

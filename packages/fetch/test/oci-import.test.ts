@@ -157,6 +157,11 @@ describe("importOciArchive", () => {
       const r = await importOciArchive(s, gz, { ref: "latest" });
       expect(r).toMatchObject({ id: helloId, name: "hello" });
       expect(readdirSync(s.paths.tmp)).toEqual([]);
+      // Errors name the input, never the temp directory the archive was unpacked into.
+      await expect(importOciArchive(s, plain, { ref: "nope", what: "oci-archive:X:nope" })).rejects.toThrow(
+        /^oci-archive:X:nope: no image named "nope" in index\.json$/,
+      );
+      expect(readdirSync(s.paths.tmp)).toEqual([]);
     });
   });
 
