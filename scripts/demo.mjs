@@ -11,6 +11,7 @@ import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync }
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { gunzipSync, gzipSync } from "node:zlib";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const rkt = join(root, "packages", "cli", "bin", "rkt.js");
@@ -23,6 +24,17 @@ const rel = (p) => {
   const r = relative(process.cwd(), p);
   return r === "" ? "." : r.startsWith("..") ? p : r;
 };
+
+// rkt --dir/--local-config/--system-config of the trust steps.
+const trusted = ["--dir", join(work, "trusted-store"), "--local-config", join(work, "etc-rkt"), "--system-config", join(work, "lib-rkt")];
+
+/** A copy of the signed example ACI, recompressed: still a valid ACI, but not the signed bytes. */
+function tamperedAci() {
+  const aci = join(work, "hello.aci");
+  writeFileSync(aci, gzipSync(gunzipSync(readFileSync(join(examples, "hello.aci"))), { level: 1 }));
+  cpSync(join(examples, "hello.aci.asc"), `${aci}.asc`);
+  return [aci];
+}
 
 /** A copy of the example layout with one byte of its layer flipped. */
 function corruptedLayout() {
@@ -106,6 +118,38 @@ const steps = [
     args: ["--dir", storeDir, "image", "fsck"],
     expect: 0,
     contains: "0 problem(s)",
+  },
+  // Trust: a separate store and config dirs, so the steps above stay as they are.
+  {
+    title: "Without a trusted key, the signed ACI is refused before it is stored (exit 254)",
+    args: [...trusted, "fetch", rel(join(examples, "hello.aci"))],
+    expect: 254,
+    contains: "openpgp: signature made by unknown entity",
+  },
+  {
+    title: "Trust the bundled demo key for example.com/hello (on a terminal rkt asks to review the fingerprint)",
+    args: [...trusted, "trust", "--prefix", "example.com/hello", "--skip-fingerprint-review", rel(join(examples, "keys", "demo.pub.asc"))],
+    expect: 0,
+    contains: 'Added key for prefix "example.com/hello"',
+  },
+  {
+    title: "List the trusted keys",
+    args: [...trusted, "trust", "list"],
+    expect: 0,
+    contains: "rkt demo signer",
+  },
+  {
+    title: "Fetch the signed ACI: examples/hello.aci.asc is verified before the image becomes visible",
+    args: [...trusted, "fetch", rel(join(examples, "hello.aci"))],
+    expect: 0,
+    contains: "image: signature verified:",
+  },
+  {
+    title: "A copy with the same files but other bytes (recompressed) does not match the signature (exit 254)",
+    setup: tamperedAci,
+    args: [...trusted, "fetch"],
+    expect: 254,
+    contains: "signed digest did not match",
   },
 ];
 
