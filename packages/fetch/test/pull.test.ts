@@ -1,6 +1,6 @@
 // pullImage against the real docker-registry: cold pulls, `update` with an unchanged and a moved
 // tag, `new` and `never`, platform selection from an index, bytes downloaded and reused.
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -233,6 +233,51 @@ describe("pullImage", () => {
       expect(isRktError(missing, ErrorCode.NotFound)).toBe(true);
       expect((missing as Error).message).toContain(`${reg().host}/par/app:nope`);
       expect(listImages(store)).toHaveLength(1);
+    } finally {
+      store.close();
+    }
+  });
+
+  it("refuses a blob whose bytes the registry serves wrong: nothing recorded, nothing stored", async () => {
+    const img = await push({ layers: [randomLayer(60_000, { seed: "rot", dir: "rot" })] }, "rot/app:v1");
+    const layer = img.layers[0]!.digest;
+    // Flip one byte of the layer in the registry's own storage (same size, other content).
+    const hex = layer.slice("sha256:".length);
+    const file = join(reg().storageDir, "docker/registry/v2/blobs/sha256", hex.slice(0, 2), hex, "data");
+    const bytes = await readFile(file);
+    bytes[bytes.length >> 1] = bytes[bytes.length >> 1]! ^ 0xff;
+    await writeFile(file, bytes);
+    const store = await newStore();
+    try {
+      const e = await pull(store, "rot/app:v1").catch((x: unknown) => x);
+      expect(isRktError(e, ErrorCode.DigestMismatch)).toBe(true);
+      expect((e as Error).message).toContain(layer);
+      expect(listImages(store)).toEqual([]);
+      expect(await store.exists(layer)).toBe(false);
+      expect(store.db.prepare("SELECT COUNT(*) AS n FROM remotes").get()).toEqual({ n: 0 });
+      expect(await readdir(store.paths.ingest).catch(() => [])).toEqual([]);
+    } finally {
+      store.close();
+    }
+  });
+
+  it("two concurrent pulls of one image into one store share the blobs", async () => {
+    const img = await push(
+      {
+        layers: [
+          randomLayer(500_000, { seed: "c1", dir: "c1" }),
+          randomLayer(500_000, { seed: "c2", dir: "c2" }),
+        ],
+      },
+      "conc/app:v1",
+    );
+    const store = await newStore();
+    try {
+      const [a, b] = await Promise.all([pull(store, "conc/app:v1"), pull(store, "conc/app:v1")]);
+      expect(a.id).toBe(img.descriptor.digest);
+      expect(b.id).toBe(img.descriptor.digest);
+      expect(listImages(store)).toHaveLength(1);
+      for (const d of a.digests) expect(await store.exists(d)).toBe(true);
     } finally {
       store.close();
     }
