@@ -353,3 +353,36 @@ describe("the built binary", () => {
     expect(l.status).toBe(0);
   });
 });
+
+describe("rkt fetch command line", () => {
+  it("prints cobra's deprecation notice; local sources import even with --pull-policy=never", async () => {
+    const dir = newDir();
+    const r = await rkt(dir, ["fetch", "--store-only", "oci:examples/hello-oci"]);
+    expect(r).toMatchObject({ code: 0, stdout: `${helloOciId}\n` });
+    expect(r.stderr).toBe("Flag --store-only has been deprecated, please use --pull-policy=never\n");
+    const n = await rkt(newDir(), ["fetch", "--pull-policy=never", "oci:examples/hello-oci"]);
+    expect(n).toMatchObject({ code: 0, stdout: `${helloOciId}\n` });
+  });
+
+  it("rkt's --signature and argument errors exit 254", async () => {
+    const dir = newDir();
+    expect(await rkt(dir, ["fetch", "--signature", "x.asc", "oci:examples/hello-oci"])).toMatchObject({
+      code: 254,
+      stderr: "fetch: --signature must follow an image\n",
+    });
+    expect(await rkt(dir, ["fetch"])).toMatchObject({
+      code: 254,
+      stderr: "fetch: must provide at least one image\n",
+    });
+    expect(await rkt(dir, ["fetch", "--store-only", "--no-store", "x.aci"])).toMatchObject({ code: 254 });
+  });
+
+  it("`rkt image fetch` is a hidden alias", async () => {
+    const dir = newDir();
+    const r = await rkt(dir, ["image", "fetch", "oci:examples/hello-oci"]);
+    expect(r).toMatchObject({ code: 0, stdout: `${helloOciId}\n` });
+    const help = await rkt(dir, ["image", "--help"]);
+    expect(help.stdout).not.toMatch(/^ {2}fetch /m);
+    expect(help.stdout).toMatch(/^ {2}fsck /m);
+  });
+});
