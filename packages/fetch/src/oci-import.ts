@@ -2,7 +2,7 @@
 // store exactly as the layout holds them (no recompression), so images that share a layer share
 // its blob on disk.
 import { randomBytes } from "node:crypto";
-import { createWriteStream, readFileSync } from "node:fs";
+import { createReadStream, createWriteStream, readFileSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { pipeline } from "node:stream/promises";
@@ -21,7 +21,7 @@ import {
 } from "@rkt/oci";
 import { importOciImage, type ImageSource, type ImportResult, type LocalStore } from "@rkt/store";
 import { listArchiveEntries } from "./docker-archive.js";
-import { openOciLayout, refNameAnnotation, type OciLayoutReader } from "./oci-layout.js";
+import { blobRelativePath, openOciLayout, refNameAnnotation, type OciLayoutReader } from "./oci-layout.js";
 
 /** Which image of a layout to import, and how to record it. */
 export interface ImportOciLayoutOptions extends Abortable {
@@ -46,9 +46,34 @@ export interface OciLayoutImportResult extends ImportResult {
 // Nested indexes are legal; bound the depth so a cycle of digests cannot loop forever.
 const maxIndexDepth = 4;
 
-/** An {@link ImageSource} over a layout: each blob is read from `blobs/<alg>/<hex>`, verified. */
+/**
+ * An {@link ImageSource} over a layout: each blob is read from `blobs/<alg>/<hex>`. A missing
+ * blob fails at once (RKT_NOT_FOUND naming its path) and a blob of the wrong size before any
+ * byte is read (RKT_SIZE_MISMATCH); the digest is not checked here because the store's writer
+ * hashes every byte and refuses a mismatch at commit (one hash pass instead of two).
+ */
 export function layoutImageSource(reader: OciLayoutReader): ImageSource {
-  return { blob: (desc, o) => reader.openBlob(desc, { signal: o?.signal }) };
+  return {
+    blob: async (desc, o) => {
+      const size = await reader.blobSize(desc.digest);
+      if (size === undefined) {
+        throw new RktError(
+          ErrorCode.NotFound,
+          `blob ${desc.digest} is missing (${blobRelativePath(desc.digest)})`,
+        );
+      }
+      if (size !== desc.size) {
+        throw new RktError(
+          ErrorCode.SizeMismatch,
+          `blob ${desc.digest}: size mismatch: descriptor says ${desc.size} bytes, file has ${size}`,
+        );
+      }
+      return createReadStream(reader.blobPath(desc.digest), {
+        highWaterMark: 1 << 20,
+        ...(o?.signal === undefined ? {} : { signal: o.signal }),
+      });
+    },
+  };
 }
 
 // A ref name that is itself a reference (`example.com/app:1.0`) gives name and tag; a bare tag
