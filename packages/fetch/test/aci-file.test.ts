@@ -1,6 +1,6 @@
 // importAciFile with real GnuPG signatures, a real keystore on disk and a real store: verified
 // imports, and every refusal leaves the store as it was (fsck clean, nothing listed).
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -200,6 +200,32 @@ describe("importAciFile", () => {
     const e = await refused(c);
     expect(e.code).toBe(ErrorCode.InvalidArgument);
     expect(e.message).toContain("error reading key: ");
+    await expectNothingStored(c);
+    c.store.close();
+  });
+
+  it("verifies the bytes it imported: a file whose content changes between the reads is refused", async () => {
+    const c = await setup({ uid: "hello@example.com", prefix: "example.com/hello" });
+    const signed = join(c.dir, "signed.aci");
+    copyFileSync(helloAci, signed);
+    sign("hello@example.com", signed, `${c.aci}.asc`);
+    const other = join(c.dir, "other.aci");
+    writeFileSync(other, execFileSync("gzip", ["-1", "-c"], { input: gunzipSync(readFileSync(helloAci)) }));
+    // A FIFO serves unsigned bytes to the import, then the signed bytes to the verification (the
+    // pause lets the import see the end of the first writer's bytes).
+    rmSync(c.aci);
+    execFileSync("mkfifo", [c.aci]);
+    const writer = spawn(
+      "sh",
+      ["-c", 'cat "$1" > "$3"; sleep 1; cat "$2" > "$3"', "sh", other, signed, c.aci],
+      {
+        stdio: "ignore",
+      },
+    );
+    const e = await refused(c);
+    writer.kill();
+    expect(e.code).toBe(ErrorCode.Io);
+    expect(e.message).toBe(`${c.aci} changed while it was being imported`);
     await expectNothingStored(c);
     c.store.close();
   });
