@@ -386,3 +386,42 @@ describe("rkt fetch command line", () => {
     expect(help.stdout).toMatch(/^ {2}fsck /m);
   });
 });
+
+describe("concurrent fetches (built binary)", () => {
+  it("three processes importing the same images into one store all succeed; fsck clean", async () => {
+    const { spawn } = await import("node:child_process");
+    const dir = newDir();
+    const bin = join(repo, "packages", "cli", "bin", "rkt.js");
+    const one = (): Promise<{ code: number | null; out: string; err: string }> =>
+      new Promise((res, rej) => {
+        const c = spawn(
+          process.execPath,
+          [
+            bin,
+            "--dir",
+            dir,
+            "--insecure-options=image",
+            "fetch",
+            "--full",
+            "examples/hello.aci",
+            "oci:examples/hello-oci",
+          ],
+          { cwd: repo },
+        );
+        let out = "";
+        let err = "";
+        c.stdout.on("data", (b: Buffer) => (out += b.toString()));
+        c.stderr.on("data", (b: Buffer) => (err += b.toString()));
+        c.on("error", rej);
+        c.on("close", (code) => res({ code, out, err }));
+      });
+    const results = await Promise.all([one(), one(), one()]);
+    for (const r of results) {
+      expect(r.code).toBe(0);
+      expect(r.out).toBe(`${helloAciId}\n${helloOciId}\n`);
+    }
+    expect(blobCount(dir, "sha512")).toBe(1);
+    expect(blobCount(dir, "sha256")).toBe(3);
+    await expectClean(dir);
+  });
+});
