@@ -453,6 +453,53 @@ describe("rkt trust: storing keys", () => {
   });
 });
 
+describe("rkt trust: plain HTTP is opt-in", () => {
+  it("discovery falls back to http only with --insecure-allow-http; https never redirects to http", async () => {
+    let port = 0;
+    const srv = await serve((req, res) => {
+      if (req.url === "/?ac-discovery=1") {
+        res.end(`<meta name="ac-discovery-pubkeys" content="localhost http://127.0.0.1:${port}/k.asc">`);
+      } else if (req.url === "/k.asc") res.end(keyArmored);
+      else res.writeHead(404).end();
+    }, false);
+    port = srv.port;
+    const tls = await serve((_req, res) => {
+      res.writeHead(302, { location: `http://127.0.0.1:${port}/k.asc` }).end();
+    }, true);
+    try {
+      const c = configDirs();
+      const env = { RKT_DISCOVERY_PORT: String(port) };
+      const no = await rkt([...c.args, "trust", "--prefix", "localhost", "--skip-fingerprint-review"], {
+        env,
+      });
+      expect(no).toMatchObject({
+        code: 254,
+        stderr: "trust: error determining key location: discovery failed\n",
+      });
+      const yes = await rkt(
+        [...c.args, "trust", "--prefix", "localhost", "--skip-fingerprint-review", "--insecure-allow-http"],
+        { env },
+      );
+      expect(yes.stderr).toBe(`pubkey: prefix: "localhost"\nkey: "http://127.0.0.1:${port}/k.asc"\n`);
+      expect(yes.code).toBe(0);
+      const url = `https://localhost:${tls.port}/k.asc`;
+      const down = await rkt(
+        [...c.args, "trust", "--prefix", "localhost", "--skip-fingerprint-review", url],
+        {
+          env: { NODE_EXTRA_CA_CERTS: ca },
+        },
+      );
+      expect(down).toMatchObject({
+        code: 254,
+        stderr: `trust: ${url}: redirected to http://127.0.0.1:${port}/k.asc: --insecure-allow-http required for http URLs\n`,
+      });
+    } finally {
+      await srv.close();
+      await tls.close();
+    }
+  });
+});
+
 describe("rkt trust list / rm", () => {
   it("lists keys (text and JSON), per image name, and removes them", async () => {
     const c = configDirs();
