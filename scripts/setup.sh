@@ -10,7 +10,7 @@ declare -A want=(
   [docker-registry]=docker-registry [skopeo]=skopeo [umoci]=umoci [runc]=runc
   [oci-image-tool]=oci-image-tool [gpg]=gnupg [debootstrap]=debootstrap
   [xz]=xz-utils [bzip2]=bzip2 [zstd]=zstd [openssl]=openssl [unshare]=util-linux
-  [setfattr]=attr [python3]=python3-minimal
+  [setfattr]=attr [python3]=python3
 )
 missing=()
 for tool in "${!want[@]}"; do
