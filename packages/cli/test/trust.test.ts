@@ -319,7 +319,7 @@ describe("rkt trust: storing keys", () => {
 
   it("stores a root key with --root", async () => {
     const c = configDirs();
-    const r = await rkt([...c.args, "trust", "--root", "--skip-fingerprint-review", keyFile]);
+    const r = await rkt([...c.args, "trust", "--root=true", "--skip-fingerprint-review=1", keyFile]);
     const path = join(c.local, "trustedkeys", "root.d", fp);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(

@@ -4,6 +4,7 @@ import { parseArgs } from "node:util";
 import { ErrorCode, RktError } from "@rkt/oci";
 import { KeyStore, type KeyScope } from "@rkt/trust";
 import type { CommandContext } from "../context.js";
+import { normalizeBoolFlags } from "./image-common.js";
 
 /**
  * `rkt trust rm FINGERPRINT [--prefix P | --root]`: removes the local key file of FINGERPRINT
@@ -14,7 +15,7 @@ import type { CommandContext } from "../context.js";
  */
 export async function trustRmCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
   const { values, positionals } = parseArgs({
-    args: [...argv],
+    args: normalizeBoolFlags(argv, ["root"]),
     options: { prefix: { type: "string" }, root: { type: "boolean", default: false } },
     allowPositionals: true,
     strict: true,

@@ -7,6 +7,7 @@ import { discoverPubkeys, readPubkey, type PubkeyFetchOptions } from "@rkt/fetch
 import { ErrorCode, RktError } from "@rkt/oci";
 import { KeyStore, describeKey, parseArmoredKeyring, type KeyScope } from "@rkt/trust";
 import type { CommandContext } from "../context.js";
+import { normalizeBoolFlags } from "./image-common.js";
 
 /** rkt's usage of `rkt trust`, printed when neither a prefix nor --root is given. */
 export const trustUsage = [
@@ -61,7 +62,8 @@ export function discoveryPortFromEnv(env: Readonly<Record<string, string | undef
  */
 export async function trustCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
   const { values, positionals } = parseArgs({
-    args: [...argv],
+    // Go bool flags: `--root=true` and `--root=false` are valid too.
+    args: normalizeBoolFlags(argv, ["root", "skip-fingerprint-review", "insecure-allow-http"]),
     options: {
       prefix: { type: "string", default: "" },
       root: { type: "boolean", default: false },
