@@ -17,8 +17,20 @@
 //     xattr on its directory; other `.wh..wh.*` meta entries are skipped (moby). Without root, they
 //     are kept as empty `.wh.` marker files ("aufs" form) which flattening understands.
 import { createHash, type Hash } from "node:crypto";
-import { constants as fsc } from "node:fs";
-import { chmod, lchown, link, lstat, lutimes, mkdir, open, rm, symlink, utimes } from "node:fs/promises";
+import { constants as fsc, readFileSync } from "node:fs";
+import {
+  chmod,
+  lchown,
+  link,
+  lstat,
+  lutimes,
+  mkdir,
+  open,
+  readdir,
+  rm,
+  symlink,
+  utimes,
+} from "node:fs/promises";
 import { join, posix } from "node:path";
 import type { Readable } from "node:stream";
 import { extract as tarExtract, type Header } from "tar-stream";
@@ -70,6 +82,17 @@ export interface ExtractLayerResult {
 }
 
 const isRoot = process.getuid?.() === 0;
+const rootGroup = process.getegid?.() === 0;
+
+// The umask, read without changing it (process.umask() with no argument is deprecated).
+let umaskCache: number | undefined;
+function umask(): number {
+  if (umaskCache === undefined) {
+    const m = /^Umask:\s*([0-7]+)/m.exec(readFileSync("/proc/self/status", "utf8"));
+    umaskCache = m === null ? 0o777 : parseInt(m[1]!, 8); // unknown: assume the worst, always chmod
+  }
+  return umaskCache;
+}
 const defaultMaxEntrySize = 64 * 1024 ** 3;
 const defaultMaxEntries = 1_000_000;
 const maxManifest = 1 << 20;
@@ -137,6 +160,8 @@ export async function extractLayer(
   const wmode: WhiteoutMode = o.whiteouts ?? (isRoot ? "overlay" : "aufs");
   const opaqueName = o.opaqueXattr ?? (isRoot ? "trusted.overlay.opaque" : "user.overlay.opaque");
 
+  // Read before any stream is wired: nothing may await between piping and consuming the entries.
+  const fresh = (await readdir(dest)).length === 0;
   let decompressed: { compression: Compression; stream: Readable };
   try {
     decompressed = await decompressStream(src);
@@ -175,6 +200,8 @@ export async function extractLayer(
   const whitedOut = new Set<string>();
   const opaque = new Set<string>();
   const implicit = new Set<string>(); // parents created without an entry of their own
+  // When `dest` starts empty, a path this layer never created cannot exist: skip the lstat.
+  const created = new Set<string>();
   const skipped: string[] = [];
   let manifest: Buffer | undefined;
   let entries = 0;
@@ -199,6 +226,7 @@ export async function extractLayer(
         if (!create) throw refuse(what, entry, `${JSON.stringify(cur)} does not exist in this layer`);
         await mkdir(abs(cur));
         await chmod(abs(cur), 0o755); // exact, whatever the umask
+        created.add(cur);
         dirs.add(cur);
         implicit.add(cur);
         continue;
@@ -215,6 +243,10 @@ export async function extractLayer(
   async function clearFor(rel: string, isDir: boolean): Promise<boolean> {
     if (deferred.has(rel)) {
       deferred.delete(rel);
+      return false;
+    }
+    if (fresh && !created.has(rel)) {
+      created.add(rel); // the caller creates it next
       return false;
     }
     let st;
@@ -365,7 +397,11 @@ export async function extractLayer(
       case "contiguous-file": {
         await ensureDir(parent, rawName);
         await clearFor(rel, false);
-        const fh = await open(abs(rel), fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+        const fh = await open(
+          abs(rel),
+          fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW,
+          mode & 0o777,
+        );
         try {
           let pending: Buffer[] = [];
           let pendingBytes = 0;
@@ -379,8 +415,11 @@ export async function extractLayer(
             }
           }
           if (pending.length > 0) await fh.writev(pending);
-          if (isRoot) await fh.chown(uid, gid);
-          await fh.chmod(mode); // after chown, which clears setuid/setgid
+          // New files are root:root when we are root, and get `mode` minus the umask: only chown
+          // and chmod when that is not already right (two syscalls less per file).
+          const chown = isRoot && (uid !== 0 || gid !== 0 || !rootGroup);
+          if (chown) await fh.chown(uid, gid);
+          if (chown || (mode & 0o7000) !== 0 || (mode & umask()) !== 0) await fh.chmod(mode); // after chown, which clears setuid/setgid
           await fh.utimes(mtime, mtime);
         } finally {
           await fh.close();
