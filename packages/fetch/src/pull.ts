@@ -16,6 +16,8 @@ import {
   type DockerRef,
   type Platform,
 } from "@rkt/oci";
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { importOciImage, touchImage, type ImageSource, type LocalStore } from "@rkt/store";
 import { RegistryClient, type BlobProgress } from "./registry/client.js";
 import type { CredentialsProvider } from "./registry/credentials.js";
@@ -233,45 +235,53 @@ export async function pullImage(
     const tagDigest = image.index?.descriptor.digest ?? image.manifest.descriptor.digest;
     let downloaded = (image.index?.raw.length ?? 0) + image.manifest.raw.length;
     let reused = 0;
-    const all = [image.parsed.config, ...image.parsed.layers];
-    for (const d of all) if (await store.exists(d.digest)) reused += d.size;
     const seen = new Map<string, number>();
     const onProgress = (p: BlobProgress): void => {
-      const before = seen.get(p.digest) ?? 0;
-      downloaded += p.bytes - before;
+      downloaded += p.bytes - (seen.get(p.digest) ?? 0);
       seen.set(p.digest, p.bytes);
       o.onProgress?.(p);
     };
-    const source: ImageSource = {
-      blob: (d, so) =>
-        client.fetchBlob(ref.repository, d, {
-          digester: trustingDigester(0, d.digest),
-          signal: so?.signal ?? signal,
-          onProgress,
-        }),
-      blobFrom: (d, start, so) => {
-        // The kept prefix came from the store, not the network.
-        reused += start;
-        seen.set(d.digest, start);
-        return client.fetchBlob(ref.repository, d, {
-          offset: start,
-          digester: trustingDigester(start, d.digest),
-          signal: so?.signal ?? signal,
-          onProgress,
-        });
-      },
+    const fetchFrom = (d: Descriptor, start: number, s: AbortSignal | undefined) => {
+      // Progress counts from the blob's start; the kept prefix was not downloaded now.
+      seen.set(d.digest, start);
+      return client.fetchBlob(ref.repository, d, {
+        offset: start,
+        digester: trustingDigester(start, d.digest),
+        signal: s,
+        onProgress,
+      });
     };
-    const r = await importOciImage(store, {
-      rawManifest: image.manifest.raw,
-      mediaType: image.manifest.descriptor.mediaType,
-      source,
-      name,
-      tag: tag ?? "latest",
-      latest: tag === "latest",
-      what,
-      signal,
-      concurrency: Math.max(1, o.parallel ?? defaultPullParallel),
-    });
+    // Blobs go to the store before the import, under a lease (so GC cannot sweep a committed
+    // blob before the image row names it) and with ingests kept on failure: an interrupted pull
+    // (Ctrl-C, network loss, kill) resumes where its ingest stopped on the next run.
+    const lease = store.createLease({ labels: { purpose: `pull ${what}` } });
+    let r;
+    try {
+      const blobs = [image.parsed.config, ...image.parsed.layers].filter(
+        (d, i, a) => a.findIndex((x) => x.digest === d.digest) === i,
+      );
+      await runLimited(blobs, Math.max(1, o.parallel ?? defaultPullParallel), signal, async (d, s) => {
+        const kept = await downloadBlob(store, d, lease, s, fetchFrom);
+        if (kept === "present") reused += d.size;
+        else reused += kept;
+      });
+      // Every blob is present now; the source serves only if one vanished meanwhile.
+      const source: ImageSource = {
+        blob: (d, so) => fetchFrom(d, 0, so?.signal ?? signal),
+      };
+      r = await importOciImage(store, {
+        rawManifest: image.manifest.raw,
+        mediaType: image.manifest.descriptor.mediaType,
+        source,
+        name,
+        tag: tag ?? "latest",
+        latest: tag === "latest",
+        what,
+        signal,
+      });
+    } finally {
+      store.deleteLease(lease);
+    }
     recordRemote(store, key, tagDigest, r.id);
     const { digests, size } = imageDigests(store, r.id);
     return {
@@ -286,12 +296,87 @@ export async function pullImage(
       remote: key,
     };
   } catch (e) {
+    if (signal?.aborted === true && !isRktError(e, ErrorCode.Aborted)) {
+      throw new RktError(ErrorCode.Aborted, `${what}: pull aborted (its downloads resume next time)`, {
+        cause: e,
+      });
+    }
     if (isRktError(e) && e.message.includes(what)) throw e;
     if (isRktError(e)) throw new RktError(e.code, `${what}: ${e.message}`, { cause: e });
     throw new RktError(ErrorCode.Io, `${what}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   } finally {
     if (o.client === undefined) await client.close();
   }
+}
+
+// Streams one blob into its ingest (`blob-<digest>`, the ref importOciImage uses too, so
+// concurrent pulls of a blob serialise on it) and commits it against its digest. Resolves
+// "present" when the store had it, else the bytes the ingest already held (resumed, not fetched).
+// On failure the ingest is closed, not discarded, so the next attempt resumes it; the commit
+// itself discards data that does not hash to the digest.
+async function downloadBlob(
+  store: LocalStore,
+  d: Descriptor,
+  lease: string,
+  signal: AbortSignal,
+  fetchFrom: (d: Descriptor, start: number, s: AbortSignal) => Promise<Readable>,
+): Promise<"present" | number> {
+  store.leaseAdd(lease, "blob", d.digest);
+  if (await store.exists(d.digest)) return "present";
+  let w;
+  try {
+    w = await store.writer({
+      ref: `blob-${d.digest}`,
+      expected: { digest: d.digest, size: d.size },
+      wait: true,
+      signal,
+      mediaType: d.mediaType,
+      lease,
+    });
+  } catch (e) {
+    if (isRktError(e, ErrorCode.AlreadyExists)) return "present"; // another process wrote it meanwhile
+    throw e;
+  }
+  const kept = w.status().offset;
+  try {
+    if (kept < d.size) await pipeline(await fetchFrom(d, kept, signal), w.stream, { signal });
+    await w.commit();
+    return kept;
+  } catch (e) {
+    // Nothing written: nothing worth resuming (and the store cannot rehash an empty ingest).
+    if (w.status().offset === 0) await w.abort();
+    else await w.close();
+    throw e;
+  }
+}
+
+// Runs `fn` over `items`, `limit` at a time; the first failure stops new work and aborts the
+// rest (their ingests are kept), then is rethrown.
+async function runLimited<T>(
+  items: readonly T[],
+  limit: number,
+  outer: AbortSignal | undefined,
+  fn: (t: T, signal: AbortSignal) => Promise<void>,
+): Promise<void> {
+  const ac = new AbortController();
+  const signal = outer === undefined ? ac.signal : AbortSignal.any([outer, ac.signal]);
+  let next = 0;
+  let failure: { e: unknown } | undefined;
+  const worker = async (): Promise<void> => {
+    while (failure === undefined && next < items.length) {
+      const item = items[next++]!;
+      try {
+        await fn(item, signal);
+      } catch (e) {
+        if (failure === undefined) {
+          failure = { e };
+          ac.abort(e);
+        }
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failure !== undefined) throw failure.e;
 }
 
 // The remote row `update` compares against next time: the digest the tag resolved to (an index's
