@@ -182,6 +182,36 @@ describe.skipIf(!built)("rkt trust + rkt fetch (built binary)", () => {
       'fetch: image "example.com/hello" verification failed: signature file contains 2 signatures; exactly one is expected\n',
     ],
     [
+      "a signature over a different image",
+      (rkt) => {
+        rkt(["trust", "--prefix", "example.com/hello", "--skip-fingerprint-review", join(tmp, "pub.asc")]);
+        const aci = copyAci("differentsig.aci");
+        const other = join(tmp, "other-image.bin");
+        writeFileSync(other, "another image\n");
+        gpg(["--local-user", "pub@example.com", "--armor", "--detach-sign", "--output", `${aci}.asc`, other]);
+        return aci;
+      },
+      'fetch: image "example.com/hello" verification failed: openpgp: invalid signature: signed digest did not match\n',
+    ],
+    [
+      "a keystore file whose name is not its key's fingerprint",
+      (rkt) => {
+        const out = rkt([
+          "trust",
+          "--prefix",
+          "example.com/hello",
+          "--skip-fingerprint-review",
+          join(tmp, "pub.asc"),
+        ]);
+        const path = /at "([^"]+)"/.exec(out.stdout)![1]!;
+        writeFileSync(path, readFileSync(join(tmp, "else.asc")));
+        const aci = copyAci("mismatch.aci");
+        sign("pub@example.com", aci);
+        return aci;
+      },
+      'fetch: image "example.com/hello" verification failed: fingerprint mismatch: KEYPATH\n',
+    ],
+    [
       "a garbage key file in the keystore",
       (rkt) => {
         const out = rkt([
@@ -207,9 +237,11 @@ describe.skipIf(!built)("rkt trust + rkt fetch (built binary)", () => {
       const r = rkt(["fetch", aci]);
       expect(r.code).toBe(254);
       expect(r.stdout).toBe("");
-      expect(r.stderr.replace(/error reading key: \S+:/, "error reading key: KEYFILE:")).toBe(
-        stderr.replace("TMP", tmp),
-      );
+      expect(
+        r.stderr
+          .replace(/error reading key: \S+:/, "error reading key: KEYFILE:")
+          .replace(/fingerprint mismatch: .*/, "fingerprint mismatch: KEYPATH"),
+      ).toBe(stderr.replace("TMP", tmp));
       expectEmptyStore(rkt);
     });
   }
