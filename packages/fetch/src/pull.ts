@@ -339,7 +339,7 @@ async function downloadBlob(
   }
   const kept = w.status().offset;
   try {
-    if (kept < d.size) await pipeline(await fetchFrom(d, kept, signal), w.stream, { signal });
+    if (kept < d.size) await pipeline(await fetchFrom(d, kept, signal), batch, w.stream, { signal });
     await w.commit();
     return kept;
   } catch (e) {
@@ -349,6 +349,24 @@ async function downloadBlob(
     throw e;
   }
 }
+
+// Network chunks are ~64 KiB; the store issues one write per chunk it gets, so batching them to
+// 1 MiB cuts the write calls 16-fold (the per-call cost dominated a profile of cold pulls).
+async function* batch(src: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  let parts: Buffer[] = [];
+  let have = 0;
+  for await (const c of src) {
+    parts.push(c);
+    have += c.length;
+    if (have >= batchBytes) {
+      yield parts.length === 1 ? parts[0]! : Buffer.concat(parts, have);
+      parts = [];
+      have = 0;
+    }
+  }
+  if (have > 0) yield Buffer.concat(parts, have);
+}
+const batchBytes = 1 << 20;
 
 // Runs `fn` over `items`, `limit` at a time; the first failure stops new work and aborts the
 // rest (their ingests are kept), then is rethrown.
