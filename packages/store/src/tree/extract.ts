@@ -17,7 +17,16 @@
 //     xattr on its directory; other `.wh..wh.*` meta entries are skipped (moby). Without root, they
 //     are kept as empty `.wh.` marker files ("aufs" form) which flattening understands.
 import { createHash, type Hash } from "node:crypto";
-import { constants as fsc, readFileSync } from "node:fs";
+import {
+  closeSync,
+  constants as fsc,
+  fchmodSync,
+  fchownSync,
+  futimesSync,
+  openSync,
+  readFileSync,
+  writevSync,
+} from "node:fs";
 import {
   chmod,
   lchown,
@@ -96,6 +105,7 @@ function umask(): number {
 const defaultMaxEntrySize = 64 * 1024 ** 3;
 const defaultMaxEntries = 1_000_000;
 const maxManifest = 1 << 20;
+const smallFile = 256 * 1024;
 /** A whiteout device is a 0:0 character device (overlayfs). */
 export const whiteoutPrefix = ".wh.";
 export const opaqueMarker = ".wh..wh..opq";
@@ -397,11 +407,30 @@ export async function extractLayer(
       case "contiguous-file": {
         await ensureDir(parent, rawName);
         await clearFor(rel, false);
-        const fh = await open(
-          abs(rel),
-          fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW,
-          mode & 0o777,
-        );
+        const flags = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW;
+        // New files are root:root when we are root, and get `mode` minus the umask: only chown
+        // and chmod when that is not already right (two syscalls less per file).
+        const chown = isRoot && (uid !== 0 || gid !== 0 || !rootGroup);
+        const chmodNeeded = chown || (mode & 0o7000) !== 0 || (mode & umask()) !== 0;
+        if (declared <= smallFile) {
+          // Small files (most of a rootfs) are written with synchronous calls once their bytes are
+          // in memory: four threadpool round trips per file cost more than the syscalls themselves
+          // (profiled), and decompression of other layers keeps running on the threadpool meanwhile.
+          const chunks: Buffer[] = [];
+          for await (const c of body) chunks.push(c as Buffer);
+          const fd = openSync(abs(rel), flags, mode & 0o777);
+          try {
+            if (chunks.length > 0) writevSync(fd, chunks);
+            if (chown) fchownSync(fd, uid, gid);
+            if (chmodNeeded) fchmodSync(fd, mode); // after chown, which clears setuid/setgid
+            futimesSync(fd, mtime, mtime);
+          } finally {
+            closeSync(fd);
+          }
+          addXattrs(rel, h);
+          return;
+        }
+        const fh = await open(abs(rel), flags, mode & 0o777);
         try {
           let pending: Buffer[] = [];
           let pendingBytes = 0;
@@ -415,11 +444,8 @@ export async function extractLayer(
             }
           }
           if (pending.length > 0) await fh.writev(pending);
-          // New files are root:root when we are root, and get `mode` minus the umask: only chown
-          // and chmod when that is not already right (two syscalls less per file).
-          const chown = isRoot && (uid !== 0 || gid !== 0 || !rootGroup);
           if (chown) await fh.chown(uid, gid);
-          if (chown || (mode & 0o7000) !== 0 || (mode & umask()) !== 0) await fh.chmod(mode); // after chown, which clears setuid/setgid
+          if (chmodNeeded) await fh.chmod(mode); // after chown, which clears setuid/setgid
           await fh.utimes(mtime, mtime);
         } finally {
           await fh.close();
