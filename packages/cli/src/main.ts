@@ -29,15 +29,18 @@ interface CommandSpec {
 const fetchSpec: CommandSpec = {
   name: "fetch",
   summary: "Fetch image(s) and store them in the local store",
-  usage: "[--pull-policy=new|update|never] [--full] [--format=json] IMAGE [--signature=FILE] ...",
+  usage:
+    "[--pull-policy=new|update|never] [--parallel=N] [--full] [--format=json] IMAGE [--signature=FILE] ...",
   help: [
     "Imports each IMAGE and prints its ID on stdout, one line per image, in order: ACIs as",
     "sha512- + 32 hex (64 with --full), OCI images as their manifest digest sha256:<hex>.",
     "",
-    "IMAGE (local sources; registries, http(s) and appc discovery are not supported yet):",
+    "IMAGE (http(s) and appc discovery are not supported yet):",
     "  ./x.aci, /abs/x.aci, file:///abs/x.aci   an ACI (gzip, bzip2, xz, zstd or plain tar)",
     "  oci:DIR[:REF|:@N]                        an image of an OCI image layout directory",
     "  oci-archive:FILE[:REF|:@N]               an image of a tar archive of an OCI layout",
+    "  docker://[REGISTRY[:PORT]/]NAME[:TAG|@DIGEST]  an image pulled from a registry (needs",
+    "                                           --insecure-options=image; http|tls for plain/unverified)",
     "ACIs need a trusted signature (IMAGE.aci.asc, or --signature FILE after the image) or",
     "--insecure-options=image. An index entry resolves to the host platform's manifest.",
     "",
@@ -45,9 +48,11 @@ const fetchSpec: CommandSpec = {
     "  --pull-policy=POLICY  new, update (default) or never; local sources are always imported",
     "  --store-only          deprecated: --pull-policy=never",
     "  --no-store            deprecated: --pull-policy=update",
+    "  --parallel=N          registry blobs downloaded at once (default 4)",
     "  --full                print the full image ID",
     "  --signature=FILE      detached signature of the image just before it",
     "  --format=json         print one JSON array of {id,kind,name,digests,bytes}",
+    "                        (registry pulls add bytesDownloaded, bytesReused)",
   ].join("\n"),
   load: async () => (await import("./commands/fetch.js")).fetchCommand,
 };
