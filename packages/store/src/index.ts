@@ -71,6 +71,7 @@ export {
   checkTree,
   removeTree,
   renderOciImage,
+  recordTree,
   createDepList,
   aciTreeId,
   whitelistPaths,

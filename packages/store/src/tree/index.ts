@@ -30,6 +30,7 @@ export {
   checkTree,
   removeTree,
   renderOciImage,
+  recordTree,
 } from "./tree.js";
 export type { Tree, MountTreeOptions, FlattenOptions, TreeStorePaths, RenderOciOptions } from "./tree.js";
 export { createDepList, aciTreeId, whitelistPaths, upperPathWhitelist, renderAci } from "./aci.js";

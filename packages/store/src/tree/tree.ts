@@ -31,6 +31,7 @@ import {
   type ContentStore,
   type Digest,
 } from "@rkt/oci";
+import type { IndexDb } from "../db.js";
 import { fsyncDir } from "../internal/fs-util.js";
 import { ownedTempName } from "../internal/proc.js";
 import { layeredTreeHash } from "./hash.js";
@@ -510,4 +511,17 @@ async function readAll(src: Readable, max: number, what: string): Promise<Buffer
     chunks.push(c as Buffer);
   }
   return Buffer.concat(chunks);
+}
+
+/**
+ * Records (or touches) tree `tree` in the index's `trees` table so that GC accounts for it and
+ * `image rm` removes it with its image (the row cascades). `size` is the bytes the tree alone holds
+ * (its flattened rootfs, if any; snapshots are shared and accounted separately). The image row
+ * must exist (foreign key).
+ */
+export function recordTree(db: IndexDb, tree: Tree, size = 0, now = Date.now()): void {
+  db.prepare(
+    `INSERT INTO trees (id, image_id, size, created, last_used) VALUES (?, ?, ?, ?, ?)
+     ON CONFLICT (id) DO UPDATE SET image_id = excluded.image_id, size = excluded.size, last_used = excluded.last_used`,
+  ).run(tree.id, tree.image, size, now, now);
 }
