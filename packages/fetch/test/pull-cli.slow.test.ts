@@ -96,7 +96,16 @@ describe("rkt fetch docker://", () => {
     expect(s).toMatchObject({ id: img.descriptor.digest, bytesDownloaded: 0, bytesReused: size(img) });
     const stored = rkt(dir, ["--insecure-options=image", "fetch", "--pull-policy=never", url]);
     expect(stored.stdout).toBe(`${img.descriptor.digest}\n`);
-  });
+
+    const bad = rkt(dir, ["--insecure-options=image,http", "fetch", "--parallel=0", url]);
+    expect(bad.code).toBe(254);
+    expect(bad.stderr).toContain(`invalid argument "0" for "--parallel" flag: must be 1..64`);
+    const other = join(tmp, `store-${n++}`);
+    const serial = rkt(other, ["--insecure-options=image,http", "fetch", "--parallel", "1", url]);
+    expect(serial.code).toBe(0);
+    expect(serial.stdout).toBe(`${img.descriptor.digest}\n`);
+    expect(serial.stderr).toContain(`Downloaded ${img.layers[0]!.digest} (${img.layers[0]!.size} bytes)`);
+  }, 120_000);
 
   it("a pull killed half-way resumes its ingest: ≤ 1.05× the image size downloaded in total", async () => {
     const layerBytes = 24 << 20;
