@@ -201,8 +201,9 @@ export async function extractLayers(
 }
 
 /**
- * Removes snapshot tmp dirs whose owning process is gone (crash leftovers) and, when `all`, also
- * incomplete snapshots (no marker). Returns the names removed.
+ * Removes snapshot tmp dirs whose owning process is gone (crash leftovers) and directories under
+ * a snapshot name without a marker (incomplete: never produced by this code, which renames only
+ * complete snapshots). Returns the names removed.
  */
 export async function removeStaleSnapshotTemps(layersDir: string): Promise<string[]> {
   const removed: string[] = [];
