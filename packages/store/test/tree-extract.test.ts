@@ -3,7 +3,7 @@ import { lstat, mkdir, readFile, readdir, readlink, stat, writeFile } from "node
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ErrorCode, isRktError } from "@rkt/oci";
-import { extractLayer, extractSnapshot, getSnapshot, treeHash } from "@rkt/store";
+import { extractLayer, extractLayers, extractSnapshot, getSnapshot, treeHash } from "@rkt/store";
 import {
   cleanup,
   diffIdOf,
@@ -325,6 +325,53 @@ describe("snapshots", () => {
     expect(all.every((s) => s.fs === all[0]!.fs)).toBe(true);
     expect(await readdir(layers)).toEqual(["same"]);
     expect((await readFile(join(layers, "same/fs/a"))).length).toBe(300_000);
+  });
+});
+
+describe("extractLayers", () => {
+  it("returns snapshots in input order and reports the failing layer, not the aborts", async () => {
+    const layers = join(root, "layers");
+    const tars = await Promise.all(["a", "b", "c"].map((n) => tarOf([{ name: n, content: n }])));
+    const ok = await extractLayers(
+      layers,
+      tars.map((t, i) => ({
+        key: `k${i}`,
+        diffId: diffIdOf(t),
+        open: () => Promise.resolve(streamOf(gz(t))),
+      })),
+    );
+    expect(ok.map((s) => s.key)).toEqual(["k0", "k1", "k2"]);
+    const bad = await tarOf([{ name: "../x", content: "x" }]);
+    const err = await extractLayers(layers, [
+      { key: "b0", open: () => Promise.resolve(streamOf(bad)), what: "layer BAD" },
+      { key: "b1", open: () => Promise.resolve(streamOf(gz(tars[0]!))) },
+    ]).catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/^layer BAD: entry "\.\.\/x"/);
+    expect(await getSnapshot(layers, "b0")).toBeUndefined();
+  });
+
+  it("extract ACIs with the same safety (rootfs only, manifest kept, escapes refused)", async () => {
+    const manifest = JSON.stringify({ acKind: "ImageManifest", acVersion: "0.8.11", name: "example.com/x" });
+    const good = await tarOf([
+      { name: "manifest", content: manifest },
+      { name: "rootfs/", type: "directory" },
+      { name: "rootfs/f", content: "f" },
+      { name: "other", content: "ignored" },
+    ]);
+    const r = await extractLayer(streamOf(good), dest, { what: "aci A", format: "aci" });
+    expect(r.manifest?.toString()).toBe(manifest);
+    expect(Object.keys(await listTree(dest))).toEqual(["f"]);
+    const evil = await tarOf([
+      { name: "manifest", content: manifest },
+      { name: "rootfs/../../sentinel/pwned", content: "x" },
+    ]);
+    const err = await extractLayer(streamOf(evil), join(root, "dest"), {
+      what: "aci B",
+      format: "aci",
+    }).catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(
+      /aci B: entry "rootfs\/\.\.\/\.\.\/sentinel\/pwned": path escapes/,
+    );
   });
 });
 

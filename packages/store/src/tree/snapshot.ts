@@ -176,6 +176,7 @@ export async function extractLayers(
   const ac = new AbortController();
   const signal = o.signal === undefined ? ac.signal : AbortSignal.any([o.signal, ac.signal]);
   let next = 0;
+  let first: { e: unknown } | undefined; // the root cause, not the aborts it triggered
   const worker = async (): Promise<void> => {
     while (next < layers.length) {
       const i = next++;
@@ -188,15 +189,15 @@ export async function extractLayers(
           what: l.what,
         });
       } catch (e) {
+        first ??= { e };
         ac.abort();
         throw e;
       }
     }
   };
   const n = Math.max(1, Math.min(o.concurrency ?? 2, layers.length));
-  const results = await Promise.allSettled(Array.from({ length: n }, worker));
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-  if (failed !== undefined) throw failed.reason;
+  await Promise.allSettled(Array.from({ length: n }, worker));
+  if (first !== undefined) throw first.e;
   return out;
 }
 
