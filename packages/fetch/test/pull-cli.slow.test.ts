@@ -108,7 +108,7 @@ describe("rkt fetch docker://", () => {
   }, 120_000);
 
   it("a pull killed half-way resumes its ingest: ≤ 1.05× the image size downloaded in total", async () => {
-    const layerBytes = 24 << 20;
+    const layerBytes = 64 << 20;
     const img = await push(
       [randomLayer(layerBytes, { seed: "big", compression: "none" }), randomLayer(1000, { seed: "small" })],
       "big/app:v1",
@@ -166,12 +166,17 @@ describe("rkt fetch docker://", () => {
         }
         return sum;
       };
+      // Buffers between the socket and the file hold up to a few MiB, so wait for the relay to
+      // stop and the ingest to stop growing rather than for an exact size.
       const deadline = Date.now() + 60_000;
-      while ((relayed < total / 2 || (await ingested()) < total / 2 - (1 << 20)) && Date.now() < deadline) {
-        await new Promise((ok) => setTimeout(ok, 50));
+      let kept = -1;
+      for (;;) {
+        await new Promise((ok) => setTimeout(ok, 200));
+        const now = await ingested();
+        if ((relayed > total / 2 && now > 0 && now === kept) || Date.now() > deadline) break;
+        kept = now;
       }
-      const kept = await ingested();
-      expect(kept).toBeGreaterThan(total / 2 - (1 << 20));
+      expect(kept).toBeGreaterThan(total / 4);
       child.kill("SIGKILL");
       await exited;
       const first = relayed;
@@ -184,8 +189,8 @@ describe("rkt fetch docker://", () => {
       const [s] = JSON.parse(again.stdout) as Summary[];
       expect(s!.id).toBe(img.descriptor.digest);
       // The kept prefix was reused, not fetched again.
-      expect(s!.bytesReused).toBeGreaterThanOrEqual(kept - (1 << 20));
-      expect(s!.bytesDownloaded).toBeLessThan(total - kept + (1 << 20));
+      expect(s!.bytesReused).toBeGreaterThanOrEqual(kept);
+      expect(s!.bytesDownloaded).toBeLessThanOrEqual(total - kept);
       const all = relayed;
       if (process.env["RKT_PULL_DEBUG"] !== undefined) console.log({ total, kept, first, all, s });
       expect(all).toBeLessThanOrEqual(1.05 * total);
