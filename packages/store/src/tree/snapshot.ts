@@ -12,6 +12,7 @@ import { ErrorCode, RktError, type Digest } from "@rkt/oci";
 import { fsyncDir } from "../internal/fs-util.js";
 import { isAlive, ownedTempName } from "../internal/proc.js";
 import { extractLayer, type ExtractLayerOptions, type ExtractLayerResult } from "./extract.js";
+import { treeHash } from "./hash.js";
 import { runTool } from "./tools.js";
 
 /** The completion marker of a snapshot. */
@@ -23,6 +24,8 @@ export interface SnapshotInfo {
   uncompressedSize: number;
   /** Whiteouts and opaque dirs in overlay form; such a snapshot must not be the bottom lowerdir. */
   whiteouts?: number | undefined;
+  /** The tree hash of `fs/` when the snapshot was made (see treeHash). */
+  hash?: string | undefined;
   /** Directories the layer did not name (created 0755 as parents). */
   implicitDirs?: string[] | undefined;
   created: string;
@@ -85,7 +88,8 @@ export async function buildSnapshot(
   await mkdir(join(tmp, "fs"), { recursive: true, mode: 0o755 });
   try {
     const partial = await fill(join(tmp, "fs"));
-    const info: SnapshotInfo = { key, created: new Date().toISOString(), ...partial };
+    const hash = await treeHash(join(tmp, "fs"));
+    const info: SnapshotInfo = { key, created: new Date().toISOString(), ...partial, hash };
     if (o.durable !== false) await runTool("sync", ["-f", tmp], undefined, `snapshot ${key}`);
     await writeFile(join(tmp, marker), JSON.stringify(info));
     // An incomplete leftover under the final name (crash of an older version, manual damage) is

@@ -1,7 +1,7 @@
 // Trees: an ordered list of snapshots (base first), composed by overlayfs or flattened into a copy.
 // On disk: `cas/trees/<id>/tree.json` (the record), `hash` (the tree hash), `rendered` (written
 // last: a tree without it is incomplete), and `rootfs/` for a flattened tree.
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import {
   copyFile,
   lchown,
@@ -19,6 +19,7 @@ import {
   writeFile,
   chmod,
 } from "node:fs/promises";
+import { chmodSync, copyFileSync, lchownSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import {
@@ -34,7 +35,7 @@ import {
 import type { IndexDb } from "../db.js";
 import { fsyncDir } from "../internal/fs-util.js";
 import { ownedTempName } from "../internal/proc.js";
-import { layeredTreeHash } from "./hash.js";
+import { treeHash } from "./hash.js";
 import {
   buildSnapshot,
   extractLayers,
@@ -271,10 +272,12 @@ export async function flattenDirs(
           await link(s, t); // shares the inode, its owner, mode and xattrs
           return;
         }
-        await copyFile(s, t);
-        if (isRoot) await lchown(t, st.uid, st.gid);
-        await chmod(t, st.mode & 0o7777);
-        await utimes(t, st.mtime, st.mtime);
+        // Small files synchronously: threadpool round trips cost more than the syscalls (see extract.ts).
+        if (st.size <= 256 * 1024) copyFileSync(s, t);
+        else await copyFile(s, t);
+        if (isRoot) lchownSync(t, st.uid, st.gid);
+        chmodSync(t, st.mode & 0o7777);
+        utimesSync(t, st.mtime, st.mtime);
       } else if (st.isSymbolicLink()) {
         await symlink(await readlink(s), t);
         if (isRoot) await lchown(t, st.uid, st.gid);
@@ -348,8 +351,17 @@ export async function getTree(p: TreeStorePaths, id: string): Promise<Tree | und
 }
 
 /** The stored hash input of a tree: its snapshots, plus its flattened rootfs if any. */
-async function computeTreeHash(p: TreeStorePaths, tree: Tree): Promise<string> {
-  return layeredTreeHash(tree.layers.map((k) => join(snapshotDir(p.layers, k), "fs")));
+// A tree's hash combines its snapshots' hashes, each computed once when the snapshot was made
+// (so a second tree over the same layers costs no walk); `recompute` walks them all again
+// (checkTree). Snapshots from before hashes were recorded are walked.
+async function computeTreeHash(p: TreeStorePaths, tree: Tree, recompute = false): Promise<string> {
+  const parts: [string, string][] = [];
+  for (const k of tree.layers) {
+    const snap = await getSnapshot(p.layers, k);
+    const fs = join(snapshotDir(p.layers, k), "fs");
+    parts.push([k, !recompute && snap?.info.hash !== undefined ? snap.info.hash : await treeHash(fs)]);
+  }
+  return `sha512-${createHash("sha512").update(JSON.stringify(parts)).digest("hex")}`;
 }
 
 /**
@@ -423,7 +435,7 @@ export async function checkTree(p: TreeStorePaths, id: string): Promise<void> {
   } catch (e) {
     throw new RktError(ErrorCode.NotFound, `tree ${id}: cannot read hash file`, { cause: e });
   }
-  const cur = await computeTreeHash(p, tree);
+  const cur = await computeTreeHash(p, tree, true);
   if (cur !== saved)
     throw new RktError(ErrorCode.DigestMismatch, `wrong tree hash: ${cur}, expected: ${saved}`);
 }
