@@ -104,5 +104,6 @@ export {
   notFetchedError,
   defaultPullParallel,
   dockerSignatureUnsupported,
+  PullProgress,
 } from "./pull.js";
 export type { PullPolicy, PullImageOptions, PullResult } from "./pull.js";

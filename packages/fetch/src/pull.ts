@@ -397,6 +397,51 @@ async function runLimited<T>(
   if (failure !== undefined) throw failure.e;
 }
 
+/**
+ * Aggregates per-blob {@link BlobProgress} into one status line for a terminal:
+ * `Downloading 3 blobs: 12.0 MiB / 40.0 MiB, 8.0 MiB/s, ETA 4s`. The rate counts bytes since each
+ * blob's first event (a resumed prefix is not a download); it and the ETA appear once bytes
+ * arrived. `now` is injectable for tests.
+ */
+export class PullProgress {
+  private readonly blobs = new Map<string, { bytes: number; total: number; first: number }>();
+  private readonly start: number;
+
+  constructor(now = Date.now()) {
+    this.start = now;
+  }
+
+  /** Records one progress event. */
+  update(p: BlobProgress): void {
+    const first = this.blobs.get(p.digest)?.first ?? p.bytes;
+    this.blobs.set(p.digest, { bytes: p.bytes, total: p.total, first });
+  }
+
+  /** The status line (no newline). */
+  line(now = Date.now()): string {
+    let bytes = 0;
+    let total = 0;
+    let received = 0;
+    for (const b of this.blobs.values()) {
+      bytes += b.bytes;
+      total += b.total;
+      received += b.bytes - b.first;
+    }
+    const n = this.blobs.size;
+    let s = `Downloading ${n} blob${n === 1 ? "" : "s"}: ${mib(bytes)} / ${mib(total)}`;
+    const secs = (now - this.start) / 1000;
+    if (received > 0 && secs > 0) {
+      const rate = received / secs;
+      s += `, ${mib(rate)}/s, ETA ${Math.ceil((total - bytes) / rate)}s`;
+    }
+    return s;
+  }
+}
+
+function mib(n: number): string {
+  return `${(n / (1 << 20)).toFixed(1)} MiB`;
+}
+
 // The remote row `update` compares against next time: the digest the tag resolved to (an index's
 // when it is one) and the image it gave.
 function recordRemote(store: LocalStore, key: string, manifestDigest: string, id: string): void {

@@ -5,7 +5,7 @@ import { mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promise
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ErrorCode, isRktError, parseDockerReference } from "@rkt/oci";
+import { ErrorCode, isRktError, parseDockerReference, type Digest } from "@rkt/oci";
 import { LocalStore, listImages } from "@rkt/store";
 import {
   pushLayout,
@@ -16,7 +16,7 @@ import {
   type BuiltImage,
 } from "@rkt/testkit";
 import { Agent, type Dispatcher } from "undici";
-import { RegistryClient, dockerRemoteKey, pullImage, type PullImageOptions } from "@rkt/fetch";
+import { PullProgress, RegistryClient, dockerRemoteKey, pullImage, type PullImageOptions } from "@rkt/fetch";
 
 const reg = useRegistry({ mode: "plain" });
 let tmp: string;
@@ -325,5 +325,19 @@ describe("pullImage", () => {
     } finally {
       store.close();
     }
+  });
+
+  it("PullProgress sums blobs into one line with rate and ETA (a resumed prefix is not a download)", () => {
+    const p = new PullProgress(0);
+    const a = "sha256:" + "a".repeat(64);
+    const b = "sha256:" + "b".repeat(64);
+    expect(new PullProgress(0).line(1000)).toBe("Downloading 0 blobs: 0.0 MiB / 0.0 MiB");
+    p.update({ digest: a as Digest, bytes: 4 << 20, total: 8 << 20 }); // resumed at 4 MiB
+    expect(p.line(1000)).toBe("Downloading 1 blob: 4.0 MiB / 8.0 MiB");
+    p.update({ digest: a as Digest, bytes: 6 << 20, total: 8 << 20 });
+    p.update({ digest: b as Digest, bytes: 0, total: 2 << 20 });
+    p.update({ digest: b as Digest, bytes: 2 << 20, total: 2 << 20 });
+    // 4 MiB received in 2 s: 2 MiB/s; 2 MiB left: 1 s.
+    expect(p.line(2000)).toBe("Downloading 2 blobs: 8.0 MiB / 10.0 MiB, 2.0 MiB/s, ETA 1s");
   });
 });

@@ -249,7 +249,8 @@ async function fetchOne(
  * no signature it can check, so `--insecure-options=image` is required (checked before any
  * network or store access); `http`/`tls` map to the registry client's insecure options;
  * credentials come from rkt's `auth.d` dockerAuth files, containers `auth.json` and docker's
- * `config.json`. Progress goes to stderr as one plain line per finished blob.
+ * `config.json`. Progress goes to stderr: a redrawn status line on a terminal, else one plain
+ * line per finished blob.
  */
 async function pullDocker(
   store: LocalStore,
@@ -268,7 +269,12 @@ async function pullDocker(
     );
   }
   const g = ctx.globals;
-  const r = await fetch.pullImage(store, ref, {
+  // A terminal gets one status line redrawn at most 10 times a second; anything else one plain
+  // line per finished blob.
+  const tty = (ctx.stderr as { isTTY?: boolean }).isTTY === true;
+  const progress = new fetch.PullProgress();
+  let drawn = 0;
+  const pulled = fetch.pullImage(store, ref, {
     policy: flags.pullPolicy,
     parallel: flags.parallel,
     insecure: { http: g.insecure.http, tls: g.insecure.tls },
@@ -278,9 +284,22 @@ async function pullDocker(
     }),
     signal: ctx.signal,
     onProgress: (p) => {
-      if (p.bytes === p.total) ctx.stderr.write(`Downloaded ${p.digest} (${p.total} bytes)\n`);
+      if (tty) {
+        progress.update(p);
+        const now = Date.now();
+        if (now - drawn >= 100 || p.bytes === p.total) {
+          drawn = now;
+          ctx.stderr.write(`\r\x1b[K${progress.line(now)}`);
+        }
+      } else if (p.bytes === p.total) ctx.stderr.write(`Downloaded ${p.digest} (${p.total} bytes)\n`);
     },
   });
+  let r: Fetch.PullResult;
+  try {
+    r = await pulled;
+  } finally {
+    if (tty && drawn > 0) ctx.stderr.write("\r\x1b[K");
+  }
   return {
     id: r.id,
     kind: "oci",
