@@ -92,19 +92,30 @@ export async function buildSnapshot(
     const info: SnapshotInfo = { key, created: new Date().toISOString(), ...partial, hash };
     if (o.durable !== false) await runTool("sync", ["-f", tmp], undefined, `snapshot ${key}`);
     await writeFile(join(tmp, marker), JSON.stringify(info));
-    // An incomplete leftover under the final name (crash of an older version, manual damage) is
-    // not a snapshot: replace it.
-    if ((await getSnapshot(layersDir, key)) === undefined) await rm(final, { recursive: true, force: true });
-    try {
-      await rename(tmp, final);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code !== "ENOTEMPTY" && code !== "EEXIST") throw e;
-      // Someone else finished first: theirs is as good as ours.
-      await rm(tmp, { recursive: true, force: true });
-      const won = await getSnapshot(layersDir, key);
-      if (won === undefined) throw e;
-      return won;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await rename(tmp, final);
+        break;
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== "ENOTEMPTY" && code !== "EEXIST") throw e;
+        const won = await getSnapshot(layersDir, key);
+        if (won !== undefined) {
+          // Someone else finished first: theirs is as good as ours.
+          await rm(tmp, { recursive: true, force: true });
+          return won;
+        }
+        if (attempt > 0) throw e;
+        // An incomplete leftover under the final name (this code only ever renames complete
+        // snapshots, so it is damage): move it aside atomically, never rm it in place, since a
+        // racing process may be renaming a complete one there right now.
+        const aside = join(
+          layersDir,
+          `${tmpPrefix}${ownedTempName(`stale-${randomBytes(6).toString("hex")}`)}`,
+        );
+        await rename(final, aside).catch(() => undefined);
+        await rm(aside, { recursive: true, force: true });
+      }
     }
     if (o.durable !== false) await fsyncDir(layersDir);
     return { key, fs: join(final, "fs"), info, created: true };

@@ -395,14 +395,30 @@ export async function saveTree(
     await runTool("sync", ["-f", tmp], undefined, `tree ${rec.id}`);
     await writeFile(join(tmp, "rendered"), "");
     const final = treeDir(p, rec.id);
-    if (existing !== undefined) await rm(final, { recursive: true, force: true });
-    else if (await exists(final)) await rm(final, { recursive: true, force: true }); // incomplete leftover
-    try {
-      await rename(tmp, final);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code !== "ENOTEMPTY" && code !== "EEXIST") throw e;
-      await rm(tmp, { recursive: true, force: true });
+    // Never rm the final name in place: a racing render may be renaming a complete tree there.
+    // An existing tree being replaced (rebuild, adding rootfs/) or an incomplete leftover is moved
+    // aside atomically first; rebuilds should hold the `tree:<id>` lock, as rkt's Render does.
+    const moveAside = async (): Promise<void> => {
+      const aside = join(p.trees, `.tmp-${ownedTempName(`old-${randomBytes(6).toString("hex")}`)}`);
+      await rename(final, aside).catch(() => undefined);
+      await rm(aside, { recursive: true, force: true });
+    };
+    if (existing !== undefined) await moveAside();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await rename(tmp, final);
+        break;
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== "ENOTEMPTY" && code !== "EEXIST") throw e;
+        const won = await getTree(p, rec.id);
+        if (won !== undefined && (o.flatten !== true || (await exists(join(final, "rootfs"))))) {
+          await rm(tmp, { recursive: true, force: true });
+          return won;
+        }
+        if (attempt > 1) throw e;
+        await moveAside();
+      }
     }
     await fsyncDir(p.trees);
     return tree;
