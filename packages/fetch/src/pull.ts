@@ -79,7 +79,7 @@ export function dockerRemoteKey(ref: DockerRef): string {
   return `docker://${formatDockerReference(ref.digest !== undefined ? { ...ref, tag: undefined } : ref)}`;
 }
 
-/** rkt's message when neither the store nor the registry yielded the image (RKT_NOT_FOUND). */
+/** rkt's message when neither the store nor the registry yielded the image (RKT_NOT_FOUND); `url` as typed. */
 export function notFetchedError(url: string): RktError {
   return new RktError(
     ErrorCode.NotFound,
@@ -203,7 +203,9 @@ export async function pullImage(
     };
   };
   if (policy === "never") {
-    if (stored === undefined) throw notFetchedError(key);
+    // rkt quotes the image as typed (its functional tests match on it).
+    if (stored === undefined)
+      throw notFetchedError(/^docker:/.test(ref.raw) ? ref.raw : `docker://${ref.raw}`);
     return fromStore(stored, "store", 0);
   }
   if (

@@ -5,7 +5,14 @@ import { mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promise
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ErrorCode, isRktError, parseDockerReference, type Digest } from "@rkt/oci";
+import {
+  ErrorCode,
+  isRktError,
+  parseDockerReference,
+  parseImageRef,
+  type Digest,
+  type DockerRef,
+} from "@rkt/oci";
 import { LocalStore, listImages } from "@rkt/store";
 import {
   pushLayout,
@@ -167,6 +174,14 @@ describe("pullImage", () => {
       const stored = await pullImage(store, ref, { policy: "never", insecure: { http: true } });
       expect(stored).toMatchObject({ id: v1.descriptor.digest, source: "store", bytesDownloaded: 0 });
       expect(dockerRemoteKey(ref)).toBe(`docker://${reg().host}/pol/app:v1`);
+      // The message quotes the image as typed, as rkt's; the remote key is normalised.
+      const typed = await pullImage(store, parseImageRef("docker:busybox") as DockerRef, {
+        policy: "never",
+      }).catch((e: unknown) => e);
+      expect((typed as Error).message).toMatch(/^unable to fetch docker image from URL "docker:busybox": /);
+      expect(dockerRemoteKey(parseImageRef("docker:busybox") as DockerRef)).toBe(
+        "docker://docker.io/library/busybox:latest",
+      );
     } finally {
       store.close();
     }
