@@ -26,7 +26,14 @@ const rel = (p) => {
 };
 
 // rkt --dir/--local-config/--system-config of the trust steps.
-const trusted = ["--dir", join(work, "trusted-store"), "--local-config", join(work, "etc-rkt"), "--system-config", join(work, "lib-rkt")];
+const trusted = [
+  "--dir",
+  join(work, "trusted-store"),
+  "--local-config",
+  join(work, "etc-rkt"),
+  "--system-config",
+  join(work, "lib-rkt"),
+];
 
 /** A copy of the signed example ACI, recompressed: still a valid ACI, but not the signed bytes. */
 function tamperedAci() {
@@ -127,8 +134,16 @@ const steps = [
     contains: "openpgp: signature made by unknown entity",
   },
   {
-    title: "Trust the bundled demo key for example.com/hello (on a terminal rkt asks to review the fingerprint)",
-    args: [...trusted, "trust", "--prefix", "example.com/hello", "--skip-fingerprint-review", rel(join(examples, "keys", "demo.pub.asc"))],
+    title:
+      "Trust the bundled demo key for example.com/hello (on a terminal rkt asks to review the fingerprint)",
+    args: [
+      ...trusted,
+      "trust",
+      "--prefix",
+      "example.com/hello",
+      "--skip-fingerprint-review",
+      rel(join(examples, "keys", "demo.pub.asc")),
+    ],
     expect: 0,
     contains: 'Added key for prefix "example.com/hello"',
   },
@@ -145,7 +160,8 @@ const steps = [
     contains: "image: signature verified:",
   },
   {
-    title: "A copy with the same files but other bytes (recompressed) does not match the signature (exit 254)",
+    title:
+      "A copy with the same files but other bytes (recompressed) does not match the signature (exit 254)",
     setup: tamperedAci,
     args: [...trusted, "fetch"],
     expect: 254,
