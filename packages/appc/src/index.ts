@@ -22,22 +22,7 @@ export {
   versionOf,
 } from "./labels.js";
 export type { Label } from "./labels.js";
-export {
-  acIdentifierSchema,
-  acNameSchema,
-  labelsSchema,
-  imageIdSchema,
-  acVersionSchema,
-} from "./schema/common.js";
-export {
-  imageManifestSchema,
-  appSchema,
-  annotationsSchema,
-  dependencySchema,
-  isolatorSchema,
-} from "./schema/image-manifest.js";
 export type { ImageManifest, App, Dependency, Annotation, Isolator } from "./schema/image-manifest.js";
-export { podManifestSchema, runtimeAppSchema, volumeSchema } from "./schema/pod-manifest.js";
 export type { PodManifest, RuntimeApp, Volume } from "./schema/pod-manifest.js";
 export {
   parseImageManifest,

@@ -3,8 +3,8 @@
 import { ErrorCode, RktError, parseJsonStrict, type ParseResult } from "@rkt/oci";
 import type { z } from "zod";
 import { runSchema } from "./schema/common.js";
-import { imageManifestSchema, type ImageManifest } from "./schema/image-manifest.js";
-import { podManifestSchema, type PodManifest } from "./schema/pod-manifest.js";
+import { imageManifestSchemas, type ImageManifest } from "./schema/image-manifest.js";
+import { podManifestSchemas, type PodManifest } from "./schema/pod-manifest.js";
 
 // The one place JSON text becomes a value: @rkt/oci's I-JSON parser refuses duplicate keys, which
 // JSON.parse would silently resolve to the last one.
@@ -17,12 +17,12 @@ function parseWith<T>(bytes: Uint8Array | string, schema: z.ZodType<T>): ParseRe
 
 /** Parses an appc image manifest (JSON, I-JSON rules, appc's validation). Pure. */
 export function parseImageManifest(bytes: Uint8Array | string): ParseResult<ImageManifest> {
-  return parseWith(bytes, imageManifestSchema);
+  return parseWith(bytes, imageManifestSchemas().imageManifestSchema);
 }
 
 /** Parses an appc pod manifest. Pure. */
 export function parsePodManifest(bytes: Uint8Array | string): ParseResult<PodManifest> {
-  return parseWith(bytes, podManifestSchema);
+  return parseWith(bytes, podManifestSchemas().podManifestSchema);
 }
 
 function orThrow<T>(r: ParseResult<T>, what: string): { value: T; raw: Uint8Array } {

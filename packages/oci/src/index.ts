@@ -28,19 +28,11 @@ export type { KnownMediaType, LayerCompression } from "./media-types.js";
 export { formatJsonPath } from "./result.js";
 export type { ParseIssue, ParseResult } from "./result.js";
 export { parseJsonStrict } from "./json.js";
-export { mediaTypeSchema, digestSchema, sizeSchema, urlSchema, annotationsSchema } from "./schema/common.js";
-export { descriptorSchema, platformSchema } from "./schema/descriptor.js";
+export { zod, onFirstUse } from "./schema/zod.js";
+export type { ZodApi } from "./schema/zod.js";
 export type { Descriptor, Platform } from "./schema/descriptor.js";
-export {
-  ociManifestSchema,
-  dockerManifestSchema,
-  ociIndexSchema,
-  dockerManifestListSchema,
-} from "./schema/manifest.js";
 export type { Manifest, Index } from "./schema/manifest.js";
-export { imageConfigSchema } from "./schema/config.js";
 export type { ImageConfig, ContainerConfig, HistoryEntry } from "./schema/config.js";
-export { ociLayoutSchema } from "./schema/layout.js";
 export type { OciLayout } from "./schema/layout.js";
 export {
   detectDocumentType,

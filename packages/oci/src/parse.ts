@@ -14,16 +14,9 @@ import {
 import type { ParseIssue, ParseResult } from "./result.js";
 import { runSchema } from "./schema/common.js";
 import { imageConfigSchema, type ImageConfig } from "./schema/config.js";
-import { descriptorSchema, type Descriptor } from "./schema/descriptor.js";
+import { descriptorSchemas, type Descriptor } from "./schema/descriptor.js";
 import { ociLayoutSchema, type OciLayout } from "./schema/layout.js";
-import {
-  dockerManifestListSchema,
-  dockerManifestSchema,
-  ociIndexSchema,
-  ociManifestSchema,
-  type Index,
-  type Manifest,
-} from "./schema/manifest.js";
+import { manifestSchemas, type Index, type Manifest } from "./schema/manifest.js";
 
 /** What a JSON document is, as {@link detectDocumentType} sees it. */
 export type DocumentType =
@@ -122,6 +115,8 @@ function pickSchema(
   } else {
     type = "manifests" in json ? "oci-index" : "oci-manifest";
   }
+  const { ociManifestSchema, dockerManifestSchema, ociIndexSchema, dockerManifestListSchema } =
+    manifestSchemas();
   if (kind === "manifest") {
     if (type === "oci-manifest") return { schema: ociManifestSchema };
     if (type === "docker-manifest") return { schema: dockerManifestSchema };
@@ -216,17 +211,17 @@ export function parseIndex(bytes: Uint8Array | string, mediaTypeHint?: string): 
  * unknown fields are ignored. Pure.
  */
 export function parseImageConfig(bytes: Uint8Array | string): ParseResult<ImageConfig> {
-  return parseWith(bytes, imageConfigSchema);
+  return parseWith(bytes, imageConfigSchema());
 }
 
 /** Parses a standalone descriptor (`application/vnd.oci.descriptor.v1+json`). Pure. */
 export function parseDescriptor(bytes: Uint8Array | string): ParseResult<Descriptor> {
-  return parseWith(bytes, descriptorSchema);
+  return parseWith(bytes, descriptorSchemas().descriptorSchema);
 }
 
 /** Parses an `oci-layout` file: `imageLayoutVersion` must be "1.0.0". Pure. */
 export function parseOciLayout(bytes: Uint8Array | string): ParseResult<OciLayout> {
-  return parseWith(bytes, ociLayoutSchema);
+  return parseWith(bytes, ociLayoutSchema());
 }
 
 function orThrow<T>(r: ParseResult<T>, what: string, code: ErrorCode): { value: T; raw: Uint8Array } {

@@ -1,7 +1,7 @@
 // Building blocks shared by the image and pod manifest schemas, and the mapping of zod issues to
 // ParseIssues with JSONPath locations.
-import { formatJsonPath, type ParseIssue } from "@rkt/oci";
-import { z } from "zod";
+import { formatJsonPath, onFirstUse, zod, type ParseIssue } from "@rkt/oci";
+import type { z } from "zod";
 import { labelProblems } from "../labels.js";
 import { acIdentifierProblem, acNameProblem, type ACIdentifier, type ACName } from "../names.js";
 
@@ -16,6 +16,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
  * counts as absent, as Go leaves the field at its zero value.
  */
 export function goObject<S extends z.ZodRawShape>(shape: S) {
+  const z = zod();
   const folded = new Map(Object.keys(shape).map((k) => [k.toLowerCase(), k]));
   return z.preprocess((v) => {
     if (!isObject(v)) return v;
@@ -36,73 +37,81 @@ export function goObject<S extends z.ZodRawShape>(shape: S) {
   }, z.object(shape));
 }
 
-/** A string that must be an AC Identifier; the message is appc's. */
-export const acIdentifierSchema = z.string().superRefine((s, ctx) => {
-  const why = acIdentifierProblem(s);
-  if (why !== undefined) ctx.addIssue({ code: "custom", message: why });
-}) as unknown as z.ZodType<ACIdentifier, string>;
-
-/** A string that must be an AC Name; the message is appc's. */
-export const acNameSchema = z.string().superRefine((s, ctx) => {
-  const why = acNameProblem(s);
-  if (why !== undefined) ctx.addIssue({ code: "custom", message: why });
-}) as unknown as z.ZodType<ACName, string>;
-
-const labelSchema = goObject({ name: z.string(), value: z.string() });
-
-/** A label list: AC Identifier names, unique, never `name`, os/arch whitelisted. */
-export const labelsSchema = z.array(labelSchema).superRefine((labels, ctx) => {
-  for (const p of labelProblems(labels)) {
-    ctx.addIssue({
-      code: "custom",
-      message: p.message,
-      path: p.index === undefined ? [] : [p.index, "name"],
-    });
-  }
-});
-
-/**
- * An appc image ID (types.Hash) as this project accepts it: `sha512-` then 1 to 128 lowercase
- * hex digits. appc itself checks only "type-value" with type sha512; we also require hex so that a
- * typo is caught here rather than as a failed store lookup. Prefixes are allowed (rkt resolves
- * image IDs by prefix).
- */
-export const imageIdSchema = z
-  .string()
-  .regex(/^sha512-[0-9a-f]{1,128}$/, { error: "image ID must be sha512- followed by lowercase hex" });
-
 // SemVer 2.0 (semver.org), as coreos/go-semver parses it: no `v`, exactly three numbers.
 const semverRe =
   /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$/;
 
-/** acVersion: a SemVer 2.0 string other than the zero version. */
-export const acVersionSchema = z
-  .string({
-    error: (i) => (i.input === undefined ? "required field is missing" : "acVersion must be a string"),
-  })
-  .regex(semverRe, { error: "acVersion must be a SemVer 2.0 version such as 0.8.11" })
-  .refine((s) => !/^0\.0\.0(?:$|[-+])/.test(s), { error: "acVersion must not be the zero version" });
+/** Field schemas shared by the image and pod manifests. */
+export const appcSchemas = onFirstUse((z) => {
+  /** A string that must be an AC Identifier; the message is appc's. */
+  const acIdentifierSchema = z.string().superRefine((s, ctx) => {
+    const why = acIdentifierProblem(s);
+    if (why !== undefined) ctx.addIssue({ code: "custom", message: why });
+  }) as unknown as z.ZodType<ACIdentifier, string>;
+
+  /** A string that must be an AC Name; the message is appc's. */
+  const acNameSchema = z.string().superRefine((s, ctx) => {
+    const why = acNameProblem(s);
+    if (why !== undefined) ctx.addIssue({ code: "custom", message: why });
+  }) as unknown as z.ZodType<ACName, string>;
+
+  const labelSchema = goObject({ name: z.string(), value: z.string() });
+
+  /** A label list: AC Identifier names, unique, never `name`, os/arch whitelisted. */
+  const labelsSchema = z.array(labelSchema).superRefine((labels, ctx) => {
+    for (const p of labelProblems(labels)) {
+      ctx.addIssue({
+        code: "custom",
+        message: p.message,
+        path: p.index === undefined ? [] : [p.index, "name"],
+      });
+    }
+  });
+
+  /**
+   * An appc image ID (types.Hash) as this project accepts it: `sha512-` then 1 to 128 lowercase
+   * hex digits. appc itself checks only "type-value" with type sha512; we also require hex so that a
+   * typo is caught here rather than as a failed store lookup. Prefixes are allowed (rkt resolves
+   * image IDs by prefix).
+   */
+  const imageIdSchema = z
+    .string()
+    .regex(/^sha512-[0-9a-f]{1,128}$/, { error: "image ID must be sha512- followed by lowercase hex" });
+
+  /** acVersion: a SemVer 2.0 string other than the zero version. */
+  const acVersionSchema = z
+    .string({
+      error: (i) => (i.input === undefined ? "required field is missing" : "acVersion must be a string"),
+    })
+    .regex(semverRe, { error: "acVersion must be a SemVer 2.0 version such as 0.8.11" })
+    .refine((s) => !/^0\.0\.0(?:$|[-+])/.test(s), { error: "acVersion must not be the zero version" });
+  return { acIdentifierSchema, acNameSchema, labelsSchema, imageIdSchema, acVersionSchema };
+});
 
 /** An absolute path (starts with `/`). */
 export function absolutePath(what: string) {
-  return z.string().refine((s) => s.startsWith("/"), { error: `${what} must be an absolute path` });
+  return zod()
+    .string()
+    .refine((s) => s.startsWith("/"), { error: `${what} must be an absolute path` });
 }
 
 /** `{name, value}` pairs with unique AC Identifier names (annotations). */
 export function uniqueNamed<T extends { name: string }>(item: z.ZodType<T>, what: string) {
-  return z.array(item).superRefine((xs, ctx) => {
-    const seen = new Set<string>();
-    xs.forEach((x, i) => {
-      if (seen.has(x.name)) {
-        ctx.addIssue({
-          code: "custom",
-          path: [i, "name"],
-          message: `duplicate ${what} of name ${JSON.stringify(x.name)}`,
-        });
-      }
-      seen.add(x.name);
+  return zod()
+    .array(item)
+    .superRefine((xs, ctx) => {
+      const seen = new Set<string>();
+      xs.forEach((x, i) => {
+        if (seen.has(x.name)) {
+          ctx.addIssue({
+            code: "custom",
+            path: [i, "name"],
+            message: `duplicate ${what} of name ${JSON.stringify(x.name)}`,
+          });
+        }
+        seen.add(x.name);
+      });
     });
-  });
 }
 
 // Zod's default for a missing field says "expected string, received undefined"; say it plainly.

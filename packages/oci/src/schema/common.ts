@@ -1,9 +1,10 @@
 // Building blocks shared by the document schemas, and the translation of zod issues into
 // ParseIssues with JSONPath locations.
-import { z } from "zod";
+import type { z } from "zod";
 import { digestOf, parseDigest, digestAlgorithm, type Digest } from "../digest.js";
 import { ErrorCode, isRktError } from "../errors.js";
 import { formatJsonPath, type ParseIssue } from "../result.js";
+import { onFirstUse } from "./zod.js";
 
 /**
  * A zod error option that says "required field is missing" when the value is absent and `text`
@@ -16,45 +17,48 @@ export function msg(text: string): { error: (iss: { input?: unknown }) => string
 // RFC 6838 section 4.2 restricted-name, as in the image-spec schema (defs-descriptor.json).
 const mediaTypeRe = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$/;
 
-/** A syntactically valid media type (RFC 6838). */
-export const mediaTypeSchema = z.string().regex(mediaTypeRe, msg("not a valid media type (RFC 6838)"));
-
-/**
- * A digest, validated by parseDigest. A digest that matches the OCI grammar but names an
- * algorithm we do not compute (blake3, multihash+base58, ...) is refused with
- * RKT_UNSUPPORTED_ALGORITHM: the spec says such digests SHOULD pass validation, but this project
- * stores only content it has verified, and it cannot verify those.
- */
-export const digestSchema = z.string().transform((s, ctx): Digest => {
-  try {
-    return parseDigest(s);
-  } catch (e) {
-    if (!isRktError(e)) throw e;
-    ctx.addIssue({ code: "custom", message: e.message, params: { rktCode: e.code } });
-    return z.NEVER;
-  }
-});
-
-/** A byte count: a non-negative integer no larger than 2^53-1 (int64 beyond that is not exact in JS). */
-export const sizeSchema = z
-  .number(msg("size must be a number"))
-  .int(msg("size must be an integer no larger than 2^53-1"))
-  .nonnegative(msg("size must not be negative"));
-
 // RFC 3986 URI: scheme ":" then only unreserved, reserved and percent-encoded characters.
 const uriRe = /^[A-Za-z][A-Za-z0-9+.-]*:(?:[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*$/;
-
-/** An absolute URI (RFC 3986). */
-export const urlSchema = z.string().regex(uriRe, msg("not a valid URI (RFC 3986)"));
-
-/** Annotations: a map of string to string (annotations.md). */
-export const annotationsSchema = z.record(z.string(), z.string(msg("annotation values must be strings")));
 
 // RFC 4648 section 4: standard alphabet, with padding.
 const base64Re = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
-/** Embedded descriptor data: padded standard base64. Its content is checked by {@link checkData}. */
-export const dataSchema = z.string().regex(base64Re, msg("data must be padded standard base64"));
+/** Field schemas shared by the documents. */
+export const commonSchemas = onFirstUse((z) => ({
+  /** A syntactically valid media type (RFC 6838). */
+  mediaTypeSchema: z.string().regex(mediaTypeRe, msg("not a valid media type (RFC 6838)")),
+
+  /**
+   * A digest, validated by parseDigest. A digest that matches the OCI grammar but names an
+   * algorithm we do not compute (blake3, multihash+base58, ...) is refused with
+   * RKT_UNSUPPORTED_ALGORITHM: the spec says such digests SHOULD pass validation, but this project
+   * stores only content it has verified, and it cannot verify those.
+   */
+  digestSchema: z.string().transform((s, ctx): Digest => {
+    try {
+      return parseDigest(s);
+    } catch (e) {
+      if (!isRktError(e)) throw e;
+      ctx.addIssue({ code: "custom", message: e.message, params: { rktCode: e.code } });
+      return z.NEVER;
+    }
+  }),
+
+  /** A byte count: a non-negative integer no larger than 2^53-1 (int64 beyond that is not exact in JS). */
+  sizeSchema: z
+    .number(msg("size must be a number"))
+    .int(msg("size must be an integer no larger than 2^53-1"))
+    .nonnegative(msg("size must not be negative")),
+
+  /** An absolute URI (RFC 3986). */
+  urlSchema: z.string().regex(uriRe, msg("not a valid URI (RFC 3986)")),
+
+  /** Annotations: a map of string to string (annotations.md). */
+  annotationsSchema: z.record(z.string(), z.string(msg("annotation values must be strings"))),
+
+  /** Embedded descriptor data: padded standard base64. Its content is checked by {@link checkData}. */
+  dataSchema: z.string().regex(base64Re, msg("data must be padded standard base64")),
+}));
 
 /**
  * Checks that a descriptor's embedded `data` decodes to exactly `size` bytes hashing to `digest`

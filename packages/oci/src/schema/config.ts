@@ -1,6 +1,7 @@
-import { z } from "zod";
+import type { z } from "zod";
 import type { Digest } from "../digest.js";
-import { digestSchema, msg } from "./common.js";
+import { commonSchemas, msg } from "./common.js";
+import { onFirstUse } from "./zod.js";
 
 /** The execution parameters of an image config (`config` in config.md; Docker's superset). */
 export interface ContainerConfig {
@@ -56,53 +57,8 @@ export interface ImageConfig {
 // Go never writes, so it is refused).
 const rfc3339 =
   /^\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])[Tt](?:[01]\d|2[0-3]):[0-5]\d:(?:[0-5]\d|60)(?:\.\d+)?(?:[Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)$/;
-const dateTime = z.string().regex(rfc3339, msg("not an RFC 3339 date-time"));
-
 // config.md: "<port>/tcp", "<port>/udp" or "<port>" (tcp); Docker adds sctp.
 const portKey = /^(?:[1-9]\d{0,4})(?:\/(?:tcp|udp|sctp))?$/;
-
-const strings = z.array(z.string());
-
-const containerConfigSchema = z.object({
-  User: z.string().optional(),
-  ExposedPorts: z
-    .record(z.string(), z.object({}))
-    .superRefine((ports, ctx) => {
-      for (const k of Object.keys(ports)) {
-        const n = Number.parseInt(k, 10);
-        if (!portKey.test(k) || n > 65535) {
-          ctx.addIssue({
-            code: "custom",
-            path: [k],
-            message: `exposed port ${JSON.stringify(k)} is not port[/tcp|/udp|/sctp]`,
-          });
-        }
-      }
-    })
-    .optional(),
-  Env: z.array(z.string().regex(/^[^=]+=/, msg("Env entries must be NAME=value"))).optional(),
-  Entrypoint: strings.optional(),
-  Cmd: strings.optional(),
-  Volumes: z.record(z.string(), z.object({})).optional(),
-  WorkingDir: z.string().optional(),
-  Labels: z.record(z.string(), z.string()).optional(),
-  StopSignal: z.string().optional(),
-  ArgsEscaped: z.boolean().optional(),
-  Memory: z.number().int().optional(),
-  MemorySwap: z.number().int().optional(),
-  CpuShares: z.number().int().optional(),
-  Healthcheck: z.unknown().optional(),
-  OnBuild: strings.optional(),
-  Shell: strings.optional(),
-});
-
-const historySchema = z.object({
-  created: dateTime.optional(),
-  author: z.string().optional(),
-  created_by: z.string().optional(),
-  comment: z.string().optional(),
-  empty_layer: z.boolean().optional(),
-});
 
 // config.md: "Any OPTIONAL field MAY also be set to null, which is equivalent to being absent",
 // and Docker writes `"Cmd": null`, `"OnBuild": null` freely. Object members that are null are
@@ -124,21 +80,70 @@ function dropNulls(v: unknown): unknown {
 }
 
 /** Zod schema of {@link ImageConfig}: lenient about nulls and unknown fields, strict about rootfs. */
-export const imageConfigSchema: z.ZodType<ImageConfig, unknown> = z.preprocess(
-  dropNulls,
-  z.object({
+export const imageConfigSchema = onFirstUse((z) => {
+  const { digestSchema } = commonSchemas();
+  const dateTime = z.string().regex(rfc3339, msg("not an RFC 3339 date-time"));
+
+  const strings = z.array(z.string());
+
+  const containerConfigSchema = z.object({
+    User: z.string().optional(),
+    ExposedPorts: z
+      .record(z.string(), z.object({}))
+      .superRefine((ports, ctx) => {
+        for (const k of Object.keys(ports)) {
+          const n = Number.parseInt(k, 10);
+          if (!portKey.test(k) || n > 65535) {
+            ctx.addIssue({
+              code: "custom",
+              path: [k],
+              message: `exposed port ${JSON.stringify(k)} is not port[/tcp|/udp|/sctp]`,
+            });
+          }
+        }
+      })
+      .optional(),
+    Env: z.array(z.string().regex(/^[^=]+=/, msg("Env entries must be NAME=value"))).optional(),
+    Entrypoint: strings.optional(),
+    Cmd: strings.optional(),
+    Volumes: z.record(z.string(), z.object({})).optional(),
+    WorkingDir: z.string().optional(),
+    Labels: z.record(z.string(), z.string()).optional(),
+    StopSignal: z.string().optional(),
+    ArgsEscaped: z.boolean().optional(),
+    Memory: z.number().int().optional(),
+    MemorySwap: z.number().int().optional(),
+    CpuShares: z.number().int().optional(),
+    Healthcheck: z.unknown().optional(),
+    OnBuild: strings.optional(),
+    Shell: strings.optional(),
+  });
+
+  const historySchema = z.object({
     created: dateTime.optional(),
     author: z.string().optional(),
-    architecture: z.string().min(1, msg("architecture must not be empty")),
-    os: z.string().min(1, msg("os must not be empty")),
-    "os.version": z.string().optional(),
-    "os.features": strings.optional(),
-    variant: z.string().optional(),
-    config: containerConfigSchema.optional(),
-    rootfs: z.object({
-      type: z.literal("layers", msg('rootfs.type must be "layers"')),
-      diff_ids: z.array(digestSchema),
+    created_by: z.string().optional(),
+    comment: z.string().optional(),
+    empty_layer: z.boolean().optional(),
+  });
+
+  const imageConfigSchema: z.ZodType<ImageConfig, unknown> = z.preprocess(
+    dropNulls,
+    z.object({
+      created: dateTime.optional(),
+      author: z.string().optional(),
+      architecture: z.string().min(1, msg("architecture must not be empty")),
+      os: z.string().min(1, msg("os must not be empty")),
+      "os.version": z.string().optional(),
+      "os.features": strings.optional(),
+      variant: z.string().optional(),
+      config: containerConfigSchema.optional(),
+      rootfs: z.object({
+        type: z.literal("layers", msg('rootfs.type must be "layers"')),
+        diff_ids: z.array(digestSchema),
+      }),
+      history: z.array(historySchema).optional(),
     }),
-    history: z.array(historySchema).optional(),
-  }),
-);
+  );
+  return imageConfigSchema;
+});

@@ -1,15 +1,7 @@
-import { z } from "zod";
+import type { z } from "zod";
 import type { Digest } from "../digest.js";
-import {
-  annotationsSchema,
-  checkData,
-  dataSchema,
-  digestSchema,
-  mediaTypeSchema,
-  msg,
-  sizeSchema,
-  urlSchema,
-} from "./common.js";
+import { checkData, commonSchemas, msg } from "./common.js";
+import { onFirstUse } from "./zod.js";
 
 /**
  * The platform an image manifest runs on (image-index.md). Values are Go GOOS/GOARCH names as
@@ -45,28 +37,33 @@ export interface Descriptor {
   readonly platform?: Platform | undefined;
 }
 
-const nonEmpty = (what: string) => z.string().min(1, msg(`${what} must not be empty`));
+/** Zod schemas of {@link Platform} and {@link Descriptor}. */
+export const descriptorSchemas = onFirstUse((z) => {
+  const { annotationsSchema, dataSchema, digestSchema, mediaTypeSchema, sizeSchema, urlSchema } =
+    commonSchemas();
+  const nonEmpty = (what: string) => z.string().min(1, msg(`${what} must not be empty`));
 
-/** Zod schema of {@link Platform}. */
-export const platformSchema: z.ZodType<Platform> = z.object({
-  architecture: nonEmpty("architecture"),
-  os: nonEmpty("os"),
-  "os.version": z.string().optional(),
-  "os.features": z.array(z.string()).optional(),
-  variant: z.string().optional(),
-  features: z.array(z.string()).optional(),
+  const platformSchema: z.ZodType<Platform> = z.object({
+    architecture: nonEmpty("architecture"),
+    os: nonEmpty("os"),
+    "os.version": z.string().optional(),
+    "os.features": z.array(z.string()).optional(),
+    variant: z.string().optional(),
+    features: z.array(z.string()).optional(),
+  });
+
+  // Unknown fields are dropped (raw bytes keep them).
+  const descriptorSchema: z.ZodType<Descriptor> = z
+    .object({
+      mediaType: mediaTypeSchema,
+      digest: digestSchema,
+      size: sizeSchema,
+      urls: z.array(urlSchema).optional(),
+      annotations: annotationsSchema.optional(),
+      data: dataSchema.optional(),
+      artifactType: mediaTypeSchema.optional(),
+      platform: platformSchema.optional(),
+    })
+    .superRefine(checkData);
+  return { platformSchema, descriptorSchema };
 });
-
-/** Zod schema of {@link Descriptor}; unknown fields are dropped (raw bytes keep them). */
-export const descriptorSchema: z.ZodType<Descriptor> = z
-  .object({
-    mediaType: mediaTypeSchema,
-    digest: digestSchema,
-    size: sizeSchema,
-    urls: z.array(urlSchema).optional(),
-    annotations: annotationsSchema.optional(),
-    data: dataSchema.optional(),
-    artifactType: mediaTypeSchema.optional(),
-    platform: platformSchema.optional(),
-  })
-  .superRefine(checkData);

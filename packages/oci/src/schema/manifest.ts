@@ -1,7 +1,8 @@
-import { z } from "zod";
+import type { z } from "zod";
 import { MediaType } from "../media-types.js";
-import { annotationsSchema, mediaTypeSchema, msg } from "./common.js";
-import { descriptorSchema, type Descriptor } from "./descriptor.js";
+import { commonSchemas, msg } from "./common.js";
+import { descriptorSchemas, type Descriptor } from "./descriptor.js";
+import { onFirstUse } from "./zod.js";
 
 /**
  * An image manifest: the OCI image manifest (manifest.md) or the Docker schema2 manifest
@@ -33,57 +34,63 @@ export interface Index {
   readonly annotations?: Readonly<Record<string, string>> | undefined;
 }
 
-const schemaVersion2 = z.literal(2, msg("schemaVersion must be 2"));
+/** Zod schemas of the image manifests and indexes, OCI and Docker. */
+export const manifestSchemas = onFirstUse((z) => {
+  const { annotationsSchema, mediaTypeSchema } = commonSchemas();
+  const { descriptorSchema } = descriptorSchemas();
+  const schemaVersion2 = z.literal(2, msg("schemaVersion must be 2"));
 
-const mediaTypeIs = (expected: string, what: string) =>
-  z.literal(expected, msg(`mediaType must be ${expected} for ${what}`));
+  const mediaTypeIs = (expected: string, what: string) =>
+    z.literal(expected, msg(`mediaType must be ${expected} for ${what}`));
 
-/**
- * Zod schema of the OCI image manifest. Stricter than the JSON schema where the prose is:
- * `artifactType` MUST be set when the config is the empty descriptor. Looser where the prose is:
- * `layers` may be empty (the JSON schema's minItems 1 contradicts "SHOULD have at least one").
- */
-export const ociManifestSchema: z.ZodType<Manifest> = z
-  .object({
+  /**
+   * Zod schema of the OCI image manifest. Stricter than the JSON schema where the prose is:
+   * `artifactType` MUST be set when the config is the empty descriptor. Looser where the prose is:
+   * `layers` may be empty (the JSON schema's minItems 1 contradicts "SHOULD have at least one").
+   */
+  const ociManifestSchema: z.ZodType<Manifest> = z
+    .object({
+      schemaVersion: schemaVersion2,
+      mediaType: mediaTypeIs(MediaType.OciManifest, "an OCI image manifest").optional(),
+      artifactType: mediaTypeSchema.optional(),
+      config: descriptorSchema,
+      layers: z.array(descriptorSchema),
+      subject: descriptorSchema.optional(),
+      annotations: annotationsSchema.optional(),
+    })
+    .superRefine((m, ctx) => {
+      if (m.config.mediaType === MediaType.OciEmpty && m.artifactType === undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["artifactType"],
+          message: `artifactType is required when config.mediaType is ${MediaType.OciEmpty}`,
+        });
+      }
+    });
+
+  /** Zod schema of the Docker schema2 manifest; `mediaType` is required there. */
+  const dockerManifestSchema: z.ZodType<Manifest> = z.object({
     schemaVersion: schemaVersion2,
-    mediaType: mediaTypeIs(MediaType.OciManifest, "an OCI image manifest").optional(),
-    artifactType: mediaTypeSchema.optional(),
+    mediaType: mediaTypeIs(MediaType.DockerManifest, "a Docker schema2 manifest"),
     config: descriptorSchema,
     layers: z.array(descriptorSchema),
-    subject: descriptorSchema.optional(),
-    annotations: annotationsSchema.optional(),
-  })
-  .superRefine((m, ctx) => {
-    if (m.config.mediaType === MediaType.OciEmpty && m.artifactType === undefined) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["artifactType"],
-        message: `artifactType is required when config.mediaType is ${MediaType.OciEmpty}`,
-      });
-    }
   });
 
-/** Zod schema of the Docker schema2 manifest; `mediaType` is required there. */
-export const dockerManifestSchema: z.ZodType<Manifest> = z.object({
-  schemaVersion: schemaVersion2,
-  mediaType: mediaTypeIs(MediaType.DockerManifest, "a Docker schema2 manifest"),
-  config: descriptorSchema,
-  layers: z.array(descriptorSchema),
-});
+  /** Zod schema of the OCI image index. */
+  const ociIndexSchema: z.ZodType<Index> = z.object({
+    schemaVersion: schemaVersion2,
+    mediaType: mediaTypeIs(MediaType.OciIndex, "an OCI image index").optional(),
+    artifactType: mediaTypeSchema.optional(),
+    manifests: z.array(descriptorSchema),
+    subject: descriptorSchema.optional(),
+    annotations: annotationsSchema.optional(),
+  });
 
-/** Zod schema of the OCI image index. */
-export const ociIndexSchema: z.ZodType<Index> = z.object({
-  schemaVersion: schemaVersion2,
-  mediaType: mediaTypeIs(MediaType.OciIndex, "an OCI image index").optional(),
-  artifactType: mediaTypeSchema.optional(),
-  manifests: z.array(descriptorSchema),
-  subject: descriptorSchema.optional(),
-  annotations: annotationsSchema.optional(),
-});
-
-/** Zod schema of the Docker manifest list; `mediaType` is required there. */
-export const dockerManifestListSchema: z.ZodType<Index> = z.object({
-  schemaVersion: schemaVersion2,
-  mediaType: mediaTypeIs(MediaType.DockerManifestList, "a Docker manifest list"),
-  manifests: z.array(descriptorSchema),
+  /** Zod schema of the Docker manifest list; `mediaType` is required there. */
+  const dockerManifestListSchema: z.ZodType<Index> = z.object({
+    schemaVersion: schemaVersion2,
+    mediaType: mediaTypeIs(MediaType.DockerManifestList, "a Docker manifest list"),
+    manifests: z.array(descriptorSchema),
+  });
+  return { ociManifestSchema, dockerManifestSchema, ociIndexSchema, dockerManifestListSchema };
 });
