@@ -454,6 +454,7 @@ async function rehash(data: string, digester: Digester, total: number | undefine
   } catch {
     return 0;
   }
+  if (size === 0) return 0;
   if (total !== undefined && size > total) {
     await truncate(data, 0);
     return 0;

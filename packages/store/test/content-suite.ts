@@ -139,6 +139,18 @@ export function contentStoreSuite(name: string, make: () => Promise<SuiteStore>)
       expect((await read(store, d)).equals(bytes)).toBe(true);
     });
 
+    it("resumes an ingest that was closed before any byte was written", async () => {
+      const s0 = await fresh();
+      const bytes = Buffer.from("late start");
+      const expected = { digest: digestOf(bytes), size: bytes.length };
+      await (await s0.store.writer({ ref: "empty", expected })).close();
+      const store = await s0.reopen();
+      const w = await store.writer({ ref: "empty", expected });
+      expect(w.status()).toEqual({ ref: "empty", offset: 0, total: bytes.length });
+      await pipeline(Readable.from([bytes]), w.stream);
+      expect((await w.commit()).digest).toBe(expected.digest);
+    });
+
     it("aborts: the ingest is discarded", async () => {
       const { store } = await fresh();
       const w = await store.writer({ ref: "gone" });
