@@ -1,25 +1,31 @@
-// `docker save` archives (docker-archive) and the tar plumbing shared with OCI archives: walking
-// entries of a possibly compressed tar, and unpacking the regular files of one into a temporary
-// directory for random access.
+// The tar plumbing shared by archive transports (walking the entries of a possibly compressed tar,
+// unpacking one into a temporary directory) and the two streaming passes over a `docker save`
+// archive (docker-archive) that validation and import share.
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, mkdtemp, rm, stat } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, join, posix } from "node:path";
 import { Readable, Writable } from "node:stream";
+import { buffer } from "node:stream/consumers";
 import { pipeline } from "node:stream/promises";
-import { cleanTarPath, decompressStream } from "@rkt/appc";
-import {
-  ErrorCode,
-  RktError,
-  createDigester,
-  isRktError,
-  parseImageConfig,
-  parseJsonStrict,
-  type Digest,
-} from "@rkt/oci";
+import { cleanTarPath, decompressStream, type Compression } from "@rkt/appc";
+import { ErrorCode, RktError, createDigester, isRktError, type Digest } from "@rkt/oci";
 import { extract as tarExtract } from "tar-stream";
-import { maxDocumentBytes, readFileLimited } from "./oci-layout.js";
+import {
+  isArchiveDocument,
+  planDockerArchive,
+  type ArchiveEntry,
+  type ArchiveIndex,
+} from "./docker-archive-plan.js";
+import { maxDocumentBytes } from "./oci-layout.js";
 import type { ValidationIssue } from "./validate.js";
+
+/** What {@link listArchiveEntries} passes besides the name and type. */
+export interface EntryHeader {
+  readonly size: number;
+  /** Symlink or hard link target, as written. */
+  readonly linkname?: string | undefined;
+}
 
 /**
  * Walks the entries of a tar archive (plain, gzip, bzip2, xz or zstd, detected by magic), calling
@@ -28,7 +34,7 @@ import type { ValidationIssue } from "./validate.js";
  */
 export async function listArchiveEntries(
   file: string,
-  onEntry: (name: string, body: Readable, type: string) => Promise<boolean>,
+  onEntry: (name: string, body: Readable, type: string, header: EntryHeader) => Promise<boolean>,
 ): Promise<void> {
   const { stream } = await decompressStream(createReadStream(file));
   const extract = tarExtract();
@@ -38,7 +44,8 @@ export async function listArchiveEntries(
     for await (const entry of extract) {
       const name = cleanTarPath(entry.header.name);
       const body = Readable.from(entry, { objectMode: false });
-      if (await onEntry(name, body, entry.header.type ?? "file")) {
+      const header = { size: entry.header.size ?? 0, linkname: entry.header.linkname ?? undefined };
+      if (await onEntry(name, body, entry.header.type ?? "file", header)) {
         stopped = true;
         return;
       }
@@ -108,21 +115,102 @@ export async function withExtractedArchive(
   }
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
+// The first pass keeps the small documents (configs, manifest.json, repositories, v1 JSON) in
+// memory, each capped like every other document and all of them together at this.
+const maxArchiveDocumentBytes = 64 << 20;
+
+/**
+ * First pass over a `docker save` archive: every entry's name, type, size and link target, and
+ * the bodies of the documents {@link isArchiveDocument} names (layer bodies are skipped, never
+ * held). RKT_INVALID_ARCHIVE for an unreadable or truncated tar, RKT_TOO_LARGE past the caps.
+ */
+export async function scanDockerArchive(file: string): Promise<ArchiveIndex> {
+  const entries = new Map<string, ArchiveEntry>();
+  const docs = new Map<string, Uint8Array>();
+  let docBytes = 0;
+  await listArchiveEntries(file, async (name, body, type, header) => {
+    if (!safeName(name)) return false;
+    if (type === "symlink" || type === "link") {
+      const l = header.linkname ?? "";
+      // A symlink is relative to its directory, a hard link to the archive root.
+      const target = type === "symlink" ? posix.join(posix.dirname(name), l) : cleanTarPath(l);
+      entries.set(name, { type: "link", size: 0, target });
+      return false;
+    }
+    if (type !== "file" && type !== "contiguous-file") {
+      entries.set(name, { type: "other", size: 0 });
+      return false;
+    }
+    const prior = entries.get(name);
+    const occurrences = (prior?.type === "file" ? (prior.occurrences ?? 1) : 0) + 1;
+    entries.set(name, { type: "file", size: header.size, occurrences });
+    docs.delete(name);
+    if (isArchiveDocument(name) && header.size <= maxDocumentBytes) {
+      docBytes += header.size;
+      if (docBytes > maxArchiveDocumentBytes) {
+        throw new RktError(
+          ErrorCode.TooLarge,
+          `${file}: more than ${maxArchiveDocumentBytes} bytes of JSON documents`,
+        );
+      }
+      docs.set(name, await buffer(body));
+    }
+    return false;
+  });
+  return { entries, docs };
 }
 
-// A config named after its digest (`<hex>.json` in classic archives, `blobs/sha256/<hex>` in
-// Docker 25+ archives) can be checked against it.
-function digestFromName(name: string): Digest | undefined {
-  const m = /^(?:blobs\/sha256\/)?([0-9a-f]{64})(?:\.json)?$/.exec(name);
-  return m === null ? undefined : (`sha256:${m[1]}` as Digest);
+/**
+ * Second pass: calls `fn` with the body of each regular-file entry in `wanted` (the last one of
+ * that name, as tar extraction would leave it), in archive order, and stops reading once all
+ * have been seen. Returns the names it never met (the archive changed since the first pass).
+ */
+export async function forEachArchiveFile(
+  file: string,
+  index: ArchiveIndex,
+  wanted: ReadonlySet<string>,
+  fn: (name: string, body: Readable) => Promise<void>,
+): Promise<Set<string>> {
+  // Duplicated names: only the last occurrence counts.
+  const remaining = new Map<string, number>();
+  for (const n of wanted) remaining.set(n, index.entries.get(n)?.occurrences ?? 1);
+  const missing = new Set(wanted);
+  if (wanted.size === 0) return missing;
+  await listArchiveEntries(file, async (name, body, type) => {
+    if (!missing.has(name) || (type !== "file" && type !== "contiguous-file")) return false;
+    const left = (remaining.get(name) ?? 1) - 1;
+    remaining.set(name, left);
+    if (left > 0) return false;
+    missing.delete(name);
+    await fn(name, body);
+    return missing.size === 0;
+  });
+  return missing;
 }
 
-// sha256 of a layer's uncompressed tar (docker save layers are plain tars; compressed ones are
-// decompressed first, so that the result compares with the config's diff_ids).
-async function diffIdOf(file: string): Promise<Digest> {
-  const { stream } = await decompressStream(createReadStream(file));
+/** How a layer entry of an archive reads: its uncompressed digest and the compression found. */
+export interface LayerDigests {
+  readonly diffId: Digest;
+  readonly compression: Compression;
+}
+
+/** Layers inside an archive may be compressed as `docker load` accepts; the store keeps these. */
+export function storableCompression(c: Compression): boolean {
+  return c === "none" || c === "gzip" || c === "zstd";
+}
+
+/** The message for a layer compressed in a way the store cannot keep as it is. */
+export function unstorableCompressionMessage(name: string, c: Compression): string {
+  return `layer ${name} is ${c}-compressed (only plain, gzip or zstd layers are supported)`;
+}
+
+/** The diff_id mismatch message, shared by validation and import so they say the same. */
+export function diffIdMismatchMessage(name: string, want: Digest, got: string): string {
+  return `layer ${name}: diff_id mismatch: config says ${want}, content is ${got}`;
+}
+
+async function layerDigests(body: Readable): Promise<LayerDigests> {
+  const { stream, compression } = await decompressStream(body);
   const d = createDigester("sha256");
   await pipeline(
     stream,
@@ -133,117 +221,51 @@ async function diffIdOf(file: string): Promise<Digest> {
       },
     }),
   );
-  return d.digest();
+  return { diffId: d.digest(), compression };
 }
 
 /**
- * Validates an unpacked docker-archive: `manifest.json` (an array of `{Config, RepoTags, Layers}`),
- * each config (a valid image config; its digest when its name carries one) and each layer (present,
- * uncompressed digest equal to the config's diff_id, as many layers as diff_ids). Issue paths are
- * rooted at manifest.json; config issues continue into the config (`$[0].Config.rootfs`).
+ * Validates a `docker save` archive (current or legacy form, possibly compressed) in two
+ * streaming passes: {@link planDockerArchive} over the entry list and documents, then each
+ * layer's uncompressed digest against the config's diff_ids. Issue paths are rooted at
+ * manifest.json (or `repositories` for a legacy archive). Nothing is unpacked to disk.
  */
-export async function validateDockerArchiveDir(dir: string): Promise<ValidationIssue[]> {
-  const issues: ValidationIssue[] = [];
-  let raw: Uint8Array;
+export async function validateDockerArchiveFile(file: string): Promise<ValidationIssue[]> {
+  let index: ArchiveIndex;
   try {
-    raw = await readFileLimited(join(dir, "manifest.json"), maxDocumentBytes, "manifest.json");
+    index = await scanDockerArchive(file);
+  } catch (e) {
+    if (isRktError(e)) return [{ path: "$", message: e.message.replace(`${file}: `, "") }];
+    if (typeof e === "object" && e !== null && "syscall" in e)
+      return [{ path: "$", message: String((e as { message?: unknown }).message) }];
+    throw e;
+  }
+  const plan = planDockerArchive(index);
+  const issues: ValidationIssue[] = [...plan.issues];
+  const wanted = new Set(plan.images.flatMap((i) => i.layers.map((l) => l.entry)));
+  const read = new Map<string, LayerDigests | string>();
+  try {
+    await forEachArchiveFile(file, index, wanted, async (name, body) => {
+      try {
+        read.set(name, await layerDigests(body));
+      } catch (e) {
+        read.set(name, `cannot decompress: ${(e as Error).message}`);
+      }
+    });
   } catch (e) {
     if (!isRktError(e)) throw e;
-    return [{ path: "$", message: e.code === ErrorCode.NotFound ? "manifest.json is missing" : e.message }];
+    issues.push({ path: "$", message: e.message.replace(`${file}: `, "") });
+    return issues;
   }
-  const j = parseJsonStrict(raw);
-  if (!j.ok) return j.issues.map((i) => ({ path: i.path, message: `manifest.json: ${i.message}` }));
-  if (!Array.isArray(j.value)) return [{ path: "$", message: "manifest.json must be a JSON array" }];
-  if (j.value.length === 0) return [{ path: "$", message: "manifest.json lists no images" }];
-  for (const [i, entry] of (j.value as unknown[]).entries()) {
-    const p = `$[${i}]`;
-    if (!isObject(entry)) {
-      issues.push({ path: p, message: "must be an object" });
-      continue;
-    }
-    const cfgName = entry["Config"];
-    const layers = entry["Layers"];
-    const tags = entry["RepoTags"];
-    if (
-      tags !== undefined &&
-      tags !== null &&
-      !(Array.isArray(tags) && tags.every((t) => typeof t === "string"))
-    ) {
-      issues.push({ path: `${p}.RepoTags`, message: "must be an array of strings" });
-    }
-    if (!Array.isArray(layers) || !layers.every((l) => typeof l === "string")) {
-      issues.push({ path: `${p}.Layers`, message: "must be an array of file names" });
-    }
-    if (typeof cfgName !== "string" || cfgName === "") {
-      issues.push({ path: `${p}.Config`, message: "must name the config file" });
-      continue;
-    }
-    let diffIds: readonly Digest[] | undefined;
-    const cfgPath = `${p}.Config`;
-    const cleanCfg = cleanTarPath(cfgName);
-    if (!safeName(cleanCfg)) {
-      issues.push({ path: cfgPath, message: `${JSON.stringify(cfgName)} is outside the archive` });
-    } else {
-      try {
-        const bytes = await readFileLimited(join(dir, cleanCfg), maxDocumentBytes, cfgName);
-        const want = digestFromName(cleanCfg);
-        const got = createDigester("sha256");
-        got.update(bytes);
-        const actual = got.digest();
-        if (want !== undefined && actual !== want) {
-          issues.push({
-            path: cfgPath,
-            message: `config ${cfgName}: digest mismatch: expected ${want}, got ${actual}`,
-          });
-        }
-        const r = parseImageConfig(bytes);
-        if (r.ok) diffIds = r.value.rootfs.diff_ids;
-        else
-          for (const x of r.issues)
-            issues.push({ path: cfgPath + x.path.slice(1), message: `config ${cfgName}: ${x.message}` });
-      } catch (e) {
-        if (!isRktError(e)) throw e;
-        issues.push({
-          path: cfgPath,
-          message: e.code === ErrorCode.NotFound ? `config ${cfgName} is missing` : e.message,
-        });
-      }
-    }
-    if (!Array.isArray(layers)) continue;
-    if (diffIds !== undefined && diffIds.length !== layers.length) {
-      issues.push({
-        path: `${p}.Layers`,
-        message: `${layers.length} layers but the config lists ${diffIds.length} diff_ids`,
-      });
-    }
-    for (const [k, l] of layers.entries()) {
-      if (typeof l !== "string") continue;
-      const lp = `${p}.Layers[${k}]`;
-      const clean = cleanTarPath(l);
-      if (!safeName(clean)) {
-        issues.push({ path: lp, message: `${JSON.stringify(l)} is outside the archive` });
-        continue;
-      }
-      const st = await stat(join(dir, clean)).catch(() => undefined);
-      if (st === undefined || !st.isFile()) {
-        issues.push({ path: lp, message: `layer ${l} is missing` });
-        continue;
-      }
-      const want = diffIds?.[k];
-      if (want === undefined || want.startsWith("sha512:")) continue;
-      let got: Digest;
-      try {
-        got = await diffIdOf(join(dir, clean));
-      } catch (e) {
-        issues.push({ path: lp, message: `layer ${l}: cannot decompress: ${(e as Error).message}` });
-        continue;
-      }
-      if (got !== want) {
-        issues.push({
-          path: lp,
-          message: `layer ${l}: diff_id mismatch: config says ${want}, content is ${got}`,
-        });
-      }
+  for (const img of plan.images) {
+    for (const l of img.layers) {
+      const r = read.get(l.entry);
+      if (r === undefined) issues.push({ path: l.path, message: `layer ${l.name} could not be read` });
+      else if (typeof r === "string") issues.push({ path: l.path, message: `layer ${l.name}: ${r}` });
+      else if (!storableCompression(r.compression))
+        issues.push({ path: l.path, message: unstorableCompressionMessage(l.name, r.compression) });
+      else if (l.diffId !== undefined && !l.diffId.startsWith("sha512:") && l.diffId !== r.diffId)
+        issues.push({ path: l.path, message: diffIdMismatchMessage(l.name, l.diffId, r.diffId) });
     }
   }
   return issues;

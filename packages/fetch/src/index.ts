@@ -55,7 +55,14 @@ export {
   maxDocumentBytes,
   refNameAnnotation,
 } from "./oci-layout.js";
-export { listArchiveEntries, withExtractedArchive, validateDockerArchiveDir } from "./docker-archive.js";
+export {
+  listArchiveEntries,
+  withExtractedArchive,
+  scanDockerArchive,
+  forEachArchiveFile,
+  validateDockerArchiveFile,
+} from "./docker-archive.js";
+export type { EntryHeader } from "./docker-archive.js";
 export {
   validateTypes,
   validateFile,
@@ -76,6 +83,28 @@ export type {
 // Local OCI imports into the store (`oci:DIR[:REF]`, `oci-archive:FILE[:REF]`).
 export { importOciLayout, importOciArchive, layoutImageSource } from "./oci-import.js";
 export type { ImportOciLayoutOptions, ImportOciArchiveOptions, OciLayoutImportResult } from "./oci-import.js";
+
+// `docker save` archives (`docker-archive:FILE[:NAME:TAG|:@DIGEST|:@N]`), current and legacy forms.
+export { importDockerArchive } from "./docker-archive-import.js";
+export type { ImportDockerArchiveOptions, DockerArchiveImportResult } from "./docker-archive-import.js";
+export {
+  planDockerArchive,
+  selectArchiveImage,
+  archiveManifest,
+  legacyConfig,
+  isArchiveDocument,
+  resolveEntry,
+} from "./docker-archive-plan.js";
+export type {
+  ArchiveEntry,
+  ArchiveIndex,
+  ArchiveIssue,
+  ArchivePlan,
+  ArchiveSelector,
+  PlannedImage,
+  PlannedLayer,
+  ManifestLayer,
+} from "./docker-archive-plan.js";
 
 // Local ACI files, verified against the rkt keystore before they are stored.
 export {

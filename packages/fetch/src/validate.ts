@@ -26,7 +26,7 @@ import {
   type ParseIssue,
   type ParseResult,
 } from "@rkt/oci";
-import { listArchiveEntries, validateDockerArchiveDir, withExtractedArchive } from "./docker-archive.js";
+import { listArchiveEntries, validateDockerArchiveFile, withExtractedArchive } from "./docker-archive.js";
 import { OciLayoutReader, blobRelativePath, maxDocumentBytes, readFileLimited } from "./oci-layout.js";
 
 /** What `rkt image validate --type` accepts. */
@@ -387,15 +387,16 @@ export async function validateFile(
 }
 
 /**
- * Validates a `docker save` archive (possibly compressed): `manifest.json`, each image's config,
- * and each layer file's uncompressed digest against the config's `rootfs.diff_ids`. The archive is
- * unpacked into a temporary directory, removed afterwards. Issue paths are rooted at manifest.json.
+ * Validates a `docker save` archive (possibly compressed; current `manifest.json` or legacy
+ * `repositories` form) with the same planning code `rkt fetch docker-archive:` uses: each image's
+ * config, and each layer file's uncompressed digest against the config's `rootfs.diff_ids`.
+ * Streamed in two passes; nothing is unpacked. Issue paths are rooted at manifest.json.
  */
 export async function validateDockerArchive(
   file: string,
   _o: ValidateOptions = {},
 ): Promise<ValidationResult> {
-  const issues = await withExtractedArchive(file, (dir) => validateDockerArchiveDir(dir));
+  const issues = await validateDockerArchiveFile(file);
   return result(file, "docker-archive", issues);
 }
 
@@ -444,7 +445,8 @@ export async function detectInputType(path: string): Promise<DetectedType> {
   try {
     await listArchiveEntries(path, (name) => {
       if (name === "oci-layout") kind = "layout";
-      else if (name === "manifest.json" && kind === undefined) kind = "docker-archive";
+      else if ((name === "manifest.json" || name === "repositories") && kind === undefined)
+        kind = "docker-archive";
       else if (
         (name === "manifest" || name === "rootfs" || name.startsWith("rootfs/")) &&
         kind === undefined

@@ -234,12 +234,36 @@ async function fetchOne(
     }
     case "docker":
       return pullDocker(store, arg, ref, ctx, flags);
-    case "docker-archive":
+    case "docker-archive": {
+      if (arg.signature !== undefined) {
+        throw new RktError(
+          ErrorCode.InvalidArgument,
+          `${arg.image}: --signature applies to ACIs; docker archives carry no detached signature`,
+        );
+      }
+      const { importDockerArchive } = await import("@rkt/fetch");
+      const r = await importDockerArchive(store, resolve(ctx.cwd, ref.path), {
+        ref: ref.ref,
+        digest: ref.digest,
+        index: ref.index,
+        what: arg.image,
+        signal: ctx.signal,
+      });
+      return {
+        id: r.id,
+        kind: r.kind,
+        name: r.name,
+        digests: r.digests,
+        bytes: r.size,
+        bytesDownloaded: r.bytesWritten,
+        bytesReused: r.bytesReused,
+      };
+    }
     case "http":
     case "appc-name":
       throw new RktError(
         ErrorCode.InvalidArgument,
-        `${arg.image}: fetching ${describe(ref)} is not supported yet (local sources only: ./x.aci, file://…/x.aci, oci:DIR[:REF], oci-archive:FILE[:REF])`,
+        `${arg.image}: fetching ${describe(ref)} is not supported yet (local sources only: ./x.aci, file://…/x.aci, oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:REF])`,
       );
   }
 }

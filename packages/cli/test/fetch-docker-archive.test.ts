@@ -1,0 +1,77 @@
+// `rkt fetch docker-archive:FILE[:REF]` in-process against a temp --dir, with an archive written
+// by real skopeo; `rkt image validate --type docker-archive` agrees with the import.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { PassThrough } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { main } from "@rkt/cli";
+
+const repo = resolve(import.meta.dirname, "..", "..", "..");
+const helloOci = join(repo, "examples", "hello-oci");
+
+let tmp: string;
+let archive: string;
+beforeAll(() => {
+  tmp = mkdtempSync(join(tmpdir(), "rkt-fetch-docker-archive-"));
+  archive = join(tmp, "hello.tar");
+  execFileSync("skopeo", [
+    "copy",
+    "-q",
+    `oci:${helloOci}`,
+    `docker-archive:${archive}:example.com/hello:1.0`,
+  ]);
+});
+afterAll(() => {
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+async function rkt(dir: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  const stdout = new PassThrough().on("data", (c: Buffer) => out.push(c));
+  const stderr = new PassThrough().on("data", (c: Buffer) => err.push(c));
+  const code = await main(["--dir", dir, ...args], { stdout, stderr, env: {}, cwd: tmp, uid: 0 });
+  return { code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
+}
+
+describe("rkt fetch docker-archive:", () => {
+  it("prints the manifest digest; re-fetch gives the same; --format json has the summary", async () => {
+    const dir = mkdtempSync(join(tmp, "store-"));
+    const a = await rkt(dir, ["fetch", "docker-archive:hello.tar"]);
+    expect(a).toMatchObject({ code: 0, stderr: "" });
+    expect(a.stdout).toMatch(/^sha256:[0-9a-f]{64}\n$/);
+    const b = await rkt(dir, ["fetch", "--format", "json", "docker-archive:hello.tar:example.com/hello:1.0"]);
+    expect(b.code).toBe(0);
+    const [s] = JSON.parse(b.stdout) as {
+      id: string;
+      name: string;
+      digests: string[];
+      bytesDownloaded: number;
+      bytesReused: number;
+    }[];
+    expect(s).toMatchObject({ id: a.stdout.trim(), name: "example.com/hello", bytesDownloaded: 0 });
+    expect(s!.digests).toHaveLength(3);
+    expect(s!.bytesReused).toBeGreaterThan(0);
+    const list = await rkt(dir, ["image", "list", "--format", "json"]);
+    expect(list.stdout).toContain("example.com/hello");
+    expect((await rkt(dir, ["image", "validate", "--type", "docker-archive", "hello.tar"])).code).toBe(0);
+  });
+
+  it("a truncated archive: exit 254, one line naming the input, nothing stored; validate agrees", async () => {
+    const dir = mkdtempSync(join(tmp, "store-"));
+    const bad = join(tmp, "bad.tar");
+    writeFileSync(bad, readFileSync(archive));
+    truncateSync(bad, 2000);
+    const r = await rkt(dir, ["fetch", "docker-archive:bad.tar"]);
+    expect(r.code).toBe(254);
+    expect(r.stderr).toMatch(/^fetch: docker-archive:bad\.tar: .*not a readable tar archive.*\n$/);
+    expect((await rkt(dir, ["image", "list", "--format", "json"])).stdout.trim()).toBe("null");
+    const fsck = await rkt(dir, ["image", "fsck", "--format", "json"]);
+    expect(JSON.parse(fsck.stdout)).toMatchObject({ ok: true, clean: true });
+    const v = await rkt(dir, ["image", "validate", "--type", "docker-archive", "bad.tar"]);
+    expect(v.code).toBe(254);
+    expect(v.stdout).toMatch(/invalid: \$: .*not a readable tar archive/);
+  });
+});

@@ -1,0 +1,322 @@
+// importDockerArchive and validateDockerArchive on archives written by real skopeo and on
+// hand-made current and legacy (`repositories`) ones, against a real LocalStore.
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { Readable } from "node:stream";
+import { gzipSync } from "node:zlib";
+import { pack } from "tar-stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ErrorCode, MediaType } from "@rkt/oci";
+import { LocalStore, fsck, listImages } from "@rkt/store";
+import { importDockerArchive, validateFile } from "@rkt/fetch";
+
+const repo = resolve(import.meta.dirname, "..", "..", "..");
+const helloOci = join(repo, "examples", "hello-oci");
+
+let tmp: string;
+let skopeoArchive: string;
+beforeAll(() => {
+  tmp = mkdtempSync(join(tmpdir(), "rkt-docker-archive-"));
+  skopeoArchive = join(tmp, "hello.tar");
+  execFileSync("skopeo", [
+    "copy",
+    "-q",
+    `oci:${helloOci}`,
+    `docker-archive:${skopeoArchive}:example.com/hello:1.0`,
+  ]);
+});
+afterAll(() => {
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+async function withStore<T>(fn: (s: LocalStore) => Promise<T>): Promise<T> {
+  const s = await LocalStore.open(mkdtempSync(join(tmp, "store-")));
+  try {
+    return await fn(s);
+  } finally {
+    s.close();
+  }
+}
+
+const sha = (b: Buffer | string): string => createHash("sha256").update(b).digest("hex");
+
+async function tarOf(
+  files: Record<string, string | Buffer>,
+  links: Record<string, string> = {},
+): Promise<Buffer> {
+  const p = pack();
+  for (const [name, body] of Object.entries(files)) p.entry({ name }, body);
+  for (const [name, linkname] of Object.entries(links)) p.entry({ name, type: "symlink", linkname });
+  p.finalize();
+  const chunks: Buffer[] = [];
+  for await (const c of Readable.from(p as AsyncIterable<Buffer>)) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** A layer tar holding one file. */
+async function layer(path: string, content: string): Promise<Buffer> {
+  return tarOf({ [path]: content });
+}
+
+function configOf(layers: Buffer[], extra: Record<string, unknown> = {}): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      architecture: "amd64",
+      os: "linux",
+      config: { Cmd: ["/hello"] },
+      rootfs: { type: "layers", diff_ids: layers.map((l) => `sha256:${sha(l)}`) },
+      ...extra,
+    }),
+  );
+}
+
+/** The files of a current-form image: `<diffid>.tar` layers, `<configdigest>.json`. */
+function imageFiles(layers: Buffer[], config: Buffer): { files: Record<string, Buffer>; entry: object } {
+  const files: Record<string, Buffer> = {};
+  for (const l of layers) files[`${sha(l)}.tar`] = l;
+  const cfgName = `${sha(config)}.json`;
+  files[cfgName] = config;
+  return { files, entry: { Config: cfgName, Layers: layers.map((l) => `${sha(l)}.tar`) } };
+}
+
+async function currentArchive(
+  name: string,
+  images: { tags: string[]; layers: Buffer[]; config?: Buffer }[],
+): Promise<string> {
+  let files: Record<string, Buffer | string> = {};
+  const manifest: object[] = [];
+  for (const img of images) {
+    const x = imageFiles(img.layers, img.config ?? configOf(img.layers));
+    files = { ...files, ...x.files };
+    manifest.push({ ...x.entry, RepoTags: img.tags });
+  }
+  files["manifest.json"] = JSON.stringify(manifest);
+  const f = join(tmp, name);
+  writeFileSync(f, await tarOf(files));
+  return f;
+}
+
+/** A legacy archive: `<id>/json` chained by parent, `<id>/layer.tar`, `repositories`. */
+async function legacyArchive(
+  name: string,
+  layers: Buffer[],
+  tags: Record<string, Record<string, number>>,
+): Promise<{ file: string; ids: string[] }> {
+  const files: Record<string, Buffer | string> = {};
+  const ids: string[] = [];
+  layers.forEach((l, i) => {
+    const id = sha(`legacy-${name}-${i}`);
+    ids.push(id);
+    files[`${id}/VERSION`] = "1.0";
+    files[`${id}/layer.tar`] = l;
+    files[`${id}/json`] = JSON.stringify({
+      id,
+      ...(i > 0 ? { parent: ids[i - 1] } : {}),
+      created: `2016-01-0${i + 1}T00:00:00Z`,
+      container_config: { Cmd: ["/bin/sh", "-c", `step ${i}`] },
+      config: { Cmd: ["/hello"] },
+      architecture: "amd64",
+      os: "linux",
+    });
+  });
+  const repos: Record<string, Record<string, string>> = {};
+  for (const [r, t] of Object.entries(tags)) {
+    repos[r] = {};
+    for (const [tag, top] of Object.entries(t)) repos[r][tag] = ids[top]!;
+  }
+  files["repositories"] = JSON.stringify(repos);
+  const file = join(tmp, name);
+  writeFileSync(file, await tarOf(files));
+  return { file, ids };
+}
+
+async function expectNothingStored(s: LocalStore): Promise<void> {
+  expect(listImages(s)).toEqual([]);
+  const r = await fsck(s);
+  expect(r.problems).toEqual([]);
+  expect(r.garbage).toEqual([]);
+}
+
+describe("importDockerArchive", () => {
+  it("imports skopeo's archive: layers as stored, a deterministic schema2 manifest, RepoTag as name", async () => {
+    await withStore(async (s) => {
+      const r = await importDockerArchive(s, skopeoArchive);
+      expect(r).toMatchObject({ kind: "oci", name: "example.com/hello", bytesReused: 0 });
+      expect(r.digests).toHaveLength(3);
+      const manifest = JSON.parse(readFileSync(s.blobFile(r.id as never), "utf8")) as {
+        mediaType: string;
+        config: { mediaType: string };
+        layers: { mediaType: string; digest: string; size: number }[];
+      };
+      expect(manifest.mediaType).toBe(MediaType.DockerManifest);
+      expect(manifest.config.mediaType).toBe(MediaType.DockerConfig);
+      expect(manifest.layers.map((l) => l.mediaType)).toEqual([MediaType.DockerLayer]);
+      // The layer blob is the archive's `<diffid>.tar`, byte for byte.
+      const layerName = `${manifest.layers[0]!.digest.slice(7)}.tar`;
+      const fromArchive = execFileSync("tar", ["xOf", skopeoArchive, layerName]);
+      expect(readFileSync(s.blobFile(manifest.layers[0]!.digest as never))).toEqual(fromArchive);
+      expect(r.bytesWritten).toBe(fromArchive.length);
+      expect(listImages(s)[0]!.labels).toMatchObject({ version: "1.0", os: "linux", arch: "amd64" });
+      // Again, and from a gzip of the archive: the same ID, nothing written.
+      const again = await importDockerArchive(s, skopeoArchive);
+      expect(again.id).toBe(r.id);
+      expect(again).toMatchObject({ bytesWritten: 0, bytesReused: fromArchive.length });
+      const gz = join(tmp, "hello.tar.gz");
+      writeFileSync(gz, gzipSync(readFileSync(skopeoArchive)));
+      expect((await importDockerArchive(s, gz)).id).toBe(r.id);
+      expect((await fsck(s)).clean).toBe(true);
+    });
+    expect(await validateFile(skopeoArchive)).toMatchObject({ type: "docker-archive", ok: true });
+  });
+
+  it("selects among several images by NAME:TAG, @DIGEST and @N; no selector is ambiguous", async () => {
+    const a = await layer("a", "first");
+    const b = await layer("b", "second");
+    const f = await currentArchive("two.tar", [
+      { tags: ["example.com/one:1", "example.com/one:latest"], layers: [a] },
+      { tags: ["busybox:2"], layers: [a, b] },
+    ]);
+    await withStore(async (s) => {
+      const err = await importDockerArchive(s, f, { what: "docker-archive:two.tar" }).catch(
+        (e: unknown) => e,
+      );
+      expect(err).toMatchObject({
+        code: ErrorCode.Ambiguous,
+        message:
+          "docker-archive:two.tar: the archive holds 2 images, name one with :NAME:TAG or :@N: @0 (example.com/one:1, example.com/one:latest); @1 (busybox:2)",
+      });
+      await expectNothingStored(s);
+      const { parseDockerReference } = await import("@rkt/oci");
+      // A Docker Hub short name matches its normalised form.
+      const byTag = await importDockerArchive(s, f, {
+        ref: parseDockerReference("docker.io/library/busybox:2"),
+      });
+      expect(byTag.digests).toHaveLength(4);
+      expect(byTag.name).toBe("docker.io/library/busybox");
+      const byIndex = await importDockerArchive(s, f, { index: 1 });
+      expect(byIndex.id).toBe(byTag.id);
+      expect(byIndex.bytesWritten).toBe(0);
+      const cfg = configOf([a]);
+      const byDigest = await importDockerArchive(s, f, { digest: `sha256:${sha(cfg)}` as never });
+      expect(byDigest).toMatchObject({ name: "example.com/one", bytesReused: a.length });
+      const missing = await importDockerArchive(s, f, { ref: parseDockerReference("nope:1") }).catch(
+        (e: unknown) => e,
+      );
+      expect(missing).toMatchObject({ code: ErrorCode.NotFound });
+      expect((missing as Error).message).toMatch(/no image tagged nope:1: the archive holds @0/);
+      expect((await importDockerArchive(s, f, { index: 2 }).catch((e: unknown) => e)) as Error).toMatchObject(
+        {
+          code: ErrorCode.NotFound,
+        },
+      );
+    });
+  });
+
+  it("imports a legacy archive: layers by parent chain, a config made from the top layer's JSON", async () => {
+    const l0 = await layer("etc/base", "base");
+    const l1 = await layer("app", "app");
+    const { file } = await legacyArchive("legacy.tar", [l0, l1], { "example.com/old": { v1: 1 } });
+    expect(await validateFile(file)).toMatchObject({ type: "docker-archive", ok: true, issues: [] });
+    await withStore(async (s) => {
+      const r = await importDockerArchive(s, file);
+      expect(r.name).toBe("example.com/old");
+      expect(r.digests.slice(2)).toEqual([`sha256:${sha(l0)}`, `sha256:${sha(l1)}`]);
+      const config = JSON.parse(readFileSync(s.blobFile(r.digests[1] as never), "utf8")) as Record<
+        string,
+        unknown
+      >;
+      expect(config).toMatchObject({
+        architecture: "amd64",
+        os: "linux",
+        config: { Cmd: ["/hello"] },
+        rootfs: { type: "layers", diff_ids: [`sha256:${sha(l0)}`, `sha256:${sha(l1)}`] },
+        history: [
+          { created: "2016-01-01T00:00:00Z", created_by: "/bin/sh -c step 0" },
+          { created: "2016-01-02T00:00:00Z", created_by: "/bin/sh -c step 1" },
+        ],
+      });
+      expect((await importDockerArchive(s, file)).id).toBe(r.id);
+      expect((await fsck(s)).clean).toBe(true);
+    });
+  });
+
+  it("keeps a gzip layer compressed, its diff_id checked through a decompressor", async () => {
+    const plain = await layer("z", "zipped");
+    const gz = gzipSync(plain);
+    const config = configOf([plain]);
+    const cfgName = `${sha(config)}.json`;
+    const f = join(tmp, "gzlayer.tar");
+    writeFileSync(
+      f,
+      await tarOf({
+        "l/layer.tar": gz,
+        [cfgName]: config,
+        "manifest.json": JSON.stringify([{ Config: cfgName, RepoTags: ["gz:1"], Layers: ["l/layer.tar"] }]),
+      }),
+    );
+    expect(await validateFile(f)).toMatchObject({ ok: true });
+    await withStore(async (s) => {
+      const r = await importDockerArchive(s, f);
+      expect(r.digests[2]).toBe(`sha256:${sha(gz)}`);
+      const m = JSON.parse(readFileSync(s.blobFile(r.id as never), "utf8")) as {
+        layers: { mediaType: string }[];
+      };
+      expect(m.layers[0]!.mediaType).toBe(MediaType.DockerLayerGzip);
+    });
+  });
+
+  it("refuses a missing layer, a diff_id mismatch and a truncated archive; nothing is stored", async () => {
+    const a = await layer("a", "one");
+    const b = await layer("b", "two");
+    const good = await currentArchive("good.tar", [{ tags: ["x:1"], layers: [a, b] }]);
+    const cfg = configOf([a, b]);
+    // Missing: the manifest names a layer the archive lacks.
+    const x = imageFiles([a, b], cfg);
+    delete x.files[`${sha(b)}.tar`];
+    const missing = join(tmp, "missing.tar");
+    writeFileSync(
+      missing,
+      await tarOf({ ...x.files, "manifest.json": JSON.stringify([{ ...x.entry, RepoTags: ["x:1"] }]) }),
+    );
+    // Mismatch: the second layer's file holds other bytes (the first is stored before it fails).
+    const y = imageFiles([a, b], cfg);
+    y.files[`${sha(b)}.tar`] = await layer("b", "not two");
+    const mismatch = join(tmp, "mismatch.tar");
+    writeFileSync(
+      mismatch,
+      await tarOf({ ...y.files, "manifest.json": JSON.stringify([{ ...y.entry, RepoTags: ["x:1"] }]) }),
+    );
+    const truncated = join(tmp, "truncated.tar");
+    writeFileSync(truncated, readFileSync(good));
+    truncateSync(truncated, 1500);
+    const cases: [string, string, RegExp][] = [
+      [missing, ErrorCode.InvalidArchive, /: \$\[0\]\.Layers\[1\]: layer [0-9a-f]{64}\.tar is missing$/],
+      [
+        mismatch,
+        ErrorCode.DigestMismatch,
+        /: layer [0-9a-f]{64}\.tar: diff_id mismatch: config says sha256:[0-9a-f]{64}, content is sha256:[0-9a-f]{64}$/,
+      ],
+      [truncated, ErrorCode.InvalidArchive, /not a readable tar archive/],
+    ];
+    for (const [file, code, message] of cases) {
+      await withStore(async (s) => {
+        const e = (await importDockerArchive(s, file).catch((err: unknown) => err)) as Error & {
+          code: string;
+        };
+        expect(e.code).toBe(code);
+        expect(e.message).toMatch(message);
+        expect(e.message.startsWith(`docker-archive:${file}: `)).toBe(true);
+        await expectNothingStored(s);
+      });
+      // Validation refuses the same archive, with the same words.
+      const v = await validateFile(file, "docker-archive");
+      expect(v.ok).toBe(false);
+      expect(v.issues.map((i) => i.message).join("\n")).toMatch(
+        new RegExp(message.source.replace(/^: (\\\$\\\[0\\\]\\\.Layers\\\[1\\\]: )?/, "").replace(/\$$/, "")),
+      );
+    }
+  });
+});
