@@ -20,6 +20,11 @@ const suites: Suite[] = [
     what: "1 GiB ACI ingest (rkt fetch) vs cp + sha512sum; image list and gc on 10,000 images",
     load: () => import("./benchmarks/store.js"),
   },
+  {
+    name: "pull",
+    what: "registry pull of the Debian fixture: cold vs skopeo copy, warm update re-fetch, resume after a kill at 50%",
+    load: () => import("./benchmarks/pull.js"),
+  },
 ];
 
 async function main(argv: string[]): Promise<number> {

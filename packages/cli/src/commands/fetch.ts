@@ -3,7 +3,7 @@
 // The other remote transports belong to the fetch issue and are refused here with a clear line.
 import { statSync } from "node:fs";
 import { resolve } from "node:path";
-import { ErrorCode, RktError, parseImageRef, type ImageRef } from "@rkt/oci";
+import { ErrorCode, RktError, hostPlatform, parseImageRef, type ImageRef, type Platform } from "@rkt/oci";
 import type * as Fetch from "@rkt/fetch";
 import type { LocalStore } from "@rkt/store";
 import type { CommandContext } from "../context.js";
@@ -25,6 +25,8 @@ export interface FetchFlags {
   readonly format: "" | "json";
   /** `--parallel N`: registry blobs downloaded at once (default 4). */
   readonly parallel?: number | undefined;
+  /** `--os`, `--arch`, `--variant`: the platform picked from an index (each defaults to the host's). */
+  readonly platform?: { os?: string; arch?: string; variant?: string } | undefined;
   /** Deprecation notices to print on stderr (cobra's wording). */
   readonly notices: readonly string[];
 }
@@ -48,6 +50,7 @@ export function parseFetchArgs(argv: readonly string[]): FetchFlags {
   let full = false;
   let format: "" | "json" = "";
   let parallel: number | undefined;
+  const platform: { os?: string; arch?: string; variant?: string } = {};
   const notices: string[] = [];
   const bool = (name: string, v: string | undefined): boolean => {
     if (v === undefined || v === "true" || v === "1") return true;
@@ -102,6 +105,15 @@ export function parseFetchArgs(argv: readonly string[]): FetchFlags {
           throw usage(`invalid argument ${JSON.stringify(v)} for "--parallel" flag: must be 1..64`);
         break;
       }
+      case "os":
+      case "arch":
+      case "variant": {
+        const v = takeValue();
+        if (!/^[A-Za-z0-9._-]+$/.test(v))
+          throw usage(`invalid argument ${JSON.stringify(v)} for "--${name}" flag: not a platform component`);
+        platform[name] = v;
+        break;
+      }
       case "signature": {
         const sig = takeValue();
         const last = images[images.length - 1];
@@ -126,7 +138,33 @@ export function parseFetchArgs(argv: readonly string[]): FetchFlags {
   if (storeOnly) policy = "never";
   if (noStore) policy = "update";
   if (images.length === 0) throw usage("must provide at least one image");
-  return { images, pullPolicy: policy, full, format, parallel, notices };
+  if (platform.variant !== undefined && platform.arch === undefined)
+    throw usage("--variant needs --arch (a variant belongs to one architecture)");
+  return {
+    images,
+    pullPolicy: policy,
+    full,
+    format,
+    parallel,
+    platform: Object.keys(platform).length > 0 ? platform : undefined,
+    notices,
+  };
+}
+
+/**
+ * The platform `--os`/`--arch`/`--variant` ask for, the host's filling what is not given (a
+ * variant only comes from the host when the architecture does too); undefined without any flag.
+ */
+export function wantedPlatform(flags: Pick<FetchFlags, "platform">): Platform | undefined {
+  const p = flags.platform;
+  if (p === undefined) return undefined;
+  const host = hostPlatform();
+  const variant = p.arch === undefined ? host.variant : p.variant;
+  return {
+    os: p.os ?? host.os,
+    architecture: p.arch ?? host.architecture,
+    ...(variant === undefined ? {} : { variant }),
+  };
 }
 
 /** What one fetched image prints in `--format json`. */
@@ -225,7 +263,13 @@ async function fetchOne(
       }
       const fetch = await import("@rkt/fetch");
       const path = resolve(ctx.cwd, ref.path);
-      const o = { ref: ref.ref, index: ref.index, what: arg.image, signal: ctx.signal };
+      const o = {
+        ref: ref.ref,
+        index: ref.index,
+        what: arg.image,
+        signal: ctx.signal,
+        platform: wantedPlatform(flags),
+      };
       const r =
         ref.transport === "oci"
           ? await fetch.importOciLayout(store, await openLayout(fetch, path, arg.image), o)
@@ -301,6 +345,7 @@ async function pullDocker(
   const pulled = fetch.pullImage(store, ref, {
     policy: flags.pullPolicy,
     parallel: flags.parallel,
+    platform: wantedPlatform(flags),
     insecure: { http: g.insecure.http, tls: g.insecure.tls },
     credentials: fetch.defaultCredentials({
       env: ctx.env,

@@ -1,0 +1,211 @@
+// Registry pulls (issue 5), against the cached Debian fixture served by a local testkit registry:
+// - cold pull: `rkt fetch docker://…` into an empty store (a child process: its peak RSS is ours
+//   alone) vs `skopeo copy docker://… oci:DIR:TAG` in the same run;
+// - warm re-fetch with `--pull-policy=update` and an unchanged tag: wall time of the whole command
+//   and the blob bytes it reports downloading (goal: ≤ 0.2 s, 0 bytes);
+// - a pull killed (SIGKILL) once half the image has crossed the wire, then run again: the bytes the
+//   registry sent over both runs, counted by a TCP relay between rkt and the registry, over the
+//   image's size (goal ≤ 1.05×; HTTP headers included, so the floor is slightly above 1).
+import { spawn } from "node:child_process";
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { join, resolve } from "node:path";
+import { cacheDir, ensureFixture, fixtureRegistry } from "../fixtures.js";
+import { bench, formatTable, median, spawnMeasured, type BenchResult } from "../harness.js";
+
+const rkt = resolve(import.meta.dirname, "..", "..", "..", "packages", "cli", "bin", "rkt.js");
+const rssLimitMiB = 150;
+const warmGoalSeconds = 0.2;
+const resumeGoal = 1.05;
+
+/** A TCP relay to `target` that counts the bytes flowing back to clients. */
+async function countingRelay(target: { host: string; port: number }): Promise<{
+  port: number;
+  received: () => number;
+  reset: () => void;
+  close: () => Promise<void>;
+}> {
+  let received = 0;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const upstream = createConnection(target);
+    sockets.add(client).add(upstream);
+    upstream.on("data", (b: Buffer) => (received += b.length));
+    client.pipe(upstream).pipe(client);
+    const done = (): void => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on("error", done).on("close", done);
+    upstream.on("error", done).on("close", done);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const addr = server.address();
+  if (addr === null || typeof addr === "string") throw new Error("relay has no port");
+  return {
+    port: addr.port,
+    received: () => received,
+    reset: () => (received = 0),
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+interface FetchJson {
+  bytesDownloaded?: number;
+}
+
+async function fetchJson(dir: string, url: string): Promise<{ seconds: number; summary: FetchJson }> {
+  const t0 = process.hrtime.bigint();
+  const r = await spawnMeasured(
+    process.execPath,
+    [rkt, "--dir", dir, "--insecure-options=image,http", "fetch", "--format=json", url],
+    { capture: true },
+  );
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  return { seconds, summary: (JSON.parse(r.stdout) as FetchJson[])[0] ?? {} };
+}
+
+// Starts a pull and SIGKILLs it once `limit` bytes have come back through the relay.
+async function killedPull(
+  dir: string,
+  url: string,
+  relay: { received: () => number },
+  limit: number,
+): Promise<void> {
+  const child = spawn(process.execPath, [rkt, "--dir", dir, "--insecure-options=image,http", "fetch", url], {
+    stdio: "ignore",
+  });
+  const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+  const timer = setInterval(() => {
+    if (relay.received() >= limit) child.kill("SIGKILL");
+  }, 5);
+  try {
+    const code = await exited;
+    if (code === 0) throw new Error("the pull finished before it could be interrupted");
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+export async function run(): Promise<void> {
+  const fixture = await ensureFixture("debian");
+  const layout = JSON.parse(await readFile(join(fixture.layoutDir, "index.json"), "utf8")) as {
+    manifests: { digest: string; size: number }[];
+  };
+  const top = layout.manifests.find((m) => m.digest === fixture.digest);
+  const manifest = JSON.parse(
+    await readFile(join(fixture.layoutDir, "blobs", "sha256", fixture.digest.slice(7)), "utf8"),
+  ) as { config: { size: number }; layers: { size: number }[] };
+  const imageBytes =
+    (top?.size ?? 0) + manifest.config.size + manifest.layers.reduce((a, l) => a + l.size, 0);
+  const reg = await fixtureRegistry();
+  const scratch = join(cacheDir(), "scratch");
+  await mkdir(scratch, { recursive: true });
+  const fresh = () => mkdtemp(join(scratch, "rkt-bench-pull-"));
+  const url = `docker://${reg.host}/${fixture.repoTag}`;
+  try {
+    process.stdout.write(
+      `\nfixture ${fixture.repoTag} ${fixture.digest}: ${manifest.layers.length} layers, ${(imageBytes / 2 ** 20).toFixed(1)} MiB\n`,
+    );
+    const cold = await bench(`cold pull of the Debian fixture: rkt fetch vs skopeo copy`, {
+      ours: async () => {
+        const dir = await fresh();
+        try {
+          return await spawnMeasured(process.execPath, [
+            rkt,
+            "--dir",
+            dir,
+            "--insecure-options=image,http",
+            "fetch",
+            url,
+          ]);
+        } finally {
+          await rm(dir, { recursive: true, force: true });
+        }
+      },
+      peers: {
+        "skopeo copy": async () => {
+          const dir = await fresh();
+          try {
+            return await spawnMeasured("skopeo", [
+              "copy",
+              "--quiet",
+              "--src-tls-verify=false",
+              `docker://${reg.host}/${fixture.repoTag}`,
+              `oci:${join(dir, "layout")}:bookworm`,
+            ]);
+          } finally {
+            await rm(dir, { recursive: true, force: true });
+          }
+        },
+      },
+      runs: 5,
+      warmup: 1,
+    });
+    const ours = cold.subjects[0]!;
+    const rss = (ours.peakRssKiB ?? 0) / 1024;
+    process.stdout.write(
+      `cold pull: ours/skopeo ${(ours.median / cold.subjects[1]!.median).toFixed(2)} (goal ≤ 1.00), ${(imageBytes / 2 ** 20 / ours.median).toFixed(0)} MiB/s, peak RSS ${rss.toFixed(1)} MiB (limit ${rssLimitMiB}: ${rss <= rssLimitMiB ? "ok" : "EXCEEDED"})\n`,
+    );
+
+    // Warm: one store, pulled once (untimed), then re-fetched with the default update policy.
+    const warmDir = await fresh();
+    try {
+      await fetchJson(warmDir, url);
+      const seconds: number[] = [];
+      let bytes = 0;
+      for (let i = 0; i < 7; i++) {
+        const r = await fetchJson(warmDir, url);
+        if (i > 0) seconds.push(r.seconds);
+        bytes += r.summary.bytesDownloaded ?? 0;
+      }
+      const result: BenchResult = {
+        name: "warm re-fetch, --pull-policy=update, unchanged tag (whole rkt command)",
+        subjects: [{ name: "ours", seconds, median: median(seconds) }],
+      };
+      process.stdout.write(formatTable(result));
+      process.stdout.write(
+        `warm re-fetch: median ${result.subjects[0]!.median.toFixed(3)} s (goal ≤ ${warmGoalSeconds}: ${result.subjects[0]!.median <= warmGoalSeconds ? "ok" : "MISSED"}), blob bytes downloaded over 7 runs: ${bytes}\n`,
+      );
+    } finally {
+      await rm(warmDir, { recursive: true, force: true });
+    }
+
+    // Interrupted at 50% and restarted, through a byte-counting relay.
+    const [host, port] = [reg.host.split(":")[0]!, Number(reg.host.split(":")[1])];
+    const relay = await countingRelay({ host, port });
+    const relayUrl = `docker://127.0.0.1:${relay.port}/${fixture.repoTag}`;
+    const ratios: number[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const dir = await fresh();
+        try {
+          relay.reset();
+          await killedPull(dir, relayUrl, relay, imageBytes / 2);
+          const first = relay.received();
+          const again = await fetchJson(dir, relayUrl);
+          const total = relay.received();
+          ratios.push(total / imageBytes);
+          process.stdout.write(
+            `interrupted pull ${i + 1}: killed after ${(first / 2 ** 20).toFixed(1)} MiB received, restart downloaded ${((again.summary.bytesDownloaded ?? 0) / 2 ** 20).toFixed(1)} MiB of blobs; wire total ${(total / 2 ** 20).toFixed(1)} MiB = ${(total / imageBytes).toFixed(3)}× the image\n`,
+          );
+        } finally {
+          await rm(dir, { recursive: true, force: true });
+        }
+      }
+    } finally {
+      await relay.close();
+    }
+    const worst = Math.max(...ratios);
+    process.stdout.write(
+      `interrupted at 50% and restarted: worst ${worst.toFixed(3)}× the image bytes (goal ≤ ${resumeGoal}: ${worst <= resumeGoal ? "ok" : "MISSED"})\n`,
+    );
+  } finally {
+    await reg.stop();
+  }
+}
