@@ -136,3 +136,19 @@ export {
   PullProgress,
 } from "./pull.js";
 export type { PullPolicy, PullImageOptions, PullResult } from "./pull.js";
+
+// registries.conf (v2) mirrors, rewrites and blocked registries for pulls.
+export {
+  parseRegistriesConf,
+  loadRegistriesConf,
+  registriesConfPaths,
+  findRegistry,
+  pullSources,
+} from "./registries-conf.js";
+export type {
+  RegistriesConf,
+  RegistryEntry,
+  RegistryMirror,
+  PullFromMirror,
+  PullSource,
+} from "./registries-conf.js";

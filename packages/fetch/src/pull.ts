@@ -22,6 +22,7 @@ import { importOciImage, touchImage, type ImageSource, type LocalStore } from "@
 import { RegistryClient, type BlobProgress } from "./registry/client.js";
 import type { CredentialsProvider } from "./registry/credentials.js";
 import type { InsecureOptions } from "./registry/http.js";
+import { pullSources, type PullSource, type RegistriesConf } from "./registries-conf.js";
 
 /** rkt's pull policies: `new` (store first), `update` (ask the registry; fetch default), `never` (store only). */
 export type PullPolicy = "new" | "update" | "never";
@@ -44,6 +45,10 @@ export interface PullImageOptions extends Abortable {
   onProgress?: ((p: BlobProgress) => void) | undefined;
   /** Use this client instead of creating (and closing) one; its registry must be the ref's. */
   client?: RegistryClient | undefined;
+  /** Mirrors, rewrites and blocked registries ({@link loadRegistriesConf}); none: the ref's registry only. */
+  registriesConf?: RegistriesConf | undefined;
+  /** Called when a mirror fails and the next source is tried. */
+  onSourceFailed?: ((source: PullSource, error: RktError) => void) | undefined;
 }
 
 /** The outcome of {@link pullImage}. */
@@ -216,99 +221,128 @@ export async function pullImage(
   }
 
   const what = formatDockerReference(ref);
-  const client =
-    o.client ??
-    new RegistryClient(ref.registry, { insecure: o.insecure, caPem: o.caPem, credentials: o.credentials });
   const reference = ref.digest ?? ref.tag ?? "latest";
   const signal = o.signal;
-  try {
-    let top: Descriptor | undefined;
-    if (stored?.manifestDigest !== undefined) {
-      top = await client.resolve(ref.repository, reference, { signal });
-      const sameTop = top.digest === stored.manifestDigest;
-      const sameImage = isIndexType(top.mediaType) ? platformMatches(stored, want) : top.digest === stored.id;
-      if (sameTop && sameImage) {
-        recordRemote(store, key, top.digest, stored.id);
-        return fromStore(stored, "unchanged", 0);
-      }
-    }
-    // By digest once known, so the tag cannot move between the HEAD and the GET.
-    const image = await client.getImage(ref.repository, top?.digest ?? reference, { platform: want, signal });
-    const tagDigest = image.index?.descriptor.digest ?? image.manifest.descriptor.digest;
-    let downloaded = (image.index?.raw.length ?? 0) + image.manifest.raw.length;
-    let reused = 0;
-    const seen = new Map<string, number>();
-    const onProgress = (p: BlobProgress): void => {
-      downloaded += p.bytes - (seen.get(p.digest) ?? 0);
-      seen.set(p.digest, p.bytes);
-      o.onProgress?.(p);
-    };
-    const fetchFrom = (d: Descriptor, start: number, s: AbortSignal | undefined) => {
-      // Progress counts from the blob's start; the kept prefix was not downloaded now.
-      seen.set(d.digest, start);
-      return client.fetchBlob(ref.repository, d, {
-        offset: start,
-        digester: trustingDigester(start, d.digest),
-        signal: s,
-        onProgress,
-      });
-    };
-    // Blobs go to the store before the import, under a lease (so GC cannot sweep a committed
-    // blob before the image row names it) and with ingests kept on failure: an interrupted pull
-    // (Ctrl-C, network loss, kill) resumes where its ingest stopped on the next run.
-    const lease = store.createLease({ labels: { purpose: `pull ${what}` } });
-    let r;
-    try {
-      const blobs = [image.parsed.config, ...image.parsed.layers].filter(
-        (d, i, a) => a.findIndex((x) => x.digest === d.digest) === i,
-      );
-      await runLimited(blobs, Math.max(1, o.parallel ?? defaultPullParallel), signal, async (d, s) => {
-        const kept = await downloadBlob(store, d, lease, s, fetchFrom);
-        if (kept === "present") reused += d.size;
-        else reused += kept;
-      });
-      // Every blob is present now; the source serves only if one vanished meanwhile.
-      const source: ImageSource = {
-        blob: (d, so) => fetchFrom(d, 0, so?.signal ?? signal),
-      };
-      r = await importOciImage(store, {
-        rawManifest: image.manifest.raw,
-        mediaType: image.manifest.descriptor.mediaType,
-        source,
-        name,
-        tag: tag ?? "latest",
-        latest: tag === "latest",
-        what,
-        signal,
-      });
-    } finally {
-      store.deleteLease(lease);
-    }
-    recordRemote(store, key, tagDigest, r.id);
-    const { digests, size } = imageDigests(store, r.id);
-    return {
-      id: r.id as Digest,
-      name,
-      tag,
-      digests,
-      size,
-      bytesDownloaded: downloaded,
-      bytesReused: reused,
-      source: "pulled",
-      remote: key,
-    };
-  } catch (e) {
+  const asError = (e: unknown): RktError => {
     if (signal?.aborted === true && !isRktError(e, ErrorCode.Aborted)) {
-      throw new RktError(ErrorCode.Aborted, `${what}: pull aborted (its downloads resume next time)`, {
+      return new RktError(ErrorCode.Aborted, `${what}: pull aborted (its downloads resume next time)`, {
         cause: e,
       });
     }
-    if (isRktError(e) && e.message.includes(what)) throw e;
-    if (isRktError(e)) throw new RktError(e.code, `${what}: ${e.message}`, { cause: e });
-    throw new RktError(ErrorCode.Io, `${what}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
-  } finally {
-    if (o.client === undefined) await client.close();
+    if (isRktError(e) && e.message.includes(what)) return e;
+    if (isRktError(e)) return new RktError(e.code, `${what}: ${e.message}`, { cause: e });
+    return new RktError(ErrorCode.Io, `${what}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  };
+  // Mirrors from registries.conf first (in file order), the origin last; a failing source hands
+  // over to the next (a blob it half-downloaded resumes there: same digest, same ingest).
+  const sources = pullSources(o.registriesConf, ref);
+  const failures: string[] = [];
+  for (const [i, src] of sources.entries()) {
+    const given =
+      o.client !== undefined && !src.mirror && src.registry === ref.registry ? o.client : undefined;
+    const client =
+      given ??
+      new RegistryClient(src.registry, {
+        insecure: {
+          http: src.insecure || o.insecure?.http === true,
+          tls: src.insecure || o.insecure?.tls === true,
+        },
+        caPem: o.caPem,
+        credentials: o.credentials,
+      });
+    const repository = src.repository;
+    try {
+      let top: Descriptor | undefined;
+      if (stored?.manifestDigest !== undefined) {
+        top = await client.resolve(repository, reference, { signal });
+        const sameTop = top.digest === stored.manifestDigest;
+        const sameImage = isIndexType(top.mediaType)
+          ? platformMatches(stored, want)
+          : top.digest === stored.id;
+        if (sameTop && sameImage) {
+          recordRemote(store, key, top.digest, stored.id);
+          return fromStore(stored, "unchanged", 0);
+        }
+      }
+      // By digest once known, so the tag cannot move between the HEAD and the GET.
+      const image = await client.getImage(repository, top?.digest ?? reference, { platform: want, signal });
+      const tagDigest = image.index?.descriptor.digest ?? image.manifest.descriptor.digest;
+      let downloaded = (image.index?.raw.length ?? 0) + image.manifest.raw.length;
+      let reused = 0;
+      const seen = new Map<string, number>();
+      const onProgress = (p: BlobProgress): void => {
+        downloaded += p.bytes - (seen.get(p.digest) ?? 0);
+        seen.set(p.digest, p.bytes);
+        o.onProgress?.(p);
+      };
+      const fetchFrom = (d: Descriptor, start: number, s: AbortSignal | undefined) => {
+        // Progress counts from the blob's start; the kept prefix was not downloaded now.
+        seen.set(d.digest, start);
+        return client.fetchBlob(repository, d, {
+          offset: start,
+          digester: trustingDigester(start, d.digest),
+          signal: s,
+          onProgress,
+        });
+      };
+      // Blobs go to the store before the import, under a lease (so GC cannot sweep a committed
+      // blob before the image row names it) and with ingests kept on failure: an interrupted pull
+      // (Ctrl-C, network loss, kill) resumes where its ingest stopped on the next run.
+      const lease = store.createLease({ labels: { purpose: `pull ${what}` } });
+      let r;
+      try {
+        const blobs = [image.parsed.config, ...image.parsed.layers].filter(
+          (d, i, a) => a.findIndex((x) => x.digest === d.digest) === i,
+        );
+        await runLimited(blobs, Math.max(1, o.parallel ?? defaultPullParallel), signal, async (d, s) => {
+          const kept = await downloadBlob(store, d, lease, s, fetchFrom);
+          if (kept === "present") reused += d.size;
+          else reused += kept;
+        });
+        // Every blob is present now; the source serves only if one vanished meanwhile.
+        const source: ImageSource = {
+          blob: (d, so) => fetchFrom(d, 0, so?.signal ?? signal),
+        };
+        r = await importOciImage(store, {
+          rawManifest: image.manifest.raw,
+          mediaType: image.manifest.descriptor.mediaType,
+          source,
+          name,
+          tag: tag ?? "latest",
+          latest: tag === "latest",
+          what,
+          signal,
+        });
+      } finally {
+        store.deleteLease(lease);
+      }
+      recordRemote(store, key, tagDigest, r.id);
+      const { digests, size } = imageDigests(store, r.id);
+      return {
+        id: r.id as Digest,
+        name,
+        tag,
+        digests,
+        size,
+        bytesDownloaded: downloaded,
+        bytesReused: reused,
+        source: "pulled",
+        remote: key,
+      };
+    } catch (e) {
+      const err = asError(e);
+      if (i < sources.length - 1 && err.code !== ErrorCode.Aborted) {
+        failures.push(`${src.registry}: ${err.message.replace(`${what}: `, "")}`);
+        o.onSourceFailed?.(src, err);
+        continue;
+      }
+      if (failures.length === 0) throw err;
+      throw new RktError(err.code, `${err.message} (after mirrors: ${failures.join("; ")})`, { cause: err });
+    } finally {
+      if (given === undefined) await client.close();
+    }
   }
+  throw new RktError(ErrorCode.Internal, `${what}: no source to pull from`);
 }
 
 // Streams one blob into its ingest (`blob-<digest>`, the ref importOciImage uses too, so

@@ -340,12 +340,18 @@ async function pullDocker(
   // A terminal gets one status line redrawn at most 10 times a second; anything else one plain
   // line per finished blob.
   const tty = (ctx.stderr as { isTTY?: boolean }).isTTY === true;
+  const registriesConf = await fetch.loadRegistriesConf(
+    fetch.registriesConfPaths({ env: ctx.env, localConfig: g.localConfig, systemConfig: g.systemConfig }),
+  );
   const progress = new fetch.PullProgress();
   let drawn = 0;
   const pulled = fetch.pullImage(store, ref, {
     policy: flags.pullPolicy,
     parallel: flags.parallel,
     platform: wantedPlatform(flags),
+    registriesConf,
+    onSourceFailed: (src, e) =>
+      void ctx.stderr.write(`mirror ${src.registry} failed, trying the next source: ${e.message}\n`),
     insecure: { http: g.insecure.http, tls: g.insecure.tls },
     credentials: fetch.defaultCredentials({
       env: ctx.env,
