@@ -8,13 +8,10 @@ import { open } from "node:fs/promises";
 import { Transform, pipeline, type Readable, type TransformCallback } from "node:stream";
 import { ErrorCode, RktError, isRktError } from "@rkt/oci";
 import { importAci, type BeforeCommitInfo, type ImportResult, type LocalStore } from "@rkt/store";
-import {
-  maxSignatureBytes,
-  unknownEntityMessage,
-  verifyDetached,
-  type TrustedKeySource,
-  type Verdict,
-} from "@rkt/trust";
+import { maxSignatureBytes, type TrustedKeySource, type Verdict } from "@rkt/trust";
+import { verifyAciSignature } from "./appc/verify.js";
+
+export { unknownSignerHint } from "./appc/verify.js";
 
 /** Options of {@link importAciFile}. */
 export interface ImportAciFileOptions {
@@ -51,14 +48,6 @@ export const verificationDisabledWarning = "warning: image signature verificatio
  */
 export function ascPathFromImgPath(path: string): string {
   return `${path.endsWith(".aci") ? path.slice(0, -4) : path}.aci.asc`;
-}
-
-/**
- * The lines rkt prints when no trusted key made the signature, for image `name` (without the
- * logger prefix). Pure.
- */
-export function unknownSignerHint(name: string): string[] {
-  return ["If you expected the signing key to change, try running:", `    rkt trust --prefix "${name}"`];
 }
 
 /**
@@ -104,20 +93,14 @@ export async function importAciFile(
               pipeline(s, check, () => undefined);
               return check;
             });
-    try {
-      verdict = await verifyDetached({ name, open: openSigned, signature, keystore, signal: o.signal });
-    } catch (e) {
-      if (isRktError(e) && e.message === unknownEntityMessage) {
-        for (const line of unknownSignerHint(name)) o.onInfo?.(line);
-      }
-      if (isRktError(e) && (e.code === ErrorCode.KeyUntrusted || e.code === ErrorCode.SignatureInvalid)) {
-        throw new RktError(e.code, `image ${JSON.stringify(name)} verification failed: ${e.message}`, {
-          cause: e,
-        });
-      }
-      throw e;
-    }
-    o.onInfo?.(["signature verified:", ...verdict.identities.map((i) => `  ${i}`)].join("\n"));
+    verdict = await verifyAciSignature({
+      name,
+      open: openSigned,
+      signature,
+      keystore,
+      signal: o.signal,
+      onInfo: o.onInfo,
+    });
   };
   const result = await importAci(store, tap, {
     what: path,

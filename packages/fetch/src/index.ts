@@ -152,3 +152,34 @@ export type {
   PullFromMirror,
   PullSource,
 } from "./registries-conf.js";
+
+// appc images over http(s): by name (discovery) or URL, verified before they become visible.
+export { fetchAppcImage, appcNotFetchedError } from "./appc/fetch-image.js";
+export type {
+  AppcTarget,
+  FetchAppcOptions,
+  AppcSource,
+  AppcImageResult,
+  AppcFetchResult,
+} from "./appc/fetch-image.js";
+export { AppcHttpClient } from "./appc/http.js";
+export type { AppcHttpOptions, AppcResponse } from "./appc/http.js";
+export { discoverAci, maxDiscoveryBytes } from "./appc/discover.js";
+export type { DiscoverAciOptions } from "./appc/discover.js";
+export { downloadAci, downloadRef } from "./appc/download.js";
+export type { AciDownloaded, AciNotModified, DownloadAciOptions } from "./appc/download.js";
+export { parseAppcAuth, mergeAppcAuth, authorizationFor } from "./appc/auth.js";
+export type { AppcAuthConfig, AppcAuthMap } from "./appc/auth.js";
+export { readAppcAuth } from "./appc/auth-files.js";
+export { parseMaxAge, isFresh, rangeValidator, contentRangeStart } from "./appc/cache-control.js";
+export {
+  hostOsArch,
+  withOsArchDefaults,
+  appKey,
+  formatApp,
+  checkManifestIdentity,
+  ascUrlFromAciUrl,
+  dependencyApps,
+} from "./appc/identity.js";
+export type { AppcApp } from "./appc/identity.js";
+export { verifyAciSignature } from "./appc/verify.js";

@@ -29,6 +29,7 @@ export type {
 export { gc, defaultGracePeriodMs } from "./gc.js";
 export type { GcOptions, GcReport } from "./gc.js";
 export { importAci, getRemote } from "./import-aci.js";
+export { ingestPaths, refreshRemote } from "./ingest-files.js";
 export type {
   ImportAciOptions,
   ImportResult,

@@ -2,6 +2,8 @@
 export { startRegistry } from "./registry.js";
 export type { Registry, RegistryMode, RegistryOptions } from "./registry.js";
 export { useRegistry } from "./use-registry.js";
+export { startAppcServer } from "./appc-server.js";
+export type { AppcServer, AppcServerOptions, AppcRoute, AppcRequest } from "./appc-server.js";
 export { pushLayout, pullToLayout, inspectRaw, skopeoRegistryArgs } from "./skopeo.js";
 export type { SkopeoOptions } from "./skopeo.js";
 export { writeLayer, tarStream, randomLayer, randomStream, directoryEntries } from "./layer.js";

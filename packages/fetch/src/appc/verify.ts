@@ -1,0 +1,52 @@
+// The signature check every ACI import makes before commit (files and http alike), with rkt's
+// wording and its `rkt trust` hint.
+import type { Readable } from "node:stream";
+import { ErrorCode, RktError, isRktError } from "@rkt/oci";
+import { unknownEntityMessage, verifyDetached, type TrustedKeySource, type Verdict } from "@rkt/trust";
+
+/**
+ * The lines rkt prints when no trusted key made the signature, for image `name` (without the
+ * logger prefix). Pure.
+ */
+export function unknownSignerHint(name: string): string[] {
+  return ["If you expected the signing key to change, try running:", `    rkt trust --prefix "${name}"`];
+}
+
+/**
+ * Verifies `signature` over the bytes `open()` yields against the keys trusted for `name`.
+ * Failures keep their code (RKT_KEY_UNTRUSTED, RKT_SIGNATURE_INVALID) and read
+ * `image "<name>" verification failed: <why>`; on an unknown signer the `rkt trust` hint goes to
+ * `onInfo` first. Success reports `signature verified:` and the identities to `onInfo`.
+ */
+export async function verifyAciSignature(o: {
+  readonly name: string;
+  readonly open: () => Promise<Readable>;
+  readonly signature: Uint8Array;
+  readonly keystore: TrustedKeySource;
+  readonly signal?: AbortSignal | undefined;
+  readonly onInfo?: ((message: string) => void) | undefined;
+}): Promise<Verdict> {
+  const { name } = o;
+  let verdict: Verdict;
+  try {
+    verdict = await verifyDetached({
+      name,
+      open: o.open,
+      signature: o.signature,
+      keystore: o.keystore,
+      signal: o.signal,
+    });
+  } catch (e) {
+    if (isRktError(e) && e.message === unknownEntityMessage) {
+      for (const line of unknownSignerHint(name)) o.onInfo?.(line);
+    }
+    if (isRktError(e) && (e.code === ErrorCode.KeyUntrusted || e.code === ErrorCode.SignatureInvalid)) {
+      throw new RktError(e.code, `image ${JSON.stringify(name)} verification failed: ${e.message}`, {
+        cause: e,
+      });
+    }
+    throw e;
+  }
+  o.onInfo?.(["signature verified:", ...verdict.identities.map((i) => `  ${i}`)].join("\n"));
+  return verdict;
+}
