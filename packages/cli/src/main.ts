@@ -30,7 +30,7 @@ const fetchSpec: CommandSpec = {
   name: "fetch",
   summary: "Fetch image(s) and store them in the local store",
   usage:
-    "[--pull-policy=new|update|never] [--parallel=N] [--os=OS] [--arch=ARCH] [--variant=V] [--full] [--format=json] IMAGE [--signature=FILE] ...",
+    "[--pull-policy=new|update|never] [--parallel=N] [--os=OS] [--arch=ARCH] [--variant=V] [--quiet] [--full] [--format=json] IMAGE [--signature=FILE] ...",
   help: [
     "Imports each IMAGE and prints its ID on stdout, one line per image, in order: ACIs as",
     "sha512- + 32 hex (64 with --full), OCI images as their manifest digest sha256:<hex>.",
@@ -52,10 +52,15 @@ const fetchSpec: CommandSpec = {
     "  --no-store            deprecated: --pull-policy=update",
     "  --parallel=N          registry blobs downloaded at once (default 4)",
     "  --os, --arch, --variant  platform to pick from an index (default the host's)",
+    "  --quiet, -q           no progress or informational lines on stderr",
     "  --full                print the full image ID",
     "  --signature=FILE      detached signature of the image just before it",
     "  --format=json         print one JSON array of {id,kind,name,digests,bytes}",
     "                        (registry pulls and docker-archives add bytesDownloaded, bytesReused)",
+    "",
+    "Registry pulls follow registries.conf (mirrors, rewrites, blocked registries): the first of",
+    "$CONTAINERS_REGISTRIES_CONF, <local-config>/registries.conf, <system-config>/registries.conf,",
+    "/etc/containers/registries.conf.",
   ].join("\n"),
   load: async () => (await import("./commands/fetch.js")).fetchCommand,
 };

@@ -104,6 +104,17 @@ describe("rkt fetch --os/--arch/--variant", () => {
     });
   });
 
+  it("--quiet drops the per-blob lines; the ID stays on stdout", () => {
+    const url = `docker://${reg().host}/multi/hello:1`;
+    const insecure = "--insecure-options=image,http";
+    const loud = rkt(mkdtempSync(join(tmp, "store-")), [insecure, "fetch", "--arch=arm64", url]);
+    expect(loud.stderr).toMatch(/^Downloaded sha256:[0-9a-f]{64} \(\d+ bytes\)$/m);
+    for (const q of ["--quiet", "-q"]) {
+      const quiet = rkt(mkdtempSync(join(tmp, "store-")), [insecure, "fetch", q, "--arch=arm64", url]);
+      expect(quiet).toMatchObject({ code: 0, stdout: `${arm64}\n`, stderr: "" });
+    }
+  });
+
   it("applies to OCI layouts too", () => {
     const dir = mkdtempSync(join(tmp, "store-"));
     expect(rkt(dir, ["fetch", "--arch", "arm64", `oci:${layout}:multi`]).stdout).toBe(`${arm64}\n`);

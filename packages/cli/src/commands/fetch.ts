@@ -22,6 +22,8 @@ export interface FetchFlags {
   readonly images: readonly FetchArg[];
   readonly pullPolicy: PullPolicy;
   readonly full: boolean;
+  /** `--quiet`/`-q`: no progress or informational lines on stderr (IDs, warnings and errors stay). */
+  readonly quiet?: boolean | undefined;
   readonly format: "" | "json";
   /** `--parallel N`: registry blobs downloaded at once (default 4). */
   readonly parallel?: number | undefined;
@@ -48,6 +50,7 @@ export function parseFetchArgs(argv: readonly string[]): FetchFlags {
   let storeOnly = false;
   let noStore = false;
   let full = false;
+  let quiet = false;
   let format: "" | "json" = "";
   let parallel: number | undefined;
   const platform: { os?: string; arch?: string; variant?: string } = {};
@@ -90,6 +93,10 @@ export function parseFetchArgs(argv: readonly string[]): FetchFlags {
         break;
       case "full":
         full = bool(name, value);
+        break;
+      case "q":
+      case "quiet":
+        quiet = bool("quiet", value);
         break;
       case "format": {
         value = takeValue();
@@ -144,6 +151,7 @@ export function parseFetchArgs(argv: readonly string[]): FetchFlags {
     images,
     pullPolicy: policy,
     full,
+    quiet,
     format,
     parallel,
     platform: Object.keys(platform).length > 0 ? platform : undefined,
@@ -205,7 +213,13 @@ function isRegularFile(p: string, cwd: string): boolean {
 export async function importAciFromFile(
   store: LocalStore,
   path: string,
-  o: { signaturePath?: string | undefined; insecureImage: boolean; signal: AbortSignal; what: string },
+  o: {
+    signaturePath?: string | undefined;
+    insecureImage: boolean;
+    signal: AbortSignal;
+    what: string;
+    quiet?: boolean | undefined;
+  },
   ctx: CommandContext,
 ): Promise<{ id: string; kind: "aci" | "oci"; name: string; size: number }> {
   const { importAciFile } = await import("@rkt/fetch");
@@ -218,7 +232,7 @@ export async function importAciFromFile(
       ? null
       : new KeyStore({ systemConfigDir: ctx.globals.systemConfig, localConfigDir: ctx.globals.localConfig }),
     signal: o.signal,
-    onInfo: log,
+    onInfo: o.quiet === true ? undefined : log,
     onWarning: log,
   });
 }
@@ -241,6 +255,7 @@ async function fetchOne(
           insecureImage: ctx.globals.insecure.image,
           signal: ctx.signal,
           what: arg.image,
+          quiet: flags.quiet,
         },
         ctx,
       );
@@ -359,6 +374,7 @@ async function pullDocker(
     }),
     signal: ctx.signal,
     onProgress: (p) => {
+      if (flags.quiet === true) return;
       if (tty) {
         progress.update(p);
         const now = Date.now();
