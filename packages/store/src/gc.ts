@@ -7,6 +7,7 @@ import { removeImages } from "./images.js";
 import type { LocalStore } from "./local-store.js";
 import { clearDeadLocks, isLocked } from "./locks.js";
 import { isAlive } from "./internal/proc.js";
+import { collectSnapshots, releaseStaleMounts } from "./tree/store-render.js";
 
 /** Options of {@link gc}. */
 export interface GcOptions {
@@ -31,6 +32,8 @@ export interface GcReport {
   readonly removedTrees: string[];
   readonly removedBlobs: string[];
   readonly removedIngests: string[];
+  /** Layer snapshots no remaining tree references (and stale snapshot temp dirs). */
+  readonly removedSnapshots: string[];
   readonly freedBytes: number;
 }
 
@@ -50,6 +53,8 @@ export async function gc(store: LocalStore, o: GcOptions = {}): Promise<GcReport
   const ingestGrace = o.ingestGracePeriodMs ?? grace;
   const db = store.db;
   clearDeadLocks(db);
+  // Overlay mounts handed out by `image render` whose target was unmounted stop protecting their tree.
+  await releaseStaleMounts(store);
   const live = store.liveLeaseIds(now);
   const dead = (db.prepare("SELECT id FROM leases").all() as { id: string }[]).filter((l) => !live.has(l.id));
   if (dead.length > 0) {
@@ -81,12 +86,17 @@ export async function gc(store: LocalStore, o: GcOptions = {}): Promise<GcReport
       removedTrees.push(t.id);
       freed += t.size;
     }
-    // Temp directories of renders whose process died. Tree directories without a `trees` row
-    // are left alone: the tree store (a later issue) records its rows itself.
+    // Temp directories of renders whose process died, and tree directories without a `trees`
+    // row (rendered by a library caller that never recorded them) that no lease or render holds.
+    const rowed = new Set((db.prepare("SELECT id FROM trees").all() as { id: string }[]).map((r) => r.id));
     for (const name of await readdir(store.paths.trees).catch(() => [] as string[])) {
       const m = /^\.tmp-(\d+)-(\d+)-/.exec(name);
       if (m !== null && !isAlive(Number(m[1]), Number(m[2]))) {
         await rm(join(store.paths.trees, name), { recursive: true, force: true }).catch(() => undefined);
+      } else if (m === null && !name.startsWith(".") && !rowed.has(name) && !keepTrees.has(name)) {
+        if (isLocked(db, `tree:${name}`)) continue;
+        await store.removeTreeDir(name);
+        removedTrees.push(name);
       }
     }
   }
@@ -170,7 +180,9 @@ export async function gc(store: LocalStore, o: GcOptions = {}): Promise<GcReport
     }
     await sweepTmp(store, now, grace);
   }
-  return { removedImages, removedTrees, removedBlobs, removedIngests, freedBytes: freed };
+  // Last: trees of the images removed above are gone, so their snapshots are unreferenced now.
+  const removedSnapshots = o.imagesOnly === true ? [] : await collectSnapshots(store);
+  return { removedImages, removedTrees, removedBlobs, removedIngests, removedSnapshots, freedBytes: freed };
 }
 
 /** Temp entries are named `<pid>-<start>-<random>`; those of dead processes (or unnamed and old) go. */

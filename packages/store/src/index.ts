@@ -78,6 +78,16 @@ export {
   whitelistPaths,
   upperPathWhitelist,
   renderAci,
+  storeTreePaths,
+  storedTreeId,
+  renderStoredImage,
+  verifyStoredImage,
+  overlaySupported,
+  mountPointsOf,
+  mountStoredTree,
+  releaseStaleMounts,
+  collectSnapshots,
+  renderImageTo,
 } from "./tree/index.js";
 export type {
   ExtractLayerOptions,
@@ -97,4 +107,8 @@ export type {
   AciResolver,
   DepEntry,
   RenderAciOptions,
+  RenderStoredOptions,
+  VerifyResult,
+  RenderToOptions,
+  RenderToResult,
 } from "./tree/index.js";

@@ -41,7 +41,8 @@ export function parseGoDuration(s: string): number {
 }
 
 /**
- * Removes rendered trees no pod or lease uses (stderr `gc: removed treestore "<id>"`), then images
+ * Removes rendered trees no pod, lease or `image render` mount uses (stderr `gc: removed treestore
+ * "<id>"`) and the layer snapshots no tree needs any more, then images
  * not used within the grace period (oldest first, stopping at the first recent one; rkt) with
  * `image rm`'s messages, then blobs, ingests and temp files nothing needs.
  */
@@ -72,6 +73,8 @@ export async function imageGcCommand(argv: readonly string[], ctx: CommandContex
     });
   });
   for (const t of report.removedTrees) ctx.stderr.write(`gc: removed treestore ${JSON.stringify(t)}\n`);
+  const snaps = report.removedSnapshots.length;
+  if (snaps > 0) ctx.stderr.write(`gc: removed ${snaps} unreferenced layer snapshot(s)\n`);
   for (const id of report.removedImages)
     ctx.stdout.write(`successfully removed aci for image: ${JSON.stringify(id)}\n`);
   if (report.removedImages.length > 0)

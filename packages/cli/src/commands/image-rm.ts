@@ -14,7 +14,7 @@ export async function imageRmCommand(argv: readonly string[], ctx: CommandContex
   const { positionals } = parseFlags(argv, {});
   if (positionals.length === 0) throw usageError("must provide at least one image ID");
   return withStore(ctx, async (store) => {
-    const { resolveImage, removeImages } = await import("@rkt/store");
+    const { resolveImage, removeImages, collectSnapshots } = await import("@rkt/store");
     const ids: string[] = [];
     let unresolved = 0;
     for (const arg of positionals) {
@@ -27,6 +27,8 @@ export async function imageRmCommand(argv: readonly string[], ctx: CommandContex
       }
     }
     const results = await removeImages(store, ids);
+    // Their trees went with them; the layer snapshots only those trees used go too.
+    if (results.some((r) => r.removed)) await collectSnapshots(store);
     let done = 0;
     let failed = 0;
     for (const r of results) {

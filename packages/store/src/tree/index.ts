@@ -35,3 +35,16 @@ export {
 export type { Tree, MountTreeOptions, FlattenOptions, TreeStorePaths, RenderOciOptions } from "./tree.js";
 export { createDepList, aciTreeId, whitelistPaths, upperPathWhitelist, renderAci } from "./aci.js";
 export type { AciImage, AciResolver, DepEntry, RenderAciOptions } from "./aci.js";
+export {
+  storeTreePaths,
+  storedTreeId,
+  renderStoredImage,
+  verifyStoredImage,
+  overlaySupported,
+  mountPointsOf,
+  mountStoredTree,
+  releaseStaleMounts,
+  collectSnapshots,
+  renderImageTo,
+} from "./store-render.js";
+export type { RenderStoredOptions, VerifyResult, RenderToOptions, RenderToResult } from "./store-render.js";

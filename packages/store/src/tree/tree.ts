@@ -390,7 +390,11 @@ export async function saveTree(
   try {
     await writeFile(join(tmp, "tree.json"), JSON.stringify(rec));
     if (o.manifest !== undefined) await writeFile(join(tmp, "manifest"), o.manifest);
-    if (o.flatten === true) await flattenTree(tree, join(tmp, "rootfs"));
+    if (o.flatten === true) {
+      await flattenTree(tree, join(tmp, "rootfs"));
+      // The copy is checked on its own: a tampered rootfs/ must fail checkTree like a tampered snapshot.
+      await writeFile(join(tmp, rootfsHashFile), await treeHash(join(tmp, "rootfs")));
+    }
     await writeFile(join(tmp, "hash"), await computeTreeHash(p, tree));
     await runTool("sync", ["-f", tmp], undefined, `tree ${rec.id}`);
     await writeFile(join(tmp, "rendered"), "");
@@ -454,7 +458,24 @@ export async function checkTree(p: TreeStorePaths, id: string): Promise<void> {
   const cur = await computeTreeHash(p, tree, true);
   if (cur !== saved)
     throw new RktError(ErrorCode.DigestMismatch, `wrong tree hash: ${cur}, expected: ${saved}`);
+  const rootfs = join(treeDir(p, id), "rootfs");
+  if (!(await exists(rootfs))) return;
+  let savedRootfs: string;
+  try {
+    savedRootfs = (await readFile(join(treeDir(p, id), rootfsHashFile), "utf8")).trim();
+  } catch (e) {
+    throw new RktError(ErrorCode.NotFound, `tree ${id}: cannot read hash file`, { cause: e });
+  }
+  const curRootfs = await treeHash(rootfs);
+  if (curRootfs !== savedRootfs)
+    throw new RktError(
+      ErrorCode.DigestMismatch,
+      `wrong tree hash: ${curRootfs}, expected: ${savedRootfs} (flattened rootfs)`,
+    );
 }
+
+/** The tree hash of a flattened `rootfs/`, beside it. */
+const rootfsHashFile = "rootfs-hash";
 
 /** Removes tree `id` (the `rendered` marker first, then the rest). Absent is fine. */
 export async function removeTree(p: TreeStorePaths, id: string): Promise<void> {

@@ -1,0 +1,36 @@
+// `rkt image render [--rootfs-only] [--overwrite] [--flatten] IMAGE OUTPUT_DIR`.
+import { resolve } from "node:path";
+import type { CommandContext } from "../context.js";
+import { parseFlags, usageError, withStore } from "./image-common.js";
+
+/**
+ * Renders IMAGE (an ACI with its dependencies from the store, or an OCI image) through the tree
+ * store and gives OUTPUT_DIR its root filesystem, as `manifest` + `rootfs/` or, with
+ * `--rootfs-only`, the root filesystem itself. As root with overlayfs the root filesystem is an
+ * overlay mount of the tree (stderr says so: umount it when done); with `--flatten`, without
+ * overlay or when not root, a flattened copy. Errors exit 254 with one line (rkt's
+ * `output directory exists (try --overwrite)` for an existing directory).
+ */
+export async function imageRenderCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { values, positionals } = parseFlags(argv, {
+    "rootfs-only": { type: "boolean", default: false },
+    overwrite: { type: "boolean", default: false },
+    flatten: { type: "boolean", default: false },
+  });
+  if (positionals.length !== 2) throw usageError("render takes IMAGE and OUTPUT_DIR");
+  const [arg = "", out = ""] = positionals;
+  const r = await withStore(ctx, async (store) => {
+    const { resolveImage, renderImageTo } = await import("@rkt/store");
+    return renderImageTo(store, resolveImage(store, arg), resolve(ctx.cwd, out), {
+      rootfsOnly: values["rootfs-only"],
+      overwrite: values.overwrite,
+      flatten: values.flatten,
+      signal: ctx.signal,
+      onFallback: (e) =>
+        ctx.stderr.write(`warning: cannot mount the tree with overlayfs (${e.message}); writing a copy\n`),
+    });
+  });
+  if (r.mode === "overlay")
+    ctx.stderr.write(`image render: ${r.rootfs} is an overlay mount (umount it when done)\n`);
+  return 0;
+}
