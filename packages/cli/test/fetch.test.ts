@@ -315,20 +315,6 @@ describe("rkt fetch OCI layouts and archives", () => {
       await expectClean(dir);
     }
   });
-
-  it("refuses remote transports with a clear line (not yet supported)", async () => {
-    const dir = newDir();
-    // docker:// is pulled (packages/fetch/test/pull-cli.test.ts).
-    for (const img of ["https://example.com/x.aci", "example.com/app:1.0"]) {
-      const r = await rkt(dir, ["fetch", img]);
-      expect(r.code).toBe(254);
-      expect(r.stderr).toMatch(
-        new RegExp(
-          `^fetch: ${img.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}: fetching .* is not supported yet`,
-        ),
-      );
-    }
-  });
 });
 
 describe("the built binary", () => {
