@@ -7,7 +7,7 @@
 //   registry sent over both runs, counted by a TCP relay between rkt and the registry, over the
 //   image's size (goal ≤ 1.05×; HTTP headers included, so the floor is slightly above 1).
 import { spawn } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, readdir, rm, stat } from "node:fs/promises";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { join, resolve } from "node:path";
 import { cacheDir, ensureFixture, fixtureRegistry } from "../fixtures.js";
@@ -90,6 +90,15 @@ async function killedPull(
   } finally {
     clearInterval(timer);
   }
+}
+
+// Bytes the killed pull left in the store's ingests (what a restart can resume from).
+async function ingestBytes(dir: string): Promise<number> {
+  const root = join(dir, "cas", "ingest");
+  let n = 0;
+  for (const e of await readdir(root).catch(() => [] as string[]))
+    n += (await stat(join(root, e, "data")).catch(() => ({ size: 0 }))).size;
+  return n;
 }
 
 export async function run(): Promise<void> {
@@ -188,11 +197,12 @@ export async function run(): Promise<void> {
           relay.reset();
           await killedPull(dir, relayUrl, relay, imageBytes / 2);
           const first = relay.received();
+          const kept = await ingestBytes(dir);
           const again = await fetchJson(dir, relayUrl);
           const total = relay.received();
           ratios.push(total / imageBytes);
           process.stdout.write(
-            `interrupted pull ${i + 1}: killed after ${(first / 2 ** 20).toFixed(1)} MiB received, restart downloaded ${((again.summary.bytesDownloaded ?? 0) / 2 ** 20).toFixed(1)} MiB of blobs; wire total ${(total / 2 ** 20).toFixed(1)} MiB = ${(total / imageBytes).toFixed(3)}× the image\n`,
+            `interrupted pull ${i + 1}: killed after ${(first / 2 ** 20).toFixed(1)} MiB sent by the registry (${(kept / 2 ** 20).toFixed(1)} MiB in the ingests), restart downloaded ${((again.summary.bytesDownloaded ?? 0) / 2 ** 20).toFixed(1)} MiB of blobs; wire total ${(total / 2 ** 20).toFixed(1)} MiB = ${(total / imageBytes).toFixed(3)}× the image\n`,
           );
         } finally {
           await rm(dir, { recursive: true, force: true });
