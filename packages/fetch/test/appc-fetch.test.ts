@@ -309,6 +309,44 @@ describe("fetchAppcImage by URL", () => {
     c.store.close();
   });
 
+  it("a server without ranges sends the whole ACI again after a cut; the result is still right", async () => {
+    const c = await setup(null);
+    const aci = await buildAci({ name: "example.com/norange", payload: 2 << 20 });
+    const path = `${c.base}/norange.aci`;
+    server.route(path, { body: aci, truncateOnce: 1 << 20, ranges: false });
+    const url = `${server.origin}${path}`;
+    await refusal(fetchAppcImage(c.store, { url }, c.opts({ keystore: null })));
+    const r = await fetchAppcImage(c.store, { url }, c.opts({ keystore: null }));
+    expect(r).toMatchObject({ id: sha512Id(aci), bytesDownloaded: aci.length });
+    expect(requestsFor(path).map((q) => `${q.status} ${q.bytes}`)).toEqual([
+      `200 ${1 << 20}`,
+      `200 ${aci.length}`,
+    ]);
+    expect((await fsck(c.store)).garbage).toEqual([]);
+    c.store.close();
+  });
+
+  it("a redirect from https to http is refused without --insecure-options=http", async () => {
+    const c = await setup(null);
+    const plain = await startAppcServer({ tls: false });
+    try {
+      const aci = await buildAci({ name: "example.com/downgrade" });
+      plain.route("/d.aci", { body: aci });
+      server.route(`${c.base}/d.aci`, { redirect: `${plain.origin}/d.aci` });
+      const url = `${server.origin}${c.base}/d.aci`;
+      const e = await refusal(fetchAppcImage(c.store, { url }, c.opts({ keystore: null })));
+      expect(e.message).toBe(
+        `${url}: redirected to ${plain.origin}/d.aci: plain http needs --insecure-options=http`,
+      );
+      expect(plain.requests).toEqual([]);
+      const r = await fetchAppcImage(c.store, { url }, c.opts({ keystore: null, insecure: { http: true } }));
+      expect(r.id).toBe(sha512Id(aci));
+    } finally {
+      await plain.close();
+      c.store.close();
+    }
+  });
+
   it("follows at most 10 redirects", async () => {
     const c = await setup(null);
     const aci = await buildAci({ name: "example.com/redirected" });

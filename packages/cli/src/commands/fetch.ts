@@ -449,7 +449,7 @@ async function fetchAppc(
       ]),
       env: ctx.env,
       signal: ctx.signal,
-      onInfo: log,
+      onInfo: flags.quiet === true ? undefined : log,
       onWarning: log,
     },
   );
