@@ -119,6 +119,23 @@ export async function withExtractedArchive(
 // memory, each capped like every other document and all of them together at this.
 const maxArchiveDocumentBytes = 64 << 20;
 
+// The whole body, or (when `onlyJson`) undefined when its first byte shows it is not a JSON
+// object (the rest is drained, not kept). The body is never destroyed: the tar walk goes on.
+function jsonPrefixed(body: Readable, onlyJson: boolean): Promise<Uint8Array | undefined> {
+  if (!onlyJson) return buffer(body);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let json: boolean | undefined;
+    body.on("data", (c: Buffer) => {
+      if (c.length === 0) return;
+      json ??= c[0] === 0x7b;
+      if (json) chunks.push(c);
+    });
+    body.once("end", () => resolve(json === false ? undefined : Buffer.concat(chunks)));
+    body.once("error", reject);
+  });
+}
+
 /**
  * First pass over a `docker save` archive: every entry's name, type, size and link target, and
  * the bodies of the documents {@link isArchiveDocument} names (layer bodies are skipped, never
@@ -145,16 +162,18 @@ export async function scanDockerArchive(file: string): Promise<ArchiveIndex> {
     const occurrences = (prior?.type === "file" ? (prior.occurrences ?? 1) : 0) + 1;
     entries.set(name, { type: "file", size: header.size, occurrences });
     docs.delete(name);
-    if (isArchiveDocument(name) && header.size <= maxDocumentBytes) {
-      docBytes += header.size;
-      if (docBytes > maxArchiveDocumentBytes) {
-        throw new RktError(
-          ErrorCode.TooLarge,
-          `${file}: more than ${maxArchiveDocumentBytes} bytes of JSON documents`,
-        );
-      }
-      docs.set(name, await buffer(body));
+    if (!isArchiveDocument(name) || header.size > maxDocumentBytes) return false;
+    // Docker 25+ keeps configs and layers alike under blobs/sha256/: only JSON is kept.
+    const bytes = await jsonPrefixed(body, name.startsWith("blobs/"));
+    if (bytes === undefined) return false;
+    docBytes += bytes.length;
+    if (docBytes > maxArchiveDocumentBytes) {
+      throw new RktError(
+        ErrorCode.TooLarge,
+        `${file}: more than ${maxArchiveDocumentBytes} bytes of JSON documents`,
+      );
     }
+    docs.set(name, bytes);
     return false;
   });
   return { entries, docs };

@@ -243,6 +243,32 @@ describe("importDockerArchive", () => {
     });
   });
 
+  it("reads Docker 25+ archives: configs and layers under blobs/sha256/, layers not held as documents", async () => {
+    // Many small layers: more than the 64 MiB document budget if they were buffered as JSON.
+    const layers = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => layer(`f${i}`, `${i}`.repeat(4 << 20).slice(0, (4 << 20) - 4096))),
+    );
+    const config = configOf(layers);
+    const files: Record<string, Buffer | string> = { "oci-layout": '{"imageLayoutVersion":"1.0.0"}' };
+    for (const l of [...layers, config]) files[`blobs/sha256/${sha(l)}`] = l;
+    files["manifest.json"] = JSON.stringify([
+      {
+        Config: `blobs/sha256/${sha(config)}`,
+        RepoTags: ["example.com/new:25"],
+        Layers: layers.map((l) => `blobs/sha256/${sha(l)}`),
+      },
+    ]);
+    const f = join(tmp, "docker25.tar");
+    writeFileSync(f, await tarOf(files));
+    // Such an archive is also an OCI layout (validateFile detects it as one); as a docker-archive:
+    expect(await validateFile(f, "docker-archive")).toMatchObject({ ok: true, issues: [] });
+    await withStore(async (s) => {
+      const r = await importDockerArchive(s, f);
+      expect(r.digests.slice(2)).toEqual(layers.map((l) => `sha256:${sha(l)}`));
+      expect(r.digests[1]).toBe(`sha256:${sha(config)}`);
+    });
+  });
+
   it("keeps a gzip layer compressed, its diff_id checked through a decompressor", async () => {
     const plain = await layer("z", "zipped");
     const gz = gzipSync(plain);
