@@ -14,7 +14,7 @@ export async function imageRmCommand(argv: readonly string[], ctx: CommandContex
   const { positionals } = parseFlags(argv, {});
   if (positionals.length === 0) throw usageError("must provide at least one image ID");
   return withStore(ctx, async (store) => {
-    const { resolveImage, removeImages, collectSnapshots } = await import("@rkt/store");
+    const { resolveImage, removeImages, collectSnapshots, releaseStaleMounts } = await import("@rkt/store");
     const ids: string[] = [];
     let unresolved = 0;
     for (const arg of positionals) {
@@ -26,6 +26,8 @@ export async function imageRmCommand(argv: readonly string[], ctx: CommandContex
         ctx.stderr.write(`rm: cannot resolve image ${JSON.stringify(arg)}: ${e.message}\n`);
       }
     }
+    // `image render` mounts the user has since unmounted no longer hold their image.
+    await releaseStaleMounts(store);
     const results = await removeImages(store, ids);
     // Their trees went with them; the layer snapshots only those trees used go too.
     if (results.some((r) => r.removed)) await collectSnapshots(store);

@@ -1,0 +1,306 @@
+// `rkt image render|verify`, and the tree side of `image gc|rm`, end to end on real files as root:
+// ACIs with dependencies and a pathWhitelist, a multi-layer OCI image with whiteouts, overlay
+// mounts and flattened copies compared, tampered trees detected and repaired.
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { lstat, readFile, readdir, readlink, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { writeAci, type AciWriteEntry } from "@rkt/appc";
+import { main } from "@rkt/cli";
+import { LocalStore, renderStoredImage } from "@rkt/store";
+import { writeOciLayout } from "@rkt/testkit";
+
+let tmp: string;
+let n = 0;
+
+function sink(): { stream: PassThrough; text: () => string } {
+  const stream = new PassThrough();
+  const chunks: Buffer[] = [];
+  stream.on("data", (c: Buffer) => chunks.push(c));
+  return { stream, text: () => Buffer.concat(chunks).toString("utf8") };
+}
+
+async function rkt(dir: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = sink();
+  const err = sink();
+  const code = await main(["--dir", dir, "--insecure-options=image", ...args], {
+    stdout: out.stream,
+    stderr: err.stream,
+    env: {},
+    cwd: tmp,
+    uid: 0,
+  });
+  return { code, stdout: out.text(), stderr: err.text() };
+}
+
+/** Overlay mount points under `tmp`. */
+function mountsUnder(root: string): string[] {
+  return readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((l) => l.split(" ")[4] ?? "")
+    .filter((mp) => mp.startsWith(`${root}/`));
+}
+
+/** Every entry under `root`: type, mode, owner, and contents or link target. */
+async function listTree(root: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const walk = async (rel: string): Promise<void> => {
+    for (const name of (await readdir(join(root, rel))).sort()) {
+      const r = rel === "" ? name : `${rel}/${name}`;
+      const p = join(root, r);
+      const st = await lstat(p);
+      const meta = `${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid}`;
+      if (st.isDirectory()) {
+        out[r] = `dir ${meta}`;
+        await walk(r);
+      } else if (st.isSymbolicLink()) out[r] = `link ${meta} ${await readlink(p)}`;
+      else if (st.isFile()) out[r] = `file ${meta} ${await readFile(p, "utf8")}`;
+      else out[r] = `other ${meta} ${st.rdev}`;
+    }
+  };
+  await walk("");
+  return out;
+}
+
+async function aciFile(manifest: object, entries: AciWriteEntry[]): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of writeAci(
+    JSON.stringify({ acKind: "ImageManifest", acVersion: "0.8.11", ...manifest }),
+    entries,
+  ))
+    chunks.push(c as Buffer);
+  const file = join(tmp, `img${n++}.aci`);
+  writeFileSync(file, Buffer.concat(chunks));
+  return file;
+}
+
+const file = (name: string, body: string, mode = 0o644): AciWriteEntry => ({
+  header: { name, type: "file", mode, size: body.length },
+  body,
+});
+const dir = (name: string, mode = 0o755): AciWriteEntry => ({ header: { name, type: "directory", mode } });
+
+let aciTop: string;
+let aciBase: string;
+let ociLayout: string;
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), "rkt-render-test-"));
+  // base is found by name; top whitelists some of base's files (an ancestor's whitelist filters
+  // directories too) and overrides shared/f.
+  aciBase = await aciFile({ name: "example.com/base" }, [
+    dir("etc", 0o750),
+    file("etc/base-file", "base"),
+    dir("shared"),
+    file("shared/f", "from-base"),
+    dir("opt"),
+    file("opt/junk", "junk"),
+  ]);
+  aciTop = await aciFile(
+    {
+      name: "example.com/top",
+      dependencies: [{ imageName: "example.com/base" }],
+      pathWhitelist: ["/top-file", "/shared/f", "/etc/base-file"],
+    },
+    [file("top-file", "top", 0o755), dir("shared"), file("shared/f", "from-top")],
+  );
+  ociLayout = join(tmp, "oci");
+  await writeOciLayout(ociLayout, {
+    layers: [
+      [
+        { path: "a", type: "file", content: "1" },
+        { path: "d", type: "dir" },
+        { path: "d/x", type: "file", content: "x" },
+        { path: "keep", type: "file", content: "keep", mode: 0o4755 },
+        { path: "l", type: "symlink", linkname: "keep" },
+      ],
+      [
+        { path: "a", type: "whiteout" },
+        { path: "d", type: "opaque" },
+        { path: "d/y", type: "file", content: "y" },
+      ],
+      [{ path: "b", type: "file", content: "b3", uid: 7, gid: 8 }],
+    ],
+  });
+});
+afterAll(async () => {
+  for (const mp of mountsUnder(tmp).reverse()) execFileSync("umount", [mp]);
+  await rm(tmp, { recursive: true, force: true });
+});
+
+async function store(): Promise<{ dir: string; aci: string; oci: string }> {
+  const d = mkdtempSync(join(tmp, "store-"));
+  const r = await rkt(d, ["fetch", "--full", aciBase, aciTop, `oci:${ociLayout}`]);
+  expect(r.stderr).not.toMatch(/error/);
+  expect(r.code).toBe(0);
+  const [, aci = "", oci = ""] = r.stdout.trim().split("\n");
+  return { dir: d, aci, oci };
+}
+
+const expectedAci = {
+  etc: "dir 755 0:0",
+  "etc/base-file": "file 644 0:0 base",
+  shared: "dir 755 0:0",
+  "shared/f": "file 644 0:0 from-top",
+  "top-file": "file 755 0:0 top",
+};
+const expectedOci = {
+  b: "file 644 7:8 b3",
+  d: "dir 755 0:0",
+  "d/y": "file 644 0:0 y",
+  keep: "file 4755 0:0 keep",
+  l: "link 777 0:0 keep",
+};
+
+describe("rkt image render", () => {
+  it("renders an ACI with its dependency and whitelist, overlay-mounted and flattened alike", async () => {
+    const s = await store();
+    const mounted = join(tmp, `out${n++}`);
+    const r = await rkt(s.dir, ["image", "render", "--rootfs-only", "example.com/top", mounted]);
+    expect(r).toMatchObject({ code: 0, stdout: "" });
+    expect(r.stderr).toBe(`image render: ${mounted} is an overlay mount (umount it when done)\n`);
+    expect(mountsUnder(tmp)).toContain(mounted);
+    const flat = join(tmp, `out${n++}`);
+    const f = await rkt(s.dir, ["image", "render", "--flatten", s.aci, flat]);
+    expect(f).toMatchObject({ code: 0, stdout: "", stderr: "" });
+    expect(mountsUnder(tmp)).not.toContain(join(flat, "rootfs"));
+    expect(await listTree(mounted)).toEqual(expectedAci);
+    expect(await listTree(join(flat, "rootfs"))).toEqual(expectedAci);
+    expect(JSON.parse(readFileSync(join(flat, "manifest"), "utf8"))).toMatchObject({
+      name: "example.com/top",
+    });
+  });
+
+  it("renders a multi-layer OCI image with whiteouts and an opaque dir; both modes identical", async () => {
+    const s = await store();
+    const mounted = join(tmp, `out${n++}`);
+    expect((await rkt(s.dir, ["image", "render", s.oci, mounted])).code).toBe(0);
+    const flat = join(tmp, `out${n++}`);
+    expect((await rkt(s.dir, ["image", "render", "--flatten", "--rootfs-only", s.oci, flat])).code).toBe(0);
+    expect(await listTree(join(mounted, "rootfs"))).toEqual(expectedOci);
+    expect(await listTree(flat)).toEqual(expectedOci);
+    // the mount is writable without touching the store's snapshots
+    writeFileSync(join(mounted, "rootfs", "keep"), "changed");
+    const again = join(tmp, `out${n++}`);
+    expect((await rkt(s.dir, ["image", "render", "--flatten", "--rootfs-only", s.oci, again])).code).toBe(0);
+    expect(await listTree(again)).toEqual(expectedOci);
+    // --overwrite over our own mount unmounts it first
+    const o = await rkt(s.dir, ["image", "render", "--overwrite", s.oci, mounted]);
+    expect(o.code).toBe(0);
+    expect(mountsUnder(tmp).filter((m) => m === join(mounted, "rootfs"))).toHaveLength(1);
+    expect(await listTree(join(mounted, "rootfs"))).toEqual(expectedOci);
+  });
+
+  it("refuses bad input with one line and exit 254, leaving the directory as it was", async () => {
+    const s = await store();
+    const unknown = await rkt(s.dir, ["image", "render", "example.com/nope", join(tmp, "never")]);
+    expect(unknown.code).toBe(254);
+    expect(unknown.stderr.trimEnd().split("\n")).toHaveLength(1);
+    expect(unknown.stderr).toMatch(/cannot find aci satisfying name: "example.com\/nope"/);
+    expect(existsSync(join(tmp, "never"))).toBe(false);
+    const busy = join(tmp, `out${n++}`);
+    mkdirSync(busy);
+    writeFileSync(join(busy, "mine"), "x");
+    const exists = await rkt(s.dir, ["image", "render", s.oci, busy]);
+    expect(exists.code).toBe(254);
+    expect(exists.stderr.trimEnd().split("\n")).toHaveLength(1);
+    expect(exists.stderr).toMatch(/output directory exists \(try --overwrite\)/);
+    expect(readdirSync(busy)).toEqual(["mine"]);
+    const usage = await rkt(s.dir, ["image", "render", s.oci]);
+    expect(usage.code).toBe(254);
+    const v = await rkt(s.dir, ["image", "verify", "example.com/nope"]);
+    expect(v.code).toBe(254);
+    expect(v.stderr).toMatch(/unable to resolve store key for image example.com\/nope: cannot find aci/);
+  });
+});
+
+describe("rkt image verify", () => {
+  it("says an image is not rendered, then verifies its tree", async () => {
+    const s = await store();
+    expect((await rkt(s.dir, ["image", "verify", s.oci])).stdout).toBe(
+      `image ${JSON.stringify(s.oci)} not rendered; no verification needed\n`,
+    );
+    expect((await rkt(s.dir, ["image", "render", "--flatten", s.oci, join(tmp, `out${n++}`)])).code).toBe(0);
+    expect((await rkt(s.dir, ["image", "verify", s.oci, "example.com/top"])).stdout).toBe(
+      `successfully verified checksum for image: ${JSON.stringify(s.oci)} (${JSON.stringify(s.oci)})\n` +
+        `image "example.com/top" not rendered; no verification needed\n`,
+    );
+  });
+
+  it("detects and repairs a tampered flattened tree and a tampered snapshot", async () => {
+    const s = await store();
+    const st = await LocalStore.open(s.dir);
+    const tree = await renderStoredImage(st, s.oci, { flatten: true });
+    st.close();
+    const treeDir = join(s.dir, "cas", "trees", tree.id);
+    writeFileSync(join(treeDir, "rootfs", "keep"), "evil");
+    const bad = await rkt(s.dir, ["image", "verify", s.oci]);
+    expect(bad.code).toBe(0);
+    expect(bad.stdout).toMatch(
+      /^tree cache verification failed for image sha256:[0-9a-f]{64}: wrong tree hash: sha512-[0-9a-f]+, expected: sha512-[0-9a-f]+ \(flattened rootfs\); {2}rebuilding\.\.\.\n$/,
+    );
+    expect(readFileSync(join(treeDir, "rootfs", "keep"), "utf8")).toBe("keep");
+    expect((await rkt(s.dir, ["image", "verify", s.oci])).stdout).toMatch(/^successfully verified checksum/);
+    // a layer snapshot changed behind our back: found by re-walking it, re-extracted from the blob
+    const snap = join(s.dir, "cas", "layers", tree.layers[0]!, "fs", "keep");
+    writeFileSync(snap, "evil");
+    const bad2 = await rkt(s.dir, ["image", "verify", s.oci]);
+    expect(bad2.stdout).toMatch(
+      /^tree cache verification failed for image .*: wrong tree hash: .*; {2}rebuilding/,
+    );
+    expect(readFileSync(snap, "utf8")).toBe("keep");
+    expect((await rkt(s.dir, ["image", "verify", s.oci])).stdout).toMatch(/^successfully verified checksum/);
+  });
+});
+
+describe("trees in image gc and image rm", () => {
+  const snapshots = (d: string): string[] =>
+    readdirSync(join(d, "cas", "layers")).filter((x) => !x.startsWith("."));
+  const trees = (d: string): string[] =>
+    readdirSync(join(d, "cas", "trees")).filter((x) => !x.startsWith("."));
+
+  it("gc removes trees and snapshots nothing references, keeps a mounted tree until unmounted", async () => {
+    const s = await store();
+    expect((await rkt(s.dir, ["image", "render", "--flatten", s.aci, join(tmp, `out${n++}`)])).code).toBe(0);
+    const mounted = join(tmp, `out${n++}`);
+    expect((await rkt(s.dir, ["image", "render", "--rootfs-only", s.oci, mounted])).code).toBe(0);
+    expect(trees(s.dir)).toHaveLength(2);
+    const g = await rkt(s.dir, ["image", "gc", "--trees-only"]);
+    expect(g.code).toBe(0);
+    expect(g.stderr).toMatch(
+      /^gc: removed treestore "deps-sha512-[0-9a-f]{64}"\ngc: removed 4 unreferenced layer snapshot\(s\)\n$/,
+    );
+    expect(trees(s.dir)).toEqual([expect.stringMatching(/^chain-sha256-/)]);
+    expect(snapshots(s.dir)).toHaveLength(3);
+    expect(await listTree(mounted)).toEqual(expectedOci);
+    execFileSync("umount", [mounted]);
+    const g2 = await rkt(s.dir, ["image", "gc", "--trees-only"]);
+    expect(g2.stderr).toMatch(
+      /gc: removed treestore "chain-sha256-[0-9a-f]{64}"\ngc: removed 3 unreferenced layer snapshot\(s\)/,
+    );
+    expect(trees(s.dir)).toEqual([]);
+    expect(snapshots(s.dir)).toEqual([]);
+    expect(readdirSync(join(s.dir, "cas", "mounts"))).toEqual([]);
+    // stale snapshot temp dirs of dead processes go too
+    mkdirSync(join(s.dir, "cas", "layers", ".tmp-999999-1-dead"));
+    await rkt(s.dir, ["image", "gc", "--trees-only"]);
+    expect(readdirSync(join(s.dir, "cas", "layers"))).toEqual([]);
+  });
+
+  it("image rm removes the image's trees and snapshots; refuses while its tree is mounted", async () => {
+    const s = await store();
+    const mounted = join(tmp, `out${n++}`);
+    expect((await rkt(s.dir, ["image", "render", "--rootfs-only", s.oci, mounted])).code).toBe(0);
+    const held = await rkt(s.dir, ["image", "rm", s.oci]);
+    expect(held.code).toBe(254);
+    expect(held.stderr).toMatch(/in use by mount-/);
+    execFileSync("umount", [mounted]);
+    const r = await rkt(s.dir, ["image", "rm", s.oci]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(`successfully removed aci for image: ${JSON.stringify(s.oci)}\n`);
+    expect(trees(s.dir)).toEqual([]);
+    expect(snapshots(s.dir)).toEqual([]);
+  });
+});
