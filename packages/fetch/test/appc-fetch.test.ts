@@ -171,12 +171,15 @@ describe("fetchAppcImage by URL", () => {
     expect(remote?.etag).toMatch(/^"[0-9a-f]{32}"$/);
     expect(remote?.maxAge).toBe(0);
     expect(remote?.imageId).toBe(r.id);
+    expect(remote?.sigUrl).toBe(`${server.origin}${c.base}/hello.aci.asc`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
 
     const again = await fetchAppcImage(c.store, { url }, c.opts());
     expect(again).toMatchObject({ id: r.id, source: "unchanged", bytesDownloaded: 0 });
     const last = requestsFor(path).at(-1)!;
     expect(last.headers["if-none-match"]).toBe(remote?.etag);
     expect(last).toMatchObject({ status: 304, bytes: 0 });
+    expect(getRemote(c.store, url)?.downloadTime).toBeGreaterThan(remote!.downloadTime);
     expect(listImages(c.store).map((i) => i.id)).toEqual([r.id]);
     expect((await fsck(c.store)).problems).toEqual([]);
     c.store.close();

@@ -3,7 +3,8 @@
 import { discoverEndpoints, discoveryPrefixes, discoveryUrl, type AciEndpoint } from "@rkt/appc";
 import { ErrorCode, RktError, isRktError } from "@rkt/oci";
 import { discard } from "../registry/http.js";
-import { readSmall, type AppcHttpClient } from "./http.js";
+import { readCapped } from "../registry/auth.js";
+import type { AppcHttpClient } from "./http.js";
 import type { AppcApp } from "./identity.js";
 
 /** Largest discovery page read. */
@@ -40,7 +41,7 @@ export async function discoverAci(
           discard(res.body);
           throw new RktError(ErrorCode.Io, `expected a 200 OK got ${res.status}`);
         }
-        html = (await readSmall(res.body, maxDiscoveryBytes, url)).toString("utf8");
+        html = (await readCapped(res.body, maxDiscoveryBytes, url)).toString("utf8");
       } catch (e) {
         if (isRktError(e, ErrorCode.Aborted)) throw e;
         attempts.push(`${url}: ${e instanceof Error ? e.message : String(e)}`);

@@ -16,12 +16,13 @@ import {
 } from "@rkt/store";
 import { maxSignatureBytes, type TrustedKeySource } from "@rkt/trust";
 import type { PullPolicy } from "../pull.js";
+import { readCapped } from "../registry/auth.js";
 import { discard } from "../registry/http.js";
 import type { AppcAuthMap } from "./auth.js";
 import { isFresh } from "./cache-control.js";
 import { discoverAci } from "./discover.js";
 import { downloadAci } from "./download.js";
-import { AppcHttpClient, readSmall, transportError } from "./http.js";
+import { AppcHttpClient, transportError } from "./http.js";
 import {
   appKey,
   ascUrlFromAciUrl,
@@ -302,7 +303,7 @@ class Fetcher {
       throw new RktError(ErrorCode.Io, `${what}: bad HTTP status code: ${res.status}`);
     }
     try {
-      return await readSmall(res.body, maxSignatureBytes, asc);
+      return await readCapped(res.body, maxSignatureBytes, asc);
     } catch (e) {
       const t = transportError(e, res.url, this.o.signal);
       throw t.code === ErrorCode.Aborted ? t : new RktError(t.code, `${what}: ${t.message}`, { cause: e });

@@ -138,21 +138,3 @@ export function transportError(e: unknown, u: URL, signal: AbortSignal | undefin
     ? r
     : new RktError(ErrorCode.Io, r.message, { cause: e, temporary: r.temporary });
 }
-
-/**
- * Reads a small body (a discovery page, a signature) whole; more than `cap` bytes is
- * RKT_TOO_LARGE naming `what`.
- */
-export async function readSmall(body: Readable, cap: number, what: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of body as AsyncIterable<Buffer>) {
-    n += c.length;
-    if (n > cap) {
-      discard(body);
-      throw new RktError(ErrorCode.TooLarge, `${what}: larger than ${cap} bytes`);
-    }
-    chunks.push(c);
-  }
-  return Buffer.concat(chunks);
-}
