@@ -10,13 +10,14 @@ import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode, parseDockerReference } from "@rkt/oci";
 import { LocalStore, fsck, listImages } from "@rkt/store";
-import { pullImage, parseRegistriesConf, pullSources } from "@rkt/fetch";
+import { pullImage, parseRegistriesConf, pullSources, staticCredentials } from "@rkt/fetch";
 import { pushLayout, randomLayer, useRegistry, writeOciLayout, type BuiltImage } from "@rkt/testkit";
 
 const repo = resolve(import.meta.dirname, "..", "..", "..");
 const bin = join(repo, "packages", "cli", "bin", "rkt.js");
 const origin = useRegistry({ mode: "plain" });
 const mirror = useRegistry({ mode: "plain" });
+const privateMirror = useRegistry({ mode: "basic", tls: true });
 
 let tmp: string;
 let img: BuiltImage;
@@ -28,6 +29,7 @@ beforeAll(async () => {
   await pushLayout(dir, "app/hello:1", origin());
   await pushLayout(dir, "mirror/app/hello:1", mirror());
   await pushLayout(dir, "app/only-origin:1", origin());
+  await pushLayout(dir, "app/hello:1", privateMirror());
   // A port nothing listens on: bind one, note it, close it.
   const s = createServer();
   await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
@@ -133,6 +135,38 @@ insecure = true
     });
   });
 
+  it("asks each source with its own host's credentials", async () => {
+    const c = await parseRegistriesConf(
+      conf(`[[registry.mirror]]\nlocation = "${privateMirror().host}/app"`),
+      "registries.conf",
+    );
+    const p = privateMirror();
+    const ref = parseDockerReference(`${origin().host}/app/hello:1`);
+    await withStore(async (s) => {
+      // The mirror's credentials: it serves the image.
+      const r = await pullImage(s, ref, {
+        registriesConf: c,
+        caPem: p.caPem,
+        credentials: staticCredentials({ [p.host]: { username: p.username!, password: p.password! } }),
+      });
+      expect(r.id).toBe(img.descriptor.digest);
+    });
+    await withStore(async (s) => {
+      // Credentials for the origin only: the mirror gets none (401) and the origin serves.
+      const failed: string[] = [];
+      const before = asked(origin(), "app/hello");
+      const r = await pullImage(s, ref, {
+        registriesConf: c,
+        caPem: p.caPem,
+        credentials: staticCredentials({ [origin().host]: { username: p.username!, password: p.password! } }),
+        onSourceFailed: (src, e) => failed.push(`${src.registry} ${e.code}`),
+      });
+      expect(r.id).toBe(img.descriptor.digest);
+      expect(failed).toEqual([`${p.host} RKT_UNAUTHORIZED`]);
+      expect(asked(origin(), "app/hello")).toBeGreaterThan(before);
+    });
+  });
+
   it("refuses a blocked registry before any request; the CLI reads $CONTAINERS_REGISTRIES_CONF", async () => {
     const file = join(tmp, "blocked.conf");
     await writeFile(file, conf("", "blocked = true"));
@@ -144,8 +178,9 @@ insecure = true
       { encoding: "utf8", env: { ...process.env, CONTAINERS_REGISTRIES_CONF: file } },
     );
     expect(r.status).toBe(254);
-    expect(r.stderr).toBe(
-      `fetch: registry ${origin().host}/app is blocked by ${file}; refusing to pull ${origin().host}/app/hello\n`,
+    // The last line (a warning about --insecure-options=image may come before it).
+    expect(r.stderr.split("\n").slice(-2)[0]).toBe(
+      `fetch: registry ${origin().host}/app is blocked by ${file}; refusing to pull ${origin().host}/app/hello`,
     );
     expect(asked(origin(), "app/hello")).toBe(before);
     const s = await LocalStore.open(dir);
