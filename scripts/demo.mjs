@@ -103,6 +103,27 @@ const steps = [
     contains: "sha512-",
   },
   {
+    title:
+      "Render it through the tree store (layers extracted once, shared) as a flattened copy of its rootfs",
+    args: [
+      "--dir",
+      storeDir,
+      "image",
+      "render",
+      "--flatten",
+      "--rootfs-only",
+      "example.com/hello",
+      join(work, "hello-rootfs"),
+    ],
+    expect: 0,
+  },
+  {
+    title: "Verify the rendered tree: its hash is recomputed and compared with the saved one",
+    args: ["--dir", storeDir, "image", "verify", "example.com/hello"],
+    expect: 0,
+    contains: "successfully verified checksum for image",
+  },
+  {
     title: "Fetch the OCI layout; prints its manifest digest (blobs are stored as they are)",
     args: ["--dir", storeDir, "fetch", `oci:${rel(join(examples, "hello-oci"))}:latest`],
     expect: 0,
