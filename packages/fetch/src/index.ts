@@ -137,6 +137,10 @@ export {
 } from "./pull.js";
 export type { PullPolicy, PullImageOptions, PullResult } from "./pull.js";
 
+// policy.json admission of registry images, with lookaside and registry-extension signatures.
+export { policyVerifier, readDockerSignatures } from "./docker-policy.js";
+export type { DockerImageVerifier, DockerVerifyInput, PolicyVerifierOptions } from "./docker-policy.js";
+
 // registries.conf (v2) mirrors, rewrites and blocked registries for pulls.
 export {
   parseRegistriesConf,

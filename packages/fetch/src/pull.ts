@@ -19,6 +19,7 @@ import {
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { importOciImage, touchImage, type ImageSource, type LocalStore } from "@rkt/store";
+import type { DockerImageVerifier } from "./docker-policy.js";
 import { RegistryClient, type BlobProgress } from "./registry/client.js";
 import type { CredentialsProvider } from "./registry/credentials.js";
 import type { InsecureOptions } from "./registry/http.js";
@@ -49,6 +50,12 @@ export interface PullImageOptions extends Abortable {
   registriesConf?: RegistriesConf | undefined;
   /** Called when a mirror fails and the next source is tried. */
   onSourceFailed?: ((source: PullSource, error: RktError) => void) | undefined;
+  /**
+   * Admission check (e.g. {@link policyVerifier}) run once the manifest is fetched and verified
+   * against its digest, before any blob is downloaded, and when `update` finds the image unchanged;
+   * it throws to refuse. Store hits that ask no registry (`new`, `never`, stored digests) skip it.
+   */
+  verify?: DockerImageVerifier | undefined;
 }
 
 /** The outcome of {@link pullImage}. */
@@ -260,6 +267,8 @@ export async function pullImage(
           ? platformMatches(stored, want)
           : top.digest === stored.id;
         if (sameTop && sameImage) {
+          // The registry's current answer is re-admitted: a signature may have been withdrawn.
+          await o.verify?.({ ref, client, topDigest: top.digest, manifestDigest: stored.id, signal });
           recordRemote(store, key, top.digest, stored.id);
           return fromStore(stored, "unchanged", 0);
         }
@@ -267,6 +276,14 @@ export async function pullImage(
       // By digest once known, so the tag cannot move between the HEAD and the GET.
       const image = await client.getImage(repository, top?.digest ?? reference, { platform: want, signal });
       const tagDigest = image.index?.descriptor.digest ?? image.manifest.descriptor.digest;
+      // Admission before any blob moves: a refused image leaves nothing behind.
+      await o.verify?.({
+        ref,
+        client,
+        topDigest: tagDigest,
+        manifestDigest: image.manifest.descriptor.digest,
+        signal,
+      });
       let downloaded = (image.index?.raw.length ?? 0) + image.manifest.raw.length;
       let reused = 0;
       const seen = new Map<string, number>();

@@ -65,6 +65,8 @@ export {
   evaluatePolicy,
 } from "./policy.js";
 export type { Policy, PolicyRequirement, PolicyImage, PolicyDecision } from "./policy.js";
+export { signaturePolicyPaths, findSignaturePolicy, registriesDPaths, findRegistriesD } from "./discovery.js";
+export type { ConfigDirs } from "./discovery.js";
 export {
   registrySignaturesPath,
   parseRegistrySignatures,

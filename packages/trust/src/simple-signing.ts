@@ -177,6 +177,8 @@ export interface SimpleSignatureVerdict extends SimpleSigningPayload {
   readonly fingerprint: string;
   /** Lowercase fingerprint of the (sub)key that made the signature. */
   readonly signerFingerprint: string;
+  /** The user IDs of that primary key (`Name <email>`), for messages. */
+  readonly identities: readonly string[];
 }
 
 /**
@@ -286,7 +288,12 @@ export async function verifySimpleSignature(
       }`,
     );
   }
-  return { ...payload, fingerprint: fp, signerFingerprint: found.signer.getFingerprint().toLowerCase() };
+  return {
+    ...payload,
+    fingerprint: fp,
+    signerFingerprint: found.signer.getFingerprint().toLowerCase(),
+    identities: found.key.getUserIDs(),
+  };
 }
 
 function formatRef(r: NamedRef): string {

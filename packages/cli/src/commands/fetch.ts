@@ -29,6 +29,8 @@ export interface FetchFlags {
   readonly parallel?: number | undefined;
   /** `--os`, `--arch`, `--variant`: the platform picked from an index (each defaults to the host's). */
   readonly platform?: { os?: string; arch?: string; variant?: string } | undefined;
+  /** `--signature-policy FILE`: the policy.json for registry images (else found in the config dirs). */
+  readonly signaturePolicy?: string | undefined;
   /** Deprecation notices to print on stderr (cobra's wording). */
   readonly notices: readonly string[];
 }
@@ -51,6 +53,7 @@ export function parseFetchArgs(argv: readonly string[]): FetchFlags {
   let noStore = false;
   let full = false;
   let quiet = false;
+  let signaturePolicy: string | undefined;
   let format: "" | "json" = "";
   let parallel: number | undefined;
   const platform: { os?: string; arch?: string; variant?: string } = {};
@@ -121,6 +124,9 @@ export function parseFetchArgs(argv: readonly string[]): FetchFlags {
         platform[name] = v;
         break;
       }
+      case "signature-policy":
+        signaturePolicy = takeValue();
+        break;
       case "signature": {
         const sig = takeValue();
         const last = images[images.length - 1];
@@ -155,6 +161,7 @@ export function parseFetchArgs(argv: readonly string[]): FetchFlags {
     format,
     parallel,
     platform: Object.keys(platform).length > 0 ? platform : undefined,
+    signaturePolicy,
     notices,
   };
 }
@@ -325,9 +332,11 @@ async function fetchOne(
 }
 
 /**
- * `docker://` through @rkt/fetch's `pullImage` under the pull policy. As rkt, docker images carry
- * no signature it can check, so `--insecure-options=image` is required (checked before any
- * network or store access); `http`/`tls` map to the registry client's insecure options;
+ * `docker://` through @rkt/fetch's `pullImage` under the pull policy. With a policy.json
+ * (`--signature-policy`, else the config dirs; see fetch-policy.ts) the image is admitted by it
+ * before any blob moves; without one rkt's refusal stands unless `--insecure-options=image`
+ * (warned). Both are settled before any network or store access. `http`/`tls` map to the
+ * registry client's insecure options;
  * credentials come from rkt's `auth.d` dockerAuth files, containers `auth.json` and docker's
  * `config.json`. Progress goes to stderr: a redrawn status line on a terminal, else one plain
  * line per finished blob.
@@ -340,8 +349,8 @@ async function pullDocker(
   flags: FetchFlags,
 ): Promise<FetchSummary> {
   const fetch = await import("@rkt/fetch");
-  if (!ctx.globals.insecure.image)
-    throw new RktError(ErrorCode.InvalidArgument, fetch.dockerSignatureUnsupported);
+  const { dockerAdmission } = await import("./fetch-policy.js");
+  const verify = await dockerAdmission(fetch, ctx, flags);
   if (arg.signature !== undefined) {
     throw new RktError(
       ErrorCode.InvalidArgument,
@@ -362,6 +371,7 @@ async function pullDocker(
     parallel: flags.parallel,
     platform: wantedPlatform(flags),
     registriesConf,
+    verify,
     onSourceFailed: (src, e) =>
       void ctx.stderr.write(`mirror ${src.registry} failed, trying the next source: ${e.message}\n`),
     insecure: { http: g.insecure.http, tls: g.insecure.tls },

@@ -33,6 +33,7 @@ import {
   type Manifest,
   type Platform,
 } from "@rkt/oci";
+import { maxSignatureBytes, parseRegistrySignatures, registrySignaturesPath } from "@rkt/trust";
 import { Authenticator, readCapped } from "./auth.js";
 import { parseWwwAuthenticate, pullScope, pushScope, type Challenge } from "./challenge.js";
 import type { CredentialsProvider } from "./credentials.js";
@@ -196,6 +197,7 @@ export class RegistryClient {
   private readonly maxManifestBytes: number;
   private scheme: Promise<"https:" | "http:"> | undefined;
   private schemeKnown: "https:" | "http:" | undefined;
+  private supportsSignatures: Promise<boolean> | undefined;
 
   constructor(registry: string, o: RegistryClientOptions = {}) {
     if (!/^[A-Za-z0-9.-]+(?::\d+)?$|^\[[0-9a-fA-F:.]+\](?::\d+)?$/.test(registry)) {
@@ -532,6 +534,51 @@ export class RegistryClient {
       if (e instanceof RegistryError && e.status === 404) return undefined;
       throw e;
     }
+  }
+
+  /**
+   * The simple-signing signatures the registry holds for a manifest through the signatures
+   * extension (`X-Registry-Supports-Signatures: 1` on `/v2/`, then `GET
+   * /extensions/v2/<repo>/signatures/<digest>`, containers/image docker_image_src.go): the blobs in
+   * order, or undefined when the registry does not announce the extension (the distribution
+   * registry does not). Bodies are capped at 4 MiB. Network: two requests the first time.
+   */
+  async getSignatures(
+    repository: string,
+    digest: Digest,
+    o: Abortable = {},
+  ): Promise<Uint8Array[] | undefined> {
+    this.checkNames(repository, digest);
+    this.supportsSignatures ??= (async () => {
+      const scheme = await this.resolveScheme(o.signal);
+      const res = await send(this.http, {
+        method: "GET",
+        url: new URL(`${this.origin(scheme)}/v2/`),
+        headers: {},
+        authOrigin: this.origin(scheme),
+        signal: o.signal,
+        what: `ping ${this.registry}`,
+      });
+      await res.body.dump();
+      return header(res.headers, "x-registry-supports-signatures") === "1";
+    })();
+    if (!(await this.supportsSignatures)) return undefined;
+    const path = registrySignaturesPath(repository, digest);
+    const what = `signatures ${this.registry}/${repository}@${digest}`;
+    const res = await this.request({
+      method: "GET",
+      path,
+      repository,
+      scope: pullScope(repository),
+      signal: o.signal,
+      what,
+      ok: [200, 404],
+    });
+    if (res.status === 404) {
+      await res.body.dump();
+      return [];
+    }
+    return parseRegistrySignatures(await readCapped(res.body, maxSignatureBytes, what), what);
   }
 
   /**
