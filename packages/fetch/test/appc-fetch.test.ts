@@ -350,6 +350,23 @@ describe("fetchAppcImage by URL", () => {
     }
   });
 
+  it("a stalled download fails after the stall timeout and is resumed by the next run", async () => {
+    const c = await setup(null);
+    const aci = await buildAci({ name: "example.com/stalled", payload: 1 << 20 });
+    const path = `${c.base}/stalled.aci`;
+    server.route(path, { body: aci, stallOnce: 512 << 10 });
+    const url = `${server.origin}${path}`;
+    const e = await refusal(
+      fetchAppcImage(c.store, { url }, c.opts({ keystore: null, stallTimeoutMs: 300 })),
+    );
+    expect(e.code).toBe(ErrorCode.Io);
+    expect(e.message).toMatch(/stalled/);
+    const r = await fetchAppcImage(c.store, { url }, c.opts({ keystore: null }));
+    expect(r.id).toBe(sha512Id(aci));
+    expect(requestsFor(path).map((q) => q.status)).toEqual([200, 206]);
+    c.store.close();
+  });
+
   it("follows at most 10 redirects", async () => {
     const c = await setup(null);
     const aci = await buildAci({ name: "example.com/redirected" });
@@ -519,6 +536,24 @@ describe("fetchAppcImage by name (discovery)", () => {
     publish(`${c.base}/${name}-1.2.0.aci`, v1, sign(v1));
     const g = await refusal(fetchAppcImage(c.store, { app: `${name}:1.2.0,flavor=x` }, c.opts()));
     expect(g.message).toBe('requested label "flavor" not provided by the image manifest');
+    await expectNothingStored(c);
+    c.store.close();
+  });
+
+  it("a name fetch signed by an untrusted key fails before the ACI is downloaded (rkt's checkIdentity)", async () => {
+    const c = await setup({ prefix: "127.0.0.1" });
+    const name = `127.0.0.1${c.base}/app`;
+    server.discovery(`${c.base}/app`, name, [`${server.origin}${c.base}/{name}.{ext}`]);
+    const aci = await buildAci({ name, labels: { version: "1.0", ...host } });
+    publish(`${c.base}/${name}.aci`, aci, sign(aci, "other@example.com"));
+    const e = await refusal(fetchAppcImage(c.store, { app: name }, c.opts()));
+    expect(e.code).toBe(ErrorCode.KeyUntrusted);
+    expect(e.message).toBe(`image "${name}" verification failed: openpgp: signature made by unknown entity`);
+    expect(c.info).toEqual([
+      "If you expected the signing key to change, try running:",
+      `    rkt trust --prefix "${name}"`,
+    ]);
+    expect(requestsFor(`${c.base}/${name}.aci`)).toEqual([]);
     await expectNothingStored(c);
     c.store.close();
   });

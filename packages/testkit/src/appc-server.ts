@@ -25,6 +25,8 @@ export interface AppcRoute {
   readonly ranges?: boolean | undefined;
   /** The first full GET sends only this many bytes of the body, then cuts the connection. */
   readonly truncateOnce?: number | undefined;
+  /** The first full GET sends only this many bytes of the body, then sends nothing more (a stall). */
+  readonly stallOnce?: number | undefined;
   /** Answer 202 until this other path was served with a 200/206 once (rkt's "Quay mode"). */
   readonly deferUntil?: string | undefined;
   /** Answer 302 to this location (absolute, or a path on this server). */
@@ -123,13 +125,17 @@ export async function startAppcServer(o: AppcServerOptions = {}): Promise<AppcSe
         body.subarray(start),
       );
     }
-    if (r.truncateOnce !== undefined && !truncated.has(pathname) && req.method !== "HEAD") {
+    const partial = r.truncateOnce ?? r.stallOnce;
+    if (partial !== undefined && !truncated.has(pathname) && req.method !== "HEAD") {
       truncated.add(pathname);
       res.writeHead(200, { ...headers, "content-length": String(body.length) });
-      bytes = r.truncateOnce;
+      bytes = partial;
       log(200);
-      // Send part of the promised body, then cut the connection once it is on the wire.
-      res.write(body.subarray(0, r.truncateOnce), () => setTimeout(() => req.socket.destroy(), 50));
+      // Send part of the promised body, then cut the connection once it is on the wire (or,
+      // for a stall, keep it open and silent until the client gives up or the server closes).
+      res.write(body.subarray(0, partial), () => {
+        if (r.truncateOnce !== undefined) setTimeout(() => req.socket.destroy(), 50);
+      });
       return;
     }
     served.add(pathname);

@@ -33,7 +33,7 @@ import {
   withOsArchDefaults,
   type AppcApp,
 } from "./identity.js";
-import { verifyAciSignature } from "./verify.js";
+import { checkSignerEarly, verifyAciSignature } from "./verify.js";
 
 /** What to fetch: an ACI URL (`https://host/x.aci`) or an appc app string (`example.com/app:v1,os=linux`). */
 export type AppcTarget = { readonly url: string } | { readonly app: string };
@@ -52,6 +52,8 @@ export interface FetchAppcOptions {
   readonly env?: Readonly<Record<string, string | undefined>> | undefined;
   /** Discovery servers' port (appc's test hook); default 443 / 80. */
   readonly discoveryPort?: number | undefined;
+  /** No byte for this long fails a request (a stalled server); default 60 s. */
+  readonly stallTimeoutMs?: number | undefined;
   /** Fetch the dependencies of the image too (default true). */
   readonly dependencies?: boolean | undefined;
   /** `os`/`arch` defaults for names; default the host's. */
@@ -129,6 +131,7 @@ export async function fetchAppcImage(
     insecureTls: o.insecure?.tls,
     auth: o.auth,
     env: o.env,
+    stallTimeoutMs: o.stallTimeoutMs,
   });
   const host = o.host ?? hostOsArch();
   try {
@@ -239,6 +242,16 @@ class Fetcher {
     if (keystore === null) o.onWarning?.(verificationDisabled);
     let signature = keystore === null ? undefined : await this.signature(asc);
     if (signature === "deferred") o.onWarning?.("server requested deferring the signature download");
+    else if (signature !== undefined && keystore !== null && t.expect !== undefined) {
+      // A name fetch knows the name before the download: an untrusted signer fails before it.
+      await checkSignerEarly({
+        name: t.expect.name,
+        signature,
+        keystore,
+        signal: o.signal,
+        onInfo: o.onInfo,
+      });
+    }
     const dl = await downloadAci(store, this.http, url, {
       ifNoneMatch: stored === undefined ? undefined : remote!.etag,
       signal: o.signal,

@@ -50,3 +50,26 @@ export async function verifyAciSignature(o: {
   o.onInfo?.(["signature verified:", ...verdict.identities.map((i) => `  ${i}`)].join("\n"));
   return verdict;
 }
+
+// Thrown by the `open` of an early check: reaching it means every check before the content passed.
+const contentNotNeeded = new Error("content not needed for the signer check");
+
+/**
+ * rkt's checkIdentity: before a (large) ACI is downloaded, checks what the signature alone can
+ * tell for image `name`: that it parses, was made by a key trusted for the name, and neither it
+ * nor the key has expired or been revoked. Fails as {@link verifyAciSignature} does (with the
+ * `rkt trust` hint on an unknown signer); the content is checked later by that function.
+ */
+export async function checkSignerEarly(o: {
+  readonly name: string;
+  readonly signature: Uint8Array;
+  readonly keystore: TrustedKeySource;
+  readonly signal?: AbortSignal | undefined;
+  readonly onInfo?: ((message: string) => void) | undefined;
+}): Promise<void> {
+  try {
+    await verifyAciSignature({ ...o, open: () => Promise.reject(contentNotNeeded) });
+  } catch (e) {
+    if (e !== contentNotNeeded) throw e;
+  }
+}
