@@ -13,6 +13,7 @@ import {
   isIndexType,
   isRktError,
   parseIndexOrThrow,
+  parseManifest,
   parseManifestOrThrow,
   selectPlatform,
   type Abortable,
@@ -41,6 +42,10 @@ export interface ImportOciLayoutOptions extends Abortable {
 export interface OciLayoutImportResult extends ImportResult {
   /** Manifest, config, then layers, as stored. */
   readonly digests: readonly string[];
+  /** Config and layer bytes copied from the layout into the store. */
+  readonly bytesWritten: number;
+  /** Config and layer bytes the store already had (looked up before the import; informational). */
+  readonly bytesReused: number;
 }
 
 // Nested indexes are legal; bound the depth so a cycle of digests cannot loop forever.
@@ -138,6 +143,14 @@ async function importFromReader(
     }
     const rawManifest = await reader.readBlob(desc);
     const { name, tag } = nameAndTag(refName, baseName);
+    // What the store already has, for the summary (a bad manifest is importOciImage's to report).
+    const pre = parseManifest(rawManifest, desc.mediaType);
+    const blobs = (pre.ok ? [pre.value.config, ...pre.value.layers] : []).filter(
+      (d, i, a) => a.findIndex((x) => x.digest === d.digest) === i,
+    );
+    let bytesReused = 0;
+    for (const d of blobs) if (await store.exists(d.digest)) bytesReused += d.size;
+    const bytesTotal = blobs.reduce((a, d) => a + d.size, 0);
     const result = await importOciImage(store, {
       rawManifest,
       mediaType: desc.mediaType,
@@ -149,7 +162,12 @@ async function importFromReader(
     });
     // importOciImage validated the manifest; read its blob list from the same bytes.
     const m = parseManifestOrThrow(rawManifest, desc.mediaType, `manifest ${desc.digest}`).value;
-    return { ...result, digests: [result.id, m.config.digest, ...m.layers.map((l) => l.digest)] };
+    return {
+      ...result,
+      digests: [result.id, m.config.digest, ...m.layers.map((l) => l.digest)],
+      bytesWritten: bytesTotal - bytesReused,
+      bytesReused,
+    };
   } catch (e) {
     if (isRktError(e) && e.message.startsWith(what)) throw e;
     // The reader names its directory; `what` already names the input (and for an archive the

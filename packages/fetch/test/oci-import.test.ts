@@ -112,6 +112,16 @@ describe("importOciLayout", () => {
     });
   });
 
+  it("reports config and layer bytes written and already stored (the --format json summary)", async () => {
+    await withStore(async (s) => {
+      const first = await importOciLayout(s, await openOciLayout(helloOci));
+      expect(first.bytesReused).toBe(0);
+      expect(first.bytesWritten).toBe(first.size - index.manifests[0]!.size);
+      const again = await importOciLayout(s, await openOciLayout(helloOci));
+      expect(again).toMatchObject({ bytesWritten: 0, bytesReused: first.bytesWritten });
+    });
+  });
+
   it("resolves an index entry to the platform's manifest; a full ref name gives name and tag", async () => {
     const { dir, arm64 } = multiPlatformLayout();
     await withStore(async (s) => {
