@@ -58,6 +58,7 @@ const fetchSpec: CommandSpec = {
     "  --os, --arch, --variant  platform to pick from an index (default the host's)",
     "  --quiet, -q           no progress or informational lines on stderr",
     "  --full                print the full image ID",
+    "  --no-render           do not render the images into the tree store (done as root with overlayfs)",
     "  --signature=FILE      detached signature of the image just before it",
     "  --signature-policy=FILE  policy.json for registry images (containers-policy.json(5))",
     "  --format=json         print one JSON array of {id,kind,name,digests,bytes}",

@@ -132,7 +132,7 @@ afterAll(async () => {
 
 async function store(): Promise<{ dir: string; aci: string; oci: string }> {
   const d = mkdtempSync(join(tmp, "store-"));
-  const r = await rkt(d, ["fetch", "--full", aciBase, aciTop, `oci:${ociLayout}`]);
+  const r = await rkt(d, ["fetch", "--no-render", "--full", aciBase, aciTop, `oci:${ociLayout}`]);
   expect(r.stderr).not.toMatch(/error/);
   expect(r.code).toBe(0);
   const [, aci = "", oci = ""] = r.stdout.trim().split("\n");
@@ -252,6 +252,22 @@ describe("rkt image verify", () => {
     );
     expect(readFileSync(snap, "utf8")).toBe("keep");
     expect((await rkt(s.dir, ["image", "verify", s.oci])).stdout).toMatch(/^successfully verified checksum/);
+  });
+});
+
+describe("render on fetch", () => {
+  it("renders each fetched image as root with overlayfs (rkt); --no-render skips it", async () => {
+    const d = mkdtempSync(join(tmp, "store-"));
+    const r = await rkt(d, ["fetch", "--full", aciBase, aciTop, `oci:${ociLayout}`]);
+    expect(r.code).toBe(0);
+    const [base = "", top = "", oci = ""] = r.stdout.trim().split("\n");
+    const v = await rkt(d, ["image", "verify", base, top, oci]);
+    expect(v.stdout.match(/^successfully verified checksum for image/gm)).toHaveLength(3);
+    expect(readdirSync(join(d, "cas", "trees")).filter((x) => !x.startsWith("."))).toHaveLength(3);
+    const d2 = mkdtempSync(join(tmp, "store-"));
+    expect((await rkt(d2, ["fetch", "--no-render", `oci:${ociLayout}`])).code).toBe(0);
+    expect(readdirSync(join(d2, "cas", "trees"))).toEqual([]);
+    expect(readdirSync(join(d2, "cas", "layers"))).toEqual([]);
   });
 });
 

@@ -1,5 +1,6 @@
 // `rkt image render [--rootfs-only] [--overwrite] [--flatten] IMAGE OUTPUT_DIR`.
 import { resolve } from "node:path";
+import type { LocalStore } from "@rkt/store";
 import type { CommandContext } from "../context.js";
 import { parseFlags, usageError, withStore } from "./image-common.js";
 
@@ -33,4 +34,20 @@ export async function imageRenderCommand(argv: readonly string[], ctx: CommandCo
   if (r.mode === "overlay")
     ctx.stderr.write(`image render: ${r.rootfs} is an overlay mount (umount it when done)\n`);
   return 0;
+}
+
+/**
+ * Render on fetch, as rkt: when root with overlayfs, a freshly stored image is rendered into the
+ * tree store so that its first run only mounts. A render failure does not undo the fetch (the
+ * image is stored and verified): it is reported as a warning and `image render` can retry.
+ */
+export async function renderOnFetch(store: LocalStore, id: string, ctx: CommandContext): Promise<void> {
+  const { overlaySupported, renderStoredImage } = await import("@rkt/store");
+  if (!(await overlaySupported())) return;
+  try {
+    await renderStoredImage(store, id, { signal: ctx.signal });
+  } catch (e) {
+    if (ctx.signal.aborted) throw e;
+    ctx.stderr.write(`fetch: warning: image ${id} stored but not rendered: ${(e as Error).message}\n`);
+  }
 }
