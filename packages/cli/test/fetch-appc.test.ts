@@ -30,7 +30,9 @@ afterAll(async () => {
 });
 
 let n = 0;
-function env(): (args: string[]) => Promise<{ code: number; stdout: string; stderr: string }> {
+function env(
+  o: { tty?: boolean } = {},
+): (args: string[]) => Promise<{ code: number; stdout: string; stderr: string }> {
   const d = join(tmp, `env-${n++}`);
   const globals = [
     `--dir=${join(d, "data")}`,
@@ -42,6 +44,7 @@ function env(): (args: string[]) => Promise<{ code: number; stdout: string; stde
     const err: Buffer[] = [];
     const stdout = new PassThrough().on("data", (c: Buffer) => out.push(c));
     const stderr = new PassThrough().on("data", (c: Buffer) => err.push(c));
+    if (o.tty === true) Object.assign(stderr, { isTTY: true });
     const code = await main([...globals, ...args], {
       stdout,
       stderr,
@@ -91,5 +94,15 @@ describe("rkt fetch https://…/x.aci", () => {
       stdout: `${helloId}\n`,
       stderr: "image: warning: image signature verification has been disabled\n",
     });
+  });
+
+  it("on a terminal a Downloading ACI line is drawn and cleared", async () => {
+    const rkt = env({ tty: true });
+    const f = await rkt(["--insecure-options=image", "fetch", `${server.origin}/unsigned.aci`]);
+    expect(f.code).toBe(0);
+    expect(f.stdout).toBe(`${helloId}\n`);
+    const kib = (helloAci.length / (1 << 20)).toFixed(1);
+    expect(f.stderr).toContain(`\r\x1b[KDownloading ACI: ${kib} MiB / ${kib} MiB`);
+    expect(f.stderr.endsWith("\r\x1b[K")).toBe(true);
   });
 });

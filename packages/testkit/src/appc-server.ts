@@ -93,7 +93,10 @@ export async function startAppcServer(o: AppcServerOptions = {}): Promise<AppcSe
       requests.push({ method: req.method ?? "GET", path, headers: req.headers, status, bytes });
     };
     const end = (status: number, headers: Record<string, string> = {}, body?: Buffer): void => {
-      res.writeHead(status, headers);
+      res.writeHead(
+        status,
+        body === undefined ? headers : { ...headers, "content-length": String(body.length) },
+      );
       bytes = body?.length ?? 0;
       log(status);
       res.end(req.method === "HEAD" ? undefined : body);

@@ -33,8 +33,6 @@ export interface FetchFlags {
   readonly signaturePolicy?: string | undefined;
   /** Deprecation notices to print on stderr (cobra's wording). */
   readonly notices: readonly string[];
-  /** `--no-render`: do not render fetched images into the tree store (rendered when root with overlayfs). */
-  readonly noRender?: boolean | undefined;
 }
 
 function usage(message: string): RktError {
@@ -55,7 +53,6 @@ export function parseFetchArgs(argv: readonly string[]): FetchFlags {
   let noStore = false;
   let full = false;
   let quiet = false;
-  let noRender = false;
   let signaturePolicy: string | undefined;
   let format: "" | "json" = "";
   let parallel: number | undefined;
@@ -99,9 +96,6 @@ export function parseFetchArgs(argv: readonly string[]): FetchFlags {
         break;
       case "full":
         full = bool(name, value);
-        break;
-      case "no-render":
-        noRender = bool(name, value);
         break;
       case "q":
       case "quiet":
@@ -169,7 +163,6 @@ export function parseFetchArgs(argv: readonly string[]): FetchFlags {
     platform: Object.keys(platform).length > 0 ? platform : undefined,
     signaturePolicy,
     notices,
-    noRender,
   };
 }
 
@@ -458,7 +451,12 @@ async function fetchAppc(
   const { KeyStore } = await import("@rkt/trust");
   const g = ctx.globals;
   const log = (m: string): void => void ctx.stderr.write(`image: ${m}\n`);
-  const r = await fetch.fetchAppcImage(
+  // A terminal gets one status line per ACI download, redrawn at most 10 times a second (rkt's
+  // "Downloading ACI" bar); anything else no progress.
+  const tty = (ctx.stderr as { isTTY?: boolean }).isTTY === true && flags.quiet !== true;
+  const mib = (n: number): string => `${(n / (1 << 20)).toFixed(1)} MiB`;
+  let drawn = 0;
+  const fetched = fetch.fetchAppcImage(
     store,
     ref.transport === "http" ? { url: ref.url } : { app: ref.raw },
     {
@@ -476,8 +474,23 @@ async function fetchAppc(
       signal: ctx.signal,
       onInfo: flags.quiet === true ? undefined : log,
       onWarning: log,
+      onProgress: tty
+        ? (p) => {
+            const now = Date.now();
+            if (now - drawn < 100 && p.bytes !== p.total) return;
+            drawn = now;
+            const of = p.total === undefined ? "" : ` / ${mib(p.total)}`;
+            ctx.stderr.write(`\r\x1b[KDownloading ACI: ${mib(p.bytes)}${of}`);
+          }
+        : undefined,
     },
   );
+  let r: Fetch.AppcFetchResult;
+  try {
+    r = await fetched;
+  } finally {
+    if (drawn > 0) ctx.stderr.write("\r\x1b[K");
+  }
   const { getImage } = await import("@rkt/store");
   const image = getImage(store, r.id);
   return {
@@ -508,7 +521,6 @@ export async function fetchCommand(argv: readonly string[], ctx: CommandContext)
     const out: FetchSummary[] = [];
     for (const { arg, ref } of refs) {
       const s = await fetchOne(store, arg, ref, ctx, flags);
-      if (flags.noRender !== true) await (await import("./image-render.js")).renderOnFetch(store, s.id, ctx);
       out.push(s);
       if (flags.format === "") ctx.stdout.write(`${printedId(s.id, flags.full)}\n`);
     }
