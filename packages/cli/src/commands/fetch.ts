@@ -33,6 +33,8 @@ export interface FetchFlags {
   readonly signaturePolicy?: string | undefined;
   /** Deprecation notices to print on stderr (cobra's wording). */
   readonly notices: readonly string[];
+  /** `--no-render`: do not render fetched images into the tree store (rendered when root with overlayfs). */
+  readonly noRender?: boolean | undefined;
 }
 
 function usage(message: string): RktError {
@@ -53,6 +55,7 @@ export function parseFetchArgs(argv: readonly string[]): FetchFlags {
   let noStore = false;
   let full = false;
   let quiet = false;
+  let noRender = false;
   let signaturePolicy: string | undefined;
   let format: "" | "json" = "";
   let parallel: number | undefined;
@@ -96,6 +99,9 @@ export function parseFetchArgs(argv: readonly string[]): FetchFlags {
         break;
       case "full":
         full = bool(name, value);
+        break;
+      case "no-render":
+        noRender = bool(name, value);
         break;
       case "q":
       case "quiet":
@@ -163,6 +169,7 @@ export function parseFetchArgs(argv: readonly string[]): FetchFlags {
     platform: Object.keys(platform).length > 0 ? platform : undefined,
     signaturePolicy,
     notices,
+    noRender,
   };
 }
 
@@ -521,6 +528,7 @@ export async function fetchCommand(argv: readonly string[], ctx: CommandContext)
     const out: FetchSummary[] = [];
     for (const { arg, ref } of refs) {
       const s = await fetchOne(store, arg, ref, ctx, flags);
+      if (flags.noRender !== true) await (await import("./image-render.js")).renderOnFetch(store, s.id, ctx);
       out.push(s);
       if (flags.format === "") ctx.stdout.write(`${printedId(s.id, flags.full)}\n`);
     }
