@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as openpgp from "openpgp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ErrorCode, isRktError, parseDockerReference, type Digest } from "@rkt/oci";
+import { ErrorCode, isRktError, parseDockerReference } from "@rkt/oci";
 import { LocalStore, listImages } from "@rkt/store";
 import {
   createSimpleSignature,
