@@ -1,12 +1,16 @@
 // `rkt fetch https://…/x.aci` in-process against a real HTTPS server on loopback (a test CA the
 // client trusts through NODE_EXTRA_CA_CERTS) serving the committed signed example ACI.
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { PassThrough } from "node:stream";
+import { buffer } from "node:stream/consumers";
 import { gunzipSync } from "node:zlib";
+import { writeAci } from "@rkt/appc";
 import { main } from "@rkt/cli";
+import { hostOsArch } from "@rkt/fetch";
 import { startAppcServer, type AppcServer } from "@rkt/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -31,7 +35,7 @@ afterAll(async () => {
 
 let n = 0;
 function env(
-  o: { tty?: boolean } = {},
+  o: { tty?: boolean; env?: Record<string, string> } = {},
 ): (args: string[]) => Promise<{ code: number; stdout: string; stderr: string }> {
   const d = join(tmp, `env-${n++}`);
   const globals = [
@@ -48,7 +52,7 @@ function env(
     const code = await main([...globals, ...args], {
       stdout,
       stderr,
-      env: { NODE_EXTRA_CA_CERTS: server.caCert },
+      env: { NODE_EXTRA_CA_CERTS: server.caCert, ...o.env },
       cwd: repo,
       uid: 0,
     });
@@ -104,5 +108,88 @@ describe("rkt fetch https://…/x.aci", () => {
     const kib = (helloAci.length / (1 << 20)).toFixed(1);
     expect(f.stderr).toContain(`\r\x1b[KDownloading ACI: ${kib} MiB / ${kib} MiB`);
     expect(f.stderr.endsWith("\r\x1b[K")).toBe(true);
+  });
+});
+
+describe("rkt fetch NAME (appc discovery)", () => {
+  let gnupg: string;
+  const gpg = (args: string[], input?: Buffer): Buffer =>
+    execFileSync(
+      "gpg",
+      ["--batch", "--homedir", gnupg, "--pinentry-mode", "loopback", "--passphrase", "", ...args],
+      { input, stdio: ["pipe", "pipe", "pipe"] },
+    );
+  const name = "127.0.0.1/cli/app";
+  let id: string;
+  beforeAll(async () => {
+    gnupg = join(tmp, "gnupg");
+    mkdirSync(gnupg, { mode: 0o700 });
+    gpg(["--quick-gen-key", "Cli Publisher <cli@example.com>", "ed25519", "sign", "0"]);
+    const { os, arch } = hostOsArch();
+    const manifest = {
+      acKind: "ImageManifest",
+      acVersion: "0.8.11",
+      name,
+      labels: [
+        { name: "version", value: "1.0" },
+        { name: "os", value: os },
+        { name: "arch", value: arch },
+      ],
+    };
+    const aci = await buffer(writeAci(JSON.stringify(manifest), [{ header: { name: "hi" }, body: "hi\n" }]));
+    id = `sha512-${createHash("sha512").update(aci).digest("hex").slice(0, 32)}`;
+    server.discovery(
+      "/cli/app",
+      name,
+      [`${server.origin}/cli/{name}-{version}-{os}-{arch}.{ext}`],
+      [`${server.origin}/cli/pubkeys.asc`],
+    );
+    server.route(`/cli/${name}-1.0-${os}-${arch}.aci`, { body: aci });
+    server.route(`/cli/${name}-1.0-${os}-${arch}.aci.asc`, {
+      body: gpg(["--local-user", "cli@example.com", "--detach-sign", "--armor"], aci),
+    });
+    server.route("/cli/pubkeys.asc", { body: gpg(["--armor", "--export", "cli@example.com"]) });
+  });
+  afterAll(() => {
+    try {
+      execFileSync("gpgconf", ["--homedir", gnupg, "--kill", "gpg-agent"], { stdio: "ignore" });
+    } catch {
+      // no agent started
+    }
+  });
+
+  it("without a trusted key the signer is refused before the ACI is downloaded", async () => {
+    const rkt = env({ env: { RKT_DISCOVERY_PORT: String(server.port) } });
+    const before = server.requests.length;
+    expect(await rkt(["fetch", `${name}:1.0`])).toEqual({
+      code: 254,
+      stdout: "",
+      stderr:
+        "image: If you expected the signing key to change, try running:\n" +
+        `image:     rkt trust --prefix "${name}"\n` +
+        `fetch: image "${name}" verification failed: openpgp: signature made by unknown entity\n`,
+    });
+    expect(server.requests.slice(before).some((r) => r.path.endsWith(".aci"))).toBe(false);
+    expect((await rkt(["image", "list", "--format", "json"])).stdout).toBe("null\n");
+  });
+
+  it("--trust-keys-from-https trusts the discovered key for the name, then fetches and verifies", async () => {
+    const rkt = env({ env: { RKT_DISCOVERY_PORT: String(server.port) } });
+    const f = await rkt(["--trust-keys-from-https", "fetch", `${name}:1.0`]);
+    expect(f.stdout).toBe(`${id}\n`);
+    expect(f.code).toBe(0);
+    expect(f.stderr).toContain(
+      `image: trusting "${server.origin}/cli/pubkeys.asc" for prefix "${name}" (--trust-keys-from-https):\ngpg key fingerprint is: `,
+    );
+    expect(f.stderr).toContain(`image: added key for prefix "${name}" at "`);
+    expect(f.stderr).toMatch(/image: signature verified:\n {2}Cli Publisher <cli@example.com>\n$/);
+    // The key is now trusted: a second fetch (new policy: the store) needs no flag and no server.
+    const before = server.requests.length;
+    expect(await rkt(["fetch", "--pull-policy=new", `${name}:1.0`])).toEqual({
+      code: 0,
+      stdout: `${id}\n`,
+      stderr: "",
+    });
+    expect(server.requests.length).toBe(before);
   });
 });

@@ -186,4 +186,6 @@ export {
   dependencyApps,
 } from "./appc/identity.js";
 export type { AppcApp } from "./appc/identity.js";
-export { verifyAciSignature } from "./appc/verify.js";
+export { verifyAciSignature, checkSignerEarly } from "./appc/verify.js";
+export { trustDiscoveredKeys } from "./appc/pubkeys.js";
+export type { TrustedDiscoveredKey } from "./appc/pubkeys.js";

@@ -56,8 +56,11 @@ export interface AppcServer {
   readonly requests: AppcRequest[];
   /** Sets the route of a path (`/x.aci`), or of a path with its query (`/app?ac-discovery=1`). */
   route(path: string, r: AppcRoute): void;
-  /** A discovery page whose `ac-discovery` meta tags map `prefix` to each template. */
-  discovery(path: string, prefix: string, templates: readonly string[]): void;
+  /**
+   * A discovery page whose `ac-discovery` meta tags map `prefix` to each template, and whose
+   * `ac-discovery-pubkeys` tags (if any) give `pubkeys` for it.
+   */
+  discovery(path: string, prefix: string, templates: readonly string[], pubkeys?: readonly string[]): void;
   close(): Promise<void>;
 }
 
@@ -175,10 +178,11 @@ export async function startAppcServer(o: AppcServerOptions = {}): Promise<AppcSe
     caCert,
     requests,
     route: (path, r) => void routes.set(path, r),
-    discovery(path, prefix, templates) {
-      const metas = templates
-        .map((t) => `<meta name="ac-discovery" content="${prefix} ${t}">`)
-        .join("\n    ");
+    discovery(path, prefix, templates, pubkeys = []) {
+      const metas = [
+        ...templates.map((t) => `<meta name="ac-discovery" content="${prefix} ${t}">`),
+        ...pubkeys.map((k) => `<meta name="ac-discovery-pubkeys" content="${prefix} ${k}">`),
+      ].join("\n    ");
       routes.set(`${path}?ac-discovery=1`, {
         body: `<!DOCTYPE html>\n<html>\n  <head>\n    ${metas}\n  </head>\n</html>\n`,
         etag: false,

@@ -439,7 +439,9 @@ async function openLayout(fetch: typeof Fetch, path: string, what: string): Prom
  * pull policy, with the image's dependencies: the signature is verified against the keystore
  * before the image becomes visible (`--insecure-options=image` skips it with a warning);
  * `http`/`tls` relax discovery and TLS; `auth.d` headers come from the system, local and user
- * config directories. `image: ` lines go to stderr.
+ * config directories. With `--trust-keys-from-https`, a name with no trusted key first trusts the
+ * keys its discovery names over https (rkt's maybeFetchPubKeys). `RKT_DISCOVERY_PORT` is appc's
+ * test hook for the discovery port, as for `rkt trust`. `image: ` lines go to stderr.
  */
 async function fetchAppc(
   store: LocalStore,
@@ -463,14 +465,34 @@ async function fetchAppc(
   const tty = (ctx.stderr as { isTTY?: boolean }).isTTY === true && flags.quiet !== true;
   const mib = (n: number): string => `${(n / (1 << 20)).toFixed(1)} MiB`;
   let drawn = 0;
+  const keystore = g.insecure.image
+    ? null
+    : new KeyStore({ systemConfigDir: g.systemConfig, localConfigDir: g.localConfig });
+  const { discoveryPortFromEnv } = await import("./trust.js");
+  const discoveryPort = discoveryPortFromEnv(ctx.env);
+  if (keystore !== null && ref.transport === "appc-name" && g.trustKeysFromHttps) {
+    // rkt's maybeFetchPubKeys: failures are only reported; verification then decides.
+    try {
+      const opts = { env: ctx.env, port: discoveryPort, signal: ctx.signal };
+      for (const k of await fetch.trustDiscoveredKeys(keystore, ref.raw, opts)) {
+        log(
+          `trusting ${JSON.stringify(k.location)} for prefix ${JSON.stringify(k.prefix)} (--trust-keys-from-https):`,
+        );
+        ctx.stderr.write(`${k.lines.join("\n")}\n`);
+        log(`added key for prefix ${JSON.stringify(k.prefix)} at ${JSON.stringify(k.path)}`);
+      }
+    } catch (e) {
+      if (e instanceof RktError && e.code === ErrorCode.Aborted) throw e;
+      log(`error determining key location: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
   const fetched = fetch.fetchAppcImage(
     store,
     ref.transport === "http" ? { url: ref.url } : { app: ref.raw },
     {
       policy: flags.pullPolicy,
-      keystore: g.insecure.image
-        ? null
-        : new KeyStore({ systemConfigDir: g.systemConfig, localConfigDir: g.localConfig }),
+      keystore,
+      discoveryPort,
       insecure: { http: g.insecure.http, tls: g.insecure.tls },
       auth: await fetch.readAppcAuth([
         g.systemConfig,
