@@ -397,3 +397,79 @@ describe("simple signing structure and payload", () => {
     ).toMatchObject({ fingerprint: k.publicKey.getFingerprint() });
   });
 });
+
+describe("simple signing with GnuPG key states (issue item 5)", () => {
+  // A signed message over the payload, as skopeo (gpgme) makes it: gpg --sign.
+  const gpgSign = (g: Gpg, uid: string, o: { fakedTime?: string; expire?: string } = {}): Buffer => {
+    const payload = formatSimpleSigningPayload({ dockerReference: ref, manifestDigest: digest });
+    return g.run(
+      [
+        "--local-user",
+        uid,
+        ...(o.expire === undefined ? [] : ["--default-sig-expire", o.expire]),
+        "--sign",
+        "--output",
+        "-",
+      ],
+      { input: payload, ...(o.fakedTime === undefined ? {} : { fakedTime: o.fakedTime }) },
+    );
+  };
+
+  it("a signing subkey made by skopeo standalone-sign verifies; the verdict names primary and subkey", async () => {
+    const g = makeGpg();
+    const primary = g.genKey("Sub Signer <sub@example.com>", "ed25519");
+    const sub = g.addSigningSubkey(primary, "ed25519");
+    const dir = tempDir("rkt-trust-subkey-");
+    writeFileSync(join(dir, "manifest.json"), manifest);
+    execFileSync(
+      "skopeo",
+      [
+        "standalone-sign",
+        "--output",
+        join(dir, "sig"),
+        join(dir, "manifest.json"),
+        ref,
+        primary.toUpperCase(),
+      ],
+      { env: { ...process.env, GNUPGHOME: g.home } },
+    );
+    const keys = await parseAnyKeyring(g.exportKey("sub@example.com"), "export");
+    const v = await verifySimpleSignature(readFileSync(join(dir, "sig")), {
+      keys,
+      expectedReference: ref,
+      manifestDigest: digest,
+    });
+    expect(v).toMatchObject({
+      fingerprint: primary,
+      signerFingerprint: sub,
+      identities: ["Sub Signer <sub@example.com>"],
+    });
+  });
+
+  it("refuses revoked keys and expired signatures with that reason", async () => {
+    const g = makeGpg();
+    const rev = g.genKey("Rev <rev@example.com>", "ed25519");
+    const old = g.genKey("Old <old@example.com>", "nistp256", { fakedTime: "20200101T000000" });
+    const revSig = gpgSign(g, "rev@example.com");
+    const expiring = gpgSign(g, "old@example.com", { fakedTime: "20200101T010000", expire: "1d" });
+    const oldKeys = await parseAnyKeyring(g.exportKey("old@example.com"), "export");
+    const opts = { expectedReference: ref, manifestDigest: digest };
+    await rejects(
+      verifySimpleSignature(expiring, { ...opts, keys: oldKeys }),
+      ErrorCode.SignatureInvalid,
+      `signature expired at 2020-01-02T01:00:00.000Z (made by key ${old})`,
+    );
+    // Before the revocation the signature verifies; after it, it is refused as revoked.
+    const before = await parseAnyKeyring(g.exportKey("rev@example.com"), "export");
+    expect(await verifySimpleSignature(revSig, { ...opts, keys: before })).toMatchObject({
+      fingerprint: rev,
+    });
+    g.revoke(rev);
+    const after = await parseAnyKeyring(g.exportKey("rev@example.com"), "export");
+    await rejects(
+      verifySimpleSignature(revSig, { ...opts, keys: after }),
+      ErrorCode.SignatureInvalid,
+      `signing key ${rev} is not valid: primary key is revoked`,
+    );
+  });
+});
