@@ -90,7 +90,7 @@ describe("rkt fetch https://…/x.aci", () => {
     expect(await rkt(["fetch", url])).toEqual({
       code: 254,
       stdout: "",
-      stderr: "fetch: error downloading the signature file: bad HTTP status code: 404\n",
+      stderr: `fetch: error downloading the signature file: ${url}.asc: bad HTTP status code: 404\n`,
     });
     expect((await rkt(["image", "list", "--format", "json"])).stdout).toBe("null\n");
     expect(await rkt(["--insecure-options=image", "fetch", url])).toEqual({

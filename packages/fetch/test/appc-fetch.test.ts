@@ -215,7 +215,9 @@ describe("fetchAppcImage by URL", () => {
     const unsigned = await refusal(
       fetchAppcImage(c.store, { url: `${server.origin}${c.base}/unsigned.aci` }, c.opts()),
     );
-    expect(unsigned.message).toBe("error downloading the signature file: bad HTTP status code: 404");
+    expect(unsigned.message).toBe(
+      `error downloading the signature file: ${server.origin}${c.base}/unsigned.aci.asc: bad HTTP status code: 404`,
+    );
     expect(requestsFor(`${c.base}/unsigned.aci`)).toEqual([]);
     publish(`${c.base}/other.aci`, aci, sign(aci, "other@example.com"));
     const other = await refusal(
@@ -421,7 +423,7 @@ describe("fetchAppcImage by URL", () => {
       const denied = await refusal(
         fetchAppcImage(c.store, { url: `${server.origin}${c.base}/secret.aci` }, c.opts({ keystore: null })),
       );
-      expect(denied.message).toBe("bad HTTP status code: 401");
+      expect(denied.message).toBe(`${server.origin}${c.base}/secret.aci: bad HTTP status code: 401`);
       // A redirect to another host carries no credentials; neither does plain http to a configured host.
       other.route("/elsewhere.aci", { body: aci });
       server.route(`${c.base}/moved.aci`, { redirect: `${other.origin}/elsewhere.aci` });

@@ -54,7 +54,7 @@ export function downloadRef(url: string): string {
  * Downloads the ACI at `url` into the store's ingest `appc-download:<url>`, resuming a partial
  * one left by an earlier attempt when the server still serves the same entity. A 304 (with
  * `ifNoneMatch`) gives `not-modified` and drops any partial; a 416 or a 200 to a range request
- * restarts from 0. Other statuses: RKT_IO `bad HTTP status code: N`. A broken body: RKT_IO naming
+ * restarts from 0. Other statuses: RKT_IO `<url>: bad HTTP status code: N`. A broken body: RKT_IO naming
  * the URL, the bytes kept for the next attempt. Concurrent downloads of one URL wait for each
  * other (the ingest lock).
  */
@@ -114,7 +114,7 @@ export async function downloadAci(
         w = await open(true);
         continue;
       }
-      throw new RktError(ErrorCode.Io, `bad HTTP status code: ${res.status}`);
+      throw new RktError(ErrorCode.Io, `${url}: bad HTTP status code: ${res.status}`);
     }
   } catch (e) {
     // Keep what arrived for a resume; an empty ingest is not worth keeping.

@@ -313,7 +313,7 @@ class Fetcher {
     }
     if (res.status !== 200) {
       discard(res.body);
-      throw new RktError(ErrorCode.Io, `${what}: bad HTTP status code: ${res.status}`);
+      throw new RktError(ErrorCode.Io, `${what}: ${asc}: bad HTTP status code: ${res.status}`);
     }
     try {
       return await readCapped(res.body, maxSignatureBytes, asc);
