@@ -560,6 +560,24 @@ describe("fetchAppcImage by name (discovery)", () => {
     c.store.close();
   });
 
+  it("one URL for every version: the stored 1.0 does not answer a request for 2.0, even on a 304", async () => {
+    const c = await setup({ prefix: "127.0.0.1" });
+    const name = `127.0.0.1${c.base}/app`;
+    server.discovery(`${c.base}/app`, name, [`${server.origin}${c.base}/{name}.{ext}`]);
+    const v1 = await buildAci({ name, labels: { version: "1.0", ...host } });
+    publish(`${c.base}/${name}.aci`, v1, sign(v1));
+    const r = await fetchAppcImage(c.store, { app: `${name}:1.0` }, c.opts());
+    const e = await refusal(fetchAppcImage(c.store, { app: `${name}:2.0` }, c.opts()));
+    expect(e.message).toBe(
+      'requested value for label "version": "2.0" differs from fetched aci label value: "1.0"',
+    );
+    expect(requestsFor(`${c.base}/${name}.aci`).map((q) => q.status)).toEqual([200, 304]);
+    const n = await refusal(fetchAppcImage(c.store, { app: `${name}:2.0` }, c.opts({ policy: "new" })));
+    expect(n.message).toBe(e.message);
+    expect(listImages(c.store).map((i) => i.id)).toEqual([r.id]);
+    c.store.close();
+  });
+
   it("dependencies are fetched breadth-first, each once, through discovery", async () => {
     const c = await setup({ prefix: "127.0.0.1" });
     const p = `127.0.0.1${c.base}`;

@@ -12,6 +12,7 @@ import {
   getRemote,
   importAci,
   refreshRemote,
+  type ImageRecord,
   type LocalStore,
 } from "@rkt/store";
 import { maxSignatureBytes, type TrustedKeySource } from "@rkt/trust";
@@ -221,14 +222,22 @@ class Fetcher {
   ): Promise<AppcImageResult> {
     const { store, o } = this;
     const remote = getRemote(store, url);
-    const stored = remote === undefined ? undefined : storedName(store, remote.imageId);
-    const fromStore = (source: AppcSource): AppcImageResult => ({
-      id: remote!.imageId,
-      name: stored!,
-      source,
-      url: source === "store" ? undefined : url,
-      bytesDownloaded: 0,
-    });
+    const stored = remote === undefined ? undefined : storedImage(store, remote.imageId);
+    const fromStore = (source: AppcSource): AppcImageResult => {
+      // One URL can serve several names or labels (a template without {version}): what is
+      // stored for it must be what this fetch asks for, as a download would have to be.
+      if (t.expect !== undefined) {
+        const labels = Object.entries(stored!.labels).map(([name, value]) => ({ name, value }));
+        checkManifestIdentity(t.expect, { name: stored!.name, labels });
+      }
+      return {
+        id: remote!.imageId,
+        name: stored!.name,
+        source,
+        url: source === "store" ? undefined : url,
+        bytesDownloaded: 0,
+      };
+    };
     if (this.policy === "never") {
       if (stored === undefined) throw appcNotFetchedError({ url });
       return fromStore("store");
@@ -324,10 +333,10 @@ class Fetcher {
   }
 }
 
-// The stored image's name, or undefined when the remote's image is gone.
-function storedName(store: LocalStore, id: string): string | undefined {
+// The stored image, or undefined when the remote's image is gone.
+function storedImage(store: LocalStore, id: string): ImageRecord | undefined {
   try {
-    return getImage(store, id).name;
+    return getImage(store, id);
   } catch (e) {
     if (isRktError(e, ErrorCode.NotFound)) return undefined;
     throw e;

@@ -56,7 +56,13 @@ export function formatApp(app: AppcApp): string {
  * (`requested value for label "version": "2.0" differs from fetched aci label value: "1.2.0"`).
  * RKT_INVALID_MANIFEST. Pure.
  */
-export function checkManifestIdentity(app: AppcApp, manifest: ImageManifest): void {
+export function checkManifestIdentity(
+  app: AppcApp,
+  manifest: {
+    readonly name: string;
+    readonly labels?: readonly { readonly name: string; readonly value: string }[] | undefined;
+  },
+): void {
   if (manifest.name !== app.name) {
     throw new RktError(
       ErrorCode.InvalidManifest,
