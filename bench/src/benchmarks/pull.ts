@@ -6,8 +6,9 @@
 // - a pull killed (SIGKILL) once half the image has crossed the wire, then run again: the bytes the
 //   registry sent over both runs, counted by a TCP relay between rkt and the registry, over the
 //   image's size (goal ≤ 1.05×; HTTP headers included, so the floor is slightly above 1).
-import { spawn } from "node:child_process";
-import { mkdir, mkdtemp, readFile, readdir, rm, stat } from "node:fs/promises";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat } from "node:fs/promises";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { join, resolve } from "node:path";
 import { cacheDir, ensureFixture, fixtureRegistry } from "../fixtures.js";
@@ -15,6 +16,15 @@ import { bench, formatTable, median, spawnMeasured, type BenchResult } from "../
 
 const rkt = resolve(import.meta.dirname, "..", "..", "..", "packages", "cli", "bin", "rkt.js");
 const rssLimitMiB = 150;
+
+// `rkt fetch` renders what it fetched when it can (root with overlayfs); these benchmarks measure
+// the fetch into the store against copies that do not unpack, so rendering is turned off where
+// the binary has the flag.
+function fetchArgs(): string[] {
+  const help = spawnSync(process.execPath, [rkt, "fetch", "--help"], { encoding: "utf8" });
+  return `${help.stdout}${help.stderr}`.includes("--no-render") ? ["fetch", "--no-render"] : ["fetch"];
+}
+const fetchCmd = fetchArgs();
 const warmGoalSeconds = 0.2;
 const resumeGoal = 1.05;
 
@@ -63,7 +73,7 @@ async function fetchJson(dir: string, url: string): Promise<{ seconds: number; s
   const t0 = process.hrtime.bigint();
   const r = await spawnMeasured(
     process.execPath,
-    [rkt, "--dir", dir, "--insecure-options=image,http", "fetch", "--format=json", url],
+    [rkt, "--dir", dir, "--insecure-options=image,http", ...fetchCmd, "--format=json", url],
     { capture: true },
   );
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
@@ -77,9 +87,13 @@ async function killedPull(
   relay: { received: () => number },
   limit: number,
 ): Promise<void> {
-  const child = spawn(process.execPath, [rkt, "--dir", dir, "--insecure-options=image,http", "fetch", url], {
-    stdio: "ignore",
-  });
+  const child = spawn(
+    process.execPath,
+    [rkt, "--dir", dir, "--insecure-options=image,http", ...fetchCmd, url],
+    {
+      stdio: "ignore",
+    },
+  );
   const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
   const timer = setInterval(() => {
     if (relay.received() >= limit) child.kill("SIGKILL");
@@ -99,6 +113,67 @@ async function ingestBytes(dir: string): Promise<number> {
   for (const e of await readdir(root).catch(() => [] as string[]))
     n += (await stat(join(root, e, "data")).catch(() => ({ size: 0 }))).size;
   return n;
+}
+
+// `docker save`-style archive of the fixture (skopeo writes it once into the cache): its layers
+// are plain tars, so the import streams ~3x the pulled bytes; the point is bounded memory.
+async function archiveImport(
+  layoutDir: string,
+  layoutRef: string,
+  fresh: () => Promise<string>,
+): Promise<void> {
+  const file = join(cacheDir(), "data", "debian-docker-archive.tar");
+  if (!existsSync(file)) {
+    await mkdir(join(cacheDir(), "data"), { recursive: true });
+    await spawnMeasured("skopeo", [
+      "copy",
+      "--quiet",
+      `oci:${layoutDir}:${layoutRef}`,
+      `docker-archive:${file}.partial:bench/debian:bookworm`,
+    ]);
+    await rename(`${file}.partial`, file);
+  }
+  const size = (await stat(file)).size;
+  const r = await bench(
+    `docker-archive import of the Debian fixture (${(size / 2 ** 20).toFixed(0)} MiB tar): rkt fetch vs skopeo copy to oci:`,
+    {
+      ours: async () => {
+        const dir = await fresh();
+        try {
+          return await spawnMeasured(process.execPath, [
+            rkt,
+            "--dir",
+            dir,
+            ...fetchCmd,
+            `docker-archive:${file}`,
+          ]);
+        } finally {
+          await rm(dir, { recursive: true, force: true });
+        }
+      },
+      peers: {
+        "skopeo copy": async () => {
+          const dir = await fresh();
+          try {
+            return await spawnMeasured("skopeo", [
+              "copy",
+              "--quiet",
+              `docker-archive:${file}`,
+              `oci:${join(dir, "layout")}:bookworm`,
+            ]);
+          } finally {
+            await rm(dir, { recursive: true, force: true });
+          }
+        },
+      },
+      runs: 3,
+      warmup: 1,
+    },
+  );
+  const rss = (r.subjects[0]!.peakRssKiB ?? 0) / 1024;
+  process.stdout.write(
+    `docker-archive import: ${(size / 2 ** 20 / r.subjects[0]!.median).toFixed(0)} MiB/s, peak RSS ${rss.toFixed(1)} MiB (limit ${rssLimitMiB}: ${rss <= rssLimitMiB ? "ok" : "EXCEEDED"})\n`,
+  );
 }
 
 export async function run(): Promise<void> {
@@ -130,7 +205,7 @@ export async function run(): Promise<void> {
             "--dir",
             dir,
             "--insecure-options=image,http",
-            "fetch",
+            ...fetchCmd,
             url,
           ]);
         } finally {
@@ -184,6 +259,8 @@ export async function run(): Promise<void> {
     } finally {
       await rm(warmDir, { recursive: true, force: true });
     }
+
+    await archiveImport(fixture.layoutDir, fixture.layoutRef, fresh);
 
     // Interrupted at 50% and restarted, through a byte-counting relay.
     const [host, port] = [reg.host.split(":")[0]!, Number(reg.host.split(":")[1])];
