@@ -369,6 +369,21 @@ describe("fetchAppcImage by URL", () => {
     c.store.close();
   });
 
+  it("TLS is verified: without the test CA the error names the way out; --insecure-options=tls accepts it", async () => {
+    const c = await setup(null);
+    const aci = await buildAci({ name: "example.com/tls" });
+    publish(`${c.base}/tls.aci`, aci, null);
+    const url = `${server.origin}${c.base}/tls.aci`;
+    const o = c.opts({ keystore: null, env: {} });
+    const e = await refusal(fetchAppcImage(c.store, { url }, o));
+    expect(e.code).toBe(ErrorCode.Io);
+    expect(e.message).toMatch(/insecure-options=tls/);
+    expect(requestsFor(`${c.base}/tls.aci`)).toEqual([]);
+    const r = await fetchAppcImage(c.store, { url }, { ...o, insecure: { tls: true } });
+    expect(r.id).toBe(sha512Id(aci));
+    c.store.close();
+  });
+
   it("follows at most 10 redirects", async () => {
     const c = await setup(null);
     const aci = await buildAci({ name: "example.com/redirected" });
