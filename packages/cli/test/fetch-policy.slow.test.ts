@@ -18,7 +18,7 @@ import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import * as openpgp from "openpgp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { formatFingerprint, writeLookasideSignature } from "@rkt/trust";
+import { formatFingerprint, formatSimpleSigningPayload, writeLookasideSignature } from "@rkt/trust";
 import { pushLayout, randomLayer, useRegistry, writeOciLayout, type BuiltImage } from "@rkt/testkit";
 
 const repo = resolve(import.meta.dirname, "..", "..", "..");
@@ -104,6 +104,8 @@ beforeAll(async () => {
     ["open/app", "open"],
     ["policy/mirror", "mirror"],
     ["policy/copy", "app"],
+    ["policy/empty", "empty"],
+    ["policy/double", "double"],
   ] as const) {
     const dir = join(tmp, `layout-${name.replace("/", "-")}`);
     const img = await writeOciLayout(dir, { layers: [randomLayer(4000, { seed })] });
@@ -128,6 +130,30 @@ beforeAll(async () => {
     skopeoSign(images["policy/rejected"]!, `${host()}/policy/rejected:v1`, "Signer"),
   );
   await put("policy/copy", skopeoSign(app, `${host()}/policy/app:v1`, "Signer"));
+  await put("policy/empty", Buffer.alloc(0));
+  // One message signed by two keys (the trusted one among them): two signature packets.
+  const double = images["policy/double"]!;
+  const payload = formatSimpleSigningPayload({
+    dockerReference: `${host()}/policy/double:v1`,
+    manifestDigest: double.descriptor.digest,
+  });
+  await put(
+    "policy/double",
+    execFileSync(
+      "gpg",
+      [
+        "--batch",
+        "--homedir",
+        gnupg,
+        "--local-user",
+        fps["Signer"]!,
+        "--local-user",
+        fps["Stranger"]!,
+        "--sign",
+      ],
+      { input: payload },
+    ),
+  );
 });
 
 afterAll(() => {
@@ -280,6 +306,8 @@ describe.skipIf(!built)("rkt fetch docker:// under policy.json (built binary)", 
         `signature is for manifest digest ${appDigest}, not ${images["policy/swapped"]!.descriptor.digest}`,
       ],
       ["policy/rejected", `Running image ${url("policy/rejected:v1")} is rejected by policy.`],
+      ["policy/empty", "empty signature"],
+      ["policy/double", "signature contains 2 signature packets; exactly one is expected"],
     ];
     for (const [name, why] of cases) {
       const e = env(standardPolicy());
@@ -338,6 +366,35 @@ describe.skipIf(!built)("rkt fetch docker:// under policy.json (built binary)", 
       stdout: `${images["policy/unsigned"]!.descriptor.digest}\n`,
       stderr: "image: warning: image signature verification has been disabled\n",
     });
+  });
+
+  it("applies the oci transport's scopes to local layouts: path scopes, reject, insecure bypass", () => {
+    const layout = join(repo, "examples", "hello-oci");
+    const e = env({ default: [{ type: "reject" }] });
+    expect(e.rkt(["fetch", "oci:examples/hello-oci"])).toEqual({
+      code: 254,
+      stdout: "",
+      stderr: `fetch: oci:examples/hello-oci: rejected by ${e.policyPath}: Running image oci:${layout} is rejected by policy.\n`,
+    });
+    expectNothingStored(e);
+    // signedBy cannot hold: local layouts carry no simple-signing signatures.
+    const signed = env({
+      default: [{ type: "reject" }],
+      transports: { oci: { "": [signedBy(pubs["Signer"]!)] } },
+    });
+    expect(signed.rkt(["fetch", "oci:examples/hello-oci"]).stderr).toMatch(
+      /rejected by .*: A signature was required, but no signature exists\n$/,
+    );
+    // The parent directory's scope admits it; --insecure-options=image skips the policy.
+    const ok = env({
+      default: [{ type: "reject" }],
+      transports: { oci: { [join(repo, "examples")]: [{ type: "insecureAcceptAnything" }] } },
+    });
+    expect(ok.rkt(["fetch", "oci:examples/hello-oci"])).toMatchObject({ code: 0, stderr: "" });
+    expect(
+      env({ default: [{ type: "reject" }] }, { insecure: "image" }).rkt(["fetch", "oci:examples/hello-oci"])
+        .code,
+    ).toBe(0);
   });
 
   it("verifies what `rkt image sign` wrote (openpgp ECDSA key, keyData, --signature-policy, keyPaths)", () => {

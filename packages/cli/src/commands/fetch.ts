@@ -292,6 +292,14 @@ async function fetchOne(
       }
       const fetch = await import("@rkt/fetch");
       const path = resolve(ctx.cwd, ref.path);
+      const { localAdmission } = await import("./fetch-policy.js");
+      await localAdmission(ctx, {
+        signaturePolicy: flags.signaturePolicy,
+        transport: ref.transport,
+        path,
+        ref: ref.ref,
+        what: arg.image,
+      });
       const o = {
         ref: ref.ref,
         index: ref.index,
@@ -323,7 +331,15 @@ async function fetchOne(
         );
       }
       const { importDockerArchive } = await import("@rkt/fetch");
-      const r = await importDockerArchive(store, resolve(ctx.cwd, ref.path), {
+      const { localAdmission } = await import("./fetch-policy.js");
+      const path = resolve(ctx.cwd, ref.path);
+      await localAdmission(ctx, {
+        signaturePolicy: flags.signaturePolicy,
+        transport: "docker-archive",
+        path,
+        what: arg.image,
+      });
+      const r = await importDockerArchive(store, path, {
         ref: ref.ref,
         digest: ref.digest,
         index: ref.index,
