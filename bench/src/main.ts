@@ -25,6 +25,11 @@ const suites: Suite[] = [
     what: "registry pull of the Debian fixture: cold vs skopeo copy, warm update re-fetch, resume after a kill at 50%",
     load: () => import("./benchmarks/pull.js"),
   },
+  {
+    name: "render",
+    what: "tree store as root: first render of the debian fixture vs umoci unpack vs tar; a second tree; fetch + render of a 200 MB Debian ACI",
+    load: () => import("./benchmarks/render.js"),
+  },
 ];
 
 async function main(argv: string[]): Promise<number> {
