@@ -107,27 +107,37 @@ async function storeLayer(
   const mediaType = layerType[compression];
   const want = layer.diffId?.startsWith("sha256:") === true ? layer.diffId : undefined;
   const sig = { signal: signal ?? new AbortController().signal };
+  const present = async (digest: Digest): Promise<StoredLayer> => {
+    stream.resume();
+    if (!stream.readableEnded) await new Promise((r) => stream.once("end", r));
+    return { mediaType, digest, size: layer.size, diffId: digest, written: 0 };
+  };
   if (compression === "none" && want !== undefined) {
     store.leaseAdd(lease, "blob", want);
-    if (await store.exists(want)) {
-      stream.resume();
-      await new Promise((r) => stream.once("end", r));
-      return { mediaType, digest: want, size: layer.size, diffId: want, written: 0 };
-    }
+    if (await store.exists(want)) return present(want);
   }
-  const w = await store.writer({
-    // A known digest shares the registry path's ingest name, so two imports of it wait on each other.
-    ref:
-      want !== undefined && compression === "none"
-        ? `blob-${want}`
-        : `docker-archive-${randomBytes(8).toString("hex")}`,
-    ...(compression === "none" && want !== undefined ? { expected: { digest: want, size: layer.size } } : {}),
-    wait: true,
-    signal,
-    mediaType,
-    lease,
-    fresh: true,
-  });
+  let w: Awaited<ReturnType<LocalStore["writer"]>>;
+  try {
+    w = await store.writer({
+      // A known digest shares the registry path's ingest name, so two imports of it wait on each other.
+      ref:
+        want !== undefined && compression === "none"
+          ? `blob-${want}`
+          : `docker-archive-${randomBytes(8).toString("hex")}`,
+      ...(compression === "none" && want !== undefined
+        ? { expected: { digest: want, size: layer.size } }
+        : {}),
+      wait: true,
+      signal,
+      mediaType,
+      lease,
+      fresh: true,
+    });
+  } catch (e) {
+    // Another import or pull committed it while we waited for its ingest.
+    if (isRktError(e, ErrorCode.AlreadyExists) && want !== undefined) return present(want);
+    throw e;
+  }
   try {
     let diffId: Digest | undefined;
     if (compression === "none") {

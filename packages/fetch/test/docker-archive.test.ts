@@ -269,6 +269,24 @@ describe("importDockerArchive", () => {
     });
   });
 
+  it("two imports of one archive at once into one store: both succeed, one copy of each layer", async () => {
+    const big = await layer("big", "x".repeat(8 << 20));
+    const f = await currentArchive("concurrent.tar", [
+      { tags: ["c:1"], layers: [big, await layer("s", "s")] },
+    ]);
+    const dir = mkdtempSync(join(tmp, "store-"));
+    const [s1, s2] = [await LocalStore.open(dir), await LocalStore.open(dir)];
+    try {
+      const [a, b] = await Promise.all([importDockerArchive(s1, f), importDockerArchive(s2, f)]);
+      expect(a.id).toBe(b.id);
+      expect(a.bytesWritten + b.bytesWritten).toBe(big.length + (await layer("s", "s")).length);
+      expect((await fsck(s1)).clean).toBe(true);
+    } finally {
+      s1.close();
+      s2.close();
+    }
+  });
+
   it("keeps a gzip layer compressed, its diff_id checked through a decompressor", async () => {
     const plain = await layer("z", "zipped");
     const gz = gzipSync(plain);
