@@ -1,8 +1,7 @@
 // `rkt fetch https://…/x.aci` in-process against a real HTTPS server on loopback (a test CA the
 // client trusts through NODE_EXTRA_CA_CERTS) serving the committed signed example ACI.
-import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { PassThrough } from "node:stream";
@@ -11,7 +10,7 @@ import { gunzipSync } from "node:zlib";
 import { writeAci } from "@rkt/appc";
 import { main } from "@rkt/cli";
 import { hostOsArch } from "@rkt/fetch";
-import { startAppcServer, type AppcServer } from "@rkt/testkit";
+import { gnupgHome, startAppcServer, type AppcServer, type GnupgHome } from "@rkt/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const repo = resolve(import.meta.dirname, "..", "..", "..");
@@ -112,19 +111,12 @@ describe("rkt fetch https://…/x.aci", () => {
 });
 
 describe("rkt fetch NAME (appc discovery)", () => {
-  let gnupg: string;
-  const gpg = (args: string[], input?: Buffer): Buffer =>
-    execFileSync(
-      "gpg",
-      ["--batch", "--homedir", gnupg, "--pinentry-mode", "loopback", "--passphrase", "", ...args],
-      { input, stdio: ["pipe", "pipe", "pipe"] },
-    );
+  let gnupg: GnupgHome;
   const name = "127.0.0.1/cli/app";
   let id: string;
   beforeAll(async () => {
-    gnupg = join(tmp, "gnupg");
-    mkdirSync(gnupg, { mode: 0o700 });
-    gpg(["--quick-gen-key", "Cli Publisher <cli@example.com>", "ed25519", "sign", "0"]);
+    gnupg = gnupgHome(join(tmp, "gnupg"));
+    gnupg.generateKey("Cli Publisher <cli@example.com>");
     const { os, arch } = hostOsArch();
     const manifest = {
       acKind: "ImageManifest",
@@ -146,17 +138,11 @@ describe("rkt fetch NAME (appc discovery)", () => {
     );
     server.route(`/cli/${name}-1.0-${os}-${arch}.aci`, { body: aci });
     server.route(`/cli/${name}-1.0-${os}-${arch}.aci.asc`, {
-      body: gpg(["--local-user", "cli@example.com", "--detach-sign", "--armor"], aci),
+      body: gnupg.sign("cli@example.com", aci),
     });
-    server.route("/cli/pubkeys.asc", { body: gpg(["--armor", "--export", "cli@example.com"]) });
+    server.route("/cli/pubkeys.asc", { body: gnupg.exportKey("cli@example.com") });
   });
-  afterAll(() => {
-    try {
-      execFileSync("gpgconf", ["--homedir", gnupg, "--kill", "gpg-agent"], { stdio: "ignore" });
-    } catch {
-      // no agent started
-    }
-  });
+  afterAll(() => gnupg.close());
 
   it("without a trusted key the signer is refused before the ACI is downloaded", async () => {
     const rkt = env({ env: { RKT_DISCOVERY_PORT: String(server.port) } });

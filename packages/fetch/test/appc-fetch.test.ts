@@ -11,39 +11,27 @@ import { writeAci } from "@rkt/appc";
 import { fetchAppcImage, readAppcAuth, type FetchAppcOptions } from "@rkt/fetch";
 import { ErrorCode, RktError } from "@rkt/oci";
 import { LocalStore, fsck, getRemote, listImages } from "@rkt/store";
-import { startAppcServer, type AppcServer } from "@rkt/testkit";
+import { gnupgHome, startAppcServer, type AppcServer, type GnupgHome } from "@rkt/testkit";
 import { KeyStore } from "@rkt/trust";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 let tmp: string;
-let gnupg: string;
+let gnupg: GnupgHome;
 let server: AppcServer;
 const host = { os: "linux", arch: "amd64" };
 
-const gpg = (args: string[], input?: Buffer): Buffer =>
-  execFileSync(
-    "gpg",
-    ["--batch", "--homedir", gnupg, "--pinentry-mode", "loopback", "--passphrase", "", ...args],
-    { input, stdio: ["pipe", "pipe", "pipe"] },
-  );
-const sign = (bytes: Buffer, uid = "appc@example.com"): Buffer =>
-  gpg(["--local-user", uid, "--detach-sign", "--armor"], bytes);
+const sign = (bytes: Buffer, uid = "appc@example.com"): Buffer => gnupg.sign(uid, bytes);
 
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), "rkt-appc-fetch-"));
-  gnupg = join(tmp, "gnupg");
-  mkdirSync(gnupg, { mode: 0o700 });
-  gpg(["--quick-gen-key", "Appc Signer <appc@example.com>", "ed25519", "sign", "0"]);
-  gpg(["--quick-gen-key", "Other Signer <other@example.com>", "ed25519", "sign", "0"]);
+  gnupg = gnupgHome(join(tmp, "gnupg"));
+  gnupg.generateKey("Appc Signer <appc@example.com>");
+  gnupg.generateKey("Other Signer <other@example.com>");
   server = await startAppcServer();
 });
 afterAll(async () => {
   await server.close();
-  try {
-    execFileSync("gpgconf", ["--homedir", gnupg, "--kill", "gpg-agent"], { stdio: "ignore" });
-  } catch {
-    // no agent started
-  }
+  gnupg.close();
   rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -101,7 +89,7 @@ async function setup(trust: { uid?: string; prefix: string } | null): Promise<Ca
   const dir = join(tmp, `case-${n++}`);
   const keystore = new KeyStore({ systemConfigDir: join(dir, "sys"), localConfigDir: join(dir, "local") });
   if (trust !== null) {
-    const key = gpg(["--armor", "--export", trust.uid ?? "appc@example.com"]);
+    const key = gnupg.exportKey(trust.uid ?? "appc@example.com");
     await keystore.addKey(key, trust.prefix === "" ? { root: true } : { prefix: trust.prefix });
   }
   const store = await LocalStore.open(join(dir, "store"));

@@ -3,6 +3,8 @@ export { startRegistry } from "./registry.js";
 export type { Registry, RegistryMode, RegistryOptions } from "./registry.js";
 export { useRegistry } from "./use-registry.js";
 export { startAppcServer } from "./appc-server.js";
+export { gnupgHome } from "./gnupg.js";
+export type { GnupgHome } from "./gnupg.js";
 export type { AppcServer, AppcServerOptions, AppcRoute, AppcRequest } from "./appc-server.js";
 export { pushLayout, pullToLayout, inspectRaw, skopeoRegistryArgs } from "./skopeo.js";
 export type { SkopeoOptions } from "./skopeo.js";
