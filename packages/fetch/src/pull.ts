@@ -256,6 +256,8 @@ export async function pullImage(
         },
         caPem: o.caPem,
         credentials: o.credentials,
+        // A mirror gets one retry: when it is down, the next source is the better retry.
+        ...(src.mirror ? { retry: { maxAttempts: 2, maxDelayMs: 1000 } } : {}),
       });
     const repository = src.repository;
     try {
