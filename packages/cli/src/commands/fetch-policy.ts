@@ -1,6 +1,7 @@
-// How `rkt fetch docker://…` decides whether a registry image may enter the store: a policy.json
-// found in rkt's configuration directories (or given with --signature-policy) is enforced before
-// any blob is downloaded; without one, rkt's refusal stands unless --insecure-options=image.
+// How `rkt fetch` decides whether a Docker/OCI image may enter the store: a policy.json found in
+// rkt's configuration directories (or given with --signature-policy) is enforced before any blob
+// is downloaded; without one, rkt's refusal of docker:// stands unless --insecure-options=image,
+// and local OCI sources import unverified as before.
 import { realpathSync } from "node:fs";
 import { homedir } from "node:os";
 import { resolve } from "node:path";
@@ -8,12 +9,7 @@ import { ErrorCode, RktError } from "@rkt/oci";
 import type * as Fetch from "@rkt/fetch";
 import type { CommandContext } from "../context.js";
 
-/**
- * The admission check for registry pulls, or undefined when `--insecure-options=image` turns it
- * off (the warning is printed here). The policy and registries.d are read and parsed first, so a
- * bad file fails before any network or store access. No policy found: rkt's
- * `signature verification for docker images is not supported (try --insecure-options=image)`.
- */
+// The policy file in force (see @rkt/trust signaturePolicyPaths), with what finding it needed.
 async function findPolicy(ctx: CommandContext, signaturePolicy: string | undefined) {
   const g = ctx.globals;
   const trust = await import("@rkt/trust");
@@ -71,6 +67,12 @@ export async function localAdmission(
   }
 }
 
+/**
+ * The admission check for registry pulls, or undefined when `--insecure-options=image` turns it
+ * off (the warning is printed here). The policy and registries.d are read and parsed first, so a
+ * bad file fails before any network or store access. No policy found: rkt's
+ * `signature verification for docker images is not supported (try --insecure-options=image)`.
+ */
 export async function dockerAdmission(
   fetch: typeof Fetch,
   ctx: CommandContext,
