@@ -71,7 +71,8 @@ const fetchSpec: CommandSpec = {
     "--signature-policy, <user-config>/policy.json, <local-config>/policy.json,",
     "<system-config>/policy.json; signatures are read from the lookaside named by the first",
     "registries.d directory found (the same config dirs, then ~/.config/containers and",
-    "/etc/containers) or containers' default sigstore directory, and from the registry.",
+    "/etc/containers) or containers' default sigstore directory, and from the registry. With a",
+    "policy, oci:, oci-archive: and docker-archive: imports obey its transports of those names.",
   ].join("\n"),
   load: async () => (await import("./commands/fetch.js")).fetchCommand,
 };
