@@ -287,6 +287,34 @@ describe("importDockerArchive", () => {
     }
   });
 
+  it("refuses a legacy archive whose parent chain is broken, at the tag's path; validate agrees", async () => {
+    const l0 = await layer("a", "a");
+    const l1 = await layer("b", "b");
+    const { file, ids } = await legacyArchive("legacy-broken.tar", [l0, l1], {
+      "example.com/old": { v1: 1 },
+    });
+    // Drop the base layer's json: the chain from the top ends nowhere.
+    const x = join(tmp, "x");
+    execFileSync("mkdir", ["-p", x]);
+    execFileSync("tar", ["xf", file, "-C", x]);
+    rmSync(join(x, ids[0]!, "json"));
+    const broken = join(tmp, "legacy-broken2.tar");
+    execFileSync("tar", ["cf", broken, "-C", x, "."]);
+    const want = `$["example.com/old"]["v1"]: layer ${ids[0]}: ${ids[0]}/json is missing`;
+    await withStore(async (s) => {
+      const e = (await importDockerArchive(s, broken).catch((err: unknown) => err)) as Error & {
+        code: string;
+      };
+      expect(e).toMatchObject({
+        code: ErrorCode.InvalidArchive,
+        message: `docker-archive:${broken}: ${want}`,
+      });
+      await expectNothingStored(s);
+    });
+    const v = await validateFile(broken, "docker-archive");
+    expect(v.issues.map((i) => `${i.path}: ${i.message}`)).toEqual([want]);
+  });
+
   it("keeps a gzip layer compressed, its diff_id checked through a decompressor", async () => {
     const plain = await layer("z", "zipped");
     const gz = gzipSync(plain);
