@@ -39,7 +39,28 @@ beforeAll(() => {
   gpg(["--quick-gen-key", "Someone Else <else@example.com>", "ed25519", "sign", "0"]);
   writeFileSync(join(tmp, "pub.asc"), gpg(["--armor", "--export", "pub@example.com"]));
   writeFileSync(join(tmp, "else.asc"), gpg(["--armor", "--export", "else@example.com"]));
+  // Keys made on 2020-01-01 for the expiry and revocation cases (issue item 5).
+  for (const who of ["old", "rev"]) {
+    gpg([
+      "--faked-system-time",
+      "20200101T000000",
+      "--quick-gen-key",
+      `${who} <${who}@example.com>`,
+      "ed25519",
+      "sign",
+      "0",
+    ]);
+    writeFileSync(join(tmp, `${who}.asc`), gpg(["--armor", "--export", `${who}@example.com`]));
+  }
 });
+
+const fingerprintOf = (email: string): string =>
+  gpg(["--with-colons", "--list-keys", email])
+    .toString()
+    .split("\n")
+    .find((l) => l.startsWith("fpr:"))!
+    .split(":")[9]!
+    .toLowerCase();
 afterAll(() => {
   try {
     execFileSync("gpgconf", ["--homedir", gnupg, "--kill", "gpg-agent"], { stdio: "ignore" });
@@ -194,6 +215,52 @@ describe.skipIf(!built)("rkt trust + rkt fetch (built binary)", () => {
       'fetch: image "example.com/hello" verification failed: openpgp: invalid signature: signed digest did not match\n',
     ],
     [
+      "an expired signature",
+      (rkt) => {
+        rkt(["trust", "--prefix", "example.com/hello", "--skip-fingerprint-review", join(tmp, "old.asc")]);
+        const aci = copyAci("expiredsig.aci");
+        gpg([
+          "--faked-system-time",
+          "20200101T010000",
+          "--default-sig-expire",
+          "1d",
+          "--local-user",
+          "old@example.com",
+          "--armor",
+          "--detach-sign",
+          "--output",
+          `${aci}.asc`,
+          aci,
+        ]);
+        return aci;
+      },
+      'fetch: image "example.com/hello" verification failed: signature expired at 2020-01-02T01:00:00.000Z (made by key OLDFP)\n',
+    ],
+    [
+      "a revoked signing key",
+      (rkt) => {
+        const out = rkt([
+          "trust",
+          "--prefix",
+          "example.com/hello",
+          "--skip-fingerprint-review",
+          join(tmp, "rev.asc"),
+        ]);
+        const aci = copyAci("revoked.aci");
+        sign("rev@example.com", aci);
+        // The publisher revokes the key; the keystore file is updated with the revoked key.
+        const fp = fingerprintOf("rev@example.com");
+        const cert = readFileSync(join(gnupg, "openpgp-revocs.d", `${fp.toUpperCase()}.rev`), "utf8");
+        execFileSync("gpg", ["--batch", "--homedir", gnupg, "--import"], {
+          input: cert.replace(/^:-----BEGIN/m, "-----BEGIN"),
+          stdio: ["pipe", "pipe", "pipe"],
+        });
+        writeFileSync(/at "([^"]+)"/.exec(out.stdout)![1]!, gpg(["--armor", "--export", "rev@example.com"]));
+        return aci;
+      },
+      'fetch: image "example.com/hello" verification failed: signing key REVFP is not valid: primary key is revoked\n',
+    ],
+    [
       "a keystore file whose name is not its key's fingerprint",
       (rkt) => {
         const out = rkt([
@@ -241,7 +308,12 @@ describe.skipIf(!built)("rkt trust + rkt fetch (built binary)", () => {
         r.stderr
           .replace(/error reading key: \S+:/, "error reading key: KEYFILE:")
           .replace(/fingerprint mismatch: .*/, "fingerprint mismatch: KEYPATH"),
-      ).toBe(stderr.replace("TMP", tmp));
+      ).toBe(
+        stderr
+          .replace("TMP", tmp)
+          .replace("OLDFP", fingerprintOf("old@example.com"))
+          .replace("REVFP", fingerprintOf("rev@example.com")),
+      );
       expectEmptyStore(rkt);
     });
   }
