@@ -340,6 +340,34 @@ describe("importDockerArchive", () => {
     });
   });
 
+  it("refuses an xz layer (no layer media type names it); validate says the same", async () => {
+    const plain = await layer("x", "xz");
+    const xz = execFileSync("xz", ["-c"], { input: plain });
+    const config = configOf([plain]);
+    const cfgName = `${sha(config)}.json`;
+    const f = join(tmp, "xzlayer.tar");
+    writeFileSync(
+      f,
+      await tarOf({
+        "l/layer.tar": xz,
+        [cfgName]: config,
+        "manifest.json": JSON.stringify([{ Config: cfgName, RepoTags: ["xz:1"], Layers: ["l/layer.tar"] }]),
+      }),
+    );
+    const want = "layer l/layer.tar is xz-compressed (only plain, gzip or zstd layers are supported)";
+    expect((await validateFile(f, "docker-archive")).issues).toEqual([
+      { path: "$[0].Layers[0]", message: want },
+    ]);
+    await withStore(async (s) => {
+      const e = (await importDockerArchive(s, f).catch((err: unknown) => err)) as Error & { code: string };
+      expect(e).toMatchObject({
+        code: ErrorCode.UnsupportedMediaType,
+        message: `docker-archive:${f}: ${want}`,
+      });
+      await expectNothingStored(s);
+    });
+  });
+
   it("refuses a missing layer, a diff_id mismatch and a truncated archive; nothing is stored", async () => {
     const a = await layer("a", "one");
     const b = await layer("b", "two");
