@@ -3,7 +3,7 @@
 // or a flattened copy, and collect what nothing references. `rkt image render|verify`, render on
 // fetch and `rkt image gc` are thin layers over these functions.
 import { randomUUID } from "node:crypto";
-import { lstat, mkdir, readFile, readdir, rename, rm, rmdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, rename, rm, rmdir, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import type { Dependency } from "@rkt/appc";
 import {
@@ -24,6 +24,7 @@ import { aciTreeId, createDepList, renderAci, type AciImage, type AciResolver } 
 import { getSnapshot, listSnapshots, removeSnapshot, removeStaleSnapshotTemps } from "./snapshot.js";
 import {
   checkTree,
+  exists,
   flattenTree,
   getTree,
   mountTree,
@@ -390,13 +391,4 @@ async function clearTarget(target: string): Promise<void> {
   }
   await rm(target, { recursive: true, force: true });
   await rmdir(target).catch(() => undefined);
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await lstat(p);
-    return true;
-  } catch {
-    return false;
-  }
 }

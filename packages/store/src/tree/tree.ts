@@ -432,6 +432,8 @@ export async function saveTree(
   }
 }
 
+/** True when `path` exists (a dangling symlink counts). @internal */
+export /** True when `path` exists (a dangling symlink counts). @internal */
 async function exists(path: string): Promise<boolean> {
   try {
     await lstat(path);
