@@ -29,12 +29,14 @@ import {
   type BuiltImage,
   type BuiltIndex,
 } from "@rkt/testkit";
-import { policyVerifier, pullImage, type PolicyVerifierOptions } from "@rkt/fetch";
+import { parseRegistriesConf, policyVerifier, pullImage, type PolicyVerifierOptions } from "@rkt/fetch";
 
 const reg = useRegistry({ mode: "plain" });
+const mirror = useRegistry({ mode: "plain" });
 let tmp: string;
 let key: { priv: string; pub: string };
 let app: BuiltImage;
+let impostor: BuiltImage;
 let multi: BuiltIndex;
 let https: AppcServer;
 let caPem: string;
@@ -59,6 +61,11 @@ beforeAll(async () => {
     { layers: [randomLayer(20_000, { seed: "arm64" })], architecture: "arm64" },
   ]);
   await pushLayout(join(tmp, "multi"), "sig/multi:v1", reg());
+  // The mirror serves an impostor under the same name.
+  impostor = await writeOciLayout(join(tmp, "impostor"), {
+    layers: [randomLayer(30_000, { seed: "impostor" })],
+  });
+  await pushLayout(join(tmp, "impostor"), "sig/app:v1", mirror());
   https = await startAppcServer();
   caPem = await readFile(https.caCert!, "utf8");
   // The extension in front of the real registry: `/v2/` announces it, its path answers from
@@ -247,6 +254,43 @@ describe("pullImage with a policy verifier", () => {
       expect((await pullWith(s2, ref, o, "arm64")).r.id).toBe(arm);
     } finally {
       s2.close();
+    }
+  });
+
+  it("a mirror serving an image the policy refuses hands over to the origin; none of its blobs is stored", async () => {
+    const ref = `${reg().host}/sig/app:v1`;
+    const dir = join(tmp, "lookaside-mirror");
+    const base = `file://${dir}`;
+    const { writeLookasideSignature } = await import("@rkt/trust");
+    await writeLookasideSignature(
+      base,
+      "sig/app",
+      app.descriptor.digest,
+      await sign(ref, app.descriptor.digest),
+    );
+    const registriesConf = await parseRegistriesConf(
+      `[[registry]]\nprefix = "${reg().host}/sig"\ninsecure = true\n[[registry.mirror]]\nlocation = "${mirror().host}/sig"\ninsecure = true\n`,
+      "registries.conf",
+    );
+    const store = await newStore();
+    try {
+      const failed: string[] = [];
+      const r = await pullImage(store, parseDockerReference(ref), {
+        registriesConf,
+        onSourceFailed: (src, e) => failed.push(`${src.registry} ${e.code}`),
+        verify: policyVerifier({
+          policy: signedByUs(reg().host),
+          policySource: "policy.json",
+          defaultLookaside: base,
+        }),
+      });
+      expect(failed).toEqual([`${mirror().host} RKT_SIGNATURE_INVALID`]);
+      expect(r.id).toBe(app.descriptor.digest);
+      const blobs = await readdir(join(roots.get(store)!, "cas", "blobs", "sha256"));
+      for (const l of impostor.layers) expect(blobs).not.toContain(l.digest.slice("sha256:".length));
+      expect(blobs).not.toContain(impostor.descriptor.digest.slice("sha256:".length));
+    } finally {
+      store.close();
     }
   });
 });
