@@ -99,6 +99,27 @@ describe("rkt fetch https://…/x.aci", () => {
     });
   });
 
+  it("--signature FILE is used instead of downloading one", async () => {
+    const rkt = env();
+    const t = await rkt([
+      "trust",
+      "--prefix",
+      "example.com/hello",
+      "--skip-fingerprint-review",
+      "examples/keys/demo.pub.asc",
+    ]);
+    expect(t.code).toBe(0);
+    const before = server.requests.length;
+    const f = await rkt(["fetch", `${server.origin}/unsigned.aci`, "--signature", "examples/hello.aci.asc"]);
+    expect(f).toMatchObject({ code: 0, stdout: `${helloId}\n` });
+    expect(server.requests.slice(before).map((r) => r.path)).toEqual(["/unsigned.aci"]);
+    const missing = await rkt(["fetch", `${server.origin}/unsigned.aci`, "--signature", "nope.asc"]);
+    expect(missing.code).toBe(254);
+    expect(missing.stderr).toMatch(
+      /^fetch: error opening signature file: .*nope\.asc: no such file or directory\n$/,
+    );
+  });
+
   it("on a terminal a Downloading ACI line is drawn and cleared", async () => {
     const rkt = env({ tty: true });
     const f = await rkt(["--insecure-options=image", "fetch", `${server.origin}/unsigned.aci`]);

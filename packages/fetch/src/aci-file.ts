@@ -75,7 +75,7 @@ export async function importAciFile(
     return importAci(store, src, { what: path, latest: o.latest, signal: o.signal });
   }
   const keystore = o.keystore;
-  const signature = await readSignature(o.signaturePath ?? ascPathFromImgPath(path));
+  const signature = await readSignatureFile(o.signaturePath ?? ascPathFromImgPath(path));
   const src = await openAci(path);
   const tap = hashTap();
   // Errors and early destruction of either end close the file (the import destroys `tap` on failure).
@@ -121,7 +121,11 @@ async function openAci(path: string): Promise<Readable> {
   }
 }
 
-async function readSignature(path: string): Promise<Uint8Array> {
+/**
+ * Reads a detached signature file (rkt's `--signature FILE`, or one beside an ACI): RKT_IO
+ * `error opening signature file: <path>: <why>`, RKT_TOO_LARGE past `maxSignatureBytes`.
+ */
+export async function readSignatureFile(path: string): Promise<Uint8Array> {
   try {
     const fh = await open(path, "r");
     try {

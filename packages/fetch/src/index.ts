@@ -110,6 +110,7 @@ export type {
 export {
   importAciFile,
   ascPathFromImgPath,
+  readSignatureFile,
   unknownSignerHint,
   verificationDisabledWarning,
 } from "./aci-file.js";

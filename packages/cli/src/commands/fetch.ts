@@ -452,8 +452,9 @@ async function openLayout(fetch: typeof Fetch, path: string, what: string): Prom
 
 /**
  * `https://…/x.aci` and appc names (discovery) through @rkt/fetch's `fetchAppcImage` under the
- * pull policy, with the image's dependencies: the signature is verified against the keystore
- * before the image becomes visible (`--insecure-options=image` skips it with a warning);
+ * pull policy, with the image's dependencies: the signature (downloaded beside the ACI, or
+ * `--signature FILE`) is verified against the keystore before the image becomes visible
+ * (`--insecure-options=image` skips it with a warning);
  * `http`/`tls` relax discovery and TLS; `auth.d` headers come from the system, local and user
  * config directories. With `--trust-keys-from-https`, a name with no trusted key first trusts the
  * keys its discovery names over https (rkt's maybeFetchPubKeys). `RKT_DISCOVERY_PORT` is appc's
@@ -466,15 +467,14 @@ async function fetchAppc(
   ctx: CommandContext,
   flags: FetchFlags,
 ): Promise<FetchSummary> {
-  if (arg.signature !== undefined) {
-    throw new RktError(
-      ErrorCode.InvalidArgument,
-      `${arg.image}: --signature is supported for local ACI files only; remote signatures are downloaded beside the image`,
-    );
-  }
   const fetch = await import("@rkt/fetch");
   const { KeyStore } = await import("@rkt/trust");
   const g = ctx.globals;
+  // rkt's localAscFetcher: --signature FILE replaces the download for the image (not its deps).
+  const signature =
+    arg.signature === undefined || g.insecure.image
+      ? undefined
+      : await fetch.readSignatureFile(resolve(ctx.cwd, arg.signature));
   const log = (m: string): void => void ctx.stderr.write(`image: ${m}\n`);
   // A terminal gets one status line per ACI download, redrawn at most 10 times a second (rkt's
   // "Downloading ACI" bar); anything else no progress.
@@ -508,6 +508,7 @@ async function fetchAppc(
     {
       policy: flags.pullPolicy,
       keystore,
+      signature,
       discoveryPort,
       insecure: { http: g.insecure.http, tls: g.insecure.tls },
       auth: await fetch.readAppcAuth([

@@ -55,6 +55,11 @@ export interface FetchAppcOptions {
   readonly discoveryPort?: number | undefined;
   /** No byte for this long fails a request (a stalled server); default 60 s. */
   readonly stallTimeoutMs?: number | undefined;
+  /**
+   * rkt's `--signature FILE`: the detached signature of the image asked for (not of its
+   * dependencies), used instead of downloading one.
+   */
+  readonly signature?: Uint8Array | undefined;
   /** Fetch the dependencies of the image too (default true). */
   readonly dependencies?: boolean | undefined;
   /** `os`/`arch` defaults for names; default the host's. */
@@ -138,12 +143,12 @@ export async function fetchAppcImage(
   try {
     const f = new Fetcher(store, http, o);
     let top: AppcImageResult;
-    if ("url" in target) top = await f.fromUrl(target.url, { latest: false });
+    if ("url" in target) top = await f.fromUrl(target.url, { latest: false, signature: o.signature });
     else {
       const parsed = parseAppString(target.app);
       const app = withOsArchDefaults({ name: parsed.name, labels: parsed.labels }, host);
       // rkt marks an image fetched without a version as "latest".
-      top = await f.byName(app, target.app, !parsed.labels.has("version"));
+      top = await f.byName(app, target.app, !parsed.labels.has("version"), o.signature);
     }
     const dependencies: AppcImageResult[] = [];
     if (o.dependencies !== false) {
@@ -183,7 +188,12 @@ class Fetcher {
   }
 
   /** An image by name: the store (policy), else discovery and each endpoint in turn. */
-  async byName(app: AppcApp, typed: string, latest: boolean): Promise<AppcImageResult> {
+  async byName(
+    app: AppcApp,
+    typed: string,
+    latest: boolean,
+    signature?: Uint8Array,
+  ): Promise<AppcImageResult> {
     if (this.policy !== "update") {
       try {
         const id = findImageByName(this.store, { name: app.name, labels: Object.fromEntries(app.labels) });
@@ -200,7 +210,7 @@ class Fetcher {
     const failures: { url: string; error: unknown }[] = [];
     for (const ep of endpoints) {
       try {
-        return await this.fromUrl(ep.aci, { asc: ep.asc, expect: app, latest });
+        return await this.fromUrl(ep.aci, { asc: ep.asc, expect: app, latest, signature });
       } catch (e) {
         if (isRktError(e, ErrorCode.Aborted)) throw e;
         failures.push({ url: ep.aci, error: e });
@@ -218,7 +228,12 @@ class Fetcher {
   /** An ACI URL: the store (policy, max-age), else a conditional download, verified, imported. */
   async fromUrl(
     url: string,
-    t: { asc?: string | undefined; expect?: AppcApp | undefined; latest: boolean },
+    t: {
+      asc?: string | undefined;
+      expect?: AppcApp | undefined;
+      latest: boolean;
+      signature?: Uint8Array | undefined;
+    },
   ): Promise<AppcImageResult> {
     const { store, o } = this;
     const remote = getRemote(store, url);
@@ -249,7 +264,7 @@ class Fetcher {
     const asc = t.asc ?? ascUrlFromAciUrl(url);
     const keystore = o.keystore;
     if (keystore === null) o.onWarning?.(verificationDisabled);
-    let signature = keystore === null ? undefined : await this.signature(asc);
+    let signature = keystore === null ? undefined : (t.signature ?? (await this.signature(asc)));
     if (signature === "deferred") o.onWarning?.("server requested deferring the signature download");
     else if (signature !== undefined && keystore !== null && t.expect !== undefined) {
       // A name fetch knows the name before the download: an untrusted signer fails before it.
@@ -285,7 +300,12 @@ class Fetcher {
         what: url,
         latest: t.latest,
         signal: o.signal,
-        remote: { url, etag: dl.etag, maxAge: dl.maxAge, sigUrl: keystore === null ? undefined : asc },
+        remote: {
+          url,
+          etag: dl.etag,
+          maxAge: dl.maxAge,
+          sigUrl: keystore === null || t.signature !== undefined ? undefined : asc,
+        },
         beforeCommit: async (info) => {
           if (t.expect !== undefined) checkManifestIdentity(t.expect, info.manifest);
           if (keystore === null || sig === undefined) return;
