@@ -12,7 +12,7 @@ import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat } from "node:fs/pro
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { join, resolve } from "node:path";
 import { cacheDir, ensureFixture, fixtureRegistry } from "../fixtures.js";
-import { bench, formatTable, median, spawnMeasured, type BenchResult } from "../harness.js";
+import { bench, formatTable, median, spawnMeasured, type BenchResult, type RunReport } from "../harness.js";
 
 const rkt = resolve(import.meta.dirname, "..", "..", "..", "packages", "cli", "bin", "rkt.js");
 const rssLimitMiB = 150;
@@ -106,6 +106,18 @@ async function killedPull(
   }
 }
 
+// A subject running `cmd` under /usr/bin/time in a fresh scratch directory, removed afterwards.
+function inFreshDir(fresh: () => Promise<string>, cmd: string, args: (dir: string) => string[]) {
+  return async (): Promise<RunReport> => {
+    const dir = await fresh();
+    try {
+      return await spawnMeasured(cmd, args(dir));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  };
+}
+
 // Bytes the killed pull left in the store's ingests (what a restart can resume from).
 async function ingestBytes(dir: string): Promise<number> {
   const root = join(dir, "cas", "ingest");
@@ -137,34 +149,20 @@ async function archiveImport(
   const r = await bench(
     `docker-archive import of the Debian fixture (${(size / 2 ** 20).toFixed(0)} MiB tar): rkt fetch vs skopeo copy to oci:`,
     {
-      ours: async () => {
-        const dir = await fresh();
-        try {
-          return await spawnMeasured(process.execPath, [
-            rkt,
-            "--dir",
-            dir,
-            ...fetchCmd,
-            `docker-archive:${file}`,
-          ]);
-        } finally {
-          await rm(dir, { recursive: true, force: true });
-        }
-      },
+      ours: inFreshDir(fresh, process.execPath, (dir) => [
+        rkt,
+        "--dir",
+        dir,
+        ...fetchCmd,
+        `docker-archive:${file}`,
+      ]),
       peers: {
-        "skopeo copy": async () => {
-          const dir = await fresh();
-          try {
-            return await spawnMeasured("skopeo", [
-              "copy",
-              "--quiet",
-              `docker-archive:${file}`,
-              `oci:${join(dir, "layout")}:bookworm`,
-            ]);
-          } finally {
-            await rm(dir, { recursive: true, force: true });
-          }
-        },
+        "skopeo copy": inFreshDir(fresh, "skopeo", (dir) => [
+          "copy",
+          "--quiet",
+          `docker-archive:${file}`,
+          `oci:${join(dir, "layout")}:bookworm`,
+        ]),
       },
       runs: 3,
       warmup: 1,
@@ -197,36 +195,22 @@ export async function run(): Promise<void> {
       `\nfixture ${fixture.repoTag} ${fixture.digest}: ${manifest.layers.length} layers, ${(imageBytes / 2 ** 20).toFixed(1)} MiB\n`,
     );
     const cold = await bench(`cold pull of the Debian fixture: rkt fetch vs skopeo copy`, {
-      ours: async () => {
-        const dir = await fresh();
-        try {
-          return await spawnMeasured(process.execPath, [
-            rkt,
-            "--dir",
-            dir,
-            "--insecure-options=image,http",
-            ...fetchCmd,
-            url,
-          ]);
-        } finally {
-          await rm(dir, { recursive: true, force: true });
-        }
-      },
+      ours: inFreshDir(fresh, process.execPath, (dir) => [
+        rkt,
+        "--dir",
+        dir,
+        "--insecure-options=image,http",
+        ...fetchCmd,
+        url,
+      ]),
       peers: {
-        "skopeo copy": async () => {
-          const dir = await fresh();
-          try {
-            return await spawnMeasured("skopeo", [
-              "copy",
-              "--quiet",
-              "--src-tls-verify=false",
-              `docker://${reg.host}/${fixture.repoTag}`,
-              `oci:${join(dir, "layout")}:bookworm`,
-            ]);
-          } finally {
-            await rm(dir, { recursive: true, force: true });
-          }
-        },
+        "skopeo copy": inFreshDir(fresh, "skopeo", (dir) => [
+          "copy",
+          "--quiet",
+          "--src-tls-verify=false",
+          `docker://${reg.host}/${fixture.repoTag}`,
+          `oci:${join(dir, "layout")}:bookworm`,
+        ]),
       },
       runs: 5,
       warmup: 1,
