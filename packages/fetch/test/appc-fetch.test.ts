@@ -372,6 +372,24 @@ describe("fetchAppcImage by URL", () => {
     c.store.close();
   });
 
+  it("two fetches of one URL at once download it once: the second waits and gets a 304", async () => {
+    const c = await setup({ prefix: "example.com" });
+    const aci = await buildAci({ name: "example.com/concurrent", payload: 1 << 20 });
+    const path = `${c.base}/concurrent.aci`;
+    publish(path, aci, sign(aci));
+    const url = `${server.origin}${path}`;
+    const [a, b] = await Promise.all([
+      fetchAppcImage(c.store, { url }, c.opts()),
+      fetchAppcImage(c.store, { url }, c.opts()),
+    ]);
+    expect(a.id).toBe(sha512Id(aci));
+    expect(b.id).toBe(a.id);
+    expect([a.source, b.source].sort()).toEqual(["downloaded", "unchanged"]);
+    expect(requestsFor(path).map((q) => q.status)).toEqual([200, 304]);
+    expect((await fsck(c.store)).garbage).toEqual([]);
+    c.store.close();
+  });
+
   it("follows at most 10 redirects", async () => {
     const c = await setup(null);
     const aci = await buildAci({ name: "example.com/redirected" });

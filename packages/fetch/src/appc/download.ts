@@ -37,8 +37,11 @@ export interface AciDownloaded {
 
 /** Options of {@link downloadAci}. */
 export interface DownloadAciOptions {
-  /** The stored copy's ETag: sent as `If-None-Match`, so an unchanged ACI costs no body. */
-  readonly ifNoneMatch?: string | undefined;
+  /**
+   * The stored copy's ETag, sent as `If-None-Match` so an unchanged ACI costs no body; a function
+   * is asked once the ingest is held (after any concurrent download of the URL finished).
+   */
+  readonly ifNoneMatch?: string | (() => string | undefined) | undefined;
   readonly signal?: AbortSignal | undefined;
   /** Bytes received so far in this attempt, and the total when the server said it. */
   readonly onProgress?: ((p: { bytes: number; total?: number | undefined }) => void) | undefined;
@@ -71,6 +74,7 @@ export async function downloadAci(
     store.writer({ ref, algorithm: "sha512", wait: true, fresh, signal: o.signal });
   let w: BlobWriter = await open(false);
   try {
+    const ifNoneMatch = typeof o.ifNoneMatch === "function" ? o.ifNoneMatch() : o.ifNoneMatch;
     for (let attempt = 0; ; attempt++) {
       let kept = w.status().offset;
       const validator = kept > 0 ? await readFile(validatorFile, "utf8").catch(() => undefined) : undefined;
@@ -81,7 +85,7 @@ export async function downloadAci(
         kept = 0;
       }
       const headers: Record<string, string> = {};
-      if (o.ifNoneMatch !== undefined) headers["if-none-match"] = o.ifNoneMatch;
+      if (ifNoneMatch !== undefined) headers["if-none-match"] = ifNoneMatch;
       if (kept > 0 && validator !== undefined) {
         headers["range"] = `bytes=${kept}-`;
         headers["if-range"] = validator;

@@ -236,8 +236,8 @@ class Fetcher {
     },
   ): Promise<AppcImageResult> {
     const { store, o } = this;
-    const remote = getRemote(store, url);
-    const stored = remote === undefined ? undefined : storedImage(store, remote.imageId);
+    let remote = getRemote(store, url);
+    let stored = remote === undefined ? undefined : storedImage(store, remote.imageId);
     const fromStore = (source: AppcSource): AppcImageResult => {
       // One URL can serve several names or labels (a template without {version}): what is
       // stored for it must be what this fetch asks for, as a download would have to be.
@@ -277,7 +277,13 @@ class Fetcher {
       });
     }
     const dl = await downloadAci(store, this.http, url, {
-      ifNoneMatch: stored === undefined ? undefined : remote!.etag,
+      // Read once the download's ingest is ours: a concurrent fetch of this URL that held it may
+      // have just stored the image, and then this one costs a 304.
+      ifNoneMatch: () => {
+        remote = getRemote(store, url);
+        stored = remote === undefined ? undefined : storedImage(store, remote.imageId);
+        return stored === undefined ? undefined : remote?.etag;
+      },
       signal: o.signal,
       onProgress: o.onProgress === undefined ? undefined : (p) => o.onProgress!({ url, ...p }),
     });
