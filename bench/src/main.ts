@@ -26,6 +26,11 @@ const suites: Suite[] = [
     load: () => import("./benchmarks/pull.js"),
   },
   {
+    name: "verify",
+    what: "signed registry pull under policy.json: rkt fetch vs skopeo copy --policy; verification cost cold and warm",
+    load: () => import("./benchmarks/verify.js"),
+  },
+  {
     name: "render",
     what: "tree store as root: first render of the debian fixture vs umoci unpack vs tar; a second tree; fetch + render of a 200 MB Debian ACI",
     load: () => import("./benchmarks/render.js"),
