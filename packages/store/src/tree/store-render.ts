@@ -121,6 +121,11 @@ export interface RenderStoredOptions {
   /** Render again even when the tree exists (snapshots are reused unless removed first). */
   rebuild?: boolean | undefined;
   signal?: AbortSignal | undefined;
+  /**
+   * Runs with the tree before its lock is released, so that GC cannot remove the tree or its
+   * snapshots between the render and a mount (which then holds them) or a copy.
+   */
+  use?: ((tree: Tree) => Promise<void>) | undefined;
 }
 
 /**
@@ -150,6 +155,7 @@ export async function renderStoredImage(
         : await renderAci(paths, storedAci(store, id), storeResolver(store), opts);
     recordTree(store.db, tree);
     touchImage(store, id);
+    await o.use?.(tree);
     return tree;
   } finally {
     lock.release();
@@ -337,7 +343,25 @@ export async function renderImageTo(
   if (present && o.overwrite !== true)
     throw new RktError(ErrorCode.AlreadyExists, "output directory exists (try --overwrite)");
   getImage(store, id); // RKT_NOT_FOUND before any work
-  const tree = await renderStoredImage(store, id, { signal: o.signal });
+  let result: RenderToResult | undefined;
+  await renderStoredImage(store, id, {
+    signal: o.signal,
+    use: async (tree) => {
+      result = await materialize(store, id, tree, target, present, o);
+    },
+  });
+  return result!;
+}
+
+/** Gives `target` the rootfs of `tree` (and the manifest): an overlay mount or a flattened copy. */
+async function materialize(
+  store: LocalStore,
+  id: string,
+  tree: Tree,
+  target: string,
+  present: boolean,
+  o: RenderToOptions,
+): Promise<RenderToResult> {
   const manifest = o.rootfsOnly === true ? undefined : await catManifest(store, id);
   if (present) await clearTarget(target);
   if (o.flatten !== true && (await overlaySupported())) {
