@@ -10,7 +10,7 @@ import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeAci, type AciWriteEntry } from "@rkt/appc";
 import { main } from "@rkt/cli";
-import { LocalStore, renderStoredImage } from "@rkt/store";
+import { LocalStore, mountPointsOf, renderStoredImage } from "@rkt/store";
 import { writeOciLayout } from "@rkt/testkit";
 
 let tmp: string;
@@ -154,6 +154,17 @@ const expectedOci = {
   l: "link 777 0:0 keep",
 };
 
+describe("mountPointsOf", () => {
+  it("reads mount points (octal escapes undone) and filters by type", () => {
+    const info = [
+      "36 35 98:0 / /mnt/a\\040b rw,noatime master:1 - overlay overlay rw,lowerdir=/x",
+      "37 35 98:0 / /srv rw - ext4 /dev/vda rw",
+    ].join("\n");
+    expect([...mountPointsOf(info, "overlay")]).toEqual(["/mnt/a b"]);
+    expect([...mountPointsOf(info)].sort()).toEqual(["/mnt/a b", "/srv"]);
+  });
+});
+
 describe("rkt image render", () => {
   it("renders an ACI with its dependency and whitelist, overlay-mounted and flattened alike", async () => {
     const s = await store();
@@ -213,6 +224,34 @@ describe("rkt image render", () => {
     const v = await rkt(s.dir, ["image", "verify", "example.com/nope"]);
     expect(v.code).toBe(254);
     expect(v.stderr).toMatch(/unable to resolve store key for image example.com\/nope: cannot find aci/);
+  });
+});
+
+describe("hostile layers", () => {
+  it("a layer escaping its root: render refuses with one line naming the entry; fetch warns, keeps the image", async () => {
+    const layout = join(tmp, `hostile${n++}`);
+    await writeOciLayout(layout, {
+      layers: [
+        [{ path: "ok", type: "file", content: "fine" }],
+        [{ path: "../../escaped", type: "file", content: "x" }],
+      ],
+    });
+    const d = mkdtempSync(join(tmp, "store-"));
+    const f = await rkt(d, ["fetch", `oci:${layout}`]);
+    expect(f.code).toBe(0);
+    expect(f.stderr).toMatch(
+      /^fetch: warning: image sha256:[0-9a-f]{64} stored but not rendered: .*escaped/m,
+    );
+    const id = f.stdout.trim();
+    const out = join(tmp, `out${n++}`);
+    const r = await rkt(d, ["image", "render", "--flatten", id, out]);
+    expect(r.code).toBe(254);
+    expect(r.stderr.trimEnd().split("\n")).toHaveLength(1);
+    expect(r.stderr).toMatch(/\.\.\/\.\.\/escaped/);
+    expect(existsSync(out)).toBe(false);
+    expect(existsSync(join(tmp, "escaped"))).toBe(false);
+    expect(existsSync(join(d, "cas", "escaped"))).toBe(false);
+    expect(readdirSync(join(d, "cas", "trees"))).toEqual([]);
   });
 });
 
