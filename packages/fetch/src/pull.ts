@@ -405,9 +405,12 @@ async function downloadBlob(
   }
 }
 
-// Network chunks are ~64 KiB; the store issues one write per chunk it gets, so batching them to
-// 1 MiB cuts the write calls 16-fold (the per-call cost dominated a profile of cold pulls).
-async function* batch(src: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+/**
+ * Joins network chunks (~64 KiB) into 1 MiB buffers for store writers: the store issues one
+ * write per chunk it gets, so this cuts the write calls 16-fold (the per-call cost dominated a
+ * profile of cold pulls). @internal
+ */
+export async function* batch(src: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
   let parts: Buffer[] = [];
   let have = 0;
   for await (const c of src) {

@@ -342,9 +342,10 @@ describe("fetchAppcImage by URL", () => {
 
   it("a stalled download fails after the stall timeout and is resumed by the next run", async () => {
     const c = await setup(null);
-    const aci = await buildAci({ name: "example.com/stalled", payload: 1 << 20 });
+    const aci = await buildAci({ name: "example.com/stalled", payload: 4 << 20 });
     const path = `${c.base}/stalled.aci`;
-    server.route(path, { body: aci, stallOnce: 512 << 10 });
+    // Writes go to the ingest in 1 MiB batches: a stall after 2.5 MiB leaves at least 1 MiB kept.
+    server.route(path, { body: aci, stallOnce: 5 << 19 });
     const url = `${server.origin}${path}`;
     const e = await refusal(
       fetchAppcImage(c.store, { url }, c.opts({ keystore: null, stallTimeoutMs: 300 })),

@@ -8,6 +8,7 @@ import { pipeline } from "node:stream/promises";
 import type { BlobWriter } from "@rkt/oci";
 import { ErrorCode, RktError, isRktError } from "@rkt/oci";
 import { ingestPaths, type LocalStore } from "@rkt/store";
+import { batch } from "../pull.js";
 import { discard } from "../registry/http.js";
 import { contentRangeStart, parseMaxAge, rangeValidator } from "./cache-control.js";
 import { transportError, type AppcHttpClient, type AppcResponse } from "./http.js";
@@ -70,8 +71,9 @@ export async function downloadAci(
   const ref = downloadRef(url);
   const { dir, data } = ingestPaths(store, ref);
   const validatorFile = join(dir, "validator");
+  // The ingest is never committed, so its running digest is unused: sha256 is the cheapest.
   const open = (fresh: boolean) =>
-    store.writer({ ref, algorithm: "sha512", wait: true, fresh, signal: o.signal });
+    store.writer({ ref, algorithm: "sha256", wait: true, fresh, signal: o.signal });
   let w: BlobWriter = await open(false);
   try {
     const ifNoneMatch = typeof o.ifNoneMatch === "function" ? o.ifNoneMatch() : o.ifNoneMatch;
@@ -152,7 +154,7 @@ async function receive(
     }
   }
   try {
-    await pipeline(res.body, counted, w.stream);
+    await pipeline(res.body, counted, batch, w.stream);
   } catch (e) {
     throw transportError(e, res.url, o.signal);
   }
