@@ -204,6 +204,18 @@ describe("rkt image render", () => {
     expect(await listTree(join(mounted, "rootfs"))).toEqual(expectedOci);
   });
 
+  it("rebuilds a tree whose snapshot was removed by hand", async () => {
+    const s = await store();
+    expect((await rkt(s.dir, ["image", "render", "--flatten", s.oci, join(tmp, `out${n++}`)])).code).toBe(0);
+    const layers = join(s.dir, "cas", "layers");
+    const victim = readdirSync(layers).filter((x) => !x.startsWith("."))[0]!;
+    await rm(join(layers, victim), { recursive: true });
+    const again = join(tmp, `out${n++}`);
+    expect((await rkt(s.dir, ["image", "render", "--flatten", "--rootfs-only", s.oci, again])).code).toBe(0);
+    expect(await listTree(again)).toEqual(expectedOci);
+    expect(readdirSync(layers)).toContain(victim);
+  });
+
   it("refuses bad input with one line and exit 254, leaving the directory as it was", async () => {
     const s = await store();
     const unknown = await rkt(s.dir, ["image", "render", "example.com/nope", join(tmp, "never")]);

@@ -148,11 +148,21 @@ export async function renderStoredImage(
   });
   try {
     const paths = storeTreePaths(store);
-    const opts = { flatten: o.flatten, rebuild: o.rebuild, signal: o.signal };
-    const tree =
-      img.kind === "oci"
-        ? await renderOciImage(store, paths, id as Digest, opts)
-        : await renderAci(paths, storedAci(store, id), storeResolver(store), opts);
+    const render = (rebuild: boolean | undefined): Promise<Tree> => {
+      const opts = { flatten: o.flatten, rebuild, signal: o.signal };
+      return img.kind === "oci"
+        ? renderOciImage(store, paths, id as Digest, opts)
+        : renderAci(paths, storedAci(store, id), storeResolver(store), opts);
+    };
+    let tree = await render(o.rebuild);
+    // A tree whose snapshot went missing (removed by hand, or by an older GC) is rebuilt: the
+    // missing snapshots are extracted again. A stat per layer; contents are verify's job.
+    for (const k of tree.layers) {
+      if ((await getSnapshot(paths.layers, k)) === undefined) {
+        tree = await render(true);
+        break;
+      }
+    }
     recordTree(store.db, tree);
     touchImage(store, id);
     await o.use?.(tree);
