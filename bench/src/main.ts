@@ -31,6 +31,11 @@ const suites: Suite[] = [
     load: () => import("./benchmarks/verify.js"),
   },
   {
+    name: "appc",
+    what: "appc fetch of a 128 MiB ACI over https: cold vs curl + sha512sum, warm 304 re-fetch vs one curl request",
+    load: () => import("./benchmarks/appc.js"),
+  },
+  {
     name: "render",
     what: "tree store as root: first render of the debian fixture vs umoci unpack vs tar; a second tree; fetch + render of a 200 MB Debian ACI",
     load: () => import("./benchmarks/render.js"),
