@@ -2,7 +2,15 @@
 // ACIs with dependencies and a pathWhitelist, a multi-layer OCI image with whiteouts, overlay
 // mounts and flattened copies compared, tampered trees detected and repaired.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  writeFileSync,
+} from "node:fs";
 import { lstat, readFile, readdir, readlink, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -236,6 +244,40 @@ describe("rkt image render", () => {
     const v = await rkt(s.dir, ["image", "verify", "example.com/nope"]);
     expect(v.code).toBe(254);
     expect(v.stderr).toMatch(/unable to resolve store key for image example.com\/nope: cannot find aci/);
+  });
+});
+
+describe("as an unprivileged user", () => {
+  it("renders a flattened copy (whiteouts applied from marker files, owners its own), verifies it", async () => {
+    const bin = join(import.meta.dirname, "..", "bin", "rkt.js");
+    chmodSync(tmp, 0o755);
+    const home = join(tmp, `nobody${n++}`);
+    mkdirSync(home, { mode: 0o777 });
+    chmodSync(home, 0o777);
+    const as = (args: string[]): string =>
+      execFileSync(
+        "setpriv",
+        [
+          "--reuid=65534",
+          "--regid=65534",
+          "--clear-groups",
+          process.execPath,
+          bin,
+          "--dir",
+          join(home, "s"),
+          ...args,
+        ],
+        { encoding: "utf8" },
+      );
+    const id = as(["fetch", `oci:${ociLayout}`]).trim();
+    expect(readdirSync(join(home, "s", "cas", "trees"))).toEqual([]); // no render on fetch without root
+    as(["image", "render", "--rootfs-only", id, join(home, "out")]);
+    expect(mountsUnder(tmp)).not.toContain(join(home, "out"));
+    const mine = Object.fromEntries(
+      Object.entries(expectedOci).map(([k, v]) => [k, v.replace(/ \d+:\d+/, " 65534:65534")]),
+    );
+    expect(await listTree(join(home, "out"))).toEqual(mine);
+    expect(as(["image", "verify", id])).toMatch(/^successfully verified checksum/);
   });
 });
 
