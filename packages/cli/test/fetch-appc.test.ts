@@ -59,17 +59,17 @@ function env(
   };
 }
 
+/** An environment whose keystore trusts the committed demo key for example.com/hello. */
+async function trustingDemoKey(): Promise<ReturnType<typeof env>> {
+  const rkt = env();
+  const trust = ["--prefix", "example.com/hello", "--skip-fingerprint-review", "examples/keys/demo.pub.asc"];
+  expect((await rkt(["trust", ...trust])).code).toBe(0);
+  return rkt;
+}
+
 describe("rkt fetch https://…/x.aci", () => {
   it("verifies against the keystore, prints the ID as rkt; a re-fetch is answered 304", async () => {
-    const rkt = env();
-    const t = await rkt([
-      "trust",
-      "--prefix",
-      "example.com/hello",
-      "--skip-fingerprint-review",
-      "examples/keys/demo.pub.asc",
-    ]);
-    expect(t.code).toBe(0);
+    const rkt = await trustingDemoKey();
     const url = `${server.origin}/hello.aci`;
     expect(await rkt(["fetch", url])).toEqual({
       code: 0,
@@ -100,15 +100,7 @@ describe("rkt fetch https://…/x.aci", () => {
   });
 
   it("--signature FILE is used instead of downloading one", async () => {
-    const rkt = env();
-    const t = await rkt([
-      "trust",
-      "--prefix",
-      "example.com/hello",
-      "--skip-fingerprint-review",
-      "examples/keys/demo.pub.asc",
-    ]);
-    expect(t.code).toBe(0);
+    const rkt = await trustingDemoKey();
     const before = server.requests.length;
     const f = await rkt(["fetch", `${server.origin}/unsigned.aci`, "--signature", "examples/hello.aci.asc"]);
     expect(f).toMatchObject({ code: 0, stdout: `${helloId}\n` });
