@@ -3,7 +3,7 @@
 // or a flattened copy, and collect what nothing references. `rkt image render|verify`, render on
 // fetch and `rkt image gc` are thin layers over these functions.
 import { randomUUID } from "node:crypto";
-import { mkdir, readFile, readdir, rename, rm, rmdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import type { Dependency } from "@rkt/appc";
 import {
@@ -252,8 +252,9 @@ export async function mountStoredTree(store: LocalStore, tree: Tree, target: str
     store.leaseAdd(lease, "tree", tree.id);
     store.leaseAdd(lease, "image", tree.image);
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    await writeFile(join(dir, "target"), target);
     await mountTree(tree, target, { upper: join(dir, "upper"), work: join(dir, "work") });
+    // Written once mounted: a consumer without it is being set up (or its process died doing so).
+    await writeFile(join(dir, "target"), target);
     return lease;
   } catch (e) {
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);
@@ -261,6 +262,9 @@ export async function mountStoredTree(store: LocalStore, tree: Tree, target: str
     throw e;
   }
 }
+
+/** How long a consumer dir without `target` is taken to be still mounting. */
+const setupGraceMs = 10 * 60_000;
 
 /**
  * Releases consumer mounts whose target is no longer an overlay mount point (the user ran umount,
@@ -273,6 +277,14 @@ export async function releaseStaleMounts(store: LocalStore): Promise<string[]> {
     const dir = join(mountsDir(store), name);
     const target = await readFile(join(dir, "target"), "utf8").catch(() => undefined);
     if (target !== undefined && mounted.has(target)) continue;
+    if (target === undefined) {
+      const st = await stat(dir).catch(() => undefined);
+      if (st !== undefined && Date.now() - st.mtimeMs < setupGraceMs) continue;
+    }
+    if (target === undefined) {
+      const st = await stat(dir).catch(() => undefined);
+      if (st !== undefined && Date.now() - st.mtimeMs < setupGraceMs) continue;
+    }
     store.deleteLease(`mount-${name}`);
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);
     released.push(target ?? name);
