@@ -446,6 +446,26 @@ describe("fetchAppcImage by URL", () => {
         fetchAppcImage(c.store, { url: `${server.origin}${c.base}/secret.aci` }, c.opts({ keystore: null })),
       );
       expect(denied.message).toBe(`${server.origin}${c.base}/secret.aci: bad HTTP status code: 401`);
+      // oauth: a bearer token.
+      const oauthDir = join(tmp, `oauth-${n}`);
+      mkdirSync(join(oauthDir, "auth.d"), { recursive: true });
+      writeFileSync(
+        join(oauthDir, "auth.d", "o.json"),
+        JSON.stringify({
+          rktKind: "auth",
+          rktVersion: "v1",
+          domains: [h(server)],
+          type: "oauth",
+          credentials: { token: "sometoken" },
+        }),
+      );
+      server.route(`${c.base}/token.aci`, { body: aci, authorization: "Bearer sometoken" });
+      const t = await fetchAppcImage(
+        c.store,
+        { url: `${server.origin}${c.base}/token.aci` },
+        c.opts({ keystore: null, auth: await readAppcAuth([cfg, oauthDir]) }),
+      );
+      expect(t.id).toBe(r.id);
       // A redirect to another host carries no credentials; neither does plain http to a configured host.
       other.route("/elsewhere.aci", { body: aci });
       server.route(`${c.base}/moved.aci`, { redirect: `${other.origin}/elsewhere.aci` });
@@ -623,6 +643,14 @@ describe("fetchAppcImage by name (discovery)", () => {
     expect(r.dependencies.map((d) => d.name)).toEqual([`${p}/b`, `${p}/c`, `${p}/d`]);
     for (const x of ["a", "b", "c", "d"]) expect(requestsFor(`${c.base}/${p}/${x}.aci`)).toHaveLength(1);
     expect(listImages(c.store)).toHaveLength(4);
+    // A dependency that cannot be fetched fails the fetch, naming it and its dependent.
+    await mk("e", ["missing"]);
+    const e = await refusal(fetchAppcImage(c.store, { app: `${p}/e` }, c.opts()));
+    expect(e.message).toMatch(
+      new RegExp(
+        `^dependency ${p}/missing,version=1\\.0,os=linux,arch=amd64 of ${p}/e: error downloading the signature file: `,
+      ),
+    );
     c.store.close();
   });
 });

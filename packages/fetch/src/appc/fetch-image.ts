@@ -159,7 +159,15 @@ export async function fetchAppcImage(
         const key = appKey(dep);
         if (seen.has(key)) continue;
         seen.add(key);
-        const r = await f.byName(dep, formatApp(dep), !dep.labels.has("version"));
+        let r: AppcImageResult;
+        try {
+          r = await f.byName(dep, formatApp(dep), !dep.labels.has("version"));
+        } catch (e) {
+          if (!isRktError(e) || e.code === ErrorCode.Aborted) throw e;
+          throw new RktError(e.code, `dependency ${formatApp(dep)} of ${top.name}: ${e.message}`, {
+            cause: e,
+          });
+        }
         dependencies.push(r);
         queue.push(...dependencyApps(await storedManifest(store, r.id)));
       }
