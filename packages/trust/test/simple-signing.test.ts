@@ -411,7 +411,7 @@ describe("simple signing with GnuPG key states (issue item 5)", () => {
         "--output",
         "-",
       ],
-      { input: payload, ...(o.fakedTime === undefined ? {} : { fakedTime: o.fakedTime }) },
+      { input: Buffer.from(payload), ...(o.fakedTime === undefined ? {} : { fakedTime: o.fakedTime }) },
     );
   };
 
