@@ -348,6 +348,40 @@ describe("rkt image verify", () => {
   });
 });
 
+describe("tree sizes in image list", () => {
+  it("each image's size grows by its own tree: the file bytes of the tree's snapshots", async () => {
+    const s = await store();
+    const sizes = async (): Promise<Map<string, number>> => {
+      const r = await rkt(s.dir, ["image", "list", "--format=json"]);
+      const rows = JSON.parse(r.stdout) as { id: string; size: number }[];
+      return new Map(rows.map((x) => [x.id, x.size]));
+    };
+    const before = await sizes();
+    const out = mkdtempSync(join(tmp, "out-"));
+    expect((await rkt(s.dir, ["image", "render", "--flatten", s.oci, join(out, "r")])).code).toBe(0);
+    const after = await sizes();
+    const treeDirs = readdirSync(join(s.dir, "cas", "trees")).filter((x) => !x.startsWith("."));
+    expect(treeDirs).toHaveLength(1);
+    const tree = JSON.parse(readFileSync(join(s.dir, "cas", "trees", treeDirs[0]!, "tree.json"), "utf8")) as {
+      layers: string[];
+    };
+    const snapshotBytes = tree.layers
+      .map(
+        (k) =>
+          JSON.parse(readFileSync(join(s.dir, "cas", "layers", k, "snapshot.json"), "utf8")) as {
+            uncompressedSize: number;
+          },
+      )
+      .reduce((n, i) => n + i.uncompressedSize, 0);
+    expect(snapshotBytes).toBeGreaterThan(0);
+    const grew = [...after].filter(([id, n]) => n !== before.get(id));
+    expect(grew).toHaveLength(1);
+    const [id, size] = grew[0]!;
+    expect(id.startsWith("sha256:")).toBe(true);
+    expect(size - before.get(id)!).toBeGreaterThanOrEqual(snapshotBytes);
+  });
+});
+
 describe("render on fetch", () => {
   it("renders each fetched image as root with overlayfs (rkt); --no-render skips it", async () => {
     const d = mkdtempSync(join(tmp, "store-"));

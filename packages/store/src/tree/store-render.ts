@@ -157,19 +157,37 @@ export async function renderStoredImage(
     let tree = await render(o.rebuild);
     // A tree whose snapshot went missing (removed by hand, or by an older GC) is rebuilt: the
     // missing snapshots are extracted again. A stat per layer; contents are verify's job.
-    for (const k of tree.layers) {
-      if ((await getSnapshot(paths.layers, k)) === undefined) {
-        tree = await render(true);
-        break;
-      }
+    let size = await treeContentSize(paths, tree);
+    if (size === undefined) {
+      tree = await render(true);
+      size = (await treeContentSize(paths, tree)) ?? 0;
     }
-    recordTree(store.db, tree);
+    recordTree(store.db, tree, size);
     touchImage(store, id);
     await o.use?.(tree);
     return tree;
   } finally {
     lock.release();
   }
+}
+
+/**
+ * The tree's own size (unlike rkt's one size per image, #2968): the file bytes of its layer
+ * snapshots, counted again for a flattened copy kept in the store. Snapshots shared with other
+ * trees count in each. Undefined when a snapshot is missing.
+ */
+async function treeContentSize(p: TreeStorePaths, tree: Tree): Promise<number | undefined> {
+  let size = 0;
+  for (const k of tree.layers) {
+    const snap = await getSnapshot(p.layers, k);
+    if (snap === undefined) return undefined;
+    size += snap.info.uncompressedSize;
+  }
+  const flattened = await stat(join(p.trees, tree.id, "rootfs")).then(
+    () => true,
+    () => false,
+  );
+  return flattened ? 2 * size : size;
 }
 
 /** What {@link verifyStoredImage} found. */
