@@ -311,15 +311,7 @@ async function fetchOne(
         ref.transport === "oci"
           ? await fetch.importOciLayout(store, await openLayout(fetch, path, arg.image), o)
           : await fetch.importOciArchive(store, path, o);
-      return {
-        id: r.id,
-        kind: r.kind,
-        name: r.name,
-        digests: r.digests,
-        bytes: r.size,
-        bytesDownloaded: r.bytesWritten,
-        bytesReused: r.bytesReused,
-      };
+      return localImportSummary(r);
     }
     case "docker":
       return pullDocker(store, arg, ref, ctx, flags);
@@ -346,15 +338,7 @@ async function fetchOne(
         what: arg.image,
         signal: ctx.signal,
       });
-      return {
-        id: r.id,
-        kind: r.kind,
-        name: r.name,
-        digests: r.digests,
-        bytes: r.size,
-        bytesDownloaded: r.bytesWritten,
-        bytesReused: r.bytesReused,
-      };
+      return localImportSummary(r);
     }
     case "http":
     case "appc-name":
@@ -372,6 +356,19 @@ async function fetchOne(
  * `config.json`. Progress goes to stderr: a redrawn status line on a terminal, else one plain
  * line per finished blob.
  */
+/** The summary of an archive or layout import: "downloaded" bytes are the ones written to the store. */
+function localImportSummary(r: Fetch.OciLayoutImportResult | Fetch.DockerArchiveImportResult): FetchSummary {
+  return {
+    id: r.id,
+    kind: r.kind,
+    name: r.name,
+    digests: r.digests,
+    bytes: r.size,
+    bytesDownloaded: r.bytesWritten,
+    bytesReused: r.bytesReused,
+  };
+}
+
 async function pullDocker(
   store: LocalStore,
   arg: FetchArg,
