@@ -113,6 +113,8 @@ export async function run(): Promise<void> {
           dir,
           "--insecure-options=image",
           "fetch",
+          // The ingest alone: as root with overlayfs, fetch would also render (the render bench's case).
+          "--no-render",
           file,
         ]);
       } finally {
