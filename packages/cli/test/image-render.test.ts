@@ -346,6 +346,33 @@ describe("rkt image verify", () => {
     expect(readFileSync(snap, "utf8")).toBe("keep");
     expect((await rkt(s.dir, ["image", "verify", s.oci])).stdout).toMatch(/^successfully verified checksum/);
   });
+
+  it("will not repair a snapshot under a live overlay mount; after umount it does", async () => {
+    const s = await store();
+    const out = join(tmp, `out${n++}`);
+    expect((await rkt(s.dir, ["image", "render", s.oci, out])).code).toBe(0);
+    const tree = JSON.parse(
+      readFileSync(
+        join(s.dir, "cas", "trees", readdirSync(join(s.dir, "cas", "trees"))[0]!, "tree.json"),
+        "utf8",
+      ),
+    ) as { layers: string[] };
+    const snap = join(s.dir, "cas", "layers", tree.layers[0]!, "fs", "keep");
+    writeFileSync(snap, "evil");
+    const busy = await rkt(s.dir, ["image", "verify", s.oci]);
+    expect(busy.code).toBe(254);
+    expect(busy.stderr).toMatch(
+      new RegExp(
+        `^verify: tree \\S+ is damaged \\(.*\\), but its snapshot \\S+ is in use by the overlay mount at ${out}/rootfs; unmount it and verify again\\n$`,
+      ),
+    );
+    expect(readFileSync(snap, "utf8")).toBe("evil");
+    expect(readdirSync(join(out, "rootfs")).sort()).toContain("keep");
+    execFileSync("umount", [join(out, "rootfs")]);
+    const fixed = await rkt(s.dir, ["image", "verify", s.oci]);
+    expect(fixed.stdout).toMatch(/^tree cache verification failed for image .*; {2}rebuilding/);
+    expect(readFileSync(snap, "utf8")).toBe("keep");
+  });
 });
 
 describe("tree sizes in image list", () => {

@@ -216,18 +216,44 @@ export async function verifyStoredImage(
     return { status: "ok", treeId };
   } catch (e) {
     if (!isRktError(e) || (e.code !== ErrorCode.DigestMismatch && e.code !== ErrorCode.NotFound)) throw e;
-    const removedSnapshots: string[] = [];
+    const damaged: string[] = [];
     for (const key of tree.layers) {
       const snap = await getSnapshot(paths.layers, key);
-      if (snap?.info.hash === undefined || (await treeHash(snap.fs)) !== snap.info.hash) {
-        await removeSnapshot(paths.layers, key);
-        removedSnapshots.push(key);
-      }
+      if (snap?.info.hash === undefined || (await treeHash(snap.fs)) !== snap.info.hash) damaged.push(key);
     }
+    // A snapshot is a live overlay mount's lowerdir: removing it would pull files from under a
+    // running consumer. The user unmounts first (GC then forgets the mount) and verifies again.
+    const inUse = await mountedSnapshots(store, paths);
+    const busy = damaged.find((k) => inUse.has(k));
+    if (busy !== undefined) {
+      throw new RktError(
+        ErrorCode.Unavailable,
+        `tree ${treeId} is damaged (${e.message}), but its snapshot ${busy} is in use by the overlay mount at ${inUse.get(busy)}; unmount it and verify again`,
+      );
+    }
+    for (const key of damaged) await removeSnapshot(paths.layers, key);
+    const removedSnapshots = damaged;
     const flattened = await exists(join(paths.trees, treeId, "rootfs"));
     await renderStoredImage(store, id, { rebuild: true, flatten: flattened, signal: o.signal });
     return { status: "repaired", treeId, problem: e, removedSnapshots };
   }
+}
+
+/** Snapshot key → mount target, for every tree a consumer still has mounted. */
+async function mountedSnapshots(store: LocalStore, paths: TreeStorePaths): Promise<Map<string, string>> {
+  await releaseStaleMounts(store);
+  const rows = store.db
+    .prepare(
+      `SELECT r.ref AS tree, l.labels AS labels FROM lease_refs r JOIN leases l ON l.id = r.lease_id
+       WHERE r.kind = 'tree' AND r.lease_id LIKE 'mount-%'`,
+    )
+    .all() as { tree: string; labels: string }[];
+  const out = new Map<string, string>();
+  for (const row of rows) {
+    const target = (JSON.parse(row.labels) as { target?: string }).target ?? row.tree;
+    for (const key of (await getTree(paths, row.tree))?.layers ?? []) out.set(key, target);
+  }
+  return out;
 }
 
 /** True when overlayfs can be used here: root, and the kernel knows overlay. */
@@ -295,10 +321,6 @@ export async function releaseStaleMounts(store: LocalStore): Promise<string[]> {
     const dir = join(mountsDir(store), name);
     const target = await readFile(join(dir, "target"), "utf8").catch(() => undefined);
     if (target !== undefined && mounted.has(target)) continue;
-    if (target === undefined) {
-      const st = await stat(dir).catch(() => undefined);
-      if (st !== undefined && Date.now() - st.mtimeMs < setupGraceMs) continue;
-    }
     if (target === undefined) {
       const st = await stat(dir).catch(() => undefined);
       if (st !== undefined && Date.now() - st.mtimeMs < setupGraceMs) continue;
