@@ -146,7 +146,7 @@ async function fetchLookaside(
       out.push(await readCapped(res.body, maxSignatureBytes, what));
     }
   } finally {
-    if (r.ownsDispatcher) await r.dispatcher.close();
+    await r.close();
   }
   return out;
 }

@@ -9,7 +9,8 @@ import type { Readable } from "node:stream";
 import { rootCertificates } from "node:tls";
 import { discoverEndpoints, discoveryPrefixes, discoveryUrl } from "@rkt/appc";
 import { ErrorCode, RktError, isRktError } from "@rkt/oci";
-import { Agent, type Dispatcher } from "undici";
+import type { Dispatcher } from "undici";
+import { undici } from "./undici.js";
 
 /** How a key location is read. */
 export type PubkeyLocationKind = "file" | "https" | "http";
@@ -185,7 +186,7 @@ type Getter = (url: string) => Promise<Uint8Array>;
 async function withClient<T>(o: PubkeyFetchOptions, use: (get: Getter) => Promise<T>): Promise<T> {
   const own =
     o.dispatcher === undefined
-      ? new Agent({
+      ? new (undici().Agent)({
           connect: { ca: machineCaCertificates(o.env ?? process.env), timeout: connectTimeoutMs },
         })
       : undefined;

@@ -5,7 +5,8 @@
 // another host or to http carries none).
 import type { Readable } from "node:stream";
 import { ErrorCode, RktError, isRktError } from "@rkt/oci";
-import { Agent, type Dispatcher } from "undici";
+import type { Agent, Dispatcher } from "undici";
+import { undici } from "../undici.js";
 import { machineCaCertificates } from "../pubkey.js";
 import { discard, maxRedirects, networkError } from "../registry/http.js";
 import { authorizationFor, type AppcAuthMap } from "./auth.js";
@@ -48,7 +49,7 @@ export class AppcHttpClient {
     const stall = o.stallTimeoutMs ?? 60_000;
     this.own =
       o.dispatcher === undefined
-        ? new Agent({
+        ? new (undici().Agent)({
             connect: {
               ca: machineCaCertificates(o.env ?? process.env),
               rejectUnauthorized: o.insecureTls !== true,

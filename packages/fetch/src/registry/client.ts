@@ -170,6 +170,8 @@ interface RequestSpec extends Abortable {
   readonly what: string;
   /** Statuses that are not errors (default 200). */
   readonly ok?: readonly number[] | undefined;
+  /** A blob body to stream: read through undici (see http.ts). */
+  readonly bulk?: boolean | undefined;
 }
 
 /**
@@ -221,7 +223,7 @@ export class RegistryClient {
 
   /** Closes the connection pool (when the client created it). Pending requests fail. */
   async close(): Promise<void> {
-    if (this.http.ownsDispatcher) await this.http.dispatcher.close();
+    await this.http.close();
   }
 
   private origin(scheme: "https:" | "http:"): string {
@@ -318,6 +320,7 @@ export class RegistryClient {
           authOrigin: this.origin(scheme),
           signal: spec.signal,
           what: spec.what,
+          bulk: spec.bulk,
         });
         if (res.status === 401 && !challenged) {
           const challenges = parseWwwAuthenticate(res.headers["www-authenticate"]);
@@ -626,6 +629,7 @@ export class RegistryClient {
           ok: [200, 206],
           signal,
           what,
+          bulk: true,
         });
       } catch (e) {
         // The registry has fewer bytes than the descriptor claims.

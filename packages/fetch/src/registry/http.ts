@@ -1,12 +1,15 @@
-// The HTTP layer under the registry client: one undici Agent (a connection pool per origin, kept
-// alive across requests), manual redirects with the credential rules, bounded retries with
-// backoff, and the stall timeout. Internal to the package.
+// The HTTP layer under the registry client: keep-alive connection pools (node:http for small
+// requests, an undici Agent, loaded on first use, for blob bodies and stream uploads), manual
+// redirects with the credential rules, bounded retries with backoff, and the stall timeout.
+// Internal to the package.
 import type { Readable } from "node:stream";
 import { BlockList, isIP } from "node:net";
 import { rootCertificates } from "node:tls";
-import { Agent, type Dispatcher } from "undici";
+import type { Dispatcher } from "undici";
 import { ErrorCode, RktError, isRktError } from "@rkt/oci";
+import { undici } from "../undici.js";
 import { RegistryError, maxErrorBodyBytes, parseRegistryErrors, parseRetryAfter } from "./errors.js";
+import { SmallHttp, bodyTimeoutCode, headersTimeoutCode, type ResponseBody } from "./small-http.js";
 
 /** rkt's `--insecure-options=http|tls` for one registry. Both default to false. */
 export interface InsecureOptions {
@@ -52,13 +55,22 @@ export interface Resolved {
   readonly retry: Required<{ [K in keyof RetryOptions]-?: number }>;
   readonly stallTimeoutMs: number;
   readonly insecureHttp: boolean;
+  /** The undici dispatcher for blob bodies and stream uploads (every request when the caller gave one). */
   readonly dispatcher: Dispatcher;
-  readonly ownsDispatcher: boolean;
+  /** node:http pools for the other requests; undefined when the caller gave a dispatcher. */
+  readonly small: SmallHttp | undefined;
   readonly userAgent: string;
+  /** Closes the pools this client created (not a dispatcher the caller gave). */
+  close(): Promise<void>;
 }
 
 export function resolveHttpOptions(o: HttpOptions): Resolved {
-  const ca = o.caPem === undefined ? undefined : typeof o.caPem === "string" ? [o.caPem] : [...o.caPem];
+  const extra = o.caPem === undefined ? undefined : typeof o.caPem === "string" ? [o.caPem] : o.caPem;
+  // `ca` replaces Node's roots; keep them so that a private CA does not break public registries.
+  const ca = extra === undefined ? undefined : [...rootCertificates, ...extra];
+  const rejectUnauthorized = o.insecure?.tls !== true;
+  let own: Dispatcher | undefined;
+  const small = o.dispatcher === undefined ? new SmallHttp({ ca, rejectUnauthorized }) : undefined;
   return {
     retry: {
       maxAttempts: Math.max(1, o.retry?.maxAttempts ?? 5),
@@ -68,26 +80,30 @@ export function resolveHttpOptions(o: HttpOptions): Resolved {
     },
     stallTimeoutMs: o.stallTimeoutMs ?? 30_000,
     insecureHttp: o.insecure?.http === true,
-    dispatcher:
-      o.dispatcher ??
-      new Agent({
-        connections: 8,
-        keepAliveTimeout: 30_000,
-        connect: {
-          // `ca` replaces Node's roots; keep them so that a private CA does not break public registries.
-          ...(ca === undefined ? {} : { ca: [...rootCertificates, ...ca] }),
-          rejectUnauthorized: o.insecure?.tls !== true,
-        },
-      }),
-    ownsDispatcher: o.dispatcher === undefined,
+    get dispatcher() {
+      own ??=
+        o.dispatcher ??
+        new (undici().Agent)({
+          connections: 8,
+          keepAliveTimeout: 30_000,
+          connect: { ...(ca === undefined ? {} : { ca }), rejectUnauthorized },
+        });
+      return own;
+    },
+    small,
     userAgent: o.userAgent ?? "rkt",
+    close: async () => {
+      if (o.dispatcher !== undefined) return;
+      small?.close();
+      await own?.close();
+    },
   };
 }
 
 export interface Response {
   readonly status: number;
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
-  readonly body: Dispatcher.ResponseData["body"];
+  readonly body: ResponseBody;
   /** The URL that answered, after redirects. */
   readonly url: URL;
 }
@@ -104,6 +120,8 @@ export interface SendOptions {
   readonly signal?: AbortSignal | undefined;
   /** Names the request in errors (`GET 127.0.0.1:5000/v2/x/manifests/latest`). */
   readonly what: string;
+  /** The body may be large (a blob): read it through undici even for a GET (see {@link send}). */
+  readonly bulk?: boolean | undefined;
 }
 
 export function header(h: Response["headers"], name: string): string | undefined {
@@ -124,16 +142,27 @@ export async function send(r: Resolved, o: SendOptions): Promise<Response> {
     const headers: Record<string, string> = { "user-agent": r.userAgent, ...o.headers };
     if (o.authorization !== undefined && url.origin === o.authOrigin)
       headers["authorization"] = o.authorization;
-    const res = await r.dispatcher.request({
-      origin: url.origin,
-      path: `${url.pathname}${url.search}`,
-      method,
-      headers,
-      ...(body === undefined ? {} : { body }),
-      signal: o.signal,
-      headersTimeout: r.stallTimeoutMs,
-      bodyTimeout: r.stallTimeoutMs,
-    });
+    // Body-less GETs and HEADs of small documents go over node:http, so that a run which sends
+    // only those (a warm fetch of an unchanged tag) never loads undici; blobs and uploads use it.
+    const res =
+      r.small !== undefined && body === undefined && (method === "GET" || method === "HEAD") && !o.bulk
+        ? await r.small.request({
+            url,
+            method,
+            headers,
+            signal: o.signal,
+            stallTimeoutMs: r.stallTimeoutMs,
+          })
+        : await r.dispatcher.request({
+            origin: url.origin,
+            path: `${url.pathname}${url.search}`,
+            method,
+            headers,
+            ...(body === undefined ? {} : { body }),
+            signal: o.signal,
+            headersTimeout: r.stallTimeoutMs,
+            bodyTimeout: r.stallTimeoutMs,
+          });
     const status = res.statusCode;
     if (![301, 302, 303, 307, 308].includes(status)) {
       return { status, headers: res.headers, body: res.body, url };
@@ -256,8 +285,8 @@ const retryableNetworkCodes = new Set([
   "EAI_AGAIN",
   "UND_ERR_SOCKET",
   "UND_ERR_CONNECT_TIMEOUT",
-  "UND_ERR_HEADERS_TIMEOUT",
-  "UND_ERR_BODY_TIMEOUT",
+  headersTimeoutCode,
+  bodyTimeoutCode,
   "UND_ERR_RES_CONTENT_LENGTH_MISMATCH",
   "UND_ERR_CLOSED",
 ]);
@@ -275,7 +304,7 @@ export function networkError(e: unknown, what: string, signal: AbortSignal | und
   if (signal?.aborted === true) return new RktError(ErrorCode.Aborted, `${what}: aborted`, { cause: e });
   const code = (e as { code?: unknown } | null)?.code;
   const msg = e instanceof Error ? e.message : String(e);
-  if (code === "UND_ERR_BODY_TIMEOUT" || code === "UND_ERR_HEADERS_TIMEOUT") {
+  if (code === bodyTimeoutCode || code === headersTimeoutCode) {
     return new RktError(ErrorCode.Registry, `${what}: stalled: no data for the stall timeout (${msg})`, {
       cause: e,
       temporary: true,
