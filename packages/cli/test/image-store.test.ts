@@ -58,7 +58,14 @@ async function rkt(dir: string, args: string[]) {
 /** A store with hello.aci and hello-oci; returns the dir and the full ACI ID. */
 async function populated(): Promise<{ dir: string; aci: string }> {
   const dir = mkdtempSync(join(tmp, "store-"));
-  const r = await rkt(dir, ["fetch", "--full", "examples/hello.aci", "oci:examples/hello-oci"]);
+  // Unrendered: as root, fetch would render, and list adds each tree's size to its image's.
+  const r = await rkt(dir, [
+    "fetch",
+    "--no-render",
+    "--full",
+    "examples/hello.aci",
+    "oci:examples/hello-oci",
+  ]);
   expect(r.code).toBe(0);
   return { dir, aci: r.stdout.split("\n")[0]! };
 }

@@ -172,7 +172,7 @@ export async function renderStoredImage(
 }
 
 /**
- * The tree's own size (unlike rkt's one size per image, #2968): the file bytes of its layer
+ * The tree's own size (unlike rkt's one size per image, #2968): the uncompressed layer bytes of its
  * snapshots, counted again for a flattened copy kept in the store. Snapshots shared with other
  * trees count in each. Undefined when a snapshot is missing.
  */
