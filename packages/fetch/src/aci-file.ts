@@ -8,7 +8,7 @@ import { open } from "node:fs/promises";
 import { Transform, pipeline, type Readable, type TransformCallback } from "node:stream";
 import { ErrorCode, RktError, isRktError } from "@rkt/oci";
 import { importAci, type BeforeCommitInfo, type ImportResult, type LocalStore } from "@rkt/store";
-import { maxSignatureBytes, type TrustedKeySource, type Verdict } from "@rkt/trust";
+import type { TrustedKeySource, Verdict } from "@rkt/trust";
 import { verifyAciSignature } from "./appc/verify.js";
 
 export { unknownSignerHint } from "./appc/verify.js";
@@ -126,6 +126,7 @@ async function openAci(path: string): Promise<Readable> {
  * `error opening signature file: <path>: <why>`, RKT_TOO_LARGE past `maxSignatureBytes`.
  */
 export async function readSignatureFile(path: string): Promise<Uint8Array> {
+  const { maxSignatureBytes } = await import("@rkt/trust");
   try {
     const fh = await open(path, "r");
     try {

@@ -3,18 +3,9 @@
 // its digest, before any blob is downloaded. Signatures come from lookaside storage (registries.d)
 // and from the registry signatures extension, as containers/image reads them.
 import { ErrorCode, RktError, formatDockerReference, type Digest, type DockerRef } from "@rkt/oci";
-import {
-  evaluatePolicy,
-  formatFingerprint,
-  lookasideFor,
-  lookasideSignatureUrl,
-  maxLookasideSignatures,
-  maxSignatureBytes,
-  readLookasideSignatures,
-  type Policy,
-  type PolicyDecision,
-  type RegistriesD,
-} from "@rkt/trust";
+// @rkt/trust (and openpgp, yaml behind it) is loaded when an image is first checked, not by
+// every importer of this package.
+import type { Policy, PolicyDecision, RegistriesD } from "@rkt/trust";
 import { readCapped } from "./registry/auth.js";
 import type { RegistryClient } from "./registry/client.js";
 import { networkError, resolveHttpOptions, send, type HttpOptions } from "./registry/http.js";
@@ -65,6 +56,7 @@ export interface PolicyVerifierOptions {
  */
 export function policyVerifier(o: PolicyVerifierOptions): DockerImageVerifier {
   return async (input) => {
+    const { evaluatePolicy, formatFingerprint } = await import("@rkt/trust");
     const decide = (digest: Digest): Promise<PolicyDecision> =>
       evaluatePolicy(o.policy, {
         transport: "docker",
@@ -103,6 +95,7 @@ export async function readDockerSignatures(
   digest: Digest,
   o: Pick<PolicyVerifierOptions, "registriesD" | "defaultLookaside" | "http">,
 ): Promise<Uint8Array[]> {
+  const { lookasideFor, readLookasideSignatures } = await import("@rkt/trust");
   const base = lookasideFor(o.registriesD ?? { docker: {} }, input.ref, { fallback: o.defaultLookaside });
   const out: Uint8Array[] = [];
   if (base !== undefined) {
@@ -123,6 +116,7 @@ async function fetchLookaside(
   http: HttpOptions | undefined,
   signal: AbortSignal | undefined,
 ): Promise<Uint8Array[]> {
+  const { lookasideSignatureUrl, maxLookasideSignatures, maxSignatureBytes } = await import("@rkt/trust");
   const r = resolveHttpOptions(http ?? {});
   const out: Uint8Array[] = [];
   try {

@@ -3,8 +3,10 @@
 // pull-from-mirror, and the sources a pull tries (mirrors in file order, then the origin).
 // Parsing and source planning are pure; `loadRegistriesConf` reads the first file found.
 import { readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import { ErrorCode, RktError, type DockerRef } from "@rkt/oci";
+import type * as Toml from "smol-toml";
 
 /** When a mirror is used: `all` (default), `digest-only` (digest refs), `tag-only` (tag refs). */
 export type PullFromMirror = "all" | "digest-only" | "tag-only";
@@ -76,8 +78,12 @@ function bool(path: string, where: string, key: string, v: unknown): boolean {
  * on a registry sets `digest-only` for its mirrors that set nothing. RKT_INVALID_ARGUMENT naming
  * `path` for bad TOML or a bad value; `v1` files (`[registries.search]`) are refused.
  */
+// Async in its public shape (it once awaited the TOML module); failures still arrive as rejections.
+// eslint-disable-next-line @typescript-eslint/require-await
 export async function parseRegistriesConf(text: string, path: string): Promise<RegistriesConf> {
-  const { parse } = await import("smol-toml");
+  // smol-toml's CommonJS build is one file; its ES build is nine modules to resolve and link, on
+  // every `rkt fetch docker://…` of a machine that has a registries.conf.
+  const { parse } = createRequire(import.meta.url)("smol-toml") as typeof Toml;
   let doc: Record<string, unknown>;
   try {
     doc = parse(text);

@@ -15,7 +15,7 @@ import {
   type ImageRecord,
   type LocalStore,
 } from "@rkt/store";
-import { maxSignatureBytes, type TrustedKeySource } from "@rkt/trust";
+import type { TrustedKeySource } from "@rkt/trust";
 import type { PullPolicy } from "../pull.js";
 import { readCapped } from "../registry/auth.js";
 import { discard } from "../registry/http.js";
@@ -359,7 +359,7 @@ class Fetcher {
       throw new RktError(ErrorCode.Io, `${what}: ${asc}: bad HTTP status code: ${res.status}`);
     }
     try {
-      return await readCapped(res.body, maxSignatureBytes, asc);
+      return await readCapped(res.body, (await import("@rkt/trust")).maxSignatureBytes, asc);
     } catch (e) {
       const t = transportError(e, res.url, this.o.signal);
       throw t.code === ErrorCode.Aborted ? t : new RktError(t.code, `${what}: ${t.message}`, { cause: e });

@@ -4,7 +4,7 @@
 // terminal; here an untrusted name without that flag simply fails verification with the
 // `rkt trust` hint.
 import { parseAppString } from "@rkt/appc";
-import { describeKey, parseArmoredKeyring, type KeyStore } from "@rkt/trust";
+import type { KeyStore } from "@rkt/trust";
 import { discoverPubkeys, readPubkey } from "../pubkey.js";
 
 /** A key trusted by {@link trustDiscoveredKeys}. */
@@ -36,6 +36,7 @@ export async function trustDiscoveredKeys(
   const name = parseAppString(app).name;
   if (await keystore.prefixHasKeys(name)) return [];
   const fetchOptions = { env: o.env, port: o.port, signal: o.signal };
+  const { describeKey, parseArmoredKeyring } = await import("@rkt/trust");
   const out: TrustedDiscoveredKey[] = [];
   for (const location of await discoverPubkeys(name, fetchOptions)) {
     const fetched = await readPubkey(location, fetchOptions);

@@ -2,7 +2,7 @@
 // wording and its `rkt trust` hint.
 import type { Readable } from "node:stream";
 import { ErrorCode, RktError, isRktError } from "@rkt/oci";
-import { unknownEntityMessage, verifyDetached, type TrustedKeySource, type Verdict } from "@rkt/trust";
+import type { TrustedKeySource, Verdict } from "@rkt/trust";
 
 /**
  * The lines rkt prints when no trusted key made the signature, for image `name` (without the
@@ -27,6 +27,7 @@ export async function verifyAciSignature(o: {
   readonly onInfo?: ((message: string) => void) | undefined;
 }): Promise<Verdict> {
   const { name } = o;
+  const { unknownEntityMessage, verifyDetached } = await import("@rkt/trust");
   let verdict: Verdict;
   try {
     verdict = await verifyDetached({

@@ -33,7 +33,6 @@ import {
   type Manifest,
   type Platform,
 } from "@rkt/oci";
-import { maxSignatureBytes, parseRegistrySignatures, registrySignaturesPath } from "@rkt/trust";
 import { Authenticator, readCapped } from "./auth.js";
 import { parseWwwAuthenticate, pullScope, pushScope, type Challenge } from "./challenge.js";
 import type { CredentialsProvider } from "./credentials.js";
@@ -566,6 +565,7 @@ export class RegistryClient {
       return header(res.headers, "x-registry-supports-signatures") === "1";
     })();
     if (!(await this.supportsSignatures)) return undefined;
+    const { maxSignatureBytes, parseRegistrySignatures, registrySignaturesPath } = await import("@rkt/trust");
     const path = registrySignaturesPath(repository, digest);
     const what = `signatures ${this.registry}/${repository}@${digest}`;
     const res = await this.request({
