@@ -1,15 +1,16 @@
 // Compression of ACI archives: detection by magic number and streaming decompressors. appc allows
 // gzip, bzip2, xz and none; zstd is accepted too because tools produce it and detection is
 // unambiguous.
+import { createRequire } from "node:module";
 import { Duplex, Readable, Transform, type TransformCallback } from "node:stream";
 import { createGunzip } from "node:zlib";
-import { Decompress as ZstdDecompress } from "fzstd";
-import unbzip2Stream from "unbzip2-stream";
-import xzDecompress from "xz-decompress";
+import type * as Fzstd from "fzstd";
+import type unbzip2Stream from "unbzip2-stream";
+import type * as XzDecompress from "xz-decompress";
 
-// xz-decompress is CommonJS without named-export hints: Node's ESM loader only sees its default
-// export (vitest's loader hid this; the built `rkt` failed to start).
-const { XzReadableStream } = xzDecompress;
+// The three decoders are CommonJS, required on first use: loading them (xz-decompress compiles
+// WebAssembly) cost every command that imports this package, even those that decompress nothing.
+const require = createRequire(import.meta.url);
 
 /** How an archive is compressed. `none` is a plain tar (or something that is not an archive). */
 export type Compression = "gzip" | "bzip2" | "xz" | "zstd" | "none";
@@ -78,7 +79,8 @@ function zstdDecompressor(): Transform {
       }
     },
   });
-  const z = new ZstdDecompress((data) => {
+  const { Decompress } = require("fzstd") as typeof Fzstd;
+  const z = new Decompress((data) => {
     out.push(data);
   });
   return out;
@@ -87,7 +89,7 @@ function zstdDecompressor(): Transform {
 // unbzip2-stream is a classic `through` stream; adapt it so that backpressure and errors follow
 // the Transform contract.
 function bzip2Decompressor(): Transform {
-  const bz = unbzip2Stream();
+  const bz = (require("unbzip2-stream") as typeof unbzip2Stream)();
   let failed: Error | undefined;
   let ended = false;
   let onEnd: (() => void) | undefined;
@@ -121,6 +123,7 @@ function bzip2Decompressor(): Transform {
 // xz-decompress works on web streams (WebAssembly xz-embedded); bridge it with Duplex.fromWeb.
 function xzDecompressor(): Duplex {
   const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+  const { XzReadableStream } = require("xz-decompress") as typeof XzDecompress;
   const xz = new XzReadableStream(readable);
   return Duplex.fromWeb({ readable: xz, writable }, { objectMode: false });
 }
