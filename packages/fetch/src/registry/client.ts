@@ -169,7 +169,7 @@ interface RequestSpec extends Abortable {
   readonly what: string;
   /** Statuses that are not errors (default 200). */
   readonly ok?: readonly number[] | undefined;
-  /** A blob body to stream: read through undici (see http.ts). */
+  /** A manifest or blob body: read through undici (see `SendOptions.bulk` in http.ts). */
   readonly bulk?: boolean | undefined;
 }
 
@@ -430,6 +430,7 @@ export class RegistryClient {
       headers: { accept: manifestAcceptTypes.join(", ") },
       signal: o.signal,
       what,
+      bulk: true,
     });
     const type = normalizeMediaType(header(res.headers, "content-type") ?? "");
     const length = Number(header(res.headers, "content-length") ?? Number.NaN);

@@ -1,4 +1,4 @@
-// Small body-less registry requests (ping, manifest HEAD/GET, token GET, signatures, blob HEAD)
+// Small body-less registry requests (ping, manifest and blob HEADs, token GETs, signatures)
 // over node:http and node:https, which are cheap to load: a warm `rkt fetch` of an unchanged tag
 // then never loads undici (~0.1 s of CommonJS compilation). Blob bodies and every request with a
 // body still go through undici (see http.ts).
