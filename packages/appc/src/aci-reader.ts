@@ -4,7 +4,8 @@
 import { Readable, Transform } from "node:stream";
 import { finished, pipeline } from "node:stream/promises";
 import { ErrorCode, RktError, isRktError } from "@rkt/oci";
-import { extract as tarExtract, type Header } from "tar-stream";
+import type { Header } from "tar-stream";
+import { tarStream } from "./tar.js";
 import { compressionMagicLength, decompressor, detectCompression, type Compression } from "./compression.js";
 import { aciImageId, createSha512PassThrough } from "./image-id.js";
 import { parseImageManifestOrThrow } from "./manifest.js";
@@ -203,7 +204,7 @@ async function run(
       },
     }),
   );
-  const extract = tarExtract();
+  const extract = tarStream().extract();
   let tarError: unknown;
   extract.once("error", (e: unknown) => (tarError = e));
 

@@ -4,7 +4,8 @@ import { once } from "node:events";
 import { Readable } from "node:stream";
 import { createGzip } from "node:zlib";
 import { ErrorCode, RktError } from "@rkt/oci";
-import { pack as tarPack, type Header, type Pack } from "tar-stream";
+import type { Header, Pack } from "tar-stream";
+import { tarStream } from "./tar.js";
 import { cleanTarPath } from "./aci-reader.js";
 import { parseImageManifestOrThrow } from "./manifest.js";
 
@@ -115,7 +116,7 @@ export function writeAci(
 ): Readable {
   const raw = typeof manifest === "string" ? new TextEncoder().encode(manifest) : manifest;
   parseImageManifestOrThrow(raw, "ACI manifest to write");
-  const p = tarPack();
+  const p = tarStream().pack();
   writeEntries(p, raw, entries, o.mtime ?? new Date(0)).catch((e: unknown) => p.destroy(e as Error));
   // A Node Readable over streamx's pack stream, so callers get the usual stream type.
   const out = Readable.from(p as AsyncIterable<Buffer>, { objectMode: false });

@@ -32,6 +32,7 @@ export {
 } from "./manifest.js";
 export { detectCompression, decompressor, decompressStream, compressionMagicLength } from "./compression.js";
 export type { Compression } from "./compression.js";
+export { tarStream } from "./tar.js";
 export {
   aciImageId,
   isAciImageId,

@@ -8,9 +8,9 @@ import { dirname, join, posix } from "node:path";
 import { Readable, Writable } from "node:stream";
 import { buffer } from "node:stream/consumers";
 import { pipeline } from "node:stream/promises";
-import { cleanTarPath, decompressStream, type Compression } from "@rkt/appc";
+import { cleanTarPath, decompressStream, tarStream, type Compression } from "@rkt/appc";
 import { ErrorCode, RktError, createDigester, isRktError, type Digest } from "@rkt/oci";
-import { extract as tarExtract } from "tar-stream";
+
 import {
   isArchiveDocument,
   planDockerArchive,
@@ -37,7 +37,7 @@ export async function listArchiveEntries(
   onEntry: (name: string, body: Readable, type: string, header: EntryHeader) => Promise<boolean>,
 ): Promise<void> {
   const { stream } = await decompressStream(createReadStream(file));
-  const extract = tarExtract();
+  const extract = tarStream().extract();
   const feeding = pipeline(stream, extract as unknown as NodeJS.WritableStream);
   let stopped = false;
   const consuming = (async () => {

@@ -5,7 +5,7 @@ import { chmod, lchown, link, mkdir, rm, symlink, utimes } from "node:fs/promise
 import { dirname, join, posix } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { extract as tarExtract } from "tar-stream";
+import { tarStream } from "@rkt/appc";
 import { ErrorCode, RktError } from "@rkt/oci";
 
 /** Options of {@link extractTar}. */
@@ -34,7 +34,7 @@ function clean(name: string, what: string): string {
  * entry or a malformed archive.
  */
 export async function extractTar(src: Readable, dest: string, o: ExtractTarOptions): Promise<void> {
-  const ex = tarExtract();
+  const ex = tarStream().extract();
   const links = new Set<string>();
   const asRoot = process.getuid?.() === 0;
   const mapName = (raw: string): string | undefined => {

@@ -42,8 +42,8 @@ import {
 } from "node:fs/promises";
 import { join, posix } from "node:path";
 import type { Readable } from "node:stream";
-import { extract as tarExtract, type Header } from "tar-stream";
-import { decompressStream, type Compression } from "@rkt/appc";
+import type { Header } from "tar-stream";
+import { decompressStream, tarStream, type Compression } from "@rkt/appc";
 import { DigestMismatchError, ErrorCode, RktError, type Digest } from "@rkt/oci";
 import { makeNodes, setXattrs, type NodeSpec } from "./tools.js";
 
@@ -184,7 +184,7 @@ export async function extractLayer(
   const sha512: Hash | undefined =
     format === "aci" || o.aciImageId !== undefined ? createHash("sha512") : undefined;
   let size = 0;
-  const ex = tarExtract();
+  const ex = tarStream().extract();
   const raw = decompressed.stream;
   raw.on("data", (chunk: Buffer) => {
     sha256.update(chunk);
