@@ -12,7 +12,6 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { PassThrough } from "node:stream";
 import { ErrorCode, RktError } from "@rkt/oci";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -23,16 +22,10 @@ import {
   splitGlobalFlags,
   type MainIO,
 } from "@rkt/cli";
+import { sink } from "./helpers.js";
 
 const repo = resolve(import.meta.dirname, "..", "..", "..");
 const examples = join(repo, "examples");
-
-function sink(): { stream: PassThrough; text: () => string } {
-  const stream = new PassThrough();
-  const chunks: Buffer[] = [];
-  stream.on("data", (c: Buffer) => chunks.push(c));
-  return { stream, text: () => Buffer.concat(chunks).toString("utf8") };
-}
 
 async function rkt(
   args: string[],

@@ -4,11 +4,11 @@ import { createHash } from "node:crypto";
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { PassThrough } from "node:stream";
 import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main, type MainIO } from "@rkt/cli";
 import { parseFetchArgs, printedId } from "../src/commands/fetch.js";
+import { sink } from "./helpers.js";
 
 const repo = resolve(import.meta.dirname, "..", "..", "..");
 const examples = join(repo, "examples");
@@ -21,13 +21,6 @@ const helloAciId = `sha512-${createHash("sha512")
 const helloOciId = (
   JSON.parse(readFileSync(join(helloOci, "index.json"), "utf8")) as { manifests: { digest: string }[] }
 ).manifests[0]!.digest;
-
-function sink(): { stream: PassThrough; text: () => string } {
-  const stream = new PassThrough();
-  const chunks: Buffer[] = [];
-  stream.on("data", (c: Buffer) => chunks.push(c));
-  return { stream, text: () => Buffer.concat(chunks).toString("utf8") };
-}
 
 let tmp: string;
 beforeAll(() => {

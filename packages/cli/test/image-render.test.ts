@@ -14,22 +14,15 @@ import {
 import { lstat, readFile, readdir, readlink, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeAci, type AciWriteEntry } from "@rkt/appc";
 import { main } from "@rkt/cli";
 import { LocalStore, mountPointsOf, renderStoredImage } from "@rkt/store";
 import { writeOciLayout } from "@rkt/testkit";
+import { sink } from "./helpers.js";
 
 let tmp: string;
 let n = 0;
-
-function sink(): { stream: PassThrough; text: () => string } {
-  const stream = new PassThrough();
-  const chunks: Buffer[] = [];
-  stream.on("data", (c: Buffer) => chunks.push(c));
-  return { stream, text: () => Buffer.concat(chunks).toString("utf8") };
-}
 
 async function rkt(dir: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const out = sink();

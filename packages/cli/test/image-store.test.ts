@@ -4,7 +4,6 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "@rkt/cli";
 import {
@@ -15,19 +14,13 @@ import {
   tabwrite,
 } from "../src/commands/image-list.js";
 import { parseGoDuration } from "../src/commands/image-gc.js";
+import { sink } from "./helpers.js";
 
 const repo = resolve(import.meta.dirname, "..", "..", "..");
 const helloOci = join(repo, "examples", "hello-oci");
 const helloOciId = (
   JSON.parse(readFileSync(join(helloOci, "index.json"), "utf8")) as { manifests: { digest: string }[] }
 ).manifests[0]!.digest;
-
-function sink(): { stream: PassThrough; bytes: () => Buffer } {
-  const stream = new PassThrough();
-  const chunks: Buffer[] = [];
-  stream.on("data", (c: Buffer) => chunks.push(c));
-  return { stream, bytes: () => Buffer.concat(chunks) };
-}
 
 let tmp: string;
 beforeAll(() => {

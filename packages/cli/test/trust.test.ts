@@ -10,6 +10,7 @@ import { join, resolve } from "node:path";
 import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main, type MainIO } from "@rkt/cli";
+import { sink } from "./helpers.js";
 
 const repo = resolve(import.meta.dirname, "..", "..", "..");
 const bin = join(repo, "packages", "cli", "bin", "rkt.js");
@@ -119,13 +120,6 @@ afterAll(() => {
   }
   rmSync(tmp, { recursive: true, force: true });
 });
-
-function sink(): { stream: PassThrough; text: () => string } {
-  const stream = new PassThrough();
-  const chunks: Buffer[] = [];
-  stream.on("data", (c: Buffer) => chunks.push(c));
-  return { stream, text: () => Buffer.concat(chunks).toString("utf8") };
-}
 
 interface Run {
   code: number;
