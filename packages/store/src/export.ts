@@ -135,8 +135,8 @@ export interface ExtractOptions {
  * Extracts ACI image `id` (only it, not its dependencies; rkt) into `dir`: `manifest` and
  * `rootfs/`, or with `rootfsOnly` the root filesystem itself. Extraction happens in a sibling
  * temp directory that is renamed into place, so `dir` is complete or absent. Entries escaping the
- * directory are refused. OCI images are refused (RKT_UNSUPPORTED_MEDIA_TYPE): applying layers
- * with whiteouts belongs to the tree store. Errors: RKT_INVALID_ARGUMENT for `/`,
+ * directory are refused. An OCI image is rendered by the tree store (layers applied in order,
+ * whiteouts honoured) and copied flattened: `manifest` is then its OCI manifest. Errors: RKT_INVALID_ARGUMENT for `/`,
  * RKT_ALREADY_EXISTS `output directory exists (try --overwrite)`, RKT_NOT_FOUND, RKT_IO.
  */
 export async function extractImage(
@@ -150,10 +150,14 @@ export async function extractImage(
     throw new RktError(ErrorCode.InvalidArgument, "this would delete your root filesystem. Refusing.");
   const row = imageRow(store, id);
   if (row.kind === "oci") {
-    throw new RktError(
-      ErrorCode.UnsupportedMediaType,
-      `image ${id} is an OCI image: extracting it needs the tree store (layers with whiteouts), not available yet; use export for an OCI archive`,
-    );
+    // Layers with whiteouts are the tree store's job: a flattened copy of the image's tree.
+    const { renderImageTo } = await import("./tree/store-render.js");
+    await renderImageTo(store, id, target, {
+      flatten: true,
+      rootfsOnly: o.rootfsOnly,
+      overwrite: o.overwrite,
+    });
+    return;
   }
   const present = await exists(target);
   if (present && o.overwrite !== true) {

@@ -155,12 +155,28 @@ describe("extractImage", () => {
     }
   });
 
-  it("refuses OCI images with a clear message", async () => {
-    const img = makeOciImage([await makeTar([{ name: "a", body: "a" }])]);
+  it("extracts an OCI image through the tree store: layers in order, whiteouts applied", async () => {
+    const img = makeOciImage([
+      await makeTar([
+        { name: "a", body: "a" },
+        { name: "d/x", body: "x" },
+      ]),
+      await makeTar([
+        { name: ".wh.a", body: "" },
+        { name: "b", body: "b" },
+      ]),
+    ]);
     await importOciImage(t.store, { rawManifest: img.raw, source: img.source });
-    const f = await failure(extractImage(t.store, img.digest, join(t.dir, "o")));
-    expect(f.code).toBe(ErrorCode.UnsupportedMediaType);
-    expect(f.message).toMatch(/is an OCI image: extracting it needs the tree store/);
+    const out = join(t.dir, "o");
+    await extractImage(t.store, img.digest, out);
+    expect((await readdir(out)).sort()).toEqual(["manifest", "rootfs"]);
+    expect(await readFile(join(out, "manifest"))).toEqual(Buffer.from(img.raw));
+    expect((await readdir(join(out, "rootfs"))).sort()).toEqual(["b", "d"]);
+    expect(await readFile(join(out, "rootfs", "d", "x"), "utf8")).toBe("x");
+    const f = await failure(extractImage(t.store, img.digest, out));
+    expect(f.message).toBe("output directory exists (try --overwrite)");
+    await extractImage(t.store, img.digest, out, { rootfsOnly: true, overwrite: true });
+    expect((await readdir(out)).sort()).toEqual(["b", "d"]);
   });
 });
 
