@@ -1,4 +1,4 @@
-// The tree store: layer snapshots, trees (overlay or flattened), ACI rendering. Re-exported by ../index.ts.
+// The tree store: layer snapshots, trees (overlay or flattened), ACI rendering. Re-exported whole by ../index.ts.
 export { extractLayer, cleanEntryName } from "./extract.js";
 export type { ExtractLayerOptions, ExtractLayerResult, WhiteoutMode } from "./extract.js";
 export {
