@@ -14,34 +14,14 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { ErrorCode, RktError } from "@rkt/oci";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  defaultDataDir,
-  formatError,
-  main,
-  parseInsecureOptions,
-  splitGlobalFlags,
-  type MainIO,
-} from "@rkt/cli";
-import { sink } from "./helpers.js";
+import { defaultDataDir, formatError, parseInsecureOptions, splitGlobalFlags, type MainIO } from "@rkt/cli";
+import { runRkt, type RktRun } from "./helpers.js";
 
 const repo = resolve(import.meta.dirname, "..", "..", "..");
 const examples = join(repo, "examples");
 
-async function rkt(
-  args: string[],
-  io: Partial<MainIO> = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = sink();
-  const err = sink();
-  const code = await main(args, {
-    stdout: out.stream,
-    stderr: err.stream,
-    env: {},
-    cwd: repo,
-    uid: 0,
-    ...io,
-  });
-  return { code, stdout: out.text(), stderr: err.text() };
+function rkt(args: string[], io: Partial<MainIO> = {}): Promise<RktRun> {
+  return runRkt(args, { ...io, cwd: io.cwd ?? repo });
 }
 
 let tmp: string;

@@ -5,9 +5,8 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { main } from "@rkt/cli";
+import { runRkt, type RktRun } from "./helpers.js";
 
 const repo = resolve(import.meta.dirname, "..", "..", "..");
 const helloOci = join(repo, "examples", "hello-oci");
@@ -28,13 +27,8 @@ afterAll(() => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-async function rkt(dir: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  const stdout = new PassThrough().on("data", (c: Buffer) => out.push(c));
-  const stderr = new PassThrough().on("data", (c: Buffer) => err.push(c));
-  const code = await main(["--dir", dir, ...args], { stdout, stderr, env: {}, cwd: tmp, uid: 0 });
-  return { code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
+function rkt(dir: string, args: string[]): Promise<RktRun> {
+  return runRkt(["--dir", dir, ...args], { cwd: tmp });
 }
 
 describe("rkt fetch docker-archive:", () => {

@@ -6,9 +6,9 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { main, type MainIO } from "@rkt/cli";
+import type { MainIO } from "@rkt/cli";
 import { parseFetchArgs, printedId } from "../src/commands/fetch.js";
-import { sink } from "./helpers.js";
+import { runRkt, type RktRun } from "./helpers.js";
 
 const repo = resolve(import.meta.dirname, "..", "..", "..");
 const examples = join(repo, "examples");
@@ -35,22 +35,8 @@ function newDir(): string {
   return mkdtempSync(join(tmp, "store-"));
 }
 
-async function rkt(
-  dir: string,
-  args: string[],
-  io: Partial<MainIO> = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = sink();
-  const err = sink();
-  const code = await main(["--dir", dir, ...args], {
-    stdout: out.stream,
-    stderr: err.stream,
-    env: {},
-    cwd: repo,
-    uid: 0,
-    ...io,
-  });
-  return { code, stdout: out.text(), stderr: err.text() };
+function rkt(dir: string, args: string[], io: Partial<MainIO> = {}): Promise<RktRun> {
+  return runRkt(["--dir", dir, ...args], { ...io, cwd: io.cwd ?? repo });
 }
 
 async function expectClean(dir: string): Promise<void> {

@@ -16,25 +16,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeAci, type AciWriteEntry } from "@rkt/appc";
-import { main } from "@rkt/cli";
 import { LocalStore, mountPointsOf, renderStoredImage } from "@rkt/store";
 import { writeOciLayout } from "@rkt/testkit";
-import { sink } from "./helpers.js";
+import { runRkt, type RktRun } from "./helpers.js";
 
 let tmp: string;
 let n = 0;
 
-async function rkt(dir: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = sink();
-  const err = sink();
-  const code = await main(["--dir", dir, "--insecure-options=image", ...args], {
-    stdout: out.stream,
-    stderr: err.stream,
-    env: {},
-    cwd: tmp,
-    uid: 0,
-  });
-  return { code, stdout: out.text(), stderr: err.text() };
+function rkt(dir: string, args: string[]): Promise<RktRun> {
+  return runRkt(["--dir", dir, "--insecure-options=image", ...args], { cwd: tmp });
 }
 
 /** Overlay mount points under `tmp`. */

@@ -5,7 +5,6 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { main } from "@rkt/cli";
 import {
   formatGoTime,
   formatListJson,
@@ -14,7 +13,7 @@ import {
   tabwrite,
 } from "../src/commands/image-list.js";
 import { parseGoDuration } from "../src/commands/image-gc.js";
-import { sink } from "./helpers.js";
+import { runRkt, sink, type RktRun } from "./helpers.js";
 
 const repo = resolve(import.meta.dirname, "..", "..", "..");
 const helloOci = join(repo, "examples", "hello-oci");
@@ -30,22 +29,14 @@ afterAll(() => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-async function rkt(dir: string, args: string[]) {
+/** Also `raw`: stdout's exact bytes. */
+async function rkt(dir: string, args: string[]): Promise<RktRun & { raw: Buffer }> {
   const out = sink();
-  const err = sink();
-  const code = await main(["--dir", dir, "--insecure-options=image", ...args], {
-    stdout: out.stream,
-    stderr: err.stream,
-    env: {},
+  const r = await runRkt(["--dir", dir, "--insecure-options=image", ...args], {
     cwd: repo,
-    uid: 0,
+    stdout: out.stream,
   });
-  return {
-    code,
-    stdout: out.bytes().toString("utf8"),
-    raw: out.bytes(),
-    stderr: err.bytes().toString("utf8"),
-  };
+  return { ...r, stdout: out.text(), raw: out.bytes() };
 }
 
 /** A store with hello.aci and hello-oci; returns the dir and the full ACI ID. */
