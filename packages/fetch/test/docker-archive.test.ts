@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode, MediaType } from "@rkt/oci";
 import { LocalStore, fsck, listImages } from "@rkt/store";
 import { importDockerArchive, validateFile } from "@rkt/fetch";
+import { withStoreIn } from "./store-helpers.js";
 
 const repo = resolve(import.meta.dirname, "..", "..", "..");
 const helloOci = join(repo, "examples", "hello-oci");
@@ -32,13 +33,8 @@ afterAll(() => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-async function withStore<T>(fn: (s: LocalStore) => Promise<T>): Promise<T> {
-  const s = await LocalStore.open(mkdtempSync(join(tmp, "store-")));
-  try {
-    return await fn(s);
-  } finally {
-    s.close();
-  }
+function withStore<T>(fn: (s: LocalStore) => Promise<T>): Promise<T> {
+  return withStoreIn(tmp, fn);
 }
 
 const sha = (b: Buffer | string): string => createHash("sha256").update(b).digest("hex");

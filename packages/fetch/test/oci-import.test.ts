@@ -6,8 +6,10 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode } from "@rkt/oci";
-import { LocalStore, fsck, listImages } from "@rkt/store";
+import type { LocalStore } from "@rkt/store";
+import { fsck, listImages } from "@rkt/store";
 import { importOciArchive, importOciLayout, openOciLayout } from "@rkt/fetch";
+import { withStoreIn } from "./store-helpers.js";
 
 const repo = resolve(import.meta.dirname, "..", "..", "..");
 const helloOci = join(repo, "examples", "hello-oci");
@@ -24,13 +26,8 @@ afterAll(() => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-async function withStore<T>(fn: (s: LocalStore) => Promise<T>): Promise<T> {
-  const s = await LocalStore.open(mkdtempSync(join(tmp, "store-")));
-  try {
-    return await fn(s);
-  } finally {
-    s.close();
-  }
+function withStore<T>(fn: (s: LocalStore) => Promise<T>): Promise<T> {
+  return withStoreIn(tmp, fn);
 }
 
 function put(dir: string, bytes: Buffer): { digest: string; size: number } {

@@ -12,6 +12,7 @@ import { ErrorCode, parseDockerReference } from "@rkt/oci";
 import { LocalStore, fsck, listImages } from "@rkt/store";
 import { pullImage, parseRegistriesConf, pullSources, staticCredentials } from "@rkt/fetch";
 import { pushLayout, randomLayer, useRegistry, writeOciLayout, type BuiltImage } from "@rkt/testkit";
+import { withStoreIn } from "./store-helpers.js";
 
 const repo = resolve(import.meta.dirname, "..", "..", "..");
 const bin = join(repo, "packages", "cli", "bin", "rkt.js");
@@ -48,13 +49,8 @@ function asked(reg: { logs: () => string }, repository: string): number {
     .filter((l) => l.includes(`/v2/${repository}/`)).length;
 }
 
-async function withStore<T>(fn: (s: LocalStore) => Promise<T>): Promise<T> {
-  const s = await LocalStore.open(await mkdtemp(join(tmp, "store-")));
-  try {
-    return await fn(s);
-  } finally {
-    s.close();
-  }
+function withStore<T>(fn: (s: LocalStore) => Promise<T>): Promise<T> {
+  return withStoreIn(tmp, fn);
 }
 
 function conf(mirrors: string, extra = ""): string {
