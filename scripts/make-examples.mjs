@@ -5,6 +5,7 @@
 //   examples/hello.aci   an appc image (gzip), name example.com/hello
 // Needs the built packages (`npm run build`). Run: node scripts/make-examples.mjs [OUTDIR]
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
@@ -15,14 +16,14 @@ import { pack } from "tar-stream";
 const out = resolve(process.argv[2] ?? new URL("../examples", import.meta.url).pathname);
 const mtime = new Date("2026-01-01T00:00:00Z");
 
-/** The example root filesystem: a shell script and a small data file. */
+/** The example root filesystem: a static binary (examples/src/hello.c) and a small data file. */
 const files = [
   { name: "bin", type: "directory", mode: 0o755 },
   {
     name: "bin/hello",
     type: "file",
     mode: 0o755,
-    body: '#!/bin/sh\n# The example app of rkt\'s bundled images.\ncat /etc/hello.txt\necho "args: $*"\n',
+    body: readFileSync(new URL("../examples/src/hello", import.meta.url)),
   },
   { name: "etc", type: "directory", mode: 0o755 },
   { name: "etc/hello.txt", type: "file", mode: 0o644, body: "Hello from a bundled rkt example image.\n" },

@@ -154,7 +154,7 @@ describe("rkt fetch ACI files", () => {
       digests: string[];
       bytes: number;
     }[];
-    expect(s).toMatchObject({ id: helloAciId, kind: "aci", name: "example.com/hello", bytes: 5632 });
+    expect(s).toMatchObject({ id: helloAciId, kind: "aci", name: "example.com/hello", bytes: 6144 });
     expect(s!.digests[0]).toMatch(new RegExp(`^sha512:${helloAciId.slice(7)}`));
   });
 

@@ -128,9 +128,9 @@ describe("rkt image list", () => {
     const lines = r.stdout.trimEnd().split("\n");
     expect(lines[0]).toMatch(/^ID\t+NAME\t+SIZE\t+IMPORT TIME\t+LAST USED$/);
     expect(lines[1]).toMatch(
-      /^sha512-[0-9a-f]{12}\t+example\.com\/hello:0\.1\.0\t+5\.5KiB\t+(now|\d+ seconds? ago)\t+(now|\d+ seconds? ago)$/,
+      /^sha512-[0-9a-f]{12}\t+example\.com\/hello:0\.1\.0\t+6\.0KiB\t+(now|\d+ seconds? ago)\t+(now|\d+ seconds? ago)$/,
     );
-    expect(lines[2]).toMatch(new RegExp(`^${helloOciId.slice(0, 19)}\\t+hello-oci:latest\\t+1\\.1KiB\\t+`));
+    expect(lines[2]).toMatch(new RegExp(`^${helloOciId.slice(0, 19)}\\t+hello-oci:latest\\t+1\\.5KiB\\t+`));
     const noLegend = await rkt(dir, [
       "image",
       "list",
@@ -149,7 +149,7 @@ describe("rkt image list", () => {
     const r = await rkt(dir, ["image", "list", "--full", "--no-legend"]);
     const first = r.stdout.split("\n")[0]!.split(/\t+/);
     expect(first[0]).toBe(aci);
-    expect(first[2]).toBe("5632");
+    expect(first[2]).toBe("6144");
     expect(first[3]).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,3})? [+-]\d{4} \S+$/);
   });
 
@@ -162,7 +162,7 @@ describe("rkt image list", () => {
       ["id", "name", "import_time", "last_used_time", "size"],
       ["id", "name", "import_time", "last_used_time", "size"],
     ]);
-    expect(arr[0]).toMatchObject({ id: aci, name: "example.com/hello:0.1.0", size: 5632 });
+    expect(arr[0]).toMatchObject({ id: aci, name: "example.com/hello:0.1.0", size: 6144 });
     expect(j.stdout).toMatch(/"import_time":\d{19},/);
     const p = await rkt(dir, ["image", "list", "--format=json-pretty"]);
     expect(p.stdout.startsWith('[\n\t{\n\t\t"id": ')).toBe(true);

@@ -20,7 +20,7 @@ const repo = resolve(import.meta.dirname, "..", "..", "..");
 const bin = join(repo, "packages", "cli", "bin", "rkt.js");
 const built = existsSync(join(repo, "packages", "cli", "dist", "commands", "trust.js"));
 const helloAci = join(repo, "examples", "hello.aci");
-const helloId = "sha512-4e900c7e20ed72f6f8c185dd0165e666";
+const helloId = "sha512-651f49e2c7eab92b77ab7c19e1f2780a";
 
 let tmp: string;
 let gnupg: string;
@@ -112,7 +112,7 @@ describe.skipIf(!built)("rkt trust + rkt fetch (built binary)", () => {
     ]);
     expect(t.code).toBe(0);
     expect(t.stdout).toContain(
-      "gpg key fingerprint is: 033B 31D2 0EC5 5D6E B53E  02DD 79A1 5CCA 9ED6 7F8F\n",
+      "gpg key fingerprint is: 6C9D FB8E 13A3 D85B C020  5340 BACE 6AAA 2EDA 1D65\n",
     );
     const f = rkt(["fetch", "examples/hello.aci"]);
     expect(f).toEqual({
@@ -133,7 +133,7 @@ describe.skipIf(!built)("rkt trust + rkt fetch (built binary)", () => {
     sign("pub@example.com", aci);
     const f = rkt(["fetch", "--full", aci]);
     expect(f.stderr).toBe("image: signature verified:\n  Hello Publisher <pub@example.com>\n");
-    expect(f.stdout).toMatch(/^sha512-4e900c7e20ed72f6f8c185dd0165e666[0-9a-f]{32}\n$/);
+    expect(f.stdout).toMatch(/^sha512-651f49e2c7eab92b77ab7c19e1f2780a[0-9a-f]{32}\n$/);
     const plain = copyAci("plain.aci", gunzipSync(readFileSync(helloAci)));
     gpg(["--local-user", "pub@example.com", "--detach-sign", "--output", join(tmp, "plain.sig"), plain]);
     const g = rkt(["fetch", plain, "--signature", join(tmp, "plain.sig")]);

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 const repo = resolve(import.meta.dirname, "..", "..", "..");
 const bin = join(repo, "packages", "cli", "bin", "rkt.js");
 const built = existsSync(join(repo, "packages", "cli", "dist", "commands", "image-sign.js"));
-const ociHex = "352be96b2e56ce324158e32c744ddd04077bd447c1fc60f3a049657fe1df6b5d";
+const ociHex = "7aebd25fa56e6fe161e00a5e61d577f1eb1fde8ef67c413c8b74d327623627c0";
 const manifestFile = join(repo, "examples", "hello-oci", "blobs", "sha256", ociHex);
 
 let tmp: string;

@@ -96,7 +96,7 @@ describe("importOciLayout", () => {
   it("imports the example layout with its blobs as they are; names it after the directory", async () => {
     await withStore(async (s) => {
       const r = await importOciLayout(s, await openOciLayout(helloOci));
-      expect(r).toMatchObject({ id: helloId, kind: "oci", name: "hello-oci", size: 1087 });
+      expect(r).toMatchObject({ id: helloId, kind: "oci", name: "hello-oci", size: 1582 });
       expect(r.digests[0]).toBe(helloId);
       expect(r.digests).toHaveLength(3);
       for (const d of r.digests) {
