@@ -39,7 +39,8 @@ export function aciHeader(h: Header, name: string, linkname?: string): AciHeader
     mtime: h.mtime,
     size: type === "file" ? h.size : 0,
   };
-  if (linkname !== undefined) out.linkname = linkname;
+  const link = linkname ?? (type === "symlink" ? h.linkname : undefined);
+  if (link !== undefined && link !== null) out.linkname = link;
   if (type === "character-device" || type === "block-device") {
     out.devmajor = h.devmajor;
     out.devminor = h.devminor;
@@ -80,7 +81,9 @@ export class AciPacker {
   /** Adds an entry with a small body held in memory. */
   addBytes(header: AciHeader, body: Uint8Array | string): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.pack.entry(header, body, (err) => (err ? reject(err) : resolve()));
+      const sink = this.pack.entry(header, body, (err) => (err ? reject(err) : resolve()));
+      // The callback reports the failure; the entry may emit 'error' again once the pack is destroyed.
+      (sink as unknown as NodeJS.EventEmitter).on("error", () => undefined);
     });
   }
 
@@ -92,6 +95,8 @@ export class AciPacker {
   /** Adds an entry whose body is streamed (`header.size` bytes read from `body`). */
   async addStream(header: AciHeader, body: Readable): Promise<void> {
     const sink = this.pack.entry(header);
+    // pipeline reports the failure; the entry may emit 'error' again once the pack is destroyed.
+    (sink as unknown as NodeJS.EventEmitter).on("error", () => undefined);
     await pipeline(body, sink as unknown as NodeJS.WritableStream);
   }
 
@@ -103,8 +108,13 @@ export class AciPacker {
     return { imageId: aciImageId(sha512Hex), sha512Hex, size: this.sha.bytes() };
   }
 
-  /** Aborts: the reader sees `err`. */
+  /** Aborts: a reader still reading sees `err`. */
   destroy(err: Error): void {
+    // The failure is reported through the writer's promises; a reader that already left must
+    // not turn the 'error' event into an uncaught exception.
+    const ignore = (): void => undefined;
+    (this.pack as unknown as NodeJS.EventEmitter).on("error", ignore);
+    this.output.on("error", ignore);
     this.pack.destroy(err);
     this.output.destroy(err);
   }

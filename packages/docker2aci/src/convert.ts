@@ -3,6 +3,7 @@
 // image ID) is computed.
 import type { Readable } from "node:stream";
 import type { ImageManifest } from "@rkt/appc";
+import type { Header } from "tar-stream";
 import { ErrorCode, RktError, isRktError } from "@rkt/oci";
 import { AciPacker, aciHeader, type OutputCompression, type PackedAci } from "./aci-pack.js";
 import { layerFileName, squashedFileName, type LayerFileNames } from "./file-names.js";
@@ -75,6 +76,8 @@ async function produce<R>(
     packer.destroy(e instanceof Error ? e : new Error(String(e)));
     throw e;
   });
+  // Awaited below; a handler now keeps an early sink failure from counting as unhandled.
+  consumed.catch(() => undefined);
   try {
     const result = await write(packer);
     const packed = await packer.finish();
@@ -156,7 +159,7 @@ async function scanSquashPlans(
     const entries: {
       path: string;
       kind: "entry" | "whiteout" | "opaque";
-      header: import("tar-stream").Header;
+      header: Header;
     }[] = [];
     const counts = new Map<string, number>();
     await forEachLayerEntry(layer, what, (e) => {

@@ -1,7 +1,7 @@
 // Reading a layer blob as a stream of tar entries, with names made safe and whiteouts recognised
 // (OCI image-spec layer.md: `.wh.<name>` deletes <name>, `.wh..wh..opq` hides the lower contents
 // of its directory). Nothing is extracted: each entry's body is handed on or drained.
-import { Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { cleanTarPath, decompressStream, tarStream } from "@rkt/appc";
 import { ErrorCode, RktError, isLayerType, isRktError, normalizeMediaType } from "@rkt/oci";
@@ -105,6 +105,8 @@ export async function forEachLayerEntry(
   }
   const extract = tarStream().extract();
   const feeding = pipeline(stream, extract as unknown as NodeJS.WritableStream);
+  // Errors of onEntry pass through as they are; errors of the tar parser are about the archive.
+  let entryError: { e: unknown } | undefined;
   const consuming = (async () => {
     try {
       for await (const entry of extract) {
@@ -129,7 +131,12 @@ export async function forEachLayerEntry(
             }
             h.linkname = target;
           }
-          await onEntry({ path: c.path, kind: c.kind, header: h, body });
+          try {
+            await onEntry({ path: c.path, kind: c.kind, header: h, body });
+          } catch (e) {
+            entryError = { e };
+            throw e;
+          }
         }
         entry.resume();
       }
@@ -139,12 +146,11 @@ export async function forEachLayerEntry(
     }
   })();
   const [fed, consumed] = await Promise.allSettled([feeding, consuming]);
-  if (consumed.status === "rejected") {
-    stream.destroy();
-    throw consumed.reason;
-  }
-  if (fed.status === "rejected") {
-    const e: unknown = fed.reason;
+  if (consumed.status === "rejected") stream.destroy();
+  if (entryError !== undefined) throw entryError.e;
+  const failed = consumed.status === "rejected" ? consumed : fed.status === "rejected" ? fed : undefined;
+  if (failed !== undefined) {
+    const e: unknown = failed.reason;
     if (isRktError(e) || (e instanceof Error && "syscall" in e)) throw e;
     throw new RktError(
       ErrorCode.InvalidArchive,

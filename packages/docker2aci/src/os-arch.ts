@@ -19,7 +19,7 @@ const linuxArch: Readonly<Record<string, string>> = {
 export function toAppcOsArch(
   os: string,
   arch: string,
-  variant?: string | undefined,
+  variant?: string,
 ): { os: string; arch: string } | undefined {
   switch (os) {
     case "linux": {

@@ -67,7 +67,7 @@ export async function storeImageInput(store: LocalStore, id: string): Promise<Im
  * or the layout's only image; an index resolves to the host platform. Named like docker2aci names
  * OCI layouts: the directory's base name as repository, the ref as tag (default `latest`).
  */
-export async function ociLayoutInput(dir: string, ref?: string | undefined): Promise<ImageInput> {
+export async function ociLayoutInput(dir: string, ref?: string): Promise<ImageInput> {
   const reader = await openOciLayout(dir);
   let desc: Descriptor = reader.resolve(ref);
   let raw = await reader.readBlob(desc);
