@@ -26,3 +26,5 @@ export { storeImageInput, ociLayoutInput, dockerArchiveInput } from "./sources.j
 export type { DockerArchiveInputOptions } from "./sources.js";
 export { directorySink } from "./sinks.js";
 export { parseDockerName, storedImageName, dockerHubIndex } from "./names.js";
+export { docker2aciMain, parseGoFlags, docker2aciVersion } from "./cli.js";
+export type { Docker2aciIO } from "./cli.js";
