@@ -2,9 +2,10 @@
 // (the image ID is the sha512 of the uncompressed archive) and then, if asked, gzip.
 import { PassThrough, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { constants as zlib, createGzip } from "node:zlib";
+import { constants as zlib } from "node:zlib";
 import { aciImageId, createSha512PassThrough, tarStream } from "@rkt/appc";
 import type { Header, Pack } from "tar-stream";
+import { createParallelGzip } from "./parallel-gzip.js";
 
 /** How the ACI files are compressed: docker2aci writes gzip (default) or none. */
 export type OutputCompression = "gzip" | "none";
@@ -64,12 +65,12 @@ export class AciPacker {
   private readonly sha = createSha512PassThrough();
   private readonly flowing: Promise<void>;
 
-  constructor(compression: OutputCompression) {
+  constructor(compression: OutputCompression, gzipLevel?: number) {
     this.pack = tarStream().pack();
-    // gzip level 6 (zlib's default): what Go's compress/gzip and pgzip use by default.
+    // gzip level 6 (zlib's default, as Go's compress/gzip and pgzip), compressed in parallel blocks.
     const tail =
       compression === "gzip"
-        ? createGzip({ level: zlib.Z_DEFAULT_COMPRESSION, chunkSize: 1 << 16 })
+        ? createParallelGzip({ level: gzipLevel ?? zlib.Z_DEFAULT_COMPRESSION })
         : new PassThrough({ highWaterMark: 1 << 20 });
     this.output = tail;
     this.flowing = pipeline(this.pack as unknown as Readable, this.sha.stream, tail, { end: true });

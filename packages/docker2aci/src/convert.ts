@@ -26,6 +26,8 @@ export interface ConvertOptions {
   squash?: boolean | undefined;
   /** Output compression; default gzip (docker2aci's default). */
   compression?: OutputCompression | undefined;
+  /** gzip level (1-9); default zlib's 6. */
+  gzipLevel?: number | undefined;
   /** Per-layer file names: docker2aci's for `docker save` archives or for OCI layouts (default). */
   layerFileNames?: LayerFileNames | undefined;
   signal?: AbortSignal | undefined;
@@ -68,8 +70,9 @@ async function produce<R>(
   target: AciTarget,
   compression: OutputCompression,
   write: (p: AciPacker) => Promise<R>,
+  gzipLevel?: number,
 ): Promise<{ packed: PackedAci; result: R }> {
-  const packer = new AciPacker(compression);
+  const packer = new AciPacker(compression, gzipLevel);
   let sinkError: unknown;
   const consumed = sink(target, packer.output).catch((e: unknown) => {
     sinkError = e;
@@ -313,8 +316,12 @@ export async function convertImage(
     let plans = new Map<number, LayerPlan>();
     for (let attempt = 0; ; attempt++) {
       try {
-        const { packed } = await produce(sink, target, compression, (p) =>
-          writeSquashed(input, bytes, p, plans, o.signal),
+        const { packed } = await produce(
+          sink,
+          target,
+          compression,
+          (p) => writeSquashed(input, bytes, p, plans, o.signal),
+          o.gzipLevel,
         );
         return [{ ...target, ...packed, manifest, rawManifest: bytes }];
       } catch (e) {
@@ -363,14 +370,19 @@ async function convertPerLayer(
       let written:
         { json: ManifestJson; bytes: Uint8Array; manifest: ImageManifest; pwl: Set<string> } | undefined;
       try {
-        const { packed } = await produce(sink, target, compression, (p) =>
-          writeLayerAci(layer, level, what, plan, p, (w) => {
-            const pwl = nextWhitelist(whitelist, w.own, w.whiteouts, w.opaques);
-            const json = manifestOf([...pwl].sort());
-            const enc = encodeManifest(json);
-            written = { json, ...enc, pwl };
-            return enc.bytes;
-          }),
+        const { packed } = await produce(
+          sink,
+          target,
+          compression,
+          (p) =>
+            writeLayerAci(layer, level, what, plan, p, (w) => {
+              const pwl = nextWhitelist(whitelist, w.own, w.whiteouts, w.opaques);
+              const json = manifestOf([...pwl].sort());
+              const enc = encodeManifest(json);
+              written = { json, ...enc, pwl };
+              return enc.bytes;
+            }),
+          o.gzipLevel,
         );
         const wr = written!;
         whitelist = wr.pwl;

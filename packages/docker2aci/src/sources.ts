@@ -1,7 +1,8 @@
 // Inputs for the converter from the places images live: the store, an OCI image layout
 // directory, a `docker save` archive. Every layer is opened lazily, once per pass, as a stream.
 import { basename } from "node:path";
-import { PassThrough, type Readable } from "node:stream";
+import { createReadStream } from "node:fs";
+import { PassThrough, Readable } from "node:stream";
 import {
   forEachArchiveFile,
   legacyConfig,
@@ -31,6 +32,7 @@ import {
 import type { LocalStore } from "@rkt/store";
 import type { ImageInput, ImageNameInput, LayerInput } from "./input.js";
 import { dockerHubIndex, parseDockerName, storedImageName } from "./names.js";
+import { indexTarFile } from "./tar-index.js";
 
 const maxDocument = 4 << 20;
 
@@ -132,7 +134,10 @@ export async function dockerArchiveInput(
   file: string,
   o: DockerArchiveInputOptions = {},
 ): Promise<ImageInput> {
-  const index = await scanDockerArchive(file);
+  // An uncompressed archive (what `docker save` writes) is indexed by its headers and its layers
+  // are read at their offsets; a compressed one is scanned as a stream, and walked once per layer.
+  const seekable = await indexTarFile(file);
+  const index = seekable ?? (await scanDockerArchive(file));
   const plan = planDockerArchive(index);
   const want = o.image === undefined || o.image === "" ? undefined : parseDockerReference(o.image);
   const img: PlannedImage = selectArchiveImage(plan, want === undefined ? {} : { ref: want });
@@ -155,7 +160,18 @@ export async function dockerArchiveInput(
     mediaType: MediaType.DockerLayer,
     // The diffID when the config names it; a legacy layer is named by its v1 layer ID.
     digest: l.diffId ?? l.entry.split("/")[0] ?? l.entry,
-    open: () => Promise.resolve(archiveEntryStream(file, index, l.entry)),
+    open: () => {
+      const span = seekable?.spans.get(l.entry);
+      if (span === undefined) return Promise.resolve(archiveEntryStream(file, index, l.entry));
+      if (span.size === 0) return Promise.resolve(Readable.from([]));
+      return Promise.resolve(
+        createReadStream(file, {
+          start: span.offset,
+          end: span.offset + span.size - 1,
+          highWaterMark: 1 << 20,
+        }),
+      );
+    },
   }));
   let name: ImageNameInput;
   const tagged = want !== undefined ? undefined : img.repoTags[0];

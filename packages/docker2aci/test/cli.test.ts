@@ -1,8 +1,9 @@
 // The docker2aci drop-in command, run in process on `docker save` archives and OCI layouts.
-import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
+import { gzipSync } from "node:zlib";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { writeDockerArchive, writeOciLayout } from "@rkt/testkit";
 import { docker2aciMain, parseGoFlags } from "../src/index.js";
@@ -91,6 +92,30 @@ describe("docker2aci command", () => {
     const missing = await run(["-image=nothere:1", "bb.tar"]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/^Error: conversion error: .*nothere/);
+  });
+
+  it("reads a gzipped archive by streaming it, with the same result as the plain one", async () => {
+    await writeDockerArchive(join(dir, "app.docker"), spec, { repoTags: ["myorg/app:1.0"] });
+    await writeFile(join(dir, "app.docker.gz"), gzipSync(await readFile(join(dir, "app.docker"))));
+    expect((await run(["-compression=none", "app.docker"])).code).toBe(0);
+    const plain = await readFile(join(dir, "myorg-app-1.0.aci"));
+    await rm(join(dir, "myorg-app-1.0.aci"));
+    expect((await run(["-compression=none", "-image=myorg/app:1.0", "app.docker.gz"])).code).toBe(0);
+    const viaGzip = await listAci(await readFile(join(dir, "myorg-app-1.0.aci")));
+    const viaPlain = await listAci(plain);
+    expect(viaGzip.entries).toEqual(viaPlain.entries);
+  });
+
+  it("indexes archives whose member names need PAX or GNU long names", async () => {
+    const long = `${"d".repeat(120)}/${"e".repeat(120)}`;
+    await writeDockerArchive(
+      join(dir, "long.docker"),
+      { layers: [[{ path: long, type: "file", content: "deep" }]] },
+      { repoTags: ["long/name:1"] },
+    );
+    expect((await run(["long.docker"])).code).toBe(0);
+    const { entries } = await listAci(await readFile(join(dir, "long-name-1.aci")));
+    expect(entries.find((e) => e.name === `rootfs/${long}`)?.content).toBe("deep");
   });
 
   it("converts an OCI layout directory, named after it", async () => {
