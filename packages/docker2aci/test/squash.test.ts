@@ -200,6 +200,16 @@ describe("hostile layers", () => {
     expect(names(r.entries)).toEqual(["abs/file", ...stdio, "inside", "rel"]);
   });
 
+  it("takes an entry named . (as umoci writes; docker2aci hangs on it) as the root itself", async () => {
+    const r = await squash([
+      [
+        { name: ".", type: "directory" },
+        { name: "f", body: "1" },
+      ],
+    ]);
+    expect(names(r.entries)).toEqual([...stdio, "f"]);
+  });
+
   it("keeps the later of duplicate entries in one layer (tar semantics), validating as one entry", async () => {
     const r = await squash([
       [
