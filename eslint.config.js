@@ -35,6 +35,7 @@ export default tseslint.config(
       "**/node_modules/**",
       "**/test/fixtures/**",
       "packages/cli/bin/**",
+      "packages/docker2aci/bin/**",
       "scripts/**/*.mjs",
     ],
   },

@@ -37,7 +37,7 @@ async function walk(root: string): Promise<Map<string, Node>> {
         n.sha = createHash("sha256")
           .update(await readFile(join(root, p)))
           .digest("hex");
-        n.ino = st.nlink > 1 ? st.ino : undefined;
+        if (st.nlink > 1) n.ino = st.ino;
       }
       out.set(p, n);
       if (st.isDirectory()) await go(p);

@@ -43,6 +43,9 @@ export { exportImage, extractImage } from "./export.js";
 export type { ExportOptions, ExtractOptions } from "./export.js";
 export { writeBlob, readBlobLimited } from "./content-helpers.js";
 export { fsck } from "./fsck.js";
+// Process helpers the runner shares: a tool run with its output captured, process identity.
+export { runTool } from "./tree/tools.js";
+export { processStartTime, isAlive } from "./internal/proc.js";
 export type { FsckFinding, FsckFindingKind, FsckOptions, FsckReport } from "./fsck.js";
 
 // The tree store; its one list of names is tree/index.ts.
