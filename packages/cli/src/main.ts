@@ -77,6 +77,104 @@ const fetchSpec: CommandSpec = {
   load: async () => (await import("./commands/fetch.js")).fetchCommand,
 };
 
+const runUsage = "[POD FLAGS] IMAGE [APP FLAGS] [-- ARGS...] [--- IMAGE [APP FLAGS] [-- ARGS...]]...";
+
+const runHelp = [
+  "IMAGE is a stored image (name or ID) or anything `rkt fetch` takes; a name not in the store",
+  "is fetched (--pull-policy=new, the default: only when missing; update: always; never).",
+  "Several images make one pod: their apps share its network, IPC and UTS namespaces.",
+  "",
+  "Pod flags (before the first image):",
+  "  --net=host|none|default   default: a private network namespace with loopback only (no CNI);",
+  "                            host: the host's network; none: as default",
+  "  --hostname=NAME           the pod's host name (default rkt-<uuid>)",
+  "  --volume=NAME,kind=host,source=PATH[,readOnly=true] | NAME,kind=empty[,mode=,uid=,gid=]",
+  "  --mount=volume=NAME,target=PATH   mount a volume in every app (after an image: that app)",
+  "  --set-env=NAME=VALUE      environment variable for every app",
+  "  --inherit-env             pass rkt's environment to the apps (under theirs)",
+  "  --interactive             the app gets rkt's stdin and terminal (one app only)",
+  "  --uuid-file-save=FILE     write the pod UUID to FILE",
+  "  --stage1=runc|crun|nspawn|fly, --stage1-name=coreos.com/rkt/stage1-fly (rkt's names)",
+  "                            default: the first that can run the pod here (--debug says which)",
+  "  --no-overlay              flattened copies instead of overlay mounts over the tree store",
+  "  --pull-policy=new|update|never, --quiet",
+  "",
+  "App flags (after its image):",
+  "  --exec=CMD, --user=USER, --group=GROUP, --name=NAME, --working-dir=DIR,",
+  "  --environment=NAME=VALUE, --mount=volume=NAME,target=PATH, --signature=FILE",
+].join("\n");
+
+const podCommands: readonly CommandSpec[] = [
+  {
+    name: "run",
+    summary: "Run image(s) in a pod",
+    usage: runUsage,
+    help: [runHelp, "", "The exit status is the first failing app's, else 0."].join("\n"),
+    load: async () => (await import("./commands/run.js")).runCommand,
+  },
+  {
+    name: "prepare",
+    summary: "Prepare a pod to run later with run-prepared",
+    usage: runUsage,
+    help: runHelp,
+    load: async () => (await import("./commands/run.js")).prepareCommand,
+  },
+  {
+    name: "run-prepared",
+    summary: "Run a prepared pod",
+    usage: "[--net=host|none|default] [--hostname=NAME] [--interactive] [--inherit-env] UUID",
+    load: async () => (await import("./commands/run.js")).runPreparedCommand,
+  },
+  {
+    name: "list",
+    summary: "List pods",
+    usage: "[--no-legend] [--full] [--format=json]",
+    load: async () => (await import("./commands/pods.js")).listCommand,
+  },
+  {
+    name: "status",
+    summary: "Check the status of a pod",
+    usage: "[--wait[=DURATION]] [--format=json] UUID",
+    load: async () => (await import("./commands/pods.js")).statusCommand,
+  },
+  {
+    name: "enter",
+    summary: "Enter the namespaces of an app within a running pod",
+    usage: "[--app=NAME] UUID [CMD [ARGS...]]",
+    help: "CMD defaults to /bin/sh (rkt: /bin/bash, which small images lack).",
+    load: async () => (await import("./commands/pods.js")).enterCommand,
+  },
+  {
+    name: "stop",
+    summary: "Stop a pod",
+    usage: "[--force] UUID...",
+    load: async () => (await import("./commands/pods.js")).stopCommand,
+  },
+  {
+    name: "rm",
+    summary: "Remove all files and resources associated with an exited pod",
+    usage: "UUID...",
+    load: async () => (await import("./commands/pods.js")).rmCommand,
+  },
+  {
+    name: "gc",
+    summary: "Garbage collect pods exited for longer than the grace period",
+    usage: "[--grace-period=DURATION] [--expire-prepared=DURATION] [--mark-only]",
+    help: [
+      "Exited pods move to exited-garbage (their mounts and runtime state removed); after the",
+      "grace period (default 30m0s) they are deleted with their GC roots, so `rkt image gc` can",
+      "then reclaim their images and trees. Prepared pods never run expire after 24h0m0s.",
+    ].join("\n"),
+    load: async () => (await import("./commands/pods.js")).gcCommand,
+  },
+  {
+    name: "cat-manifest",
+    summary: "Inspect and print the pod manifest",
+    usage: "[--pretty-print=true|false] UUID",
+    load: async () => (await import("./commands/pods.js")).catManifestCommand,
+  },
+];
+
 const commands: readonly CommandSpec[] = [
   fetchSpec,
   {
@@ -200,6 +298,24 @@ const commands: readonly CommandSpec[] = [
         ].join("\n"),
         load: async () => (await import("./commands/image-sign.js")).imageSignCommand,
       },
+      {
+        name: "convert",
+        summary: "Convert a stored OCI image to ACIs (docker2aci rules), into the store or to files",
+        usage: "[--squash|--no-squash] [-o DIR] [--compression=gzip|none] IMAGE",
+        help: [
+          "Converts IMAGE (an OCI image in the store, by name or ID) as docker2aci does: one squashed",
+          "ACI (default; upper layers win, whiteouts and opaque whiteouts applied) or, with --no-squash,",
+          "one ACI per layer, the top one depending on the others. The ACIs are imported into the store",
+          "and their IDs printed (base first), or written to DIR under docker2aci's file names.",
+          "",
+          "Flags:",
+          "  --squash          one ACI for the whole image (default)",
+          "  --no-squash       one ACI per layer with dependencies",
+          "  -o, --output DIR  write .aci files to DIR instead of importing them",
+          "  --compression     gzip or none (default: none into the store, gzip for files)",
+        ].join("\n"),
+        load: async () => (await import("./commands/image-convert.js")).imageConvertCommand,
+      },
       { ...fetchSpec, hidden: true },
       {
         name: "validate",
@@ -255,6 +371,7 @@ const commands: readonly CommandSpec[] = [
       },
     ],
   },
+  ...podCommands,
   { name: "version", summary: "Print the version and exit" },
   { name: "help", summary: "Help about any command", usage: "[COMMAND...]" },
 ];

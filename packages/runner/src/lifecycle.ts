@@ -274,15 +274,17 @@ export async function gcPods(
         await quiesce(loc);
         loc = await movePod(dataDir, loc, PodDir.ExitedGarbage);
         report.marked.push(loc.uuid);
-      } else if (
+      }
+      // A pod just moved to exited-garbage goes on at once when the grace period is zero.
+      if (
         loc.dir === PodDir.Embryo ||
         loc.dir === PodDir.Prepare ||
         (loc.dir === PodDir.Prepared && now - loc.since > expire) ||
-        (loc.dir === PodDir.ExitedGarbage && now - loc.since > grace)
+        (loc.dir === PodDir.ExitedGarbage && (grace === 0 || now - loc.since > grace))
       ) {
         loc = await movePod(dataDir, loc, PodDir.Garbage);
         store.deleteLease(podLeaseId(loc.uuid));
-        report.marked.push(loc.uuid);
+        if (!report.marked.includes(loc.uuid)) report.marked.push(loc.uuid);
       }
       if (loc.dir === PodDir.Garbage && o.markOnly !== true) {
         await destroy(store, loc);

@@ -66,8 +66,16 @@ function mounts(app: LaunchApp, hostNet: boolean): object[] {
   ];
 }
 
-/** The runtime config of `app` in `pod`. */
-export function runtimeConfig(pod: LaunchPod, app: LaunchApp, join: JoinNamespaces = {}): object {
+/**
+ * The runtime config of `app` in `pod`. `maxOpenFiles` is the host's hard RLIMIT_NOFILE: an app
+ * may not be given more than rkt itself may have (the kernel refuses raising a hard limit).
+ */
+export function runtimeConfig(
+  pod: LaunchPod,
+  app: LaunchApp,
+  join: JoinNamespaces = {},
+  maxOpenFiles = 1048576,
+): object {
   const caps = [...app.capabilities];
   const ns = (type: string, path: string | undefined) => (path === undefined ? { type } : { type, path });
   const namespaces = [
@@ -87,7 +95,7 @@ export function runtimeConfig(pod: LaunchPod, app: LaunchApp, join: JoinNamespac
       cwd: app.cwd,
       // No inheritable or ambient set (CVE-2022-24769): a non-root app starts without capabilities.
       capabilities: { bounding: caps, effective: caps, permitted: caps },
-      rlimits: [{ type: "RLIMIT_NOFILE", hard: 1048576, soft: 1048576 }],
+      rlimits: [{ type: "RLIMIT_NOFILE", hard: maxOpenFiles, soft: maxOpenFiles }],
       noNewPrivileges: false,
     },
     root: { path: app.rootfs, readonly: false },

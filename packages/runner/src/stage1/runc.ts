@@ -3,7 +3,7 @@
 // Several apps share the pod's network, IPC and UTS namespaces (appc): a holder process owns them
 // and each container joins them; each app keeps its own PID and mount namespaces.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdir, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { runTool } from "@rkt/store";
 import type { LaunchApp, LaunchPod } from "../launch.js";
@@ -87,7 +87,8 @@ export class OciRuntimeStage1 implements Stage1 {
   private async writeBundle(pod: LaunchPod, app: LaunchApp, shared: JoinNamespaces): Promise<string> {
     const dir = join(pod.dir, "bundles", app.name);
     await mkdir(dir, { recursive: true, mode: 0o750 });
-    await writeFile(join(dir, "config.json"), JSON.stringify(runtimeConfig(pod, app, shared)));
+    const config = runtimeConfig(pod, app, shared, await hardOpenFilesLimit());
+    await writeFile(join(dir, "config.json"), JSON.stringify(config));
     return dir;
   }
 
@@ -157,4 +158,11 @@ async function startHolder(pod: LaunchPod): Promise<ChildProcess> {
     child.once("exit", (code) => reject(new Error(`pod namespaces: unshare exited ${code}`)));
   });
   return child;
+}
+
+/** This process's hard RLIMIT_NOFILE (`/proc/self/limits`), capped at 1048576. */
+async function hardOpenFilesLimit(): Promise<number> {
+  const text = await readFile("/proc/self/limits", "utf8").catch(() => "");
+  const hard = /^Max open files\s+\S+\s+(\d+)/m.exec(text)?.[1];
+  return Math.min(hard === undefined ? 1024 : Number(hard), 1048576);
 }

@@ -335,7 +335,7 @@ export async function releaseStaleMounts(store: LocalStore): Promise<string[]> {
 /**
  * Removes snapshots no tree references (plus stale snapshot temp dirs). Nothing is collected while
  * a render holds a tree lock; merged `flat-…` snapshots (made at mount time, not named by any
- * tree) are kept while any consumer mount exists. Returns the keys removed.
+ * tree) are kept while any consumer mount or pod exists. Returns the keys removed.
  */
 export async function collectSnapshots(store: LocalStore): Promise<string[]> {
   const busy = store.db.prepare("SELECT 1 FROM locks WHERE key LIKE 'tree:%' LIMIT 1").get();
@@ -352,7 +352,10 @@ export async function collectSnapshots(store: LocalStore): Promise<string[]> {
     const t = await getTree(paths, name);
     if (t !== undefined) for (const k of t.layers) referenced.add(k);
   }
-  const liveMounts = (await readdir(mountsDir(store)).catch(() => [] as string[])).length > 0;
+  // Pods mount trees with upper dirs of their own (not under mountsDir): their GC roots count too.
+  const liveMounts =
+    (await readdir(mountsDir(store)).catch(() => [] as string[])).length > 0 ||
+    [...store.liveLeaseIds()].some((id) => id.startsWith("pod-"));
   const removed = await removeStaleSnapshotTemps(paths.layers);
   for (const key of await listSnapshots(paths.layers)) {
     if (referenced.has(key) || (liveMounts && key.startsWith("flat-"))) continue;
