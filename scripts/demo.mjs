@@ -188,6 +188,48 @@ const steps = [
     expect: 254,
     contains: "signed digest did not match",
   },
+  {
+    title:
+      "Run the verified image in a pod: runc (or the first stage1 that works here), app arguments after --",
+    args: [
+      ...trusted,
+      "--debug",
+      "run",
+      "--uuid-file-save",
+      join(work, "pod-uuid"),
+      "example.com/hello",
+      "--",
+      "from",
+      "the",
+      "demo",
+    ],
+    expect: 0,
+    contains: "args: from the demo",
+  },
+  {
+    title: "Run it again with the fly stage1 (chroot, host namespaces): the rendered tree is reused",
+    args: [...trusted, "run", "--stage1=fly", "example.com/hello"],
+    expect: 0,
+    contains: "Hello from a bundled rkt example image.",
+  },
+  {
+    title: "List the pods: both exited, with their app and image",
+    args: [...trusted, "list"],
+    expect: 0,
+    contains: "exited",
+  },
+  {
+    title: "While a pod holds the image, image rm refuses it, naming the pod (exit 254)",
+    args: [...trusted, "image", "rm", "example.com/hello"],
+    expect: 254,
+    contains: "is in use by pod-",
+  },
+  {
+    title: "Collect exited pods (grace period 0): their mounts, runtime state and GC roots are removed",
+    args: [...trusted, "gc", "--grace-period=0s"],
+    expect: 0,
+    contains: "garbage collected pod",
+  },
 ];
 
 function indent(text) {
