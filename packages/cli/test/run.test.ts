@@ -160,6 +160,22 @@ describe.skipIf(process.getuid?.() !== 0)("rkt run as root", () => {
     expect(mountsUnder(dir)).toEqual([]);
   });
 
+  it("an OCI image converted to an ACI (rkt image convert) runs like the original", async () => {
+    const dir = newDir();
+    const oci = await rkt(dir, ["fetch", "--full", layout]);
+    expect(oci.code, oci.stderr).toBe(0);
+    const conv = await rkt(dir, ["image", "convert", oci.stdout.trim()]);
+    expect(conv.code, conv.stderr).toBe(0);
+    const aciId = conv.stdout.trim();
+    expect(aciId).toMatch(/^sha512-/);
+    const original = await rkt(dir, ["run", oci.stdout.trim(), "--user=1000", "--", "a"]);
+    const converted = await rkt(dir, ["run", aciId, "--user=1000", "--", "a"]);
+    expect(original.code, original.stderr).toBe(0);
+    expect(converted.code, converted.stderr).toBe(0);
+    expect(converted.stdout).toBe(original.stdout);
+    expect(converted.stdout).toBe("Hello from a bundled rkt example image.\nargs: a\nuid: 1000\n");
+  });
+
   it("rm removes an exited pod and refuses an unknown UUID", async () => {
     const dir = newDir();
     const file = join(tmp, `uuid${n++}`);
