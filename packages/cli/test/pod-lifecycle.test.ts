@@ -86,6 +86,29 @@ describe.skipIf(!canBuild)("a running pod", () => {
     expect((await rkt(dir, ["status", uuid])).stdout).toContain("app-sleeper=7\n");
   });
 
+  it("runs a pod of two apps (shared namespaces); the failing app's status is rkt's", async () => {
+    const dir = join(tmp, `d${n++}`);
+    const r = await rkt(dir, [
+      "run",
+      aci,
+      "--name=first",
+      "--",
+      "exit",
+      "0",
+      "---",
+      aci,
+      "--name=second",
+      "--",
+      "exit",
+      "5",
+    ]);
+    expect(r.code, r.stderr).toBe(5);
+    const uuid = JSON.parse((await rkt(dir, ["list", "--format=json"])).stdout)[0].name as string;
+    const status = (await rkt(dir, ["status", uuid])).stdout;
+    expect(status).toContain("app-first=0\n");
+    expect(status).toContain("app-second=5\n");
+  });
+
   it("runc: list shows it running, enter runs inside it, stop --force ends it with 137", async () => {
     const dir = join(tmp, `d${n++}`);
     const { uuid, done } = await startPod(dir, []);
