@@ -2,11 +2,12 @@
 // rkt's, `rkt enter` runs a command inside the app, `rkt stop` ends it (128 + signal), as root.
 // The image is a static binary compiled here: `/sleeper exit N` exits N, `/sleeper` prints "up"
 // and waits for a signal.
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { createWriteStream, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { pipeline } from "node:stream/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -22,6 +23,8 @@ int main(int c, char **v) {
   for (;;) pause();
 }
 `;
+
+const rktBin = fileURLToPath(new URL("../bin/rkt.js", import.meta.url));
 
 const canBuild =
   process.getuid?.() === 0 && spawnSync("gcc", ["--version"], { stdio: "ignore" }).status === 0;
@@ -130,5 +133,39 @@ describe.skipIf(!canBuild)("a running pod", () => {
     expect((await done).code).toBe(143);
     expect((await rkt(dir, ["gc", "--grace-period=0s"])).code).toBe(0);
     expect(JSON.parse((await rkt(dir, ["list", "--format=json"])).stdout)).toEqual([]);
+  });
+
+  it("image gc keeps what a prepared pod holds; a SIGKILLed rkt run leaves nothing gc cannot clean", async () => {
+    const dir = join(tmp, `d${n++}`);
+    const prep = await rkt(dir, ["prepare", aci, "--", "exit", "0"]);
+    expect(prep.code, prep.stderr).toBe(0);
+    const gc = await rkt(dir, ["image", "gc", "--grace-period=0s"]);
+    expect(gc.code, gc.stderr).toBe(0);
+    const images = JSON.parse((await rkt(dir, ["image", "list", "--format=json"])).stdout) as unknown[];
+    expect(images).toHaveLength(1);
+    expect((await rkt(dir, ["run-prepared", prep.stdout.trim()])).code).toBe(0);
+
+    const file = join(tmp, `uuid${n++}`);
+    const child = spawn(
+      process.execPath,
+      [rktBin, "--dir", dir, "--insecure-options=image", "run", `--uuid-file-save=${file}`, aci],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    await new Promise<void>((resolve) => child.stdout.once("data", () => resolve()));
+    child.kill("SIGKILL");
+    await new Promise((resolve) => child.once("exit", resolve));
+    const uuid = readFileSync(file, "utf8").trim();
+    expect(readFileSync("/proc/self/mountinfo", "utf8")).toContain(uuid);
+
+    const pods = await rkt(dir, ["gc", "--grace-period=0s"]);
+    expect(pods.code, pods.stderr).toBe(0);
+    expect(pods.stdout).toContain(uuid);
+    expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(uuid);
+    expect(spawnSync("sh", ["-c", `ls -d ${dir}/pods/*/* 2>/dev/null`]).stdout.toString()).toBe("");
+    expect((await rkt(dir, ["image", "gc", "--grace-period=0s"])).code).toBe(0);
+    const fsck = await rkt(dir, ["image", "fsck"]);
+    expect(fsck.code, fsck.stdout + fsck.stderr).toBe(0);
+    // An empty list is `null`, as rkt (Go) prints it.
+    expect(JSON.parse((await rkt(dir, ["image", "list", "--format=json"])).stdout)).toBeNull();
   });
 });
