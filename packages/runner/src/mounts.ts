@@ -1,6 +1,6 @@
 // Mounts a pod left on the host: found in /proc/self/mountinfo, never remembered (a killed rkt
 // cannot have written down what it mounted last).
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { ErrorCode, RktError } from "@rkt/oci";
 import { mountPointsOf, runTool } from "@rkt/store";
 
@@ -22,4 +22,13 @@ export async function unmountUnder(dir: string): Promise<void> {
   }
   const left = await mountsUnder(dir);
   if (left.length > 0) throw new RktError(ErrorCode.Io, `cannot unmount ${left[0]}`);
+}
+
+/** RKT_NOT_FOUND unless the host source of volume `name` exists (checked at prepare and at run). */
+export async function requireHostSource(name: string, source: string): Promise<void> {
+  if ((await stat(source).catch(() => undefined)) === undefined)
+    throw new RktError(
+      ErrorCode.NotFound,
+      `volume ${JSON.stringify(name)}: host source ${source} does not exist`,
+    );
 }

@@ -30,6 +30,7 @@ import {
   type AppOverrides,
   type OciProcessConfig,
 } from "./app-spec.js";
+import { requireHostSource } from "./mounts.js";
 import { parsePasswd } from "./passwd.js";
 import { PodDir, podLockKey, podPath, podsRoot } from "./pod-dirs.js";
 import { podLeaseId, podFiles, imageAnnotation } from "./pod-files.js";
@@ -113,16 +114,8 @@ async function buildPod(
   lease: string,
 ): Promise<PodManifest> {
   const volumes = [...(o.volumes ?? [])];
-  for (const v of volumes) {
-    if (v.kind === "host" && v.source !== undefined) {
-      const { stat } = await import("node:fs/promises");
-      if ((await stat(v.source).catch(() => undefined)) === undefined)
-        throw new RktError(
-          ErrorCode.NotFound,
-          `volume ${JSON.stringify(v.name)}: host source ${v.source} does not exist`,
-        );
-    }
-  }
+  for (const v of volumes)
+    if (v.kind === "host" && v.source !== undefined) await requireHostSource(v.name, v.source);
   const taken = new Set<string>();
   const runtimeApps = [];
   for (const req of apps) {

@@ -3,7 +3,7 @@
 // the pod, or a flattened copy), credentials and command are resolved against that root, and the
 // stage1 runs the apps. The pod lock is held until they end: a pod in `run` whose lock is free has
 // exited. Root filesystems are unmounted at the end; `rkt gc` unmounts what a killed rkt left.
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { chown, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parsePodManifestOrThrow, type PodManifest, type RuntimeApp } from "@rkt/appc";
 import { ErrorCode, RktError } from "@rkt/oci";
@@ -28,7 +28,7 @@ import {
 import { parseGroup, parsePasswd, resolveCredentials } from "./passwd.js";
 import { findPod, movePod, PodDir, podLockKey } from "./pod-dirs.js";
 import { annotationImageId, annotationImageKind, podFiles } from "./pod-files.js";
-import { unmountUnder } from "./mounts.js";
+import { requireHostSource, unmountUnder } from "./mounts.js";
 import { stage1Of, type AppExit, type LaunchIO, type Stage1Kind } from "./stage1/index.js";
 
 /** Options of {@link runPreparedPod}. */
@@ -240,15 +240,9 @@ async function appMounts(dir: string, ra: RuntimeApp, pm: PodManifest): Promise<
     if (v.kind === "empty") {
       source = join(dir, podFiles.volumes, v.name);
       await mkdir(source, { recursive: true, mode: v.mode !== undefined ? parseInt(v.mode, 8) : 0o755 });
-      const { chown } = await import("node:fs/promises");
       if (v.uid !== undefined || v.gid !== undefined) await chown(source, v.uid ?? 0, v.gid ?? 0);
     } else {
-      const { stat } = await import("node:fs/promises");
-      if ((await stat(source).catch(() => undefined)) === undefined)
-        throw new RktError(
-          ErrorCode.NotFound,
-          `volume ${JSON.stringify(v.name)}: host source ${source} does not exist`,
-        );
+      await requireHostSource(v.name, source);
     }
     out.push({ source, target: m.path, readOnly: v.readOnly === true || mp?.readOnly === true });
   }
