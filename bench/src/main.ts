@@ -36,6 +36,11 @@ const suites: Suite[] = [
     load: () => import("./benchmarks/appc.js"),
   },
   {
+    name: "run",
+    what: "rkt run --net=host of the stored example image, start to exit, vs runc run of a ready bundle and node -e 0",
+    load: () => import("./benchmarks/run.js"),
+  },
+  {
     name: "render",
     what: "tree store as root: first render of the debian fixture vs umoci unpack vs tar; a second tree; fetch + render of a 200 MB Debian ACI",
     load: () => import("./benchmarks/render.js"),
