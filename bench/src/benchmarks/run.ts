@@ -28,7 +28,9 @@ export async function run(): Promise<void> {
       join(bundle, "rootfs"),
     ]);
     execFileSync("runc", ["spec"], { cwd: bundle });
-    const spec = JSON.parse(await readFile(join(bundle, "config.json"), "utf8"));
+    const spec = JSON.parse(await readFile(join(bundle, "config.json"), "utf8")) as {
+      process: { terminal: boolean; args: string[] };
+    };
     spec.process.terminal = false;
     spec.process.args = ["/bin/hello"];
     await writeFile(join(bundle, "config.json"), JSON.stringify(spec));
