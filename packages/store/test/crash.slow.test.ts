@@ -132,7 +132,11 @@ describe("SIGKILL during import", () => {
           .map((i) => i.id)
           .sort(),
       ).toEqual([sha512Id(aciBytes), img.digest].sort());
-      expect((await fsck(store)).clean).toBe(true);
+      // What may remain is an ingest of a killed import: kept within the grace period so that the
+      // next fetch resumes it (the test failed at random when the last kill left one).
+      const report = await fsck(store);
+      expect(report.problems).toEqual([]);
+      expect(report.garbage.filter((g) => g.kind !== "stale-ingest")).toEqual([]);
     } finally {
       store.close();
     }
@@ -170,7 +174,11 @@ describe("concurrent processes", () => {
           .map((i) => i.id)
           .sort(),
       ).toEqual([sha512Id(aciBytes), sha512Id(otherBytes), img.digest].sort());
-      expect((await fsck(store)).clean).toBe(true);
+      // What may remain is an ingest of a killed import: kept within the grace period so that the
+      // next fetch resumes it (the test failed at random when the last kill left one).
+      const report = await fsck(store);
+      expect(report.problems).toEqual([]);
+      expect(report.garbage.filter((g) => g.kind !== "stale-ingest")).toEqual([]);
     } finally {
       store.close();
     }
