@@ -1,4 +1,5 @@
 // Shared by the CLI tests that call `main` in process.
+import { readFileSync } from "node:fs";
 import { PassThrough } from "node:stream";
 import { main, type MainIO } from "@rkt/cli";
 
@@ -30,4 +31,12 @@ export async function runRkt(
   const err = sink();
   const code = await main([...args], { stdout: out.stream, stderr: err.stream, env: {}, uid: 0, ...io });
   return { code, stdout: out.text(), stderr: err.text() };
+}
+
+/** Mount points under `root`, in mount order (repeats kept: a test may count stacked mounts). */
+export function mountsUnder(root: string): string[] {
+  return readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((l) => l.split(" ")[4] ?? "")
+    .filter((mp) => mp.startsWith(`${root}/`));
 }

@@ -18,21 +18,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeAci, type AciWriteEntry } from "@rkt/appc";
 import { LocalStore, mountPointsOf, renderStoredImage } from "@rkt/store";
 import { writeOciLayout } from "@rkt/testkit";
-import { runRkt, type RktRun } from "./helpers.js";
+import { mountsUnder, runRkt, type RktRun } from "./helpers.js";
 
 let tmp: string;
 let n = 0;
 
 function rkt(dir: string, args: string[]): Promise<RktRun> {
   return runRkt(["--dir", dir, "--insecure-options=image", ...args], { cwd: tmp });
-}
-
-/** Overlay mount points under `tmp`. */
-function mountsUnder(root: string): string[] {
-  return readFileSync("/proc/self/mountinfo", "utf8")
-    .split("\n")
-    .map((l) => l.split(" ")[4] ?? "")
-    .filter((mp) => mp.startsWith(`${root}/`));
 }
 
 /** Every entry under `root`: type, mode, owner, and contents or link target. */

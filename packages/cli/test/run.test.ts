@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseRunArgs } from "../src/commands/run-args.js";
-import { runRkt, type RktRun } from "./helpers.js";
+import { mountsUnder, runRkt, type RktRun } from "./helpers.js";
 
 const examples = fileURLToPath(new URL("../../../examples/", import.meta.url));
 const aci = join(examples, "hello.aci");
@@ -21,13 +21,6 @@ function rkt(dir: string, args: string[]): Promise<RktRun> {
 
 function newDir(): string {
   return join(tmp, `d${n++}`);
-}
-
-function mountsUnder(root: string): string[] {
-  return readFileSync("/proc/self/mountinfo", "utf8")
-    .split("\n")
-    .map((l) => l.split(" ")[4] ?? "")
-    .filter((mp) => mp.startsWith(`${root}/`));
 }
 
 beforeAll(() => {

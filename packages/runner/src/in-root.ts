@@ -1,6 +1,6 @@
 // Reading paths of an image's root filesystem from the host without ever leaving it: symlinks
 // are resolved against the image root, as the kernel would inside the container.
-import { lstat, readFile, readlink } from "node:fs/promises";
+import { lstat, mkdir, readFile, readlink } from "node:fs/promises";
 import { join } from "node:path";
 
 const maxHops = 40;
@@ -54,7 +54,6 @@ export async function isExecutableInRoot(root: string, path: string): Promise<bo
  * inside the root) and returns its host path: a mount point that can never be outside the image.
  */
 export async function ensureDirInRoot(root: string, path: string): Promise<string> {
-  const { mkdir } = await import("node:fs/promises");
   const parts = path.split("/").filter((c) => c !== "" && c !== ".");
   let host = root;
   let rel = "";

@@ -2,6 +2,7 @@
 // and stopping a running pod, removing pods and collecting garbage (`rkt rm`, `rkt gc`).
 import { readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { ErrorCode, RktError } from "@rkt/oci";
 import { isLocked, tryLock, type LocalStore } from "@rkt/store";
 import { unmountUnder } from "./mounts.js";
@@ -79,8 +80,7 @@ async function infoOf(store: LocalStore, loc: PodLocation): Promise<PodInfo> {
         return {
           name: a.name,
           imageId: img.id,
-          imageName:
-            a.annotations?.find((x) => x.name === "rkt.dev/image-name")?.value ?? a.image.name ?? img.id,
+          imageName: img.name,
           exitStatus: status === undefined ? undefined : Number(status),
         };
       }),
@@ -118,7 +118,6 @@ export async function waitPod(
   signal: AbortSignal,
   timeoutMs = Infinity,
 ): Promise<PodInfo> {
-  const { setTimeout: sleep } = await import("node:timers/promises");
   const end = Date.now() + timeoutMs;
   for (;;) {
     const info = await podInfo(store, dataDir, uuid);

@@ -1,7 +1,7 @@
 // Where pods live, as rkt keeps them: `<dir>/pods/<state dir>/<uuid>`. A pod moves between state
 // directories by rename (atomic); who holds it is the store lock `pod:<uuid>`, held by the rkt
 // process preparing or running it and gone the instant that process dies.
-import { readdir, rename, stat } from "node:fs/promises";
+import { mkdir, readdir, rename, stat, utimes } from "node:fs/promises";
 import { join } from "node:path";
 import { ErrorCode, RktError } from "@rkt/oci";
 
@@ -80,7 +80,6 @@ export async function findPod(dataDir: string, prefix: string): Promise<PodLocat
 
 /** Moves a pod to another state directory (its mtime becomes now: the time it entered it). */
 export async function movePod(dataDir: string, from: PodLocation, to: PodDir): Promise<PodLocation> {
-  const { mkdir, utimes } = await import("node:fs/promises");
   const path = podPath(dataDir, to, from.uuid);
   await mkdir(join(podsRoot(dataDir), to), { recursive: true, mode: 0o750 });
   await rename(from.path, path);

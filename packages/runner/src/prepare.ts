@@ -193,7 +193,7 @@ async function buildPod(
           : {},
       app,
       mounts,
-      annotations: [imageAnnotation(img.id, img.kind, img.name)].flat(),
+      annotations: imageAnnotation(img.id, img.kind, img.name),
     });
   }
   const manifest = {

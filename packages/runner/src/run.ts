@@ -27,7 +27,7 @@ import {
 } from "./launch.js";
 import { parseGroup, parsePasswd, resolveCredentials } from "./passwd.js";
 import { findPod, movePod, PodDir, podLockKey } from "./pod-dirs.js";
-import { annotationImageId, annotationImageKind, podFiles } from "./pod-files.js";
+import { annotationImageId, annotationImageKind, annotationImageName, podFiles } from "./pod-files.js";
 import { requireHostSource, unmountUnder } from "./mounts.js";
 import { stage1Of, type AppExit, type LaunchIO, type Stage1Kind } from "./stage1/index.js";
 
@@ -67,12 +67,14 @@ export async function readPod(
   return { manifest, stage1, overlay };
 }
 
-/** The store image ID and kind of a runtime app. */
-export function appImage(app: RuntimeApp): { id: string; kind: "aci" | "oci" } {
+/** The store image (ID, kind, name) a runtime app runs. */
+export function appImage(app: RuntimeApp): { id: string; kind: "aci" | "oci"; name: string } {
   const ann = (n: string) => app.annotations?.find((a) => a.name === n)?.value;
+  const id = ann(annotationImageId) ?? app.image.id ?? "";
   return {
-    id: ann(annotationImageId) ?? app.image.id ?? "",
+    id,
     kind: ann(annotationImageKind) === "oci" ? "oci" : "aci",
+    name: ann(annotationImageName) ?? app.image.name ?? id,
   };
 }
 

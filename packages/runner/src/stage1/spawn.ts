@@ -1,6 +1,7 @@
 // Starting a stage1 process with the pod's streams: the caller's own descriptors when they are the
 // process's (a terminal stays a terminal, nothing is copied), else pipes copied as they arrive.
 import { spawn, type ChildProcess, type StdioOptions } from "node:child_process";
+import { access, constants as fsConstants } from "node:fs/promises";
 import { constants } from "node:os";
 import { ErrorCode, RktError } from "@rkt/oci";
 import type { LaunchIO } from "./stage1.js";
@@ -53,14 +54,13 @@ function signalNumber(s: NodeJS.Signals | null): number {
 
 /** The first executable called `name` on the host's PATH, or undefined. */
 export async function which(name: string): Promise<string | undefined> {
-  const { access, constants } = await import("node:fs/promises");
   const dirs = (process.env["PATH"] ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(
     ":",
   );
   for (const d of [...dirs, "/usr/sbin", "/sbin"]) {
     const p = `${d}/${name}`;
     if (
-      await access(p, constants.X_OK).then(
+      await access(p, fsConstants.X_OK).then(
         () => true,
         () => false,
       )
