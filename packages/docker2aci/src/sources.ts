@@ -5,6 +5,7 @@ import { createReadStream } from "node:fs";
 import { PassThrough, Readable } from "node:stream";
 import {
   forEachArchiveFile,
+  indexTarFile,
   legacyConfig,
   openOciLayout,
   planDockerArchive,
@@ -32,7 +33,6 @@ import {
 import type { LocalStore } from "@rkt/store";
 import type { ImageInput, ImageNameInput, LayerInput } from "./input.js";
 import { dockerHubIndex, parseDockerName, storedImageName } from "./names.js";
-import { indexTarFile } from "./tar-index.js";
 
 const maxDocument = 4 << 20;
 

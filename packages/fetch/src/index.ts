@@ -81,7 +81,7 @@ export type {
 } from "./validate.js";
 
 // Local OCI imports into the store (`oci:DIR[:REF]`, `oci-archive:FILE[:REF]`).
-export { importOciLayout, importOciArchive, layoutImageSource } from "./oci-import.js";
+export { importOciLayout, importOciArchive } from "./oci-import.js";
 export type { ImportOciLayoutOptions, ImportOciArchiveOptions, OciLayoutImportResult } from "./oci-import.js";
 
 // `docker save` archives (`docker-archive:FILE[:NAME:TAG|:@DIGEST|:@N]`), current and legacy forms.
@@ -190,3 +190,17 @@ export type { AppcApp } from "./appc/identity.js";
 export { verifyAciSignature, checkSignerEarly } from "./appc/verify.js";
 export { trustDiscoveredKeys } from "./appc/pubkeys.js";
 export type { TrustedDiscoveredKey } from "./appc/pubkeys.js";
+
+// The image model's sources and sinks, and copyImage between any pair.
+export { copyImage } from "./image/copy.js";
+export type { CopyImageOptions, CopyResult, CopyEvent } from "./image/copy.js";
+export { registryImage, registrySink } from "./image/registry.js";
+export type { RegistrySinkOptions } from "./image/registry.js";
+export { layoutImage, layoutSink } from "./image/layout.js";
+export type { LayoutSelector, LayoutSinkOptions } from "./image/layout.js";
+export { openOciArchive, ociArchiveSink } from "./image/oci-archive.js";
+export type { OpenedImage, OpenOciArchiveOptions, ArchiveSinkOptions } from "./image/oci-archive.js";
+export { storeImage, storeSink } from "./image/store.js";
+export type { StoreSink, StoreSinkOptions } from "./image/store.js";
+export { indexTarFile } from "./tar-index.js";
+export type { SeekableArchiveIndex, TarSpan } from "./tar-index.js";

@@ -1,28 +1,25 @@
-// Local OCI imports: `oci:DIR[:REF|:@N]` and `oci-archive:FILE[:REF|:@N]`. Blobs are handed to the
-// store exactly as the layout holds them (no recompression), so images that share a layer share
-// its blob on disk.
+// Local OCI imports: `oci:DIR[:REF|:@N]` and `oci-archive:FILE[:REF|:@N]`, each a copy from the
+// layout or archive source into the store sink. Blobs are handed to the store exactly as the
+// layout holds them (no recompression), so images that share a layer share its blob on disk.
+import { readFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
-import { createReadStream, createWriteStream, readFileSync } from "node:fs";
-import { mkdir, rm } from "node:fs/promises";
-import { basename, dirname, join, resolve } from "node:path";
-import { pipeline } from "node:stream/promises";
+import { basename, join, resolve } from "node:path";
 import {
   ErrorCode,
   RktError,
   hostPlatform,
-  isIndexType,
   isRktError,
-  parseIndexOrThrow,
-  parseManifest,
-  parseManifestOrThrow,
-  selectPlatform,
+  platformImage,
   type Abortable,
-  type Descriptor,
+  type ImageOrIndex,
   type Platform,
 } from "@rkt/oci";
-import { importOciImage, type ImageSource, type ImportResult, type LocalStore } from "@rkt/store";
-import { listArchiveEntries } from "./docker-archive.js";
-import { blobRelativePath, openOciLayout, refNameAnnotation, type OciLayoutReader } from "./oci-layout.js";
+import type { ImportResult, LocalStore } from "@rkt/store";
+import { copyImage } from "./image/copy.js";
+import { layoutImage } from "./image/layout.js";
+import { openOciArchive } from "./image/oci-archive.js";
+import { storeSink } from "./image/store.js";
+import { refNameAnnotation, type OciLayoutReader } from "./oci-layout.js";
 
 /** Which image of a layout to import, and how to record it. */
 export interface ImportOciLayoutOptions extends Abortable {
@@ -44,46 +41,15 @@ export interface OciLayoutImportResult extends ImportResult {
   readonly digests: readonly string[];
   /** Config and layer bytes copied from the layout into the store. */
   readonly bytesWritten: number;
-  /** Config and layer bytes the store already had (looked up before the import; informational). */
+  /** Config and layer bytes the store already had. */
   readonly bytesReused: number;
 }
 
-// Nested indexes are legal; bound the depth so a cycle of digests cannot loop forever.
-const maxIndexDepth = 4;
-
 /**
- * An {@link ImageSource} over a layout: each blob is read from `blobs/<alg>/<hex>`. A missing
- * blob fails at once (RKT_NOT_FOUND naming its path) and a blob of the wrong size before any
- * byte is read (RKT_SIZE_MISMATCH); the digest is not checked here because the store's writer
- * hashes every byte and refuses a mismatch at commit (one hash pass instead of two).
+ * A ref name that is itself a reference (`example.com/app:1.0`) gives name and tag; a bare tag
+ * (`latest`, what skopeo and umoci write for `oci:DIR:TAG`) is a tag of the directory's name.
  */
-export function layoutImageSource(reader: OciLayoutReader): ImageSource {
-  return {
-    blob: async (desc, o) => {
-      const size = await reader.blobSize(desc.digest);
-      if (size === undefined) {
-        throw new RktError(
-          ErrorCode.NotFound,
-          `blob ${desc.digest} is missing (${blobRelativePath(desc.digest)})`,
-        );
-      }
-      if (size !== desc.size) {
-        throw new RktError(
-          ErrorCode.SizeMismatch,
-          `blob ${desc.digest}: size mismatch: descriptor says ${desc.size} bytes, file has ${size}`,
-        );
-      }
-      return createReadStream(reader.blobPath(desc.digest), {
-        highWaterMark: 1 << 20,
-        ...(o?.signal === undefined ? {} : { signal: o.signal }),
-      });
-    },
-  };
-}
-
-// A ref name that is itself a reference (`example.com/app:1.0`) gives name and tag; a bare tag
-// (`latest`, what skopeo and umoci write for `oci:DIR:TAG`) is a tag of the directory's name.
-function nameAndTag(ref: string | undefined, base: string): { name: string; tag: string | undefined } {
+export function nameAndTag(ref: string | undefined, base: string): { name: string; tag: string | undefined } {
   if (ref === undefined || ref === "") return { name: base, tag: undefined };
   const colon = ref.lastIndexOf(":");
   if (ref.includes("/") && colon > ref.lastIndexOf("/")) {
@@ -93,90 +59,61 @@ function nameAndTag(ref: string | undefined, base: string): { name: string; tag:
   return { name: base, tag: ref };
 }
 
+// Errors name the input as the user typed it; a reader's own path (for an archive, a temporary
+// directory that means nothing to the user) is dropped.
+function named(e: unknown, what: string, dir: string): RktError {
+  if (isRktError(e) && e.message.startsWith(what)) return e;
+  if (isRktError(e)) {
+    let m = e.message;
+    for (const p of [`${dir}: `, `oci-archive:${dir}: `]) if (m.startsWith(p)) m = m.slice(p.length);
+    return new RktError(e.code, `${what}: ${m}`, { cause: e });
+  }
+  return new RktError(ErrorCode.Io, `${what}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+}
+
+async function importFound(
+  store: LocalStore,
+  found: ImageOrIndex,
+  refName: string | undefined,
+  base: string,
+  o: ImportOciLayoutOptions,
+  what: string,
+): Promise<OciLayoutImportResult> {
+  const image = await platformImage(found, o.platform ?? hostPlatform(), what, o);
+  const { name, tag } = nameAndTag(refName, base);
+  const sink = storeSink(store, { name: o.name ?? name, what });
+  const c = await copyImage(image, sink, { tag, signal: o.signal });
+  const result = sink.imported[0];
+  if (result === undefined) throw new RktError(ErrorCode.Internal, `${what}: nothing was imported`);
+  const m = image.manifest;
+  return {
+    ...result,
+    digests: [result.id, m.config.digest, ...m.layers.map((l) => l.digest)],
+    bytesWritten: c.bytes.written,
+    bytesReused: c.bytes.exists,
+  };
+}
+
 /**
- * Imports one image of an opened OCI layout into `store`: resolves the ref (or `@N`, or the only
- * entry) in index.json; an index (image index or Docker manifest list) is resolved to the
- * manifest for `o.platform` (default: the host's) with {@link selectPlatform}; then the manifest,
- * config and layers go to the store as they are, each verified. The image ID is the platform
- * manifest's digest. Errors name `o.what`: RKT_NOT_FOUND (no such ref, missing blob),
- * RKT_AMBIGUOUS (several entries, none named), RKT_DIGEST_MISMATCH / RKT_SIZE_MISMATCH (corrupt
- * blob), RKT_INVALID_MANIFEST, RKT_NO_MATCHING_PLATFORM. No image row is written on failure.
+ * Imports one image of an opened OCI layout into `store`: the ref (or `@N`, or the only entry) of
+ * index.json; an index is resolved to the manifest for `o.platform` (default the host's). The
+ * image ID is the platform manifest's digest. Errors name `o.what`: RKT_NOT_FOUND (no such ref,
+ * missing blob), RKT_AMBIGUOUS (several entries, none named), RKT_DIGEST_MISMATCH /
+ * RKT_SIZE_MISMATCH (corrupt blob), RKT_INVALID_MANIFEST, RKT_NO_MATCHING_PLATFORM. No image row
+ * is written on failure.
  */
 export async function importOciLayout(
   store: LocalStore,
   reader: OciLayoutReader,
   o: ImportOciLayoutOptions = {},
 ): Promise<OciLayoutImportResult> {
-  return importFromReader(store, reader, o, basename(resolve(reader.dir)));
-}
-
-async function importFromReader(
-  store: LocalStore,
-  reader: OciLayoutReader,
-  o: ImportOciLayoutOptions,
-  baseName: string,
-): Promise<OciLayoutImportResult> {
   const what = o.what ?? `oci:${reader.dir}${o.ref !== undefined ? `:${o.ref}` : ""}`;
   try {
-    let desc: Descriptor;
-    if (o.index !== undefined) {
-      const d = reader.index.manifests[o.index];
-      if (d === undefined) {
-        throw new RktError(
-          ErrorCode.NotFound,
-          `index.json has ${reader.index.manifests.length} entries, no entry @${o.index}`,
-        );
-      }
-      desc = d;
-    } else {
-      desc = reader.resolve(o.ref);
-    }
-    const refName = o.ref ?? desc.annotations?.[refNameAnnotation];
-    const want = o.platform ?? hostPlatform();
-    for (let depth = 0; isIndexType(desc.mediaType); depth++) {
-      if (depth >= maxIndexDepth) {
-        throw new RktError(ErrorCode.InvalidManifest, `indexes nested more than ${maxIndexDepth} deep`);
-      }
-      const raw = await reader.readBlob(desc);
-      const index = parseIndexOrThrow(raw, desc.mediaType, `index ${desc.digest}`).value;
-      desc = selectPlatform(index.manifests, want, `index ${desc.digest}`);
-    }
-    const rawManifest = await reader.readBlob(desc);
-    const { name, tag } = nameAndTag(refName, baseName);
-    // What the store already has, for the summary (a bad manifest is importOciImage's to report).
-    const pre = parseManifest(rawManifest, desc.mediaType);
-    const blobs = (pre.ok ? [pre.value.config, ...pre.value.layers] : []).filter(
-      (d, i, a) => a.findIndex((x) => x.digest === d.digest) === i,
-    );
-    let bytesReused = 0;
-    for (const d of blobs) if (await store.exists(d.digest)) bytesReused += d.size;
-    const bytesTotal = blobs.reduce((a, d) => a + d.size, 0);
-    const result = await importOciImage(store, {
-      rawManifest,
-      mediaType: desc.mediaType,
-      source: layoutImageSource(reader),
-      name: o.name ?? name,
-      tag,
-      what,
-      signal: o.signal,
-    });
-    // importOciImage validated the manifest; read its blob list from the same bytes.
-    const m = parseManifestOrThrow(rawManifest, desc.mediaType, `manifest ${desc.digest}`).value;
-    return {
-      ...result,
-      digests: [result.id, m.config.digest, ...m.layers.map((l) => l.digest)],
-      bytesWritten: bytesTotal - bytesReused,
-      bytesReused,
-    };
+    const found = await layoutImage(reader, o, what);
+    const refName = o.ref ?? found.descriptor.annotations?.[refNameAnnotation];
+    return await importFound(store, found, refName, basename(resolve(reader.dir)), o, what);
   } catch (e) {
-    if (isRktError(e) && e.message.startsWith(what)) throw e;
-    // The reader names its directory; `what` already names the input (and for an archive the
-    // directory is a temp path that means nothing to the user).
-    if (isRktError(e)) {
-      const m = e.message.startsWith(`${reader.dir}: `) ? e.message.slice(reader.dir.length + 2) : e.message;
-      throw new RktError(e.code, `${what}: ${m}`, { cause: e });
-    }
-    throw new RktError(ErrorCode.Io, `${what}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    throw named(e, what, reader.dir);
   }
 }
 
@@ -195,16 +132,11 @@ function tempName(): string {
   return `${process.pid}-${start}-oci-archive-${randomBytes(6).toString("hex")}`;
 }
 
-// Only the layout's own files are unpacked: anything else in the archive is ignored, so a hostile
-// archive cannot write outside the temp directory.
-const layoutEntry = /^(?:oci-layout|index\.json|blobs\/[a-z0-9]+\/[a-f0-9]{32,128})$/;
-
 /**
- * Imports one image of an OCI archive (a tar, possibly compressed, of an image layout): the
- * layout's files are unpacked into a temp directory under the store's `tmp/` (same file system as
- * the blobs), imported with {@link importOciLayout}, and the directory is always removed (GC
- * sweeps it if the process dies). Errors as {@link importOciLayout}, plus RKT_INVALID_ARCHIVE
- * for an unreadable tar and RKT_NOT_FOUND when the archive holds no layout, naming `o.what`.
+ * Imports one image of an OCI archive (a tar of an image layout): an uncompressed archive is read
+ * in place; a compressed one is unpacked under the store's `tmp/` (GC sweeps it if the process
+ * dies) and always removed after. Errors as {@link importOciLayout}, plus RKT_INVALID_ARCHIVE for
+ * an unreadable tar and RKT_NOT_FOUND when the archive holds no layout, naming `o.what`.
  */
 export async function importOciArchive(
   store: LocalStore,
@@ -212,40 +144,16 @@ export async function importOciArchive(
   o: ImportOciArchiveOptions = {},
 ): Promise<OciLayoutImportResult> {
   const what = o.what ?? `oci-archive:${file}${o.ref !== undefined ? `:${o.ref}` : ""}`;
-  const dir = join(store.paths.tmp, tempName());
+  const unpackTo = join(store.paths.tmp, tempName());
+  let opened;
   try {
-    await mkdir(dir, { recursive: true });
-    try {
-      await listArchiveEntries(file, async (name, body, type) => {
-        if ((type !== "file" && type !== "contiguous-file") || !layoutEntry.test(name)) return false;
-        const dest = join(dir, name);
-        await mkdir(dirname(dest), { recursive: true });
-        await pipeline(body, createWriteStream(dest, { highWaterMark: 1 << 20 }));
-        return false;
-      });
-    } catch (e) {
-      if (isRktError(e))
-        throw new RktError(e.code, `${what}: ${e.message.replace(`${file}: `, "")}`, { cause: e });
-      throw new RktError(ErrorCode.Io, `${what}: ${e instanceof Error ? e.message : String(e)}`, {
-        cause: e,
-      });
-    }
-    let reader: OciLayoutReader;
-    try {
-      reader = await openOciLayout(dir);
-    } catch (e) {
-      const m = isRktError(e) ? e.message.replace(`${dir}: `, "") : String(e);
-      throw new RktError(
-        isRktError(e) ? e.code : ErrorCode.Io,
-        `${what}: ${m.replace("OCI image layout", "OCI archive")}`,
-        {
-          cause: e,
-        },
-      );
-    }
+    opened = await openOciArchive(file, { ref: o.ref, index: o.index, unpackTo });
+    const refName = o.ref ?? opened.image.descriptor.annotations?.[refNameAnnotation];
     const base = basename(resolve(file)).replace(/\.(?:tar|tgz|tar\.\w+)$/, "");
-    return await importFromReader(store, reader, { ...o, what }, base);
+    return await importFound(store, opened.image, refName, base, o, what);
+  } catch (e) {
+    throw named(e, what, file);
   } finally {
-    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    await opened?.close();
   }
 }

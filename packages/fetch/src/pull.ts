@@ -9,17 +9,18 @@ import {
   hostPlatform,
   isIndexType,
   isRktError,
+  platformImage,
   type Abortable,
   type Descriptor,
   type Digest,
-  type Digester,
   type DockerRef,
   type Platform,
 } from "@rkt/oci";
-import type { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
-import { importOciImage, touchImage, type ImageSource, type LocalStore } from "@rkt/store";
+import { getImage, getRemote, imageContent, recordRemote, touchImage, type LocalStore } from "@rkt/store";
 import type { DockerImageVerifier } from "./docker-policy.js";
+import { copyImage } from "./image/copy.js";
+import { registryImage } from "./image/registry.js";
+import { storeSink } from "./image/store.js";
 import { RegistryClient, type BlobProgress } from "./registry/client.js";
 import type { CredentialsProvider } from "./registry/credentials.js";
 import type { InsecureOptions } from "./registry/http.js";
@@ -108,66 +109,27 @@ interface Stored {
 
 // The image a remote key (or, for a digest ref, the digest itself) points at, if still stored.
 function storedFor(store: LocalStore, ref: DockerRef, key: string): Stored | undefined {
-  const row = store.db
-    .prepare(
-      "SELECT r.manifest_digest AS md, i.id AS id, i.labels AS labels FROM remotes r JOIN images i ON i.id = r.image_id WHERE r.url = ?",
-    )
-    .get(key) as { md: string | null; id: Digest; labels: string } | undefined;
-  const img =
-    row ??
-    (ref.digest !== undefined
-      ? (store.db
-          .prepare("SELECT NULL AS md, id, labels FROM images WHERE id = ? AND kind = 'oci'")
-          .get(ref.digest) as { md: null; id: Digest; labels: string } | undefined)
-      : undefined);
-  if (img === undefined) return undefined;
-  let labels: Record<string, unknown> = {};
+  const remote = getRemote(store, key);
+  const id = remote?.imageId ?? ref.digest;
+  if (id === undefined) return undefined;
+  let rec;
   try {
-    labels = JSON.parse(img.labels) as Record<string, unknown>;
-  } catch {
-    // Labels are informational here; a broken row only loses the platform check.
+    rec = getImage(store, id);
+  } catch (e) {
+    if (isRktError(e, ErrorCode.NotFound)) return undefined;
+    throw e;
   }
-  const str = (v: unknown): string | undefined => (typeof v === "string" ? v : undefined);
+  if (rec.kind !== "oci") return undefined;
   return {
-    id: img.id,
-    manifestDigest: img.md ?? undefined,
-    os: str(labels["os"]),
-    arch: str(labels["arch"]),
+    id: rec.id as Digest,
+    manifestDigest: remote?.manifestDigest,
+    os: rec.labels["os"],
+    arch: rec.labels["arch"],
   };
 }
 
 function platformMatches(s: Stored, want: Platform): boolean {
   return (s.os === undefined || s.os === want.os) && (s.arch === undefined || s.arch === want.architecture);
-}
-
-function imageDigests(store: LocalStore, id: string): { digests: Digest[]; size: number } {
-  const rows = store.db
-    .prepare(
-      "SELECT digest FROM image_blobs WHERE image_id = ? ORDER BY CASE role WHEN 'manifest' THEN 0 WHEN 'config' THEN 1 ELSE 2 END, position",
-    )
-    .all(id) as { digest: Digest }[];
-  const size = (
-    store.db.prepare("SELECT size FROM images WHERE id = ?").get(id) as { size: number } | undefined
-  )?.size;
-  return { digests: rows.map((r) => r.digest), size: size ?? 0 };
-}
-
-// The store hashes every byte it ingests (a resumed ingest's kept prefix included) and commits a
-// blob only if it matches the descriptor's digest and size, as the ImageSource contract promises;
-// a second SHA-256 pass in the client would double the CPU per byte on Node's single thread
-// (cold pulls were 2x skopeo with it, 1.2x without). This stand-in holds no hash state and answers
-// the expected digest; the client still enforces the size as bytes arrive.
-function trustingDigester(bytes: number, digest: Digest): Digester {
-  let n = bytes;
-  return {
-    update(chunk) {
-      n += chunk.length;
-    },
-    digest: () => digest,
-    get bytes() {
-      return n;
-    },
-  };
 }
 
 /**
@@ -201,7 +163,7 @@ export async function pullImage(
   const stored = storedFor(store, ref, key);
   const fromStore = (s: Stored, source: "store" | "unchanged", downloaded: number): PullResult => {
     touchImage(store, s.id);
-    const { digests, size } = imageDigests(store, s.id);
+    const { digests, size } = imageContent(store, s.id);
     return {
       id: s.id,
       name,
@@ -271,80 +233,46 @@ export async function pullImage(
         if (sameTop && sameImage) {
           // The registry's current answer is re-admitted: a signature may have been withdrawn.
           await o.verify?.({ ref, client, topDigest: top.digest, manifestDigest: stored.id, signal });
-          recordRemote(store, key, top.digest, stored.id);
+          recordRemote(store, { url: key }, stored.id, top.digest, Date.now());
           return fromStore(stored, "unchanged", 0);
         }
       }
       // By digest once known, so the tag cannot move between the HEAD and the GET.
-      const image = await client.getImage(repository, top?.digest ?? reference, { platform: want, signal });
-      const tagDigest = image.index?.descriptor.digest ?? image.manifest.descriptor.digest;
+      const found = await registryImage(client, repository, top?.digest ?? reference, { signal });
+      const image = await platformImage(found, want, what, { signal });
+      const tagDigest = found.descriptor.digest;
       // Admission before any blob moves: a refused image leaves nothing behind.
       await o.verify?.({
         ref,
         client,
         topDigest: tagDigest,
-        manifestDigest: image.manifest.descriptor.digest,
+        manifestDigest: image.descriptor.digest,
         signal,
       });
-      let downloaded = (image.index?.raw.length ?? 0) + image.manifest.raw.length;
-      let reused = 0;
-      const seen = new Map<string, number>();
-      const onProgress = (p: BlobProgress): void => {
-        downloaded += p.bytes - (seen.get(p.digest) ?? 0);
-        seen.set(p.digest, p.bytes);
-        o.onProgress?.(p);
-      };
-      const fetchFrom = (d: Descriptor, start: number, s: AbortSignal | undefined) => {
-        // Progress counts from the blob's start; the kept prefix was not downloaded now.
-        seen.set(d.digest, start);
-        return client.fetchBlob(repository, d, {
-          offset: start,
-          digester: trustingDigester(start, d.digest),
-          signal: s,
-          onProgress,
-        });
-      };
-      // Blobs go to the store before the import, under a lease (so GC cannot sweep a committed
-      // blob before the image row names it) and with ingests kept on failure: an interrupted pull
-      // (Ctrl-C, network loss, kill) resumes where its ingest stopped on the next run.
-      const lease = store.createLease({ labels: { purpose: `pull ${what}` } });
-      let r;
-      try {
-        const blobs = [image.parsed.config, ...image.parsed.layers].filter(
-          (d, i, a) => a.findIndex((x) => x.digest === d.digest) === i,
-        );
-        await runLimited(blobs, Math.max(1, o.parallel ?? defaultPullParallel), signal, async (d, s) => {
-          const kept = await downloadBlob(store, d, lease, s, fetchFrom);
-          if (kept === "present") reused += d.size;
-          else reused += kept;
-        });
-        // Every blob is present now; the source serves only if one vanished meanwhile.
-        const source: ImageSource = {
-          blob: (d, so) => fetchFrom(d, 0, so?.signal ?? signal),
-        };
-        r = await importOciImage(store, {
-          rawManifest: image.manifest.raw,
-          mediaType: image.manifest.descriptor.mediaType,
-          source,
-          name,
-          tag: tag ?? "latest",
-          latest: tag === "latest",
-          what,
-          signal,
-        });
-      } finally {
-        store.deleteLease(lease);
-      }
-      recordRemote(store, key, tagDigest, r.id);
-      const { digests, size } = imageDigests(store, r.id);
+      // Blobs go through the store's writer under the sink's lease, with ingests kept on failure:
+      // an interrupted pull (Ctrl-C, network loss, kill) resumes where it stopped on the next run.
+      const sink = storeSink(store, { name, what });
+      const c = await copyImage(image, sink, {
+        tag: tag ?? "latest",
+        parallel: o.parallel ?? defaultPullParallel,
+        ranged: true,
+        signal,
+        onProgress: (e) => {
+          if (e.kind === "blob") o.onProgress?.({ digest: e.digest, bytes: e.bytes, total: e.total });
+        },
+      });
+      const id = image.descriptor.digest;
+      recordRemote(store, { url: key }, id, tagDigest, Date.now());
+      const { digests, size } = imageContent(store, id);
+      const documents = image.rawManifest.length + (found.kind === "index" ? found.rawManifest.length : 0);
       return {
-        id: r.id as Digest,
+        id,
         name,
         tag,
         digests,
         size,
-        bytesDownloaded: downloaded,
-        bytesReused: reused,
+        bytesDownloaded: documents + c.bytes.written - sink.bytesResumed,
+        bytesReused: c.bytes.exists + sink.bytesResumed,
         source: "pulled",
         remote: key,
       };
@@ -362,97 +290,6 @@ export async function pullImage(
     }
   }
   throw new RktError(ErrorCode.Internal, `${what}: no source to pull from`);
-}
-
-// Streams one blob into its ingest (`blob-<digest>`, the ref importOciImage uses too, so
-// concurrent pulls of a blob serialise on it) and commits it against its digest. Resolves
-// "present" when the store had it, else the bytes the ingest already held (resumed, not fetched).
-// On failure the ingest is closed, not discarded, so the next attempt resumes it; the commit
-// itself discards data that does not hash to the digest.
-async function downloadBlob(
-  store: LocalStore,
-  d: Descriptor,
-  lease: string,
-  signal: AbortSignal,
-  fetchFrom: (d: Descriptor, start: number, s: AbortSignal) => Promise<Readable>,
-): Promise<"present" | number> {
-  store.leaseAdd(lease, "blob", d.digest);
-  if (await store.exists(d.digest)) return "present";
-  let w;
-  try {
-    w = await store.writer({
-      ref: `blob-${d.digest}`,
-      expected: { digest: d.digest, size: d.size },
-      wait: true,
-      signal,
-      mediaType: d.mediaType,
-      lease,
-    });
-  } catch (e) {
-    if (isRktError(e, ErrorCode.AlreadyExists)) return "present"; // another process wrote it meanwhile
-    throw e;
-  }
-  const kept = w.status().offset;
-  try {
-    if (kept < d.size) await pipeline(await fetchFrom(d, kept, signal), batch, w.stream, { signal });
-    await w.commit();
-    return kept;
-  } catch (e) {
-    // Nothing written: nothing worth resuming (and the store cannot rehash an empty ingest).
-    if (w.status().offset === 0) await w.abort();
-    else await w.close();
-    throw e;
-  }
-}
-
-/**
- * Joins network chunks (~64 KiB) into 1 MiB buffers for store writers: the store issues one
- * write per chunk it gets, so this cuts the write calls 16-fold (the per-call cost dominated a
- * profile of cold pulls). @internal
- */
-export async function* batch(src: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-  let parts: Buffer[] = [];
-  let have = 0;
-  for await (const c of src) {
-    parts.push(c);
-    have += c.length;
-    if (have >= batchBytes) {
-      yield parts.length === 1 ? parts[0]! : Buffer.concat(parts, have);
-      parts = [];
-      have = 0;
-    }
-  }
-  if (have > 0) yield Buffer.concat(parts, have);
-}
-const batchBytes = 1 << 20;
-
-// Runs `fn` over `items`, `limit` at a time; the first failure stops new work and aborts the
-// rest (their ingests are kept), then is rethrown.
-async function runLimited<T>(
-  items: readonly T[],
-  limit: number,
-  outer: AbortSignal | undefined,
-  fn: (t: T, signal: AbortSignal) => Promise<void>,
-): Promise<void> {
-  const ac = new AbortController();
-  const signal = outer === undefined ? ac.signal : AbortSignal.any([outer, ac.signal]);
-  let next = 0;
-  let failure: { e: unknown } | undefined;
-  const worker = async (): Promise<void> => {
-    while (failure === undefined && next < items.length) {
-      const item = items[next++]!;
-      try {
-        await fn(item, signal);
-      } catch (e) {
-        if (failure === undefined) {
-          failure = { e };
-          ac.abort(e);
-        }
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failure !== undefined) throw failure.e;
 }
 
 /**
@@ -498,15 +335,4 @@ export class PullProgress {
 
 function mib(n: number): string {
   return `${(n / (1 << 20)).toFixed(1)} MiB`;
-}
-
-// The remote row `update` compares against next time: the digest the tag resolved to (an index's
-// when it is one) and the image it gave.
-function recordRemote(store: LocalStore, key: string, manifestDigest: string, id: string): void {
-  store.db
-    .prepare(
-      `INSERT OR REPLACE INTO remotes (url, etag, max_age, download_time, manifest_digest, image_id, sig_url)
-       VALUES (?, NULL, NULL, ?, ?, ?, NULL)`,
-    )
-    .run(key, Date.now(), manifestDigest, id);
 }

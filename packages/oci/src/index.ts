@@ -97,3 +97,16 @@ export type {
   IngestStatus,
   WriterOptions,
 } from "./content.js";
+export { imageFromRaw, platformImage, imageBlobs, maxManifestBytes, maxConfigBytes } from "./image.js";
+export type {
+  Image,
+  ImageIndex,
+  ImageOrIndex,
+  Layer,
+  BlobFetcher,
+  OpenBlobOptions,
+  ImageSink,
+  BlobWriteOutcome,
+  WriteBlobOptions,
+  WriteManifestOptions,
+} from "./image.js";

@@ -1,7 +1,7 @@
 // Image rows: identity, resolution with rkt's rules and messages (rkt.md §4.3, §4.5), listing,
 // removal, last-used, manifests. Reads only the index unless a function says otherwise.
 import { buffer } from "node:stream/consumers";
-import { ErrorCode, RktError, parseDigest } from "@rkt/oci";
+import { ErrorCode, RktError, parseDigest, type Digest } from "@rkt/oci";
 import type { LocalStore } from "./local-store.js";
 
 /** The two kinds of image the store holds. */
@@ -234,6 +234,19 @@ export function listImages(store: LocalStore, o: ListImagesOptions = {}): ImageR
 export function touchImage(store: LocalStore, id: string, now = Date.now()): void {
   const r = store.db.prepare("UPDATE images SET last_used = ? WHERE id = ?").run(now, id);
   if (r.changes === 0) throw new RktError(ErrorCode.NotFound, `cannot find image with key: ${id}`);
+}
+
+/** The blobs of image `id`, manifest first, then config, then layers in order, and its stored size. */
+export function imageContent(store: LocalStore, id: string): { digests: Digest[]; size: number } {
+  const rows = store.db
+    .prepare(
+      "SELECT digest FROM image_blobs WHERE image_id = ? ORDER BY CASE role WHEN 'manifest' THEN 0 WHEN 'config' THEN 1 ELSE 2 END, position",
+    )
+    .all(id) as { digest: Digest }[];
+  const size = (
+    store.db.prepare("SELECT size FROM images WHERE id = ?").get(id) as { size: number } | undefined
+  )?.size;
+  return { digests: rows.map((r) => r.digest), size: size ?? 0 };
 }
 
 /** The result of removing one image. */

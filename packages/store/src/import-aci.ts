@@ -314,7 +314,10 @@ export async function importAci(
   }
 }
 
-/** @internal */
+/**
+ * Records where image `id` came from: the remote `r.url` (e.g. `docker://host/repo:tag`) and the
+ * `digest` it resolved to (an index's, for a tag that names one), so the next `update` can compare.
+ */
 export function recordRemote(
   store: LocalStore,
   r: RemoteInfo,

@@ -59,41 +59,104 @@ export interface ImportOciOptions extends Abortable {
 
 const configCap = 16 << 20;
 
-async function writeFromSource(
+/** Options of {@link ingestBlob}. */
+export interface IngestBlobOptions extends Abortable {
+  /** Protects the committed blob from GC until the caller records it. */
+  lease?: string | undefined;
+  /**
+   * `open` serves from an offset (an HTTP Range, a file): a partial ingest an earlier attempt left
+   * is resumed, and on failure what was written is kept for the next attempt. Otherwise a partial
+   * ingest is restarted and a failed one discarded.
+   */
+  ranged?: boolean | undefined;
+  /** Bytes of the blob held so far, counted from its start (a resumed prefix included). */
+  onProgress?: ((bytes: number) => void) | undefined;
+}
+
+/** How {@link ingestBlob} got the blob, and the bytes of a partial ingest it resumed from. */
+export interface IngestOutcome {
+  readonly how: "exists" | "written";
+  readonly resumed: number;
+}
+
+/**
+ * Joins network chunks (~64 KiB) into 1 MiB buffers for a store writer, which issues one write
+ * per chunk it gets: the per-call cost dominated a profile of cold pulls. `onBytes` hears each
+ * buffer's size as it passes.
+ */
+export async function* batchChunks(
+  src: AsyncIterable<Buffer>,
+  onBytes?: (n: number) => void,
+): AsyncGenerator<Buffer> {
+  let parts: Buffer[] = [];
+  let have = 0;
+  for await (const c of src) {
+    parts.push(c);
+    have += c.length;
+    if (have >= batchBytes) {
+      onBytes?.(have);
+      yield parts.length === 1 ? parts[0]! : Buffer.concat(parts, have);
+      parts = [];
+      have = 0;
+    }
+  }
+  if (have > 0) {
+    onBytes?.(have);
+    yield Buffer.concat(parts, have);
+  }
+}
+const batchBytes = 1 << 20;
+
+/**
+ * The store's one blob writer: writes `desc` from `open(start)` unless it is stored. Leases the
+ * digest before looking (a concurrent GC must not remove what is reused), takes the ingest
+ * `blob-<digest>` (concurrent writers of a blob, in any process, wait on it and then find it
+ * committed), resumes or restarts a partial ingest, and commits against digest and size: bytes
+ * that do not hash to `desc` are discarded and never visible (RKT_DIGEST_MISMATCH,
+ * RKT_SIZE_MISMATCH).
+ */
+export async function ingestBlob(
   store: LocalStore,
   desc: Descriptor,
   open: (start: number) => Promise<Readable>,
-  canResume: boolean,
-  lease: string,
-  signal: AbortSignal | undefined,
-): Promise<void> {
-  // Protect the blob before looking: a concurrent GC must not remove what we decide to reuse.
-  store.leaseAdd(lease, "blob", desc.digest);
-  if (await store.exists(desc.digest)) return;
+  o: IngestBlobOptions = {},
+): Promise<IngestOutcome> {
+  if (o.lease !== undefined) store.leaseAdd(o.lease, "blob", desc.digest);
+  if (await store.exists(desc.digest)) return { how: "exists", resumed: 0 };
   let w;
   try {
     w = await store.writer({
       ref: `blob-${desc.digest}`,
       expected: { digest: desc.digest, size: desc.size },
       wait: true,
-      signal,
+      signal: o.signal,
       mediaType: desc.mediaType,
-      lease,
-      // Without a range read the partial data of an earlier attempt is useless.
-      fresh: !canResume,
+      lease: o.lease,
+      fresh: o.ranged !== true,
     });
   } catch (e) {
-    if (isRktError(e, ErrorCode.AlreadyExists)) return; // another process wrote it while we waited
+    if (isRktError(e, ErrorCode.AlreadyExists)) return { how: "exists", resumed: 0 };
     throw e;
   }
+  const resumed = w.status().offset;
   try {
-    const off = w.status().offset;
-    if (off < desc.size) {
-      await pipeline(await open(off), w.stream, { signal: signal ?? new AbortController().signal });
+    if (resumed < desc.size) {
+      let bytes = resumed;
+      const count = (n: number): void => {
+        bytes += n;
+        o.onProgress?.(bytes);
+      };
+      const src = await open(resumed);
+      await pipeline(src, (s: AsyncIterable<Buffer>) => batchChunks(s, count), w.stream, {
+        signal: o.signal ?? new AbortController().signal,
+      });
     }
     await w.commit();
+    return { how: "written", resumed };
   } catch (e) {
-    await w.abort();
+    // Keep what a ranged source can resume; nothing written is nothing worth keeping.
+    if (o.ranged === true && w.status().offset > 0) await w.close();
+    else await w.abort();
     throw e;
   }
 }
@@ -137,19 +200,17 @@ export async function importOciImage(store: LocalStore, o: ImportOciOptions): Pr
     const l = lease;
     const signal = o.signal;
     const raw = Buffer.from(o.rawManifest);
-    await writeFromSource(
+    await ingestBlob(
       store,
       { mediaType: manifestType, digest, size: raw.length },
       (start) => Promise.resolve(Readable.from([raw.subarray(start)], { objectMode: false })),
-      true,
-      l,
-      signal,
+      { lease: l, ranged: true, signal },
     );
     const blobFrom = o.source.blobFrom?.bind(o.source);
     const fromSource = (d: Descriptor) => (start: number) =>
       start > 0 && blobFrom !== undefined ? blobFrom(d, start, { signal }) : o.source.blob(d, { signal });
-    const resumable = blobFrom !== undefined;
-    await writeFromSource(store, manifest.config, fromSource(manifest.config), resumable, l, signal);
+    const ranged = blobFrom !== undefined;
+    await ingestBlob(store, manifest.config, fromSource(manifest.config), { lease: l, ranged, signal });
     let config: ImageConfig | undefined;
     if (isConfigType(manifest.config.mediaType)) {
       if (manifest.config.size > configCap) {
@@ -168,7 +229,7 @@ export async function importOciImage(store: LocalStore, o: ImportOciOptions): Pr
       }
     }
     await runLimited(manifest.layers, o.concurrency ?? 3, (d) =>
-      writeFromSource(store, d, fromSource(d), resumable, l, signal),
+      ingestBlob(store, d, fromSource(d), { lease: l, ranged, signal }).then(() => undefined),
     );
     const all: { d: Descriptor; role: "manifest" | "config" | "layer"; pos: number }[] = [
       { d: { mediaType: manifestType, digest, size: raw.length }, role: "manifest", pos: 0 },

@@ -15,6 +15,7 @@ export {
   resolveImage,
   listImages,
   touchImage,
+  imageContent,
   removeImages,
   catManifest,
 } from "./images.js";
@@ -28,7 +29,7 @@ export type {
 } from "./images.js";
 export { gc, defaultGracePeriodMs } from "./gc.js";
 export type { GcOptions, GcReport } from "./gc.js";
-export { importAci, getRemote } from "./import-aci.js";
+export { importAci, getRemote, recordRemote } from "./import-aci.js";
 export { ingestPaths, refreshRemote } from "./ingest-files.js";
 export type {
   ImportAciOptions,
@@ -37,8 +38,8 @@ export type {
   RemoteRecord,
   BeforeCommitInfo,
 } from "./import-aci.js";
-export { importOciImage, diffIdOf } from "./import-oci.js";
-export type { ImageSource, ImportOciOptions } from "./import-oci.js";
+export { importOciImage, ingestBlob, batchChunks, diffIdOf } from "./import-oci.js";
+export type { ImageSource, ImportOciOptions, IngestBlobOptions, IngestOutcome } from "./import-oci.js";
 export { exportImage, extractImage } from "./export.js";
 export type { ExportOptions, ExtractOptions } from "./export.js";
 export { writeBlob, readBlobLimited } from "./content-helpers.js";

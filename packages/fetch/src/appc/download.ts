@@ -7,8 +7,7 @@ import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import type { BlobWriter } from "@rkt/oci";
 import { ErrorCode, RktError, isRktError } from "@rkt/oci";
-import { ingestPaths, type LocalStore } from "@rkt/store";
-import { batch } from "../pull.js";
+import { batchChunks, ingestPaths, type LocalStore } from "@rkt/store";
 import { discard } from "../registry/http.js";
 import { contentRangeStart, parseMaxAge, rangeValidator } from "./cache-control.js";
 import { transportError, type AppcHttpClient, type AppcResponse } from "./http.js";
@@ -154,7 +153,7 @@ async function receive(
     }
   }
   try {
-    await pipeline(res.body, counted, batch, w.stream);
+    await pipeline(res.body, counted, (src: AsyncIterable<Buffer>) => batchChunks(src), w.stream);
   } catch (e) {
     throw transportError(e, res.url, o.signal);
   }

@@ -119,6 +119,8 @@ export interface PushBlobOptions extends Abortable {
   readonly mountFrom?: string | undefined;
   /** Upload in `PATCH` chunks of at most this many bytes instead of one `PUT`. */
   readonly chunkSize?: number | undefined;
+  /** The caller has just seen the blob missing (a `HEAD`): do not ask again. */
+  readonly knownMissing?: boolean | undefined;
 }
 
 // Re-cuts a stream into buffers of exactly `size` bytes (the last one shorter).
@@ -518,7 +520,11 @@ export class RegistryClient {
    * `HEAD` a blob: its descriptor (size from `Content-Length`) when present, undefined on 404.
    * Network: yes.
    */
-  async statBlob(repository: string, digest: Digest, o: Abortable = {}): Promise<Descriptor | undefined> {
+  async statBlob(
+    repository: string,
+    digest: Digest,
+    o: Abortable & { forPush?: boolean | undefined } = {},
+  ): Promise<Descriptor | undefined> {
     this.checkNames(repository, digest);
     const what = `blob ${this.registry}/${repository}@${digest}`;
     try {
@@ -526,7 +532,8 @@ export class RegistryClient {
         method: "HEAD",
         path: `/v2/${repository}/blobs/${digest}`,
         repository,
-        scope: pullScope(repository),
+        // A pusher asks with the push scope: one token for the whole push.
+        scope: o.forPush === true ? pushScope(repository) : pullScope(repository),
         signal: o.signal,
         what,
       });
@@ -740,17 +747,19 @@ export class RegistryClient {
     if (o.mountFrom !== undefined) this.checkNames(o.mountFrom, desc.digest);
     const what = `blob ${desc.digest} to ${this.registry}/${repository}`;
     const scope = pushScope(repository);
-    const head = await this.request({
-      method: "HEAD",
-      path: `/v2/${repository}/blobs/${desc.digest}`,
-      repository,
-      scope,
-      ok: [200, 404],
-      signal: o.signal,
-      what,
-    });
-    await head.body.dump();
-    if (head.status === 200) return "exists";
+    if (o.knownMissing !== true) {
+      const head = await this.request({
+        method: "HEAD",
+        path: `/v2/${repository}/blobs/${desc.digest}`,
+        repository,
+        scope,
+        ok: [200, 404],
+        signal: o.signal,
+        what,
+      });
+      await head.body.dump();
+      if (head.status === 200) return "exists";
+    }
     const mount = o.mountFrom !== undefined && o.mountFrom !== repository ? o.mountFrom : undefined;
     const query =
       mount === undefined

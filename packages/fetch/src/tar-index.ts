@@ -4,8 +4,7 @@
 import { open } from "node:fs/promises";
 import { posix } from "node:path";
 import { cleanTarPath } from "@rkt/appc";
-import type { ArchiveEntry, ArchiveIndex } from "@rkt/fetch";
-import { isArchiveDocument } from "@rkt/fetch";
+import { isArchiveDocument, type ArchiveEntry, type ArchiveIndex } from "./docker-archive-plan.js";
 import { ErrorCode, RktError } from "@rkt/oci";
 
 /** Where a regular file's body lies in the tar. */
@@ -63,11 +62,15 @@ function paxRecords(b: Buffer): Map<string, string> {
 
 /**
  * Indexes the uncompressed tar `file` by its headers (ustar, PAX `x` records for path, linkpath
- * and size, GNU long names), reading the small documents {@link isArchiveDocument} names. Returns
+ * and size, GNU long names), reading the small documents `isDocument` names (default: a
+ * docker-archive's, {@link isArchiveDocument}). Returns
  * undefined when the file does not start with a tar header (compressed: use a streaming scan).
  * RKT_INVALID_ARCHIVE for a bad checksum or a truncated archive.
  */
-export async function indexTarFile(file: string): Promise<SeekableArchiveIndex | undefined> {
+export async function indexTarFile(
+  file: string,
+  isDocument: (name: string) => boolean = isArchiveDocument,
+): Promise<SeekableArchiveIndex | undefined> {
   const fh = await open(file, "r");
   try {
     const size = (await fh.stat()).size;
@@ -124,7 +127,7 @@ export async function indexTarFile(file: string): Promise<SeekableArchiveIndex |
           entries.set(name, { type: "file", size: bodySize, occurrences });
           spans.set(name, { offset: body, size: bodySize });
           docs.delete(name);
-          if (isArchiveDocument(name) && bodySize <= maxDocument) {
+          if (isDocument(name) && bodySize <= maxDocument) {
             const data = await read(body, bodySize);
             // Docker 25+ keeps configs and layers alike under blobs/sha256/: only JSON is kept.
             if (!name.startsWith("blobs/") || data[0] === 0x7b) {
