@@ -204,3 +204,11 @@ export { storeImage, storeSink } from "./image/store.js";
 export type { StoreSink, StoreSinkOptions } from "./image/store.js";
 export { indexTarFile } from "./tar-index.js";
 export type { SeekableArchiveIndex, TarSpan } from "./tar-index.js";
+export { parseImageLocation, openImageSource, openImageSink } from "./image/transports.js";
+export type {
+  ImageLocation,
+  TransportContext,
+  OpenedSource,
+  OpenedSink,
+  OpenSinkOptions,
+} from "./image/transports.js";

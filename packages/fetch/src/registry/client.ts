@@ -534,6 +534,8 @@ export class RegistryClient {
         repository,
         // A pusher asks with the push scope: one token for the whole push.
         scope: o.forPush === true ? pushScope(repository) : pullScope(repository),
+        // A push loads undici for its uploads anyway; its HEADs share that pool.
+        bulk: o.forPush === true,
         signal: o.signal,
         what,
       });

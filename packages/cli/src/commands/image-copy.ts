@@ -1,0 +1,270 @@
+// `rkt image copy SRC DST`, `rkt image push IMAGE DST` and `rkt image save -o FILE IMAGE…`: copies
+// between any source and sink of @rkt/fetch (skopeo's transport syntax, `rkt:` for the store).
+import { resolve } from "node:path";
+import { ErrorCode, RktError, type ImageSink } from "@rkt/oci";
+import type * as Fetch from "@rkt/fetch";
+import type { LocalStore } from "@rkt/store";
+import type { CommandContext } from "../context.js";
+import { wantedPlatform } from "./fetch.js";
+import { parseFlags, usageError, withStore } from "./image-common.js";
+
+const copyFlags = {
+  all: { type: "boolean", default: false },
+  format: { type: "string", default: "text" },
+  quiet: { type: "boolean", short: "q", default: false },
+  overwrite: { type: "boolean", default: false },
+  parallel: { type: "string" },
+  os: { type: "string" },
+  arch: { type: "string" },
+  variant: { type: "string" },
+  "override-os": { type: "string" },
+  "override-arch": { type: "string" },
+  "override-variant": { type: "string" },
+  authfile: { type: "string" },
+  creds: { type: "string" },
+  "src-creds": { type: "string" },
+  "dest-creds": { type: "string" },
+  "src-tls-verify": { type: "boolean", default: true },
+  "dest-tls-verify": { type: "boolean", default: true },
+  "chunk-size": { type: "string" },
+} as const;
+
+type CopyValues = ReturnType<typeof parseFlags<typeof copyFlags>>["values"];
+
+function parseCreds(s: string | undefined, flag: string): Fetch.BasicCredentials | undefined {
+  if (s === undefined) return undefined;
+  const i = s.indexOf(":");
+  if (i <= 0) throw usageError(`--${flag} wants USERNAME[:PASSWORD]`);
+  return { username: s.slice(0, i), password: s.slice(i + 1) };
+}
+
+function positiveInt(s: string | undefined, flag: string): number | undefined {
+  if (s === undefined) return undefined;
+  const n = Number(s);
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw usageError(`--${flag} wants a positive integer, not ${JSON.stringify(s)}`);
+  return n;
+}
+
+// Registry clients for one side of a copy: that side's credentials first (`--src-creds` /
+// `--dest-creds`, else `--creds`), then `--authfile`, then rkt's and docker's usual files; TLS
+// relaxed by `--*-tls-verify=false` or the global `--insecure-options`.
+function clientsFor(
+  fetch: typeof Fetch,
+  ctx: CommandContext,
+  v: CopyValues,
+  side: "src" | "dest",
+  opened: Fetch.RegistryClient[],
+): (registry: string) => Fetch.RegistryClient {
+  const g = ctx.globals;
+  const creds = parseCreds(
+    v[`${side}-creds`] ?? v.creds,
+    v[`${side}-creds`] === undefined ? "creds" : `${side}-creds`,
+  );
+  const verify = v[`${side}-tls-verify`];
+  const rktConfigDirs = [g.systemConfig, g.localConfig, ...(g.userConfig === "" ? [] : [g.userConfig])];
+  return (registry) => {
+    const providers: Fetch.CredentialsProvider[] = [];
+    if (creds !== undefined) providers.push(fetch.staticCredentials({ [registry]: creds }));
+    if (v.authfile !== undefined) {
+      providers.push(
+        fetch.containersAuthCredentials({ env: { REGISTRY_AUTH_FILE: resolve(ctx.cwd, v.authfile) } }),
+      );
+    }
+    providers.push(fetch.defaultCredentials({ env: ctx.env, rktConfigDirs }));
+    const c = new fetch.RegistryClient(registry, {
+      insecure: { http: g.insecure.http || !verify, tls: g.insecure.tls || !verify },
+      credentials: fetch.chainCredentials(providers),
+    });
+    opened.push(c);
+    return c;
+  };
+}
+
+/** What one copy printed as JSON. */
+interface CopySummary {
+  source: string;
+  destination: string;
+  digest: string;
+  mediaType: string;
+  tag: string | undefined;
+  blobs: Readonly<Record<"exists" | "mounted" | "written", number>>;
+  bytes: Readonly<Record<"exists" | "mounted" | "written", number>>;
+}
+
+function progressPrinter(ctx: CommandContext, quiet: boolean): (e: Fetch.CopyEvent) => void {
+  const tty = (ctx.stderr as { isTTY?: boolean }).isTTY === true;
+  if (quiet) return () => undefined;
+  return (e) => {
+    if (e.kind !== "blob-done") return;
+    const verb = e.how === "exists" ? "Skipped" : e.how === "mounted" ? "Mounted" : "Copied";
+    ctx.stderr.write(`${tty ? "\r\x1b[K" : ""}${verb} blob ${e.digest} (${e.size} bytes)\n`);
+  };
+}
+
+async function runCopy(
+  ctx: CommandContext,
+  v: CopyValues,
+  store: LocalStore | undefined,
+  pairs: readonly { src: string; dst: Fetch.ImageLocation }[],
+  sinkFor?: (fetch: typeof Fetch, tctx: Fetch.TransportContext) => ImageSink,
+): Promise<CopySummary[]> {
+  const fetch = await import("@rkt/fetch");
+  const clients: Fetch.RegistryClient[] = [];
+  const platform = wantedPlatform({
+    platform: {
+      ...((v.os ?? v["override-os"]) !== undefined && { os: v.os ?? v["override-os"] }),
+      ...((v.arch ?? v["override-arch"]) !== undefined && { arch: v.arch ?? v["override-arch"] }),
+      ...((v.variant ?? v["override-variant"]) !== undefined && {
+        variant: v.variant ?? v["override-variant"],
+      }),
+    },
+  });
+  const srcCtx: Fetch.TransportContext = { store, client: clientsFor(fetch, ctx, v, "src", clients) };
+  const dstCtx: Fetch.TransportContext = { store, client: clientsFor(fetch, ctx, v, "dest", clients) };
+  // One sink for all pairs when given (save: many images, one archive), committed once at the end.
+  const shared = sinkFor?.(fetch, dstCtx);
+  const out: CopySummary[] = [];
+  try {
+    for (const [i, p] of pairs.entries()) {
+      const src = await fetch.openImageSource(fetch.parseImageLocation(p.src, ctx.cwd), srcCtx);
+      try {
+        const opened =
+          shared === undefined
+            ? fetch.openImageSink(p.dst, dstCtx, src, {
+                overwrite: v.overwrite,
+                chunkSize: positiveInt(v["chunk-size"], "chunk-size"),
+              })
+            : undefined;
+        const sink = shared ?? opened!.sink;
+        const tag =
+          shared === undefined
+            ? opened!.tag
+            : src.name === undefined
+              ? undefined
+              : `${src.name}:${src.tag ?? "latest"}`;
+        const last = shared === undefined || i === pairs.length - 1;
+        // A shared sink commits only after its last image.
+        const target: ImageSink = last
+          ? sink
+          : { ...sink, commit: () => Promise.resolve(), abort: () => sink.abort() };
+        const r = await fetch.copyImage(src.image, target, {
+          tag,
+          all: v.all,
+          platform,
+          origin: src.origin,
+          ranged: src.ranged,
+          parallel: positiveInt(v.parallel, "parallel"),
+          signal: ctx.signal,
+          onProgress: progressPrinter(ctx, v.quiet || v.format === "json"),
+        });
+        out.push({
+          source: p.src,
+          destination: sink.what,
+          digest: r.descriptor.digest,
+          mediaType: r.descriptor.mediaType,
+          tag,
+          blobs: r.blobs,
+          bytes: r.bytes,
+        });
+      } finally {
+        await src.close();
+      }
+    }
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+  }
+  return out;
+}
+
+function print(ctx: CommandContext, v: CopyValues, out: readonly CopySummary[]): number {
+  if (v.format === "json") {
+    ctx.stdout.write(`${JSON.stringify(out.length === 1 ? out[0] : out, null, 2)}\n`);
+    return 0;
+  }
+  for (const s of out) ctx.stdout.write(`${s.digest}\n`);
+  return 0;
+}
+
+function checkFormat(v: CopyValues): void {
+  if (v.format !== "text" && v.format !== "json")
+    throw usageError(`--format wants text or json, not ${JSON.stringify(v.format)}`);
+}
+
+// The store is opened only when one side is `rkt:` or a stored image.
+async function maybeWithStore<T>(
+  ctx: CommandContext,
+  need: boolean,
+  fn: (s: LocalStore | undefined) => Promise<T>,
+): Promise<T> {
+  return need ? withStore(ctx, fn) : fn(undefined);
+}
+
+/**
+ * `rkt image copy SRC DST`: SRC and DST in skopeo's syntax (`docker://`, `oci:`, `oci-archive:`)
+ * or `rkt:[NAME[:TAG]]` / a bare stored image for the store. Blobs the destination has are not
+ * sent; on the same registry they are mounted; manifests go last. Prints the digest copied.
+ */
+export async function imageCopyCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { values, positionals } = parseFlags(argv, copyFlags);
+  checkFormat(values);
+  if (positionals.length !== 2) throw usageError("copy takes SOURCE and DESTINATION");
+  const [src = "", dst = ""] = positionals;
+  const { parseImageLocation } = await import("@rkt/fetch");
+  const s = parseImageLocation(src, ctx.cwd);
+  const d = parseImageLocation(dst, ctx.cwd);
+  const out = await maybeWithStore(ctx, s.kind === "store" || d.kind === "store", (store) =>
+    runCopy(ctx, values, store, [{ src, dst: d }]),
+  );
+  return print(ctx, values, out);
+}
+
+/** `rkt image push IMAGE docker://HOST/REPO[:TAG]`: a stored image to a registry. */
+export async function imagePushCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { values, positionals } = parseFlags(argv, copyFlags);
+  checkFormat(values);
+  if (positionals.length !== 2) throw usageError("push takes IMAGE and docker://HOST/REPOSITORY[:TAG]");
+  const [image = "", dst = ""] = positionals;
+  const { parseImageLocation } = await import("@rkt/fetch");
+  const d = parseImageLocation(dst, ctx.cwd);
+  if (d.kind !== "docker")
+    throw usageError(`push writes to a registry (docker://…), not ${JSON.stringify(dst)}`);
+  const src = image.startsWith("rkt:") ? image : `rkt:${image}`;
+  const out = await withStore(ctx, (store) => runCopy(ctx, values, store, [{ src, dst: d }]));
+  return print(ctx, values, out);
+}
+
+/**
+ * `rkt image save -o FILE [--format oci-archive] IMAGE…`: stored images into one OCI archive,
+ * each listed in its index.json under `NAME:TAG`. The file appears only when complete.
+ */
+export async function imageSaveCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { values, positionals } = parseFlags(argv, {
+    ...copyFlags,
+    output: { type: "string", short: "o" },
+    format: { type: "string", default: "oci-archive" },
+  });
+  if (values.output === undefined) throw usageError("save needs -o FILE");
+  if (positionals.length === 0) throw usageError("save takes at least one IMAGE");
+  if (values.format !== "oci-archive") {
+    throw new RktError(
+      ErrorCode.UnsupportedMediaType,
+      `save: format ${JSON.stringify(values.format)} is not supported; use oci-archive`,
+    );
+  }
+  const file = resolve(ctx.cwd, values.output);
+  const v = { ...values, format: "text" };
+  const out = await withStore(ctx, (store) =>
+    runCopy(
+      ctx,
+      v,
+      store,
+      positionals.map((p) => ({
+        src: p.startsWith("rkt:") ? p : `rkt:${p}`,
+        dst: { kind: "oci-archive", path: file, raw: `oci-archive:${file}` } as const,
+      })),
+      (fetch) => fetch.ociArchiveSink(file, { overwrite: values.overwrite }),
+    ),
+  );
+  return print(ctx, v, out);
+}
