@@ -26,6 +26,11 @@ const suites: Suite[] = [
     load: () => import("./benchmarks/pull.js"),
   },
   {
+    name: "copy",
+    what: "image copy registry to registry (cold and with every blob present), push from the store, save to an oci-archive, each vs skopeo copy",
+    load: () => import("./benchmarks/copy.js"),
+  },
+  {
     name: "verify",
     what: "signed registry pull under policy.json: rkt fetch vs skopeo copy --policy; verification cost cold and warm",
     load: () => import("./benchmarks/verify.js"),
