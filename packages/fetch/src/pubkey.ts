@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { isAbsolute, resolve } from "node:path";
-import type { Readable } from "node:stream";
+import { readCapped } from "./read-capped.js";
 import { rootCertificates } from "node:tls";
 import { discoverEndpoints, discoveryPrefixes, discoveryUrl } from "@rkt/appc";
 import { ErrorCode, RktError, isRktError } from "@rkt/oci";
@@ -248,26 +248,12 @@ async function get(
       throw new RktError(ErrorCode.Io, `bad HTTP status code: ${status}`);
     }
     try {
-      return await readCapped(res.body, url.href);
+      return await readCapped(res.body, maxPubkeyBytes, url.href);
     } catch (e) {
       if (isRktError(e)) throw e;
       throw transportError(url, e, signal, timeoutMs);
     }
   }
-}
-
-async function readCapped(body: Readable, what: string): Promise<Uint8Array> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of body as AsyncIterable<Buffer>) {
-    n += c.length;
-    if (n > maxPubkeyBytes) {
-      body.destroy();
-      throw new RktError(ErrorCode.TooLarge, `${what}: larger than ${maxPubkeyBytes} bytes`);
-    }
-    chunks.push(c);
-  }
-  return Buffer.concat(chunks);
 }
 
 function transportError(url: URL, e: unknown, signal: AbortSignal, timeoutMs: number): RktError {

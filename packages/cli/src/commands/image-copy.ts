@@ -186,6 +186,11 @@ function print(ctx: CommandContext, v: CopyValues, out: readonly CopySummary[]):
   return 0;
 }
 
+// A stored image as a copy source: `rkt:IMAGE` (a bare name or ID means the same).
+function stored(image: string): string {
+  return image.startsWith("rkt:") ? image : `rkt:${image}`;
+}
+
 function checkFormat(v: CopyValues): void {
   if (v.format !== "text" && v.format !== "json")
     throw usageError(`--format wants text or json, not ${JSON.stringify(v.format)}`);
@@ -229,8 +234,7 @@ export async function imagePushCommand(argv: readonly string[], ctx: CommandCont
   const d = parseImageLocation(dst, ctx.cwd);
   if (d.kind !== "docker")
     throw usageError(`push writes to a registry (docker://…), not ${JSON.stringify(dst)}`);
-  const src = image.startsWith("rkt:") ? image : `rkt:${image}`;
-  const out = await withStore(ctx, (store) => runCopy(ctx, values, store, [{ src, dst: d }]));
+  const out = await withStore(ctx, (store) => runCopy(ctx, values, store, [{ src: stored(image), dst: d }]));
   return print(ctx, values, out);
 }
 
@@ -260,7 +264,7 @@ export async function imageSaveCommand(argv: readonly string[], ctx: CommandCont
       v,
       store,
       positionals.map((p) => ({
-        src: p.startsWith("rkt:") ? p : `rkt:${p}`,
+        src: stored(p),
         dst: { kind: "oci-archive", path: file, raw: `oci-archive:${file}` } as const,
       })),
       (fetch) => fetch.ociArchiveSink(file, { overwrite: values.overwrite }),

@@ -1,5 +1,4 @@
 // A registry repository as a source (pull) and as a sink (push), over one RegistryClient.
-import type { Readable } from "node:stream";
 import {
   ErrorCode,
   RktError,
@@ -15,6 +14,7 @@ import {
   type ImageSink,
 } from "@rkt/oci";
 import type { RegistryClient } from "../registry/client.js";
+import { readCapped } from "../read-capped.js";
 import { byteCounter } from "./layout.js";
 
 // A consumer that hashes every byte itself (a sink) needs no second SHA-256 pass in the client: on
@@ -33,20 +33,6 @@ export function trustingDigester(bytes: number, digest: Digest): Digester {
   };
 }
 
-async function collect(s: Readable, max: number, what: string): Promise<Uint8Array> {
-  const parts: Buffer[] = [];
-  let n = 0;
-  for await (const c of s as AsyncIterable<Buffer>) {
-    n += c.length;
-    if (n > max) {
-      s.destroy();
-      throw new RktError(ErrorCode.TooLarge, `${what}: more than ${max} bytes`);
-    }
-    parts.push(c);
-  }
-  return Buffer.concat(parts, n);
-}
-
 /** Blobs and documents of one repository, read through `client` (which verifies as it reads). */
 export function registryFetcher(client: RegistryClient, repository: string): BlobFetcher {
   return {
@@ -57,7 +43,7 @@ export function registryFetcher(client: RegistryClient, repository: string): Blo
       }
       if (desc.size > max)
         throw new RktError(ErrorCode.TooLarge, `blob ${desc.digest} is ${desc.size} bytes`);
-      return collect(
+      return readCapped(
         await client.fetchBlob(repository, desc, { signal: o.signal }),
         max,
         `blob ${desc.digest}`,

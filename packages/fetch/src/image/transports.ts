@@ -11,7 +11,7 @@ import {
   type ImageSink,
 } from "@rkt/oci";
 import { getImage, resolveImage, type LocalStore } from "@rkt/store";
-import { openOciLayout } from "../oci-layout.js";
+import { openOciLayout, refNameAnnotation } from "../oci-layout.js";
 import type { RegistryClient } from "../registry/client.js";
 import { nameAndTag } from "../oci-import.js";
 import { layoutImage, layoutSink } from "./layout.js";
@@ -154,7 +154,7 @@ export async function openImageSource(loc: ImageLocation, ctx: TransportContext)
 }
 
 function refNameOf(x: ImageOrIndex): string | undefined {
-  return x.descriptor.annotations?.["org.opencontainers.image.ref.name"];
+  return x.descriptor.annotations?.[refNameAnnotation];
 }
 
 /** Options of {@link openImageSink}. */
