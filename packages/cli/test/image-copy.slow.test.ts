@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   inspectRaw,
@@ -168,6 +169,42 @@ describe("rkt image copy", () => {
     ).toThrow();
   });
 
+  it("a copy interrupted after its first blob resumes: committed blobs are not sent again", async () => {
+    const dir = mkdtempSync(join(tmp, "store-"));
+    const ac = new AbortController();
+    const err = new PassThrough();
+    err.on("data", (c: Buffer) => {
+      if (c.toString().includes("Copied blob")) ac.abort();
+    });
+    const target = `docker://${dest.host}/resumed/app:v1`;
+    const args = ["image", "copy", "--parallel=1", ...destFlags(), `docker://${origin.host}/app:v1`, target];
+    const cut = await runRkt(["--dir", dir, "--insecure-options=http", ...args], {
+      cwd: tmp,
+      stderr: err,
+      signal: ac.signal,
+    });
+    expect(cut.code).toBe(254);
+    // No tag at the destination after the interruption.
+    expect(() =>
+      skopeo(["inspect", "--raw", ...skopeoRegistryArgs(dest, ""), `docker://${dest.host}/resumed/app:v1`]),
+    ).toThrow();
+    const again = await rkt(dir, [
+      "image",
+      "copy",
+      "--format=json",
+      "--parallel=1",
+      ...destFlags(),
+      `docker://${origin.host}/app:v1`,
+      target,
+    ]);
+    expect(again.code).toBe(0);
+    const s = JSON.parse(again.stdout) as Summary;
+    expect(s.digest).toBe(amd64Digest);
+    // At least the blob finished before the cut is found there, not uploaded again.
+    expect(s.blobs.exists).toBeGreaterThanOrEqual(1);
+    expect(s.blobs.exists + s.blobs.written).toBe(3);
+  });
+
   it("wrong credentials: 401, exit 254, nothing pushed", async () => {
     const dir = mkdtempSync(join(tmp, "store-"));
     const r = await rkt(dir, [
@@ -260,5 +297,125 @@ describe("rkt image push and save", () => {
     expect(again.code).toBe(254);
     expect(again.stderr).toMatch(/already exists/);
     expect(existsSync(file)).toBe(true);
+  });
+
+  it("saves a docker-archive that skopeo and umoci read and rkt fetches back under the same config", async () => {
+    const file = join(tmp, "saved-docker.tar");
+    const r = await rkt(dir, [
+      "image",
+      "save",
+      "-q",
+      "--format=docker-archive",
+      "-o",
+      file,
+      `${origin.host}/app:v1`,
+    ]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const manifest = JSON.parse(
+      execFileSync("tar", ["xOf", file, "manifest.json"], { encoding: "utf8" }),
+    ) as {
+      Config: string;
+      RepoTags: string[];
+      Layers: string[];
+    }[];
+    expect(manifest).toHaveLength(1);
+    expect(manifest[0]!.RepoTags).toEqual([`${origin.host}/app:v1`]);
+    // Layers are the uncompressed diffs, named by their diff_ids.
+    const config = JSON.parse(
+      execFileSync("tar", ["xOf", file, manifest[0]!.Config], { encoding: "utf8" }),
+    ) as {
+      rootfs: { diff_ids: string[] };
+    };
+    expect(manifest[0]!.Layers).toEqual(config.rootfs.diff_ids.map((d) => `${d.slice(7)}.tar`));
+    for (const [i, l] of manifest[0]!.Layers.entries()) {
+      const sum = createHash("sha256").update(execFileSync("tar", ["xOf", file, l], { maxBuffer: 64 << 20 }));
+      expect(`sha256:${sum.digest("hex")}`).toBe(config.rootfs.diff_ids[i]);
+    }
+    const layout = join(tmp, "from-docker-archive");
+    skopeo(["copy", "-q", `docker-archive:${file}`, `oci:${layout}:d`]);
+    const bundle = join(tmp, "docker-archive-bundle");
+    execFileSync("umoci", ["unpack", "--rootless", "--image", `${layout}:d`, bundle]);
+    expect(readFileSync(join(bundle, "rootfs", "etc", "os-release"), "utf8")).toBe("ID=amd64\n");
+    const fresh = mkdtempSync(join(tmp, "store-"));
+    const f = await rkt(fresh, ["fetch", "--no-render", "--format=json", `docker-archive:${file}`]);
+    expect(f.stderr).toBe("");
+    expect(f.code).toBe(0);
+    const [fetched] = JSON.parse(f.stdout) as { name: string; digests: string[] }[];
+    expect(fetched!.name).toBe(`${origin.host}/app`);
+    expect(fetched!.digests[1]).toBe(`sha256:${manifest[0]!.Config.slice(0, -5)}`);
+  });
+
+  it("copies skopeo's docker-archive to a registry and an OCI layout; the config and diffs are unchanged", async () => {
+    const file = join(tmp, "skopeo-docker.tar");
+    skopeo([
+      "copy",
+      "-q",
+      ...skopeoRegistryArgs(origin, "src"),
+      `docker://${origin.host}/app:v1`,
+      `docker-archive:${file}:example.com/app:v1`,
+    ]);
+    const c = await rkt(dir, [
+      "image",
+      "copy",
+      "--format=json",
+      ...destFlags(),
+      `docker-archive:${file}`,
+      `docker://${dest.host}/from-archive:v1`,
+    ]);
+    expect(c.stderr).toBe("");
+    expect(c.code).toBe(0);
+    const origConfig = JSON.parse(
+      skopeo([
+        "inspect",
+        "--config",
+        "--raw",
+        ...skopeoRegistryArgs(origin, ""),
+        `docker://${origin.host}/app@${amd64Digest}`,
+      ]),
+    ) as { rootfs: { diff_ids: string[] } };
+    const copied = JSON.parse(
+      skopeo([
+        "inspect",
+        "--config",
+        "--raw",
+        ...skopeoRegistryArgs(dest, ""),
+        `docker://${dest.host}/from-archive:v1`,
+      ]),
+    ) as { rootfs: { diff_ids: string[] } };
+    expect(copied.rootfs.diff_ids).toEqual(origConfig.rootfs.diff_ids);
+    const layout = join(tmp, "archive-layout");
+    const l = await rkt(dir, ["image", "copy", "-q", `docker-archive:${file}`, `oci:${layout}:x`]);
+    expect(l.code).toBe(0);
+    // A layout holds OCI documents: the Docker manifest is converted (same blobs), as skopeo does.
+    execFileSync("oci-image-tool", ["validate", "--type", "image", layout]);
+    const inspected = JSON.parse(skopeo(["inspect", `oci:${layout}:x`])) as { Digest: string };
+    expect(inspected.Digest).toBe(l.stdout.trim());
+  });
+
+  it("a full disk while writing an archive: exit 254, no partial file or temporary left", async () => {
+    if (process.getuid?.() !== 0) return;
+    const mnt = mkdtempSync(join(tmp, "small-"));
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=4k", "tmpfs", mnt]);
+    try {
+      for (const format of ["oci-archive", "docker-archive"]) {
+        const file = join(mnt, `full-${format}.tar`);
+        const r = await rkt(dir, [
+          "image",
+          "save",
+          "-q",
+          `--format=${format}`,
+          "-o",
+          file,
+          `${origin.host}/app:v1`,
+        ]);
+        expect(r.code).toBe(254);
+        expect(r.stderr).toMatch(/ENOSPC|no space/i);
+        expect(r.stderr.trim().split("\n")).toHaveLength(1);
+        expect(readdirSync(mnt)).toEqual([]);
+      }
+    } finally {
+      execFileSync("umount", [mnt]);
+    }
   });
 });

@@ -80,13 +80,15 @@ export type {
   DetectedType,
 } from "./validate.js";
 
-// Local OCI imports into the store (`oci:DIR[:REF]`, `oci-archive:FILE[:REF]`).
-export { importOciLayout, importOciArchive } from "./oci-import.js";
-export type { ImportOciLayoutOptions, ImportOciArchiveOptions, OciLayoutImportResult } from "./oci-import.js";
-
-// `docker save` archives (`docker-archive:FILE[:NAME:TAG|:@DIGEST|:@N]`), current and legacy forms.
-export { importDockerArchive } from "./docker-archive-import.js";
-export type { ImportDockerArchiveOptions, DockerArchiveImportResult } from "./docker-archive-import.js";
+// Local imports into the store: `oci:DIR[:REF]`, `oci-archive:FILE[:REF]`, and `docker save`
+// archives (`docker-archive:FILE[:NAME:TAG|:@DIGEST|:@N]`, current, legacy and Docker 25 forms).
+export { importOciLayout, importOciArchive, importDockerArchive } from "./local-import.js";
+export type {
+  ImportOciLayoutOptions,
+  ImportOciArchiveOptions,
+  ImportDockerArchiveOptions,
+  LocalImportResult,
+} from "./local-import.js";
 export {
   planDockerArchive,
   selectArchiveImage,
@@ -200,6 +202,12 @@ export { layoutImage, layoutSink } from "./image/layout.js";
 export type { LayoutSelector, LayoutSinkOptions } from "./image/layout.js";
 export { openOciArchive, ociArchiveSink } from "./image/oci-archive.js";
 export type { OpenedImage, OpenOciArchiveOptions, ArchiveSinkOptions } from "./image/oci-archive.js";
+export { openDockerArchive, dockerArchiveSink, familiarRepoTag } from "./image/docker-archive.js";
+export type {
+  OpenDockerArchiveOptions,
+  OpenedDockerArchive,
+  DockerArchiveSinkOptions,
+} from "./image/docker-archive.js";
 export { storeImage, storeSink } from "./image/store.js";
 export type { StoreSink, StoreSinkOptions } from "./image/store.js";
 export { indexTarFile } from "./tar-index.js";

@@ -81,7 +81,8 @@ export async function indexTarFile(
     const read = async (offset: number, len: number): Promise<Buffer> => {
       const b = Buffer.alloc(len);
       const { bytesRead } = await fh.read(b, 0, len, offset);
-      if (bytesRead !== len) throw new RktError(ErrorCode.InvalidArchive, `${file}: truncated tar archive`);
+      if (bytesRead !== len)
+        throw new RktError(ErrorCode.InvalidArchive, `${file}: not a readable tar archive: truncated`);
       return b;
     };
     let pos = 0;
@@ -93,7 +94,10 @@ export async function indexTarFile(
       if (h.every((x) => x === 0)) break;
       if (!checksumOk(h)) {
         if (first) return undefined;
-        throw new RktError(ErrorCode.InvalidArchive, `${file}: bad tar header checksum at offset ${pos}`);
+        throw new RktError(
+          ErrorCode.InvalidArchive,
+          `${file}: not a readable tar archive: bad header checksum at offset ${pos}`,
+        );
       }
       const type = String.fromCharCode(h[156] ?? 0x30);
       let bodySize = octal(h, 124, 12);
@@ -144,7 +148,8 @@ export async function indexTarFile(
         } else entries.set(name, { type: "other", size: 0 });
       }
       pos = body + Math.ceil(bodySize / 512) * 512;
-      if (pos > size) throw new RktError(ErrorCode.InvalidArchive, `${file}: truncated tar archive`);
+      if (pos > size)
+        throw new RktError(ErrorCode.InvalidArchive, `${file}: not a readable tar archive: truncated`);
     }
     return { entries, docs, spans };
   } finally {

@@ -238,6 +238,11 @@ export interface ImageSink {
   readonly what: string;
   /** False when the sink records single-platform images only (the store): an index is resolved first. */
   readonly acceptsIndex: boolean;
+  /**
+   * True when the destination holds OCI documents only (layouts, OCI archives): a Docker
+   * manifest or list is converted first (same blobs, a new manifest digest).
+   */
+  readonly ociOnly?: boolean | undefined;
   /** Whether the blob is already there (it is then not sent). */
   has(desc: Descriptor, o?: Abortable): Promise<boolean>;
   /** Stores one blob from `open(start)` (bytes from `start` on). */

@@ -98,6 +98,7 @@ export type {
   WriterOptions,
 } from "./content.js";
 export { imageFromRaw, platformImage, imageBlobs, maxManifestBytes, maxConfigBytes } from "./image.js";
+export { toOciImage, isDockerDocument } from "./convert.js";
 export type {
   Image,
   ImageIndex,

@@ -357,7 +357,7 @@ async function fetchOne(
  * line per finished blob.
  */
 /** The summary of an archive or layout import: "downloaded" bytes are the ones written to the store. */
-function localImportSummary(r: Fetch.OciLayoutImportResult | Fetch.DockerArchiveImportResult): FetchSummary {
+function localImportSummary(r: Fetch.LocalImportResult): FetchSummary {
   return {
     id: r.id,
     kind: r.kind,

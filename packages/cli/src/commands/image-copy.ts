@@ -102,12 +102,18 @@ function progressPrinter(ctx: CommandContext, quiet: boolean): (e: Fetch.CopyEve
   };
 }
 
+/** One sink for many images (save), and the name each image gets in it. */
+interface SharedSink {
+  readonly sink: ImageSink;
+  tag(src: Fetch.OpenedSource): string | undefined;
+}
+
 async function runCopy(
   ctx: CommandContext,
   v: CopyValues,
   store: LocalStore | undefined,
   pairs: readonly { src: string; dst: Fetch.ImageLocation }[],
-  sinkFor?: (fetch: typeof Fetch, tctx: Fetch.TransportContext) => ImageSink,
+  sinkFor?: (fetch: typeof Fetch) => SharedSink,
 ): Promise<CopySummary[]> {
   const fetch = await import("@rkt/fetch");
   const clients: Fetch.RegistryClient[] = [];
@@ -123,7 +129,7 @@ async function runCopy(
   const srcCtx: Fetch.TransportContext = { store, client: clientsFor(fetch, ctx, v, "src", clients) };
   const dstCtx: Fetch.TransportContext = { store, client: clientsFor(fetch, ctx, v, "dest", clients) };
   // One sink for all pairs when given (save: many images, one archive), committed once at the end.
-  const shared = sinkFor?.(fetch, dstCtx);
+  const shared = sinkFor?.(fetch);
   const out: CopySummary[] = [];
   try {
     for (const [i, p] of pairs.entries()) {
@@ -136,13 +142,8 @@ async function runCopy(
                 chunkSize: positiveInt(v["chunk-size"], "chunk-size"),
               })
             : undefined;
-        const sink = shared ?? opened!.sink;
-        const tag =
-          shared === undefined
-            ? opened!.tag
-            : src.name === undefined
-              ? undefined
-              : `${src.name}:${src.tag ?? "latest"}`;
+        const sink = shared?.sink ?? opened!.sink;
+        const tag = shared === undefined ? opened!.tag : shared.tag(src);
         const last = shared === undefined || i === pairs.length - 1;
         // A shared sink commits only after its last image.
         const target: ImageSink = last
@@ -239,8 +240,9 @@ export async function imagePushCommand(argv: readonly string[], ctx: CommandCont
 }
 
 /**
- * `rkt image save -o FILE [--format oci-archive] IMAGE…`: stored images into one OCI archive,
- * each listed in its index.json under `NAME:TAG`. The file appears only when complete.
+ * `rkt image save -o FILE [--format oci-archive|docker-archive] IMAGE…`: stored images into one
+ * archive, each under `NAME:TAG` (an oci-archive's ref name; a docker-archive's RepoTag, in
+ * docker's short form). The file appears only when complete.
  */
 export async function imageSaveCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
   const { values, positionals } = parseFlags(argv, {
@@ -250,10 +252,11 @@ export async function imageSaveCommand(argv: readonly string[], ctx: CommandCont
   });
   if (values.output === undefined) throw usageError("save needs -o FILE");
   if (positionals.length === 0) throw usageError("save takes at least one IMAGE");
-  if (values.format !== "oci-archive") {
+  const kind = values.format;
+  if (kind !== "oci-archive" && kind !== "docker-archive") {
     throw new RktError(
       ErrorCode.UnsupportedMediaType,
-      `save: format ${JSON.stringify(values.format)} is not supported; use oci-archive`,
+      `save: format ${JSON.stringify(kind)} is not supported; use oci-archive or docker-archive`,
     );
   }
   const file = resolve(ctx.cwd, values.output);
@@ -265,9 +268,22 @@ export async function imageSaveCommand(argv: readonly string[], ctx: CommandCont
       store,
       positionals.map((p) => ({
         src: stored(p),
-        dst: { kind: "oci-archive", path: file, raw: `oci-archive:${file}` } as const,
+        dst: { kind, path: file, raw: `${kind}:${file}` } as const,
       })),
-      (fetch) => fetch.ociArchiveSink(file, { overwrite: values.overwrite }),
+      (fetch) => {
+        const o = { overwrite: values.overwrite, what: `${kind}:${file}` };
+        if (kind === "oci-archive") {
+          return {
+            sink: fetch.ociArchiveSink(file, o),
+            tag: (src) => (src.name === undefined ? undefined : `${src.name}:${src.tag ?? "latest"}`),
+          };
+        }
+        return {
+          sink: fetch.dockerArchiveSink(file, o),
+          tag: (src) =>
+            src.name === undefined ? undefined : fetch.familiarRepoTag(src.name, src.tag ?? "latest"),
+        };
+      },
     ),
   );
   return print(ctx, v, out);

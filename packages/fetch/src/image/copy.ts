@@ -8,6 +8,7 @@ import {
   imageBlobs,
   isRktError,
   platformImage,
+  toOciImage,
   type Abortable,
   type BlobWriteOutcome,
   type Descriptor,
@@ -117,6 +118,8 @@ export async function copyImage(
         signal,
       });
     }
+    if (sink.ociOnly === true)
+      top = await toOciImage(top, `${sink.what}: ${top.descriptor.digest}`, { signal });
     if (top.kind === "image") image = top;
     await copyAll(top, o.tag, true);
     await sink.commit({ signal });

@@ -146,6 +146,7 @@ export function layoutSink(dir: string, o: LayoutSinkOptions = {}): ImageSink {
   return {
     what,
     acceptsIndex: true,
+    ociOnly: true,
     async has(d) {
       index ??= readIndexIfAny(dir);
       await index;

@@ -259,6 +259,7 @@ export function ociArchiveSink(file: string, o: ArchiveSinkOptions = {}): ImageS
   return {
     what,
     acceptsIndex: true,
+    ociOnly: true,
     has: (d) => Promise.resolve(written.has(d.digest)),
     async writeBlob(d, openBlob, wo = {}) {
       await put(d, () => openBlob(0), wo.onProgress);

@@ -6,14 +6,16 @@ import {
   RktError,
   parseDockerReference,
   parseImageRef,
+  type Digest,
   type DockerRef,
   type ImageOrIndex,
   type ImageSink,
 } from "@rkt/oci";
-import { getImage, resolveImage, type LocalStore } from "@rkt/store";
+import { getImage, isImageIdSyntax, resolveImage, type LocalStore } from "@rkt/store";
 import { openOciLayout, refNameAnnotation } from "../oci-layout.js";
 import type { RegistryClient } from "../registry/client.js";
-import { nameAndTag } from "../oci-import.js";
+import { archiveBase, nameAndTag, repoTagName } from "../local-import.js";
+import { dockerArchiveSink, familiarRepoTag, openDockerArchive } from "./docker-archive.js";
 import { layoutImage, layoutSink } from "./layout.js";
 import { ociArchiveSink, openOciArchive } from "./oci-archive.js";
 import { registryImage, registrySink } from "./registry.js";
@@ -33,6 +35,7 @@ export type ImageLocation =
       readonly kind: "docker-archive";
       readonly path: string;
       readonly ref?: DockerRef | undefined;
+      readonly digest?: Digest | undefined;
       readonly index?: number | undefined;
       readonly raw: string;
     }
@@ -54,7 +57,8 @@ export function parseImageLocation(spec: string, cwd = process.cwd()): ImageLoca
       return { kind: r.transport, path: resolve(cwd, r.path), ref: r.ref, index: r.index, raw: spec };
     }
     if (r.transport === "docker-archive") {
-      return { kind: "docker-archive", path: resolve(cwd, r.path), ref: r.ref, index: r.index, raw: spec };
+      const { ref, digest, index } = r;
+      return { kind: "docker-archive", path: resolve(cwd, r.path), ref, digest, index, raw: spec };
     }
   }
   if (spec === "") throw new RktError(ErrorCode.InvalidReference, "empty image location");
@@ -123,23 +127,30 @@ export async function openImageSource(loc: ImageLocation, ctx: TransportContext)
           index: loc.index,
           unpackTo: ctx.unpackTo,
         });
-        const base = basename(loc.path).replace(/\.(?:tar|tgz|tar\.\w+)$/, "");
-        const { name, tag } = nameAndTag(loc.ref ?? refNameOf(opened.image), base);
+        const { name, tag } = nameAndTag(loc.ref ?? refNameOf(opened.image), archiveBase(loc.path));
         return { image: opened.image, name, tag, ranged: true, close: () => opened.close() };
       }
-      case "docker-archive":
-        throw new RktError(
-          ErrorCode.UnsupportedMediaType,
-          "docker-archive is not a copy source yet; `rkt fetch docker-archive:…` imports it into the store, then copy from there",
-        );
+      case "docker-archive": {
+        const opened = await openDockerArchive(loc.path, { ...loc, what: loc.raw, unpackTo: ctx.unpackTo });
+        const first = opened.repoTags[0];
+        const { name, tag } =
+          loc.ref !== undefined
+            ? { name: `${loc.ref.registry}/${loc.ref.repository}`, tag: loc.ref.tag }
+            : first !== undefined
+              ? repoTagName(first)
+              : { name: archiveBase(loc.path), tag: undefined };
+        return { image: opened.image, name, tag, ranged: true, close: () => opened.close() };
+      }
       case "store": {
         const store = needStore(ctx, loc.raw);
         const id = resolveImage(store, loc.image);
-        const rec = getImage(store, id);
+        // Named as the user named it: one image ID may be stored under several names.
+        const given = isImageIdSyntax(loc.image) ? undefined : splitStoredName(loc.image);
+        const rec = given === undefined ? getImage(store, id) : undefined;
         return {
           image: await storeImage(store, id),
-          name: rec.name === "" ? undefined : rec.name,
-          tag: rec.labels["version"],
+          name: given?.name ?? (rec?.name === "" ? undefined : rec?.name),
+          tag: given?.tag ?? rec?.labels["version"],
           ranged: true,
           close: noop,
         };
@@ -151,6 +162,15 @@ export async function openImageSource(loc: ImageLocation, ctx: TransportContext)
     }
     throw e;
   }
+}
+
+/** `NAME[:TAG]` of a stored image (appc labels after a comma dropped); the tag defaults to latest. */
+function splitStoredName(image: string): { name: string; tag: string } {
+  const head = image.split(",")[0] ?? image;
+  const colon = head.lastIndexOf(":");
+  return colon > head.lastIndexOf("/")
+    ? { name: head.slice(0, colon), tag: head.slice(colon + 1) }
+    : { name: head, tag: "latest" };
 }
 
 function refNameOf(x: ImageOrIndex): string | undefined {
@@ -191,21 +211,18 @@ export function openImageSink(
       return { sink: layoutSink(loc.path, { what: loc.raw }), tag: loc.ref };
     case "oci-archive":
       return { sink: ociArchiveSink(loc.path, { overwrite: o.overwrite, what: loc.raw }), tag: loc.ref };
-    case "docker-archive":
-      throw new RktError(
-        ErrorCode.UnsupportedMediaType,
-        `${loc.raw}: writing docker-archive is not supported yet; write an oci-archive instead`,
-      );
+    case "docker-archive": {
+      const sink = dockerArchiveSink(loc.path, { overwrite: o.overwrite, what: loc.raw });
+      const name = loc.ref === undefined ? src.name : `${loc.ref.registry}/${loc.ref.repository}`;
+      const tag = loc.ref === undefined ? src.tag : loc.ref.tag;
+      return { sink, tag: name === undefined ? undefined : familiarRepoTag(name, tag ?? "latest") };
+    }
     case "store": {
       const store = needStore(ctx, loc.raw);
       if (loc.image === "")
         return { sink: storeSink(store, { name: src.name, what: loc.raw }), tag: src.tag };
-      const colon = loc.image.lastIndexOf(":");
-      const named = colon > loc.image.lastIndexOf("/");
-      return {
-        sink: storeSink(store, { name: named ? loc.image.slice(0, colon) : loc.image, what: loc.raw }),
-        tag: named ? loc.image.slice(colon + 1) : "latest",
-      };
+      const { name, tag } = splitStoredName(loc.image);
+      return { sink: storeSink(store, { name, what: loc.raw }), tag };
     }
   }
 }

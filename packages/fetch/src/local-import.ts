@@ -1,6 +1,8 @@
-// Local OCI imports: `oci:DIR[:REF|:@N]` and `oci-archive:FILE[:REF|:@N]`, each a copy from the
-// layout or archive source into the store sink. Blobs are handed to the store exactly as the
-// layout holds them (no recompression), so images that share a layer share its blob on disk.
+// Local imports: `oci:DIR[:REF|:@N]`, `oci-archive:FILE[:REF|:@N]` and
+// `docker-archive:FILE[:NAME:TAG|:@DIGEST|:@N]`, each a copy from the layout or archive source
+// into the store sink (the one import path every fetch shares). Blobs are handed to the store
+// exactly as the source holds them (no recompression), so images that share a layer share its
+// blob on disk.
 import { readFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { basename, join, resolve } from "node:path";
@@ -9,11 +11,14 @@ import {
   RktError,
   hostPlatform,
   isRktError,
+  parseDockerReference,
   platformImage,
   type Abortable,
   type ImageOrIndex,
   type Platform,
 } from "@rkt/oci";
+import type { ArchiveSelector } from "./docker-archive-plan.js";
+import { openDockerArchive } from "./image/docker-archive.js";
 import type { ImportResult, LocalStore } from "@rkt/store";
 import { copyImage } from "./image/copy.js";
 import { layoutImage } from "./image/layout.js";
@@ -35,8 +40,8 @@ export interface ImportOciLayoutOptions extends Abortable {
   what?: string | undefined;
 }
 
-/** The outcome of a layout import: the store's result plus every blob digest the image uses. */
-export interface OciLayoutImportResult extends ImportResult {
+/** The outcome of a local import: the store's result plus every blob digest the image uses. */
+export interface LocalImportResult extends ImportResult {
   /** Manifest, config, then layers, as stored. */
   readonly digests: readonly string[];
   /** Config and layer bytes copied from the layout into the store. */
@@ -59,6 +64,11 @@ export function nameAndTag(ref: string | undefined, base: string): { name: strin
   return { name: base, tag: ref };
 }
 
+/** An archive's file name without its `.tar`/`.tgz`/`.tar.*` suffix: the name of last resort. */
+export function archiveBase(file: string): string {
+  return basename(resolve(file)).replace(/\.(?:tar|tgz|tar\.\w+)$/, "");
+}
+
 // Errors name the input as the user typed it; a reader's own path (for an archive, a temporary
 // directory that means nothing to the user) is dropped.
 function named(e: unknown, what: string, dir: string): RktError {
@@ -74,13 +84,12 @@ function named(e: unknown, what: string, dir: string): RktError {
 async function importFound(
   store: LocalStore,
   found: ImageOrIndex,
-  refName: string | undefined,
-  base: string,
-  o: ImportOciLayoutOptions,
+  named: { name: string; tag?: string | undefined },
+  o: Abortable & { platform?: Platform | undefined; name?: string | undefined },
   what: string,
-): Promise<OciLayoutImportResult> {
+): Promise<LocalImportResult> {
   const image = await platformImage(found, o.platform ?? hostPlatform(), what, o);
-  const { name, tag } = nameAndTag(refName, base);
+  const { name, tag } = named;
   const sink = storeSink(store, { name: o.name ?? name, what });
   const c = await copyImage(image, sink, { tag, signal: o.signal });
   const result = sink.imported[0];
@@ -106,12 +115,12 @@ export async function importOciLayout(
   store: LocalStore,
   reader: OciLayoutReader,
   o: ImportOciLayoutOptions = {},
-): Promise<OciLayoutImportResult> {
+): Promise<LocalImportResult> {
   const what = o.what ?? `oci:${reader.dir}${o.ref !== undefined ? `:${o.ref}` : ""}`;
   try {
     const found = await layoutImage(reader, o, what);
     const refName = o.ref ?? found.descriptor.annotations?.[refNameAnnotation];
-    return await importFound(store, found, refName, basename(resolve(reader.dir)), o, what);
+    return await importFound(store, found, nameAndTag(refName, basename(resolve(reader.dir))), o, what);
   } catch (e) {
     throw named(e, what, reader.dir);
   }
@@ -121,7 +130,7 @@ export async function importOciLayout(
 export type ImportOciArchiveOptions = ImportOciLayoutOptions;
 
 // `<pid>-<start ticks>-<random>`: the store's GC removes temp entries of dead processes by this name.
-function tempName(): string {
+function tempName(kind: string): string {
   let start = 0;
   try {
     const stat = readFileSync("/proc/self/stat", "utf8");
@@ -129,7 +138,7 @@ function tempName(): string {
   } catch {
     // No /proc: the entry is then swept by age only.
   }
-  return `${process.pid}-${start}-oci-archive-${randomBytes(6).toString("hex")}`;
+  return `${process.pid}-${start}-${kind}-${randomBytes(6).toString("hex")}`;
 }
 
 /**
@@ -142,17 +151,76 @@ export async function importOciArchive(
   store: LocalStore,
   file: string,
   o: ImportOciArchiveOptions = {},
-): Promise<OciLayoutImportResult> {
+): Promise<LocalImportResult> {
   const what = o.what ?? `oci-archive:${file}${o.ref !== undefined ? `:${o.ref}` : ""}`;
-  const unpackTo = join(store.paths.tmp, tempName());
+  const unpackTo = join(store.paths.tmp, tempName("oci-archive"));
   let opened;
   try {
     opened = await openOciArchive(file, { ref: o.ref, index: o.index, unpackTo });
     const refName = o.ref ?? opened.image.descriptor.annotations?.[refNameAnnotation];
-    const base = basename(resolve(file)).replace(/\.(?:tar|tgz|tar\.\w+)$/, "");
-    return await importFound(store, opened.image, refName, base, o, what);
+    return await importFound(store, opened.image, nameAndTag(refName, archiveBase(file)), o, what);
   } catch (e) {
     throw named(e, what, file);
+  } finally {
+    await opened?.close();
+  }
+}
+
+/** Options of {@link importDockerArchive}. */
+export interface ImportDockerArchiveOptions extends Abortable, ArchiveSelector {
+  /** Repository name to record; default the selected RepoTag's, else the file's base name. */
+  name?: string | undefined;
+  /** Names the input in errors (e.g. `docker-archive:/media/app.tar:app:1`). */
+  what?: string | undefined;
+}
+
+/**
+ * A RepoTag recorded as a pull of it would be (`busybox:1` → `docker.io/library/busybox`, `1`),
+ * so `rkt image list` and later `docker://` fetches name it the same way.
+ */
+export function repoTagName(t: string): { name: string; tag: string } {
+  try {
+    const r = parseDockerReference(t);
+    return { name: `${r.registry}/${r.repository}`, tag: r.tag ?? "latest" };
+  } catch {
+    const colon = t.lastIndexOf(":");
+    return colon > t.lastIndexOf("/")
+      ? { name: t.slice(0, colon), tag: t.slice(colon + 1) }
+      : { name: t, tag: "latest" };
+  }
+}
+
+/**
+ * Imports the selected image of a `docker save` archive (plain or compressed tar; current,
+ * legacy or Docker 25 form) into `store`, recorded under the selector's name, else its first
+ * RepoTag, else the file's base name. The image ID is the digest of the synthesized Docker
+ * schema2 manifest. A compressed archive's layers are unpacked under the store's `tmp/` (GC
+ * sweeps it if the process dies) and always removed after. Errors as {@link openDockerArchive},
+ * naming `o.what`; no image, ref or ingest is left on failure.
+ */
+export async function importDockerArchive(
+  store: LocalStore,
+  file: string,
+  o: ImportDockerArchiveOptions = {},
+): Promise<LocalImportResult> {
+  const what = o.what ?? `docker-archive:${file}`;
+  let opened;
+  try {
+    opened = await openDockerArchive(file, {
+      ...o,
+      what,
+      unpackTo: join(store.paths.tmp, tempName("docker-archive")),
+    });
+    const first = opened.repoTags[0];
+    const recorded =
+      o.ref !== undefined
+        ? { name: `${o.ref.registry}/${o.ref.repository}`, tag: o.ref.tag ?? "latest" }
+        : first !== undefined
+          ? repoTagName(first)
+          : { name: archiveBase(file) };
+    return await importFound(store, opened.image, recorded, o, what);
+  } catch (e) {
+    throw named(opened === undefined ? e : opened.explain(e), what, file);
   } finally {
     await opened?.close();
   }
