@@ -465,6 +465,39 @@ describe("redirects", () => {
     expect(plain.requests).toHaveLength(0);
   });
 
+  // Basic credentials over TLS, then a redirect of a blob GET elsewhere: to storage on another
+  // origin over TLS, and to plain http where --insecure-options=http allows the hop itself.
+  for (const secure of [true, false]) {
+    it(`Basic credentials never follow a redirect to ${secure ? "another host" : "plain http"}`, async () => {
+      const storage = await serve(secure);
+      storage.handle = (_req, res) => {
+        res.setHeader("content-length", blob.size);
+        res.end(blob.bytes);
+      };
+      const reg = await serve(true);
+      const expected = `Basic ${Buffer.from("u:p").toString("base64")}`;
+      reg.handle = (req, res) => {
+        if (req.headers.authorization !== expected) {
+          res.statusCode = 401;
+          res.setHeader("www-authenticate", 'Basic realm="fake"');
+          return void res.end();
+        }
+        res.statusCode = 307;
+        res.setHeader("location", `${storage.origin}/bucket/blob`);
+        res.end();
+      };
+      const c = client(reg, {
+        insecure: { http: !secure },
+        caPem: tls?.ca,
+        credentials: staticCredentials({ [reg.host]: { username: "u", password: "p" } }),
+      });
+      expect((await collect(await c.fetchBlob("r", blob))).equals(blob.bytes)).toBe(true);
+      expect(reg.requests.some((r) => r.headers.authorization === expected)).toBe(true);
+      expect(storage.requests).toHaveLength(1);
+      expect(storage.requests[0]?.headers.authorization).toBeUndefined();
+    });
+  }
+
   it("Basic credentials go only over TLS: an http registry never gets them", async () => {
     const reg = await serve();
     reg.handle = (_req, res) => {

@@ -221,7 +221,7 @@ for (const mode of ["plain", "tls", "basic"] as const) {
           await expect(strict.ping()).rejects.toMatchObject({
             code: "RKT_REGISTRY",
             message: expect.stringMatching(
-              /certificate.*\(trust its CA, or allow with --insecure-options=tls\)$/i,
+              /certificate.*\(trust its CA, e\.g\. in \/etc\/containers\/certs\.d\/<host:port>\/ca\.crt, or allow with --insecure-options=tls\)$/i,
             ),
           });
           expect((await lax.resolve("test/single", "v1")).digest).toBe(f.single.manifest.digest);

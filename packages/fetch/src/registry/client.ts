@@ -183,6 +183,11 @@ interface RequestSpec extends Abortable {
  * along a redirect to another host. Idempotent requests retry 408/429/5xx and connection failures
  * with exponential backoff and jitter, honouring `Retry-After`, within `retry` bounds.
  *
+ * Networking as skopeo and podman: `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY` (from `env`) route
+ * every request; TLS trusts the machine's CA bundle plus `caPem` plus the registry's certs.d
+ * directory (`*.crt`), whose `*.cert`/`*.key` pairs are presented as client certificates; the
+ * registry's settings apply to all of the client's connections (token realm and redirects too).
+ *
  * Errors: {@link RegistryError} for HTTP failures (RKT_UNAUTHORIZED, RKT_NOT_FOUND, RKT_REGISTRY),
  * RKT_REGISTRY (temporary) for network failures and stalls, RKT_DIGEST_MISMATCH /
  * RKT_SIZE_MISMATCH for wrong content, RKT_TOO_LARGE, RKT_UNSUPPORTED_MEDIA_TYPE (schema1),
@@ -211,7 +216,7 @@ export class RegistryClient {
     }
     this.registry = registry;
     this.apiHost = registryApiHost(registry);
-    this.http = resolveHttpOptions(o);
+    this.http = resolveHttpOptions(o, registry);
     this.maxManifestBytes = o.maxManifestBytes ?? defaultMaxManifestBytes;
     this.auth = new Authenticator(
       this.http,

@@ -1,15 +1,17 @@
 // The HTTP layer under the registry client: keep-alive connection pools (node:http for small
-// requests, an undici Agent, loaded on first use, for blob bodies and stream uploads), manual
-// redirects with the credential rules, bounded retries with backoff, and the stall timeout.
+// requests, an undici Agent, loaded on first use, for blob bodies and stream uploads; undici for
+// everything when a proxy is set), the TLS settings (tls-config.ts), manual redirects with the
+// credential rules, bounded retries with backoff, and the stall timeout.
 // Internal to the package.
 import type { Readable } from "node:stream";
 import { BlockList, isIP } from "node:net";
-import { rootCertificates } from "node:tls";
 import type { Dispatcher } from "undici";
 import { ErrorCode, RktError, isRktError } from "@rkt/oci";
 import { undici } from "../undici.js";
 import { RegistryError, maxErrorBodyBytes, parseRegistryErrors, parseRetryAfter } from "./errors.js";
+import { proxyDispatcher, proxyFromEnv } from "./proxy.js";
 import { SmallHttp, bodyTimeoutCode, headersTimeoutCode, type ResponseBody } from "./small-http.js";
+import { loadTlsConfig } from "./tls-config.js";
 
 /** rkt's `--insecure-options=http|tls` for one registry. Both default to false. */
 export interface InsecureOptions {
@@ -34,9 +36,31 @@ export interface RetryOptions {
 /** Connection-level options shared by every request of a client. */
 export interface HttpOptions {
   readonly insecure?: InsecureOptions | undefined;
-  /** Extra trusted CA certificates (PEM), added to Node's bundled roots. */
+  /**
+   * Extra trusted CA certificates (PEM), added to the machine's CA bundle (or Node's bundled
+   * roots where the machine has none) and to the registry's certs.d CAs.
+   */
   readonly caPem?: string | readonly string[] | undefined;
-  /** Bring your own dispatcher (tests, proxies); then `caPem`/`insecure.tls` are the dispatcher's business. */
+  /**
+   * skopeo's `--cert-dir`: a directory of `*.crt` CAs and `*.cert`/`*.key` client certificate
+   * pairs for this registry, used instead of the certs.d lookup; it must exist.
+   */
+  readonly certDir?: string | undefined;
+  /**
+   * Roots holding one `<host[:port]>/` directory per registry (containers-certs.d(5)); the first
+   * with the registry's directory applies. Default: `RKT_CERTS_D` (`:`-separated) if set, else
+   * `~/.config/containers/certs.d`, `/etc/containers/certs.d`, `/etc/docker/certs.d`.
+   */
+  readonly certsDirs?: readonly string[] | undefined;
+  /**
+   * Where `HTTP_PROXY`, `HTTPS_PROXY`, `NO_PROXY` (either case), `RKT_CERTS_D` and
+   * `SSL_CERT_FILE` are read; default `process.env`.
+   */
+  readonly env?: Readonly<Record<string, string | undefined>> | undefined;
+  /**
+   * Bring your own dispatcher (tests); then TLS, certs.d and proxies are the dispatcher's
+   * business.
+   */
   readonly dispatcher?: Dispatcher | undefined;
   readonly retry?: RetryOptions | undefined;
   /**
@@ -51,26 +75,73 @@ export interface HttpOptions {
 /** The most redirects one request follows (as rkt's and Go's HTTP clients). */
 export const maxRedirects = 10;
 
+/** The connection pools of one client. */
+export interface Pools {
+  /**
+   * The undici dispatcher (undici is loaded on the first call) for blob bodies and uploads; for
+   * every request when `small` is undefined.
+   */
+  dispatcher(): Dispatcher;
+  /** node:http pools for the other requests; undefined with a proxy or a caller's dispatcher. */
+  readonly small: SmallHttp | undefined;
+}
+
 export interface Resolved {
   readonly retry: Required<{ [K in keyof RetryOptions]-?: number }>;
   readonly stallTimeoutMs: number;
   readonly insecureHttp: boolean;
-  /** The undici dispatcher for blob bodies and stream uploads (every request when the caller gave one). */
-  readonly dispatcher: Dispatcher;
-  /** node:http pools for the other requests; undefined when the caller gave a dispatcher. */
-  readonly small: SmallHttp | undefined;
+  /**
+   * The pools, made on first use: that reads certs.d and the CA bundle and the proxy variables,
+   * and fails (RKT_INVALID_ARGUMENT, RKT_IO) when they are wrong. The same answer every time.
+   */
+  pools(): Promise<Pools>;
   readonly userAgent: string;
   /** Closes the pools this client created (not a dispatcher the caller gave). */
   close(): Promise<void>;
 }
 
-export function resolveHttpOptions(o: HttpOptions): Resolved {
-  const extra = o.caPem === undefined ? undefined : typeof o.caPem === "string" ? [o.caPem] : o.caPem;
-  // `ca` replaces Node's roots; keep them so that a private CA does not break public registries.
-  const ca = extra === undefined ? undefined : [...rootCertificates, ...extra];
-  const rejectUnauthorized = o.insecure?.tls !== true;
-  let own: Dispatcher | undefined;
-  const small = o.dispatcher === undefined ? new SmallHttp({ ca, rejectUnauthorized }) : undefined;
+/** `tlsHost`: the registry (`host[:port]`) whose certs.d directory applies; none: no certs.d. */
+export function resolveHttpOptions(o: HttpOptions, tlsHost?: string): Resolved {
+  const env = o.env ?? process.env;
+  let made: Promise<Pools & { close(): Promise<void> }> | undefined;
+  const make = async (): Promise<Pools & { close(): Promise<void> }> => {
+    if (o.dispatcher !== undefined) {
+      const given = o.dispatcher;
+      return { small: undefined, dispatcher: () => given, close: () => Promise.resolve() };
+    }
+    const proxy = proxyFromEnv(env);
+    const tls = await loadTlsConfig({
+      host: tlsHost,
+      caPem: o.caPem === undefined ? undefined : typeof o.caPem === "string" ? [o.caPem] : o.caPem,
+      insecure: o.insecure?.tls === true,
+      certDir: o.certDir,
+      certsDirs: o.certsDirs,
+      env,
+    });
+    const agent = { connections: 8, keepAliveTimeout: 30_000 };
+    let own: Dispatcher | undefined;
+    // node:http has no proxy support: with a proxy, every request goes through undici.
+    const small = proxy === undefined ? new SmallHttp(tls) : undefined;
+    return {
+      small,
+      dispatcher: () =>
+        (own ??=
+          proxy !== undefined
+            ? proxyDispatcher(proxy, tls, agent)
+            : new (undici().Agent)({
+                ...agent,
+                connect: {
+                  rejectUnauthorized: tls.rejectUnauthorized,
+                  ...(tls.secureContext === undefined ? {} : { secureContext: tls.secureContext }),
+                },
+              })),
+      close: async () => {
+        small?.close();
+        await own?.close();
+      },
+    };
+  };
+  const pools = () => (made ??= make());
   return {
     retry: {
       maxAttempts: Math.max(1, o.retry?.maxAttempts ?? 5),
@@ -80,22 +151,13 @@ export function resolveHttpOptions(o: HttpOptions): Resolved {
     },
     stallTimeoutMs: o.stallTimeoutMs ?? 30_000,
     insecureHttp: o.insecure?.http === true,
-    get dispatcher() {
-      own ??=
-        o.dispatcher ??
-        new (undici().Agent)({
-          connections: 8,
-          keepAliveTimeout: 30_000,
-          connect: { ...(ca === undefined ? {} : { ca }), rejectUnauthorized },
-        });
-      return own;
-    },
-    small,
+    pools,
     userAgent: o.userAgent ?? "rkt",
     close: async () => {
-      if (o.dispatcher !== undefined) return;
-      small?.close();
-      await own?.close();
+      // Pools that never got made (or failed to) hold nothing.
+      if (made === undefined) return;
+      const p = await made.catch(() => undefined);
+      await p?.close();
     },
   };
 }
@@ -146,18 +208,20 @@ export async function send(r: Resolved, o: SendOptions): Promise<Response> {
     const headers: Record<string, string> = { "user-agent": r.userAgent, ...o.headers };
     if (o.authorization !== undefined && url.origin === o.authOrigin)
       headers["authorization"] = o.authorization;
-    // Pings, HEADs, token and signature GETs go over node:http, so that a run which sends only
-    // those (a warm fetch of an unchanged tag) never loads undici; manifests, blobs and uploads use it.
+    // Pings, HEADs, token and signature GETs go over node:http (unless a proxy is set), so that a
+    // run which sends only those (a warm fetch of an unchanged tag) never loads undici; manifests,
+    // blobs and uploads use it.
+    const pools = await r.pools();
     const res =
-      r.small !== undefined && body === undefined && (method === "GET" || method === "HEAD") && !o.bulk
-        ? await r.small.request({
+      pools.small !== undefined && body === undefined && (method === "GET" || method === "HEAD") && !o.bulk
+        ? await pools.small.request({
             url,
             method,
             headers,
             signal: o.signal,
             stallTimeoutMs: r.stallTimeoutMs,
           })
-        : await r.dispatcher.request({
+        : await pools.dispatcher().request({
             origin: url.origin,
             path: `${url.pathname}${url.search}`,
             method,
@@ -314,6 +378,16 @@ export function networkError(e: unknown, what: string, signal: AbortSignal | und
       temporary: true,
     });
   }
+  // undici's words for a proxy that refused a CONNECT or wants credentials.
+  const proxyStatus = /^Proxy response \((\d+)\)|^Proxy Authentication Required \((\d+)\)/.exec(msg);
+  if (proxyStatus !== null) {
+    const status = Number(proxyStatus[1] ?? proxyStatus[2]);
+    return new RktError(
+      ErrorCode.Registry,
+      `${what}: the proxy answered HTTP ${status} (check HTTP(S)_PROXY, the credentials in its URL, or NO_PROXY)`,
+      { cause: e, temporary: status >= 500 },
+    );
+  }
   const h = hint(code);
   // OpenSSL's own text (library, function, source line) says nothing the code does not; drop it.
   const text = h !== "" && typeof code === "string" && /^ERR_SSL_/.test(code) ? "" : `: ${msg}`;
@@ -330,7 +404,9 @@ const certificateCodes =
 // What the user can do about common TLS failures, in rkt's terms.
 function hint(code: unknown): string {
   if (typeof code !== "string") return "";
-  if (certificateCodes.test(code)) return " (trust its CA, or allow with --insecure-options=tls)";
+  if (certificateCodes.test(code)) {
+    return " (trust its CA, e.g. in /etc/containers/certs.d/<host:port>/ca.crt, or allow with --insecure-options=tls)";
+  }
   if (/WRONG_VERSION_NUMBER|^EPROTO$|HTTP_REQUEST/.test(code)) {
     return " (does it speak plain http? allow with --insecure-options=http)";
   }

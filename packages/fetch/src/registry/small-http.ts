@@ -1,11 +1,12 @@
 // Small body-less registry requests (ping, manifest and blob HEADs, token GETs, signatures)
 // over node:http and node:https, which are cheap to load: a warm `rkt fetch` of an unchanged tag
 // then never loads undici (~0.1 s of CommonJS compilation). Blob bodies and every request with a
-// body still go through undici (see http.ts).
+// body still go through undici, and every request at all when a proxy is set (see http.ts).
 // Internal to the package.
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type { Readable } from "node:stream";
+import type { SecureContext } from "node:tls";
 
 /** Error codes of our own stall timers (undici's names, so that both transports read alike). */
 export const headersTimeoutCode = "UND_ERR_HEADERS_TIMEOUT";
@@ -41,13 +42,13 @@ export class SmallHttp {
   private readonly http: HttpAgent;
   private readonly https: HttpsAgent;
 
-  /** `ca`: the whole list of trusted roots (it replaces Node's), as for undici's `connect.ca`. */
-  constructor(o: { ca?: readonly string[] | undefined; rejectUnauthorized: boolean }) {
+  /** `secureContext`: roots and client certificates (tls-config.ts), shared with the undici agent. */
+  constructor(o: { secureContext?: SecureContext | undefined; rejectUnauthorized: boolean }) {
     this.http = new HttpAgent({ keepAlive: true, maxSockets: 8 });
     this.https = new HttpsAgent({
       keepAlive: true,
       maxSockets: 8,
-      ...(o.ca === undefined ? {} : { ca: [...o.ca] }),
+      ...(o.secureContext === undefined ? {} : { secureContext: o.secureContext }),
       rejectUnauthorized: o.rejectUnauthorized,
     });
   }
