@@ -335,6 +335,8 @@ const commands: readonly CommandSpec[] = [
           "  --authfile FILE             containers auth.json to read credentials from",
           "  --creds USER:PASS           credentials for both sides (--src-creds, --dest-creds per side)",
           "  --src-tls-verify=false      plain HTTP or unverified TLS for the source (--dest-tls-verify too)",
+          "  --src-cert-dir DIR          CAs (*.crt) and client certificates (*.cert, *.key) for the source",
+          "                              registry instead of certs.d (--dest-cert-dir too)",
           "  --overwrite                 replace an existing archive file",
           "  --parallel N                blobs at once (default 4)",
           "  --chunk-size BYTES          upload larger blobs in PATCH chunks",

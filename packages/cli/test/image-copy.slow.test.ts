@@ -260,6 +260,27 @@ describe("rkt image push and save", () => {
     expect(readFileSync(join(bundle, "rootfs", "bin", "data")).length).toBe(300_000);
   });
 
+  it("verifies the destination's TLS with --dest-cert-dir, and refuses it without", async () => {
+    const creds = `--dest-creds=${dest.username}:${dest.password}`;
+    const target = `docker://${dest.host}/certdir:v1`;
+    // Without --insecure-options=http, which would let the client fall back to plain HTTP.
+    const secure = (args: string[]) => runRkt(["--dir", dir, ...args], { cwd: tmp });
+    const refused = await secure(["image", "push", "-q", creds, `${origin.host}/app:v1`, target]);
+    expect(refused.code).toBe(254);
+    expect(refused.stderr).toMatch(/certs\.d|certificate/);
+    const ok = await secure([
+      "image",
+      "push",
+      "-q",
+      creds,
+      `--dest-cert-dir=${dest.certDir}`,
+      `${origin.host}/app:v1`,
+      target,
+    ]);
+    expect(ok.stderr).toBe("");
+    expect(ok.code).toBe(0);
+  });
+
   it("saves two images into one oci-archive that skopeo reads and rkt fetches back; refuses to overwrite", async () => {
     // A second stored image under another name: a copy from the store to the store.
     const second = await rkt(dir, [

@@ -193,6 +193,12 @@ export { verifyAciSignature, checkSignerEarly } from "./appc/verify.js";
 export { trustDiscoveredKeys } from "./appc/pubkeys.js";
 export type { TrustedDiscoveredKey } from "./appc/pubkeys.js";
 
+// The front door: what `rkt fetch IMAGE` does, for any reference.
+export { fetchImage } from "./fetch-image.js";
+export type { FetchImageOptions, FetchedImage, FetchProgress } from "./fetch-image.js";
+export { localAdmission, dockerAdmission } from "./admission.js";
+export type { RktConfigDirs, AdmissionOptions } from "./admission.js";
+
 // The image model's sources and sinks, and copyImage between any pair.
 export { copyImage } from "./image/copy.js";
 export type { CopyImageOptions, CopyResult, CopyEvent } from "./image/copy.js";

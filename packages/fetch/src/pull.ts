@@ -41,6 +41,8 @@ export interface PullImageOptions extends Abortable {
   insecure?: InsecureOptions | undefined;
   /** Extra trusted CA certificates (PEM). */
   caPem?: string | readonly string[] | undefined;
+  /** Where proxy variables, `RKT_CERTS_D` and `SSL_CERT_FILE` are read; default `process.env`. */
+  env?: Readonly<Record<string, string | undefined>> | undefined;
   /** Where registry credentials come from; none means anonymous. */
   credentials?: CredentialsProvider | undefined;
   /** Per-blob progress of downloads (`bytes` counts from the blob's start, a resumed prefix included). */
@@ -218,6 +220,7 @@ export async function pullImage(
         },
         caPem: o.caPem,
         credentials: o.credentials,
+        env: o.env,
         // A mirror gets one retry: when it is down, the next source is the better retry.
         ...(src.mirror ? { retry: { maxAttempts: 2, maxDelayMs: 1000 } } : {}),
       });

@@ -26,6 +26,8 @@ const copyFlags = {
   "dest-creds": { type: "string" },
   "src-tls-verify": { type: "boolean", default: true },
   "dest-tls-verify": { type: "boolean", default: true },
+  "src-cert-dir": { type: "string" },
+  "dest-cert-dir": { type: "string" },
   "chunk-size": { type: "string" },
 } as const;
 
@@ -62,6 +64,7 @@ function clientsFor(
     v[`${side}-creds`] === undefined ? "creds" : `${side}-creds`,
   );
   const verify = v[`${side}-tls-verify`];
+  const certDir = v[`${side}-cert-dir`];
   const rktConfigDirs = [g.systemConfig, g.localConfig, ...(g.userConfig === "" ? [] : [g.userConfig])];
   return (registry) => {
     const providers: Fetch.CredentialsProvider[] = [];
@@ -75,6 +78,8 @@ function clientsFor(
     const c = new fetch.RegistryClient(registry, {
       insecure: { http: g.insecure.http || !verify, tls: g.insecure.tls || !verify },
       credentials: fetch.chainCredentials(providers),
+      env: ctx.env,
+      ...(certDir === undefined ? {} : { certDir: resolve(ctx.cwd, certDir) }),
     });
     opened.push(c);
     return c;

@@ -2,8 +2,7 @@
 // `rkt fetch` would), a pod prepared from them, and the pod handed to a stage1.
 import { writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
-import { Writable } from "node:stream";
-import { ErrorCode, isRktError, RktError } from "@rkt/oci";
+import { ErrorCode, isRktError } from "@rkt/oci";
 import type { AppRequest, NetMode, Stage1Kind } from "@rkt/runner";
 import type { LocalStore } from "@rkt/store";
 import type { CommandContext } from "../context.js";
@@ -18,7 +17,7 @@ function debugLog(ctx: CommandContext): (line: string) => void {
 
 /**
  * The store ID of `arg`: the stored image it names (pull policy new/never), else what
- * `rkt fetch` stores for it (its output captured, progress still shown).
+ * `rkt fetch` stores for it (progress shown as by `rkt fetch`).
  */
 async function imageFor(store: LocalStore, a: RunImageArg, r: RunArgs, ctx: CommandContext): Promise<string> {
   const { resolveImage } = await import("@rkt/store");
@@ -29,20 +28,9 @@ async function imageFor(store: LocalStore, a: RunImageArg, r: RunArgs, ctx: Comm
       if (!isRktError(e) || e.code !== ErrorCode.NotFound || r.pullPolicy === "never") throw e;
     }
   }
-  let out = "";
-  const capture = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      out += chunk.toString("utf8");
-      done();
-    },
-  });
-  const { fetchCommand } = await import("./fetch.js");
-  const argv = ["--full", `--pull-policy=${r.pullPolicy}`, ...(r.quiet ? ["--quiet"] : []), a.image];
-  if (a.signature !== undefined) argv.push("--signature", a.signature);
-  await fetchCommand(argv, { ...ctx, stdout: capture });
-  const id = out.trim().split("\n").pop() ?? "";
-  if (id === "") throw new RktError(ErrorCode.Internal, `fetch of ${a.image} printed no image ID`);
-  return id;
+  const { fetchForCli } = await import("./fetch.js");
+  const arg = { image: a.image, signature: a.signature };
+  return (await fetchForCli(store, arg, ctx, { pullPolicy: r.pullPolicy, quiet: r.quiet })).id;
 }
 
 /** The pod's stage1: asked for, or the first that works here (`--debug` says which and why). */
