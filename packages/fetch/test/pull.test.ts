@@ -13,7 +13,7 @@ import {
   type Digest,
   type DockerRef,
 } from "@rkt/oci";
-import { LocalStore, listImages } from "@rkt/store";
+import { LocalStore, getRemote, listImages, resolveImage } from "@rkt/store";
 import {
   pushLayout,
   randomLayer,
@@ -87,18 +87,11 @@ describe("pullImage", () => {
       );
       const listed = listImages(store).map((i) => ({ id: i.id, name: i.name }));
       expect(listed).toEqual([{ id: img.descriptor.digest, name: `${reg().host}/cold/app` }]);
-      const remote = store.db
-        .prepare("SELECT url, manifest_digest, image_id, download_time FROM remotes")
-        .all() as { url: string; manifest_digest: string; image_id: string; download_time: number }[];
-      expect(remote).toHaveLength(1);
-      expect(remote[0]).toMatchObject({
-        url: `docker://${reg().host}/cold/app:v1`,
-        manifest_digest: img.descriptor.digest,
-        image_id: img.descriptor.digest,
-      });
-      expect(remote[0]!.download_time).toBeGreaterThan(Date.now() - 60_000);
-      const refs = store.db.prepare("SELECT name, tag, image_id FROM refs").all();
-      expect(refs).toEqual([{ name: `${reg().host}/cold/app`, tag: "v1", image_id: img.descriptor.digest }]);
+      const remote = getRemote(store, `docker://${reg().host}/cold/app:v1`);
+      expect(remote).toMatchObject({ manifestDigest: img.descriptor.digest, imageId: img.descriptor.digest });
+      expect(remote!.downloadTime).toBeGreaterThan(Date.now() - 60_000);
+      // The tag resolves by name.
+      expect(resolveImage(store, `${reg().host}/cold/app:v1`)).toBe(img.descriptor.digest);
     } finally {
       store.close();
     }
@@ -141,10 +134,8 @@ describe("pullImage", () => {
           .map((i) => i.id)
           .sort(),
       ).toEqual([v1.descriptor.digest, v2.descriptor.digest].sort());
-      const remote = store.db
-        .prepare("SELECT image_id FROM remotes WHERE url = ?")
-        .get(`docker://${reg().host}/warm/app:latest`);
-      expect(remote).toEqual({ image_id: v2.descriptor.digest });
+      const remote = getRemote(store, `docker://${reg().host}/warm/app:latest`);
+      expect(remote?.imageId).toBe(v2.descriptor.digest);
       const again = await pull(store, "warm/app");
       expect(again.source).toBe("unchanged");
       expect(again.bytesDownloaded).toBe(0);
@@ -215,8 +206,8 @@ describe("pullImage", () => {
       expect(amd.id).toBe(idx.images[0]!.descriptor.digest);
       const same = await pull(store, "multi/app:v1", { platform: { os: "linux", architecture: "amd64" } });
       expect(same.source).toBe("unchanged");
-      const remote = store.db.prepare("SELECT manifest_digest FROM remotes").get();
-      expect(remote).toEqual({ manifest_digest: idx.descriptor.digest });
+      const remote = getRemote(store, `docker://${reg().host}/multi/app:v1`);
+      expect(remote?.manifestDigest).toBe(idx.descriptor.digest);
       const arm = await pull(store, "multi/app:v1", { platform: { os: "linux", architecture: "arm64" } });
       expect(arm.source).toBe("pulled");
       expect(arm.id).toBe(idx.images[1]!.descriptor.digest);
@@ -270,7 +261,7 @@ describe("pullImage", () => {
       expect((e as Error).message).toContain(layer);
       expect(listImages(store)).toEqual([]);
       expect(await store.exists(layer)).toBe(false);
-      expect(store.db.prepare("SELECT COUNT(*) AS n FROM remotes").get()).toEqual({ n: 0 });
+      expect(getRemote(store, `docker://${reg().host}/rot/app:v1`)).toBeUndefined();
       // The wrong bytes are not kept for a resume (a sibling blob cut short by the failure may be).
       const ingest = createHash("sha256").update(`blob-${layer}`).digest("hex");
       expect(await readdir(store.paths.ingest).catch(() => [])).not.toContain(ingest);

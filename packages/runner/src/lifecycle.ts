@@ -46,7 +46,7 @@ export interface PodInfo {
 }
 
 function stateOf(store: LocalStore, loc: PodLocation): PodState {
-  const held = isLocked(store.db, podLockKey(loc.uuid));
+  const held = isLocked(store, podLockKey(loc.uuid));
   switch (loc.dir) {
     case PodDir.Embryo:
       return PodState.Embryo;
@@ -212,7 +212,7 @@ async function destroy(store: LocalStore, loc: PodLocation): Promise<void> {
 /** `rkt rm`: removes a pod that is not running or being prepared. Returns its UUID. */
 export async function removePod(store: LocalStore, dataDir: string, uuid: string): Promise<string> {
   const loc = await findPod(dataDir, uuid);
-  const lock = tryLock(store.db, podLockKey(loc.uuid));
+  const lock = tryLock(store, podLockKey(loc.uuid));
   if ("heldBy" in lock)
     throw new RktError(
       ErrorCode.Unavailable,
@@ -263,7 +263,7 @@ export async function gcPods(
   const expire = o.expirePreparedMs ?? defaultExpirePreparedMs;
   const report: GcPodsReport = { marked: [], removed: [], failed: [] };
   for (const found of await listPodDirs(dataDir)) {
-    const lock = tryLock(store.db, podLockKey(found.uuid));
+    const lock = tryLock(store, podLockKey(found.uuid));
     if ("heldBy" in lock) continue;
     try {
       // Another collector may have moved it since the listing.

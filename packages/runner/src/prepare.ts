@@ -76,7 +76,7 @@ export async function preparePod(
 ): Promise<string> {
   if (apps.length === 0) throw new RktError(ErrorCode.InvalidArgument, "a pod needs at least one image");
   const uuid = randomUUID();
-  const lock = tryLock(store.db, podLockKey(uuid));
+  const lock = tryLock(store, podLockKey(uuid));
   if ("heldBy" in lock)
     throw new RktError(ErrorCode.Internal, `pod ${uuid}: lock held by process ${lock.heldBy}`);
   const embryo = podPath(dataDir, PodDir.Embryo, uuid);

@@ -92,7 +92,7 @@ export async function runPreparedPod(
       `pod ${loc.uuid} is not prepared (it is in ${loc.dir}); only a prepared pod can run`,
     );
   }
-  const lock = tryLock(store.db, podLockKey(loc.uuid));
+  const lock = tryLock(store, podLockKey(loc.uuid));
   if ("heldBy" in lock)
     throw new RktError(ErrorCode.Unavailable, `pod ${loc.uuid} is in use by process ${lock.heldBy}`);
   const mounted: string[] = [];

@@ -10,6 +10,7 @@ import { ErrorCode, MediaType, RktError, digestHex, parseDigest, type Digest } f
 import { touchImage } from "./images.js";
 import type { LocalStore } from "./local-store.js";
 import { fsyncDir, ioError } from "./internal/fs-util.js";
+import { indexDb } from "./internal/index-db.js";
 
 interface ExportRow {
   kind: "aci" | "oci";
@@ -17,7 +18,7 @@ interface ExportRow {
 }
 
 function imageRow(store: LocalStore, id: string): ExportRow {
-  const row = store.db.prepare("SELECT kind, manifest_digest FROM images WHERE id = ?").get(id) as
+  const row = indexDb(store).prepare("SELECT kind, manifest_digest FROM images WHERE id = ?").get(id) as
     ExportRow | undefined;
   if (row === undefined) throw new RktError(ErrorCode.NotFound, `cannot find image with key: ${id}`);
   return row;
@@ -84,7 +85,7 @@ async function ociArchive(
   const { pack: tarPack } = await import("tar-stream");
   const p = tarPack();
   void (async () => {
-    const rows = store.db
+    const rows = indexDb(store)
       .prepare(
         "SELECT ib.digest, b.size, b.media_type FROM image_blobs ib JOIN blobs b ON b.digest = ib.digest WHERE ib.image_id = ? ORDER BY ib.role, ib.position",
       )

@@ -19,6 +19,7 @@ import type { LocalStore } from "./local-store.js";
 import { hashFile } from "./local-store.js";
 import { isLocked } from "./locks.js";
 import { isAlive } from "./internal/proc.js";
+import { indexDb } from "./internal/index-db.js";
 
 /** The kinds of finding. */
 export type FsckFindingKind =
@@ -77,7 +78,7 @@ const docCap = 4 << 20;
  */
 export async function fsck(store: LocalStore, o: FsckOptions = {}): Promise<FsckReport> {
   const repair = o.repair === true;
-  const db = store.db;
+  const db = indexDb(store);
   const problems: FsckFinding[] = [];
   const garbage: FsckFinding[] = [];
   const rebuiltImages: string[] = [];
@@ -248,7 +249,7 @@ export async function fsck(store: LocalStore, o: FsckOptions = {}): Promise<Fsck
 // Recreates image rows for content that has none: ACIs (sha512 blobs) and OCI manifests whose
 // config and layers are all present. Names are lost for OCI images (they live only in rows).
 async function rebuildImages(store: LocalStore, files: Map<string, number>): Promise<string[]> {
-  const db = store.db;
+  const db = indexDb(store);
   const has = db.prepare("SELECT 1 FROM images WHERE id = ?");
   const used = db.prepare("SELECT 1 FROM image_blobs WHERE digest = ?");
   const rebuilt: string[] = [];

@@ -8,6 +8,7 @@ import type { LocalStore } from "./local-store.js";
 import { clearDeadLocks, isLocked } from "./locks.js";
 import { isAlive } from "./internal/proc.js";
 import { collectSnapshots, releaseStaleMounts } from "./tree/store-render.js";
+import { indexDb } from "./internal/index-db.js";
 
 /** Options of {@link gc}. */
 export interface GcOptions {
@@ -51,7 +52,7 @@ export async function gc(store: LocalStore, o: GcOptions = {}): Promise<GcReport
   const now = o.now ?? Date.now();
   const grace = o.gracePeriodMs ?? defaultGracePeriodMs;
   const ingestGrace = o.ingestGracePeriodMs ?? grace;
-  const db = store.db;
+  const db = indexDb(store);
   clearDeadLocks(db);
   // Overlay mounts handed out by `image render` whose target was unmounted stop protecting their tree.
   await releaseStaleMounts(store);

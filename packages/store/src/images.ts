@@ -3,6 +3,7 @@
 import { buffer } from "node:stream/consumers";
 import { ErrorCode, RktError, parseDigest, type Digest } from "@rkt/oci";
 import type { LocalStore } from "./local-store.js";
+import { indexDb } from "./internal/index-db.js";
 
 /** The two kinds of image the store holds. */
 export type ImageKind = "aci" | "oci";
@@ -63,7 +64,7 @@ const imageColumns =
 
 /** The record of image `id` (a full ID). RKT_NOT_FOUND when absent. */
 export function getImage(store: LocalStore, id: string): ImageRecord {
-  const row = store.db
+  const row = indexDb(store)
     .prepare(
       `SELECT ${imageColumns}, (SELECT SUM(size) FROM trees t WHERE t.image_id = i.id) AS tree_size FROM images i WHERE i.id = ?`,
     )
@@ -102,7 +103,9 @@ export function resolveImageKey(store: LocalStore, key: string): string {
   if (k.length < 9) throw new RktError(ErrorCode.InvalidArgument, "image ID too short");
   if (!/^[0-9a-f]+$/.test(k.slice(7))) throw new RktError(ErrorCode.NotFound, "no image IDs found");
   // Hex sorts below '~', so [k, k + '~') is exactly the IDs starting with k, using the primary key.
-  const rows = store.db.prepare("SELECT id FROM images WHERE id >= ? AND id < ? LIMIT 2").all(k, `${k}~`) as {
+  const rows = indexDb(store)
+    .prepare("SELECT id FROM images WHERE id >= ? AND id < ? LIMIT 2")
+    .all(k, `${k}~`) as {
     id: string;
   }[];
   if (rows.length === 0) throw new RktError(ErrorCode.NotFound, "no image IDs found");
@@ -156,11 +159,12 @@ function formatLabels(labels: Readonly<Record<string, string>>): string {
 export function findImageByName(store: LocalStore, q: ImageNameQuery): string {
   const tag = q.labels["version"] ?? "latest";
   if (Object.keys(q.labels).every((k) => k === "version")) {
-    const ref = store.db.prepare("SELECT image_id FROM refs WHERE name = ? AND tag = ?").get(q.name, tag) as
-      { image_id: string } | undefined;
+    const ref = indexDb(store)
+      .prepare("SELECT image_id FROM refs WHERE name = ? AND tag = ?")
+      .get(q.name, tag) as { image_id: string } | undefined;
     if (ref !== undefined) return ref.image_id;
   }
-  const rows = store.db
+  const rows = indexDb(store)
     .prepare("SELECT id, labels, latest, import_time FROM images WHERE name = ?")
     .all(q.name) as { id: string; labels: string; latest: number; import_time: number }[];
   const wanted = Object.entries(q.labels);
@@ -220,7 +224,7 @@ export function listImages(store: LocalStore, o: ListImagesOptions = {}): ImageR
       throw new RktError(ErrorCode.InvalidArgument, `unknown sort field ${JSON.stringify(f)}`);
   }
   const orderBy = [...fields.map((f) => `${sortColumns[f]} ${dir}`), `i.id ${dir}`].join(", ");
-  const rows = store.db
+  const rows = indexDb(store)
     .prepare(
       `SELECT ${imageColumns}, t.tree_size FROM images i
        LEFT JOIN (SELECT image_id, SUM(size) AS tree_size FROM trees GROUP BY image_id) t ON t.image_id = i.id
@@ -232,19 +236,19 @@ export function listImages(store: LocalStore, o: ListImagesOptions = {}): ImageR
 
 /** Records that image `id` was used now (rkt updates last-used on render, export, extract, run). */
 export function touchImage(store: LocalStore, id: string, now = Date.now()): void {
-  const r = store.db.prepare("UPDATE images SET last_used = ? WHERE id = ?").run(now, id);
+  const r = indexDb(store).prepare("UPDATE images SET last_used = ? WHERE id = ?").run(now, id);
   if (r.changes === 0) throw new RktError(ErrorCode.NotFound, `cannot find image with key: ${id}`);
 }
 
 /** The blobs of image `id`, manifest first, then config, then layers in order, and its stored size. */
 export function imageContent(store: LocalStore, id: string): { digests: Digest[]; size: number } {
-  const rows = store.db
+  const rows = indexDb(store)
     .prepare(
       "SELECT digest FROM image_blobs WHERE image_id = ? ORDER BY CASE role WHEN 'manifest' THEN 0 WHEN 'config' THEN 1 ELSE 2 END, position",
     )
     .all(id) as { digest: Digest }[];
   const size = (
-    store.db.prepare("SELECT size FROM images WHERE id = ?").get(id) as { size: number } | undefined
+    indexDb(store).prepare("SELECT size FROM images WHERE id = ?").get(id) as { size: number } | undefined
   )?.size;
   return { digests: rows.map((r) => r.digest), size: size ?? 0 };
 }
@@ -268,21 +272,21 @@ export interface RemoveResult {
 export async function removeImages(store: LocalStore, ids: readonly string[]): Promise<RemoveResult[]> {
   const unique = [...new Set(ids)];
   const live = store.leaseChecker();
-  const leasedBy = store.db.prepare(
+  const leasedBy = indexDb(store).prepare(
     "SELECT lease_id FROM lease_refs WHERE (kind = 'image' AND ref = ?) OR (kind = 'tree' AND ref IN (SELECT id FROM trees WHERE image_id = ?))",
   );
-  const exists = store.db.prepare("SELECT 1 FROM images WHERE id = ?");
-  const blobsOf = store.db.prepare("SELECT DISTINCT digest FROM image_blobs WHERE image_id = ?");
-  const treesOf = store.db.prepare("SELECT id, size FROM trees WHERE image_id = ?");
-  const delImage = store.db.prepare("DELETE FROM images WHERE id = ?");
-  const delBlob = store.db.prepare(
+  const exists = indexDb(store).prepare("SELECT 1 FROM images WHERE id = ?");
+  const blobsOf = indexDb(store).prepare("SELECT DISTINCT digest FROM image_blobs WHERE image_id = ?");
+  const treesOf = indexDb(store).prepare("SELECT id, size FROM trees WHERE image_id = ?");
+  const delImage = indexDb(store).prepare("DELETE FROM images WHERE id = ?");
+  const delBlob = indexDb(store).prepare(
     "DELETE FROM blobs WHERE digest = ? AND NOT EXISTS (SELECT 1 FROM image_blobs WHERE digest = ?)",
   );
-  const delLayer = store.db.prepare("DELETE FROM layers WHERE digest = ?");
+  const delLayer = indexDb(store).prepare("DELETE FROM layers WHERE digest = ?");
   const results = new Map<string, { removed: boolean; error?: RktError; freed: number }>();
   const candidates = new Set<string>();
   const treeDirs: { id: string; size: number }[] = [];
-  const run = store.db.transaction((batch: readonly string[]) => {
+  const run = indexDb(store).transaction((batch: readonly string[]) => {
     const blobsTouched = new Set<string>();
     for (const id of batch) {
       if (exists.get(id) === undefined) {
@@ -334,8 +338,9 @@ const manifestCap = 16 << 20;
  * OCI image the exact manifest bytes its ID is the digest of. RKT_NOT_FOUND when absent.
  */
 export async function catManifest(store: LocalStore, id: string): Promise<Uint8Array> {
-  const row = store.db.prepare("SELECT kind, manifest, manifest_digest FROM images WHERE id = ?").get(id) as
-    { kind: ImageKind; manifest: Buffer | null; manifest_digest: string } | undefined;
+  const row = indexDb(store)
+    .prepare("SELECT kind, manifest, manifest_digest FROM images WHERE id = ?")
+    .get(id) as { kind: ImageKind; manifest: Buffer | null; manifest_digest: string } | undefined;
   if (row === undefined) throw new RktError(ErrorCode.NotFound, `cannot find image with key: ${id}`);
   if (row.kind === "aci") {
     if (row.manifest === null) throw new RktError(ErrorCode.Internal, `image ${id}: no manifest recorded`);

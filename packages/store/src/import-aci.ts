@@ -14,6 +14,7 @@ import { aciImageId } from "./images.js";
 import { ingestDir } from "./internal/paths.js";
 import type { LocalStore } from "./local-store.js";
 import { acquireLock, type LockHandle } from "./locks.js";
+import { indexDb } from "./internal/index-db.js";
 
 /** Where an image came from, recorded in `remotes` for cache revalidation (rkt's remote table). */
 export interface RemoteInfo {
@@ -212,7 +213,7 @@ export async function importAci(
     if (o.remote !== undefined) {
       // Held until the rows are recorded, so a concurrent import of the same URL waits and then
       // finds the image (the work is done once); a killed holder's lock is taken over.
-      remoteLock = await acquireLock(store.db, `remote:${o.remote.url}`, {
+      remoteLock = await acquireLock(indexDb(store), `remote:${o.remote.url}`, {
         wait: true,
         signal: o.signal,
         what: `import of ${o.remote.url}`,
@@ -279,7 +280,7 @@ export async function importAci(
     const labels: Record<string, string> = {};
     for (const l of m.labels ?? []) labels[l.name] = l.value;
     const now = Date.now();
-    const db = store.db;
+    const db = indexDb(store);
     db.transaction(() => {
       db.prepare(
         `INSERT INTO images (id, kind, name, labels, manifest_digest, config_digest, manifest, size, import_time, last_used, latest)
@@ -325,7 +326,7 @@ export function recordRemote(
   digest: string,
   now: number,
 ): void {
-  store.db
+  indexDb(store)
     .prepare(
       `INSERT OR REPLACE INTO remotes (url, etag, max_age, download_time, manifest_digest, image_id, sig_url)
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
@@ -336,15 +337,17 @@ export function recordRemote(
 // The remote's image when the URL was imported before with the same ETag and is still stored;
 // refreshes its import time as a re-import would.
 function cachedRemote(store: LocalStore, r: RemoteInfo): ImportResult | undefined {
-  const row = store.db
+  const row = indexDb(store)
     .prepare(
       `SELECT i.id, i.kind, i.name, i.size FROM remotes r JOIN images i ON i.id = r.image_id WHERE r.url = ? AND r.etag = ?`,
     )
     .get(r.url, r.etag) as { id: string; kind: "aci" | "oci"; name: string; size: number } | undefined;
   if (row === undefined) return undefined;
   const now = Date.now();
-  store.db.prepare("UPDATE images SET import_time = ?, last_used = ? WHERE id = ?").run(now, now, row.id);
-  store.db.prepare("UPDATE remotes SET download_time = ? WHERE url = ?").run(now, r.url);
+  indexDb(store)
+    .prepare("UPDATE images SET import_time = ?, last_used = ? WHERE id = ?")
+    .run(now, now, row.id);
+  indexDb(store).prepare("UPDATE remotes SET download_time = ? WHERE url = ?").run(now, r.url);
   return { ...row, cached: true };
 }
 
@@ -357,7 +360,7 @@ export interface RemoteRecord extends RemoteInfo {
 
 /** The remote row for `url`, or undefined. */
 export function getRemote(store: LocalStore, url: string): RemoteRecord | undefined {
-  const r = store.db.prepare("SELECT * FROM remotes WHERE url = ?").get(url) as
+  const r = indexDb(store).prepare("SELECT * FROM remotes WHERE url = ?").get(url) as
     | {
         url: string;
         etag: string | null;

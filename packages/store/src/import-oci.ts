@@ -22,6 +22,7 @@ import {
 } from "@rkt/oci";
 import { recordRemote, type ImportResult, type RemoteInfo } from "./import-aci.js";
 import type { LocalStore } from "./local-store.js";
+import { indexDb } from "./internal/index-db.js";
 
 /**
  * Where an importer gets blob bytes from. Transports implement it (an OCI layout reads
@@ -245,7 +246,7 @@ export async function importOciImage(store: LocalStore, o: ImportOciOptions): Pr
     if (o.tag !== undefined) labels["version"] = o.tag;
     if (config?.os !== undefined) labels["os"] = config.os;
     if (config?.architecture !== undefined) labels["arch"] = config.architecture;
-    const db = store.db;
+    const db = indexDb(store);
     db.transaction(() => {
       // Leased blobs cannot have been swept; check anyway so no row can ever name a missing file.
       for (const b of all) {
@@ -304,7 +305,7 @@ export async function importOciImage(store: LocalStore, o: ImportOciOptions): Pr
 
 /** The layer digest ↔ diffID pairs the store knows (for the tree store and docker2aci). */
 export function diffIdOf(store: LocalStore, layer: Digest): Digest | undefined {
-  const r = store.db.prepare("SELECT diff_id FROM layers WHERE digest = ?").get(layer) as
+  const r = indexDb(store).prepare("SELECT diff_id FROM layers WHERE digest = ?").get(layer) as
     { diff_id: Digest } | undefined;
   return r?.diff_id;
 }

@@ -4,6 +4,7 @@
 import { join } from "node:path";
 import { ingestDir } from "./internal/paths.js";
 import type { LocalStore } from "./local-store.js";
+import { indexDb } from "./internal/index-db.js";
 
 /**
  * The directory of the ingest named `ref` and its `data` file (which may not exist yet). Only
@@ -24,7 +25,7 @@ export function refreshRemote(
   url: string,
   o: { etag?: string | undefined; maxAge?: number | undefined; now?: number | undefined },
 ): boolean {
-  const r = store.db
+  const r = indexDb(store)
     .prepare(
       "UPDATE remotes SET download_time = ?, etag = COALESCE(?, etag), max_age = COALESCE(?, max_age) WHERE url = ?",
     )

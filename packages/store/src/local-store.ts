@@ -52,6 +52,7 @@ import { acquireLock, type LockHandle } from "./locks.js";
 import { errnoOf, ioError, removeQuiet } from "./internal/fs-util.js";
 import { blobPath, ingestDir, storePaths, type StorePaths } from "./internal/paths.js";
 import { isAlive, selfProcess } from "./internal/proc.js";
+import { registerIndexDb } from "./internal/index-db.js";
 
 /** {@link WriterOptions} plus what only the local store understands. */
 export interface LocalWriterOptions extends WriterOptions {
@@ -91,12 +92,13 @@ const octetStream = "application/octet-stream";
 export class LocalStore implements ContentStore {
   /** Absolute paths of the store. */
   readonly paths: StorePaths;
-  /** The index. Internal to this package: other packages use the exported functions. */
-  readonly db: IndexDb;
+  // The index: internal to this package (see internal/index-db.ts); others use its functions.
+  private readonly db: IndexDb;
 
   private constructor(paths: StorePaths, db: IndexDb) {
     this.paths = paths;
     this.db = db;
+    registerIndexDb(this, db);
   }
 
   /**

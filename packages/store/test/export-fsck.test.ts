@@ -17,6 +17,7 @@ import {
   type LocalStore,
 } from "@rkt/store";
 import { makeAci, makeOciImage, makeTar, readable, tempStore, type TempStore } from "./helpers.js";
+import { indexDb } from "../src/internal/index-db.js";
 
 let t: TempStore;
 beforeEach(async () => {
@@ -96,12 +97,12 @@ async function plantAci(store: LocalStore, bytes: Buffer): Promise<string> {
   await pipeline(readable(bytes), w.stream);
   const desc = await w.commit();
   const id = `sha512-${desc.digest.slice(7, 71)}`;
-  store.db
+  indexDb(store)
     .prepare(
       "INSERT INTO images (id, kind, name, labels, manifest_digest, manifest, size, import_time, last_used) VALUES (?, 'aci', 'x', '{}', ?, ?, ?, 0, 0)",
     )
     .run(id, desc.digest, Buffer.from("{}"), desc.size);
-  store.db
+  indexDb(store)
     .prepare("INSERT INTO image_blobs (image_id, digest, role) VALUES (?, ?, 'aci')")
     .run(id, desc.digest);
   return id;
@@ -211,7 +212,7 @@ describe("fsck", () => {
     const img = makeOciImage([await makeTar([{ name: "a", body: "a" }])]);
     await importOciImage(t.store, { rawManifest: img.raw, source: img.source, name: "x/y" });
     // lose the whole index
-    t.store.db.exec("DELETE FROM images; DELETE FROM blobs; DELETE FROM layers;");
+    indexDb(t.store).exec("DELETE FROM images; DELETE FROM blobs; DELETE FROM layers;");
     const r = await fsck(t.store);
     expect(r.ok).toBe(true);
     expect(r.garbage.filter((g) => g.kind === "orphan-blob")).toHaveLength(4);

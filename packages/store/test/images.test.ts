@@ -18,6 +18,7 @@ import {
   type LocalStore,
 } from "@rkt/store";
 import { makeAci, readable, tempStore, type TempStore } from "./helpers.js";
+import { indexDb } from "../src/internal/index-db.js";
 
 let t: TempStore;
 beforeEach(async () => {
@@ -39,7 +40,7 @@ function insertImage(
     size?: number;
   } = {},
 ): void {
-  store.db
+  indexDb(store)
     .prepare(
       `INSERT INTO images (id, kind, name, labels, manifest_digest, size, import_time, last_used, latest)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -180,7 +181,7 @@ describe("listImages", () => {
     insertImage(t.store, key("a1"), { name: "c", importTime: 3, lastUsed: 30, size: 10 });
     insertImage(t.store, key("a2"), { name: "a", importTime: 1, lastUsed: 50, size: 30 });
     insertImage(t.store, key("a3"), { name: "b", importTime: 2, lastUsed: 40, size: 20 });
-    const tree = t.store.db.prepare(
+    const tree = indexDb(t.store).prepare(
       "INSERT INTO trees (id, image_id, size, created, last_used) VALUES (?, ?, ?, 0, 0)",
     );
     tree.run("tree-1", key("a1"), 15);
@@ -197,10 +198,10 @@ describe("listImages", () => {
   });
 
   it("lists 10,000 images well within 0.3 s", () => {
-    const ins = t.store.db.prepare(
+    const ins = indexDb(t.store).prepare(
       "INSERT INTO images (id, kind, name, labels, manifest_digest, size, import_time, last_used, latest) VALUES (?, 'aci', ?, '{\"version\":\"1\"}', ?, 1, ?, ?, 0)",
     );
-    t.store.db.transaction(() => {
+    indexDb(t.store).transaction(() => {
       for (let i = 0; i < 10_000; i++)
         ins.run(`sha512-${i.toString(16).padStart(64, "0")}`, `example.com/app${i % 100}`, "x", i, i);
     })();
@@ -216,7 +217,7 @@ describe("removeImages and gc", () => {
   it("removes an image with its blob, refs and trees; reports unknown IDs", async () => {
     const aci = await makeAci("example.com/rm");
     const { id } = await importAci(t.store, readable(aci));
-    t.store.db
+    indexDb(t.store)
       .prepare("INSERT INTO trees (id, image_id, size, created, last_used) VALUES ('tree-x', ?, 5, 0, 0)")
       .run(id);
     const res = await removeImages(t.store, [id, id, key("ff")]);
@@ -262,7 +263,7 @@ describe("removeImages and gc", () => {
 
   it("gc --trees-only keeps images; trees held by a lease stay", async () => {
     const a = await importAci(t.store, readable(await makeAci("example.com/a")));
-    const tree = t.store.db.prepare(
+    const tree = indexDb(t.store).prepare(
       "INSERT INTO trees (id, image_id, size, created, last_used) VALUES (?, ?, 1, 0, 0)",
     );
     tree.run("t1", a.id);
@@ -305,10 +306,10 @@ describe("removeImages and gc", () => {
   });
 
   it("gc with 10,000 unused images finishes within 3 s", async () => {
-    const ins = t.store.db.prepare(
+    const ins = indexDb(t.store).prepare(
       "INSERT INTO images (id, kind, name, labels, manifest_digest, size, import_time, last_used, latest) VALUES (?, 'aci', 'n', '{}', ?, 1, 0, 0, 0)",
     );
-    t.store.db.transaction(() => {
+    indexDb(t.store).transaction(() => {
       for (let i = 0; i < 10_000; i++) ins.run(`sha512-${i.toString(16).padStart(64, "0")}`, "x");
     })();
     const start = performance.now();

@@ -17,6 +17,7 @@ import {
   tryLock,
 } from "@rkt/store";
 import { contentStoreSuite } from "./content-suite.js";
+import { indexDb } from "../src/internal/index-db.js";
 
 contentStoreSuite("LocalStore", async () => {
   const dir = await mkdtemp(join(tmpdir(), "rkt-store-"));
@@ -48,7 +49,7 @@ describe("LocalStore on disk", () => {
       const st = await stat(join(dir, "cas", "blobs", "sha256", d.slice(7)));
       expect(st.mode & 0o777).toBe(0o444);
       expect(await readdir(join(dir, "cas", "ingest"))).toEqual([]);
-      const row = store.db.prepare("SELECT size FROM blobs WHERE digest = ?").get(d);
+      const row = indexDb(store).prepare("SELECT size FROM blobs WHERE digest = ?").get(d);
       expect(row).toEqual({ size: bytes.length });
     } finally {
       store.close();
@@ -63,26 +64,26 @@ describe("locks and the index", () => {
     const store = await LocalStore.open(dir);
     try {
       const dead = spawnSync("true").pid;
-      const put = store.db.prepare(
+      const put = indexDb(store).prepare(
         "INSERT OR REPLACE INTO locks (key, owner, pid, start_time, acquired) VALUES (?, 'x', ?, ?, 0)",
       );
       put.run("k1", dead, 1);
-      const h1 = tryLock(store.db, "k1");
+      const h1 = tryLock(store, "k1");
       expect("heldBy" in h1).toBe(false);
       // our own pid with another start time: a previous process that had this pid
       put.run("k2", process.pid, 1);
-      expect("heldBy" in tryLock(store.db, "k2")).toBe(false);
+      expect("heldBy" in tryLock(store, "k2")).toBe(false);
       // a live holder (the parent of this process) keeps it
       const ppidStart = Number(
         (await readFile(`/proc/${process.ppid}/stat`, "utf8")).split(") ")[1]!.split(" ")[19],
       );
       put.run("k3", process.ppid, ppidStart);
-      expect(tryLock(store.db, "k3")).toEqual({ heldBy: process.ppid });
-      expect(isLocked(store.db, "k3")).toBe(true);
-      await expect(acquireLock(store.db, "k3", { what: "thing" })).rejects.toThrow(
+      expect(tryLock(store, "k3")).toEqual({ heldBy: process.ppid });
+      expect(isLocked(store, "k3")).toBe(true);
+      await expect(acquireLock(store, "k3", { what: "thing" })).rejects.toThrow(
         `thing is locked by process ${process.ppid}`,
       );
-      expect(clearDeadLocks(store.db)).toBe(0);
+      expect(clearDeadLocks(store)).toBe(0);
     } finally {
       store.close();
       await rm(dir, { recursive: true, force: true });
@@ -93,8 +94,8 @@ describe("locks and the index", () => {
     const dir = await mkdtemp(join(tmpdir(), "rkt-store-"));
     try {
       const store = await LocalStore.open(dir);
-      expect(store.db.pragma("user_version", { simple: true })).toBe(schemaVersion);
-      store.db.pragma(`user_version = ${schemaVersion + 1}`);
+      expect(indexDb(store).pragma("user_version", { simple: true })).toBe(schemaVersion);
+      indexDb(store).pragma(`user_version = ${schemaVersion + 1}`);
       store.close();
       await expect(LocalStore.open(dir)).rejects.toThrow(
         `schema version ${schemaVersion + 1} is newer than this rkt supports (${schemaVersion})`,

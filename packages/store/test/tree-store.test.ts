@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalStore, importOciImage, recordTree, removeStaleSnapshotTemps, renderOciImage } from "@rkt/store";
 import { makeOciImage } from "./helpers.js";
 import { cleanup, tarOf, tempDir } from "./tree-helpers.js";
+import { indexDb } from "../src/internal/index-db.js";
 
 let root: string;
 let store: LocalStore;
@@ -36,8 +37,8 @@ describe("tree store on LocalStore", () => {
     const tree = await renderOciImage(store, paths, img.digest, { flatten: true });
     expect(tree.image).toBe(img.digest);
     expect(r).toBeDefined();
-    recordTree(store.db, tree, 123);
-    const row = store.db.prepare("SELECT image_id, size FROM trees WHERE id = ?").get(tree.id) as {
+    recordTree(indexDb(store), tree, 123);
+    const row = indexDb(store).prepare("SELECT image_id, size FROM trees WHERE id = ?").get(tree.id) as {
       image_id: string;
       size: number;
     };

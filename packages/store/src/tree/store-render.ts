@@ -35,6 +35,7 @@ import {
   type Tree,
   type TreeStorePaths,
 } from "./tree.js";
+import { indexDb } from "../internal/index-db.js";
 
 const metaCap = 4 << 20;
 
@@ -50,8 +51,9 @@ function mountsDir(store: LocalStore): string {
 
 /** The stored ACI `id` as the renderer's input: its manifest from the index, its archive blob. */
 function storedAci(store: LocalStore, id: string): AciImage {
-  const row = store.db.prepare("SELECT kind, manifest, manifest_digest FROM images WHERE id = ?").get(id) as
-    { kind: string; manifest: Buffer | null; manifest_digest: string } | undefined;
+  const row = indexDb(store)
+    .prepare("SELECT kind, manifest, manifest_digest FROM images WHERE id = ?")
+    .get(id) as { kind: string; manifest: Buffer | null; manifest_digest: string } | undefined;
   if (row === undefined) throw new RktError(ErrorCode.NotFound, `cannot find image with key: ${id}`);
   if (row.kind !== "aci" || row.manifest === null)
     throw new RktError(ErrorCode.InvalidArgument, `image ${id} is not an ACI`);
@@ -141,7 +143,7 @@ export async function renderStoredImage(
   const treeId = await storedTreeId(store, id);
   // GC skips locked trees and, while any render holds a tree lock, snapshots: a snapshot made for
   // this tree is unreferenced until the tree is saved.
-  const lock = await acquireLock(store.db, `tree:${treeId}`, {
+  const lock = await acquireLock(indexDb(store), `tree:${treeId}`, {
     wait: true,
     signal: o.signal,
     what: `tree ${treeId}`,
@@ -162,7 +164,7 @@ export async function renderStoredImage(
       tree = await render(true);
       size = (await treeContentSize(paths, tree)) ?? 0;
     }
-    recordTree(store.db, tree, size);
+    recordTree(indexDb(store), tree, size);
     touchImage(store, id);
     await o.use?.(tree);
     return tree;
@@ -242,7 +244,7 @@ export async function verifyStoredImage(
 /** Snapshot key → mount target, for every tree a consumer still has mounted. */
 async function mountedSnapshots(store: LocalStore, paths: TreeStorePaths): Promise<Map<string, string>> {
   await releaseStaleMounts(store);
-  const rows = store.db
+  const rows = indexDb(store)
     .prepare(
       `SELECT r.ref AS tree, l.labels AS labels FROM lease_refs r JOIN leases l ON l.id = r.lease_id
        WHERE r.kind = 'tree' AND r.lease_id LIKE 'mount-%'`,
@@ -338,11 +340,11 @@ export async function releaseStaleMounts(store: LocalStore): Promise<string[]> {
  * tree) are kept while any consumer mount or pod exists. Returns the keys removed.
  */
 export async function collectSnapshots(store: LocalStore): Promise<string[]> {
-  const busy = store.db.prepare("SELECT 1 FROM locks WHERE key LIKE 'tree:%' LIMIT 1").get();
+  const busy = indexDb(store).prepare("SELECT 1 FROM locks WHERE key LIKE 'tree:%' LIMIT 1").get();
   if (busy !== undefined) {
     const { clearDeadLocks } = await import("../locks.js");
-    clearDeadLocks(store.db);
-    if (store.db.prepare("SELECT 1 FROM locks WHERE key LIKE 'tree:%' LIMIT 1").get() !== undefined)
+    clearDeadLocks(indexDb(store));
+    if (indexDb(store).prepare("SELECT 1 FROM locks WHERE key LIKE 'tree:%' LIMIT 1").get() !== undefined)
       return [];
   }
   const paths = storeTreePaths(store);
