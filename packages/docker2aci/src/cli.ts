@@ -1,12 +1,15 @@
 // The `docker2aci` command, a drop-in for docker2aci's main.go: Go-style flags, the same usage
-// text, output file names and messages. Converts `docker save` archives and OCI layout
-// directories; `docker://` references are refused (fetch them with `rkt fetch`, then
-// `rkt image convert`).
+// text, output file names and messages. Converts `docker://` images straight from the registry
+// (layers streamed into the ACI, nothing extracted to disk), `docker save` archives and OCI
+// layout directories.
 import { stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { Writable } from "node:stream";
 import { isRktError } from "@rkt/oci";
 import { convertImage, type ConvertedAci } from "./convert.js";
+import type { LayerFileNames } from "./file-names.js";
+import type { ImageInput } from "./input.js";
+import { registryInput } from "./sources.js";
 import { directorySink } from "./sinks.js";
 
 /** The version `-version` prints (docker2aci's line format). */
@@ -21,10 +24,14 @@ export interface Docker2aciIO {
   /** Program name for the usage text. */
   argv0?: string | undefined;
   signal?: AbortSignal | undefined;
+  /** Credentials (docker's config.json, containers auth.json) and proxies are read from here; default `process.env`. */
+  env?: Readonly<Record<string, string | undefined>> | undefined;
 }
 
 interface Flags {
   nosquash: boolean;
+  insecureSkipVerify: boolean;
+  insecureAllowHttp: boolean;
   debug: boolean;
   version: boolean;
   help: boolean;
@@ -76,6 +83,8 @@ class FlagError extends Error {}
 export function parseGoFlags(argv: readonly string[]): { flags: Flags; args: string[] } {
   const flags: Flags = {
     nosquash: false,
+    insecureSkipVerify: false,
+    insecureAllowHttp: false,
     debug: false,
     version: false,
     help: false,
@@ -103,6 +112,8 @@ export function parseGoFlags(argv: readonly string[]): { flags: Flags; args: str
       }
       if (name === "h" || name === "help") flags.help = v;
       else if (name === "nosquash" || name === "debug" || name === "version") flags[name] = v;
+      else if (name === "insecure-skip-verify") flags.insecureSkipVerify = v;
+      else if (name === "insecure-allow-http") flags.insecureAllowHttp = v;
       continue;
     }
     if (stringFlags.has(name)) {
@@ -180,26 +191,39 @@ export async function docker2aciMain(argv: readonly string[], io: Docker2aciIO):
       throw new Error(`unknown compression method: ${flags.compression}`);
     }
     const arg = args[0] ?? "";
+    let input: ImageInput;
+    let layerFileNames: LayerFileNames;
     if (arg.startsWith("docker://")) {
       if (flags.image !== "") throw new Error("flag --image works only with files.");
-      throw new Error(
-        "conversion error: docker:// is not supported by this docker2aci: fetch the image with `rkt fetch docker://…` and convert it with `rkt image convert`",
-      );
+      debug(`Getting image info from registry for ${arg}...`);
+      input = await registryInput(arg.slice("docker://".length), {
+        insecure: { tls: flags.insecureSkipVerify, http: flags.insecureAllowHttp },
+        signal: io.signal,
+        env: io.env,
+      });
+      layerFileNames = "oci";
+    } else {
+      const path = resolve(io.cwd, arg);
+      const { dockerArchiveInput, ociLayoutInput } = await import("./sources.js");
+      const isDir = (await stat(path).catch(() => undefined))?.isDirectory() === true;
+      debug(`Getting image info from ${isDir ? "OCI layout" : "docker save archive"} ${arg}...`);
+      input = isDir
+        ? await ociLayoutInput(path, flags.image === "" ? undefined : flags.image)
+        : await dockerArchiveInput(path, { image: flags.image === "" ? undefined : flags.image });
+      layerFileNames = isDir ? "oci" : "docker-save";
     }
-    const path = resolve(io.cwd, arg);
-    const { dockerArchiveInput, ociLayoutInput } = await import("./sources.js");
-    const isDir = (await stat(path).catch(() => undefined))?.isDirectory() === true;
-    debug(`Getting image info from ${isDir ? "OCI layout" : "docker save archive"} ${arg}...`);
-    const input = isDir
-      ? await ociLayoutInput(path, flags.image === "" ? undefined : flags.image)
-      : await dockerArchiveInput(path, { image: flags.image === "" ? undefined : flags.image });
     debug(`Converting ${input.layers.length} layer(s) of ${input.name.repository}...`);
-    const acis = await convertImage(input, directorySink(io.cwd), {
-      squash: !flags.nosquash,
-      compression: flags.compression,
-      layerFileNames: isDir ? "oci" : "docker-save",
-      signal: io.signal,
-    });
+    let acis: ConvertedAci[];
+    try {
+      acis = await convertImage(input, directorySink(io.cwd), {
+        squash: !flags.nosquash,
+        compression: flags.compression,
+        layerFileNames,
+        signal: io.signal,
+      });
+    } finally {
+      await input.close?.();
+    }
     for (const a of acis) debug(`Wrote ${a.fileName} (${a.imageId})`);
     // docker2aci lists per-layer files top first.
     const files = acis.map((a) => a.fileName);

@@ -22,8 +22,8 @@ export {
 } from "./manifest.js";
 export type { ManifestJson, AppJson, TopManifestInput } from "./manifest.js";
 export { safeLayerPath, classifyPath } from "./layer-entries.js";
-export { storeImageInput, ociLayoutInput, dockerArchiveInput } from "./sources.js";
-export type { DockerArchiveInputOptions } from "./sources.js";
+export { imageInput, registryInput, storeImageInput, ociLayoutInput, dockerArchiveInput } from "./sources.js";
+export type { DockerArchiveInputOptions, RegistryInputOptions } from "./sources.js";
 export { directorySink } from "./sinks.js";
 export { parseDockerName, storedImageName, dockerHubIndex } from "./names.js";
 export { docker2aciMain, parseGoFlags, docker2aciVersion } from "./cli.js";

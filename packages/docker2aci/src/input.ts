@@ -38,4 +38,6 @@ export interface ImageInput {
   readonly name: ImageNameInput;
   /** `appc.io/docker/manifesthash`: the manifest digest (or, for a `docker save` archive, the image ID). */
   readonly manifestHash: string;
+  /** Releases what reading needed (a compressed archive's unpacked layers); call after converting. */
+  readonly close?: (() => Promise<void>) | undefined;
 }

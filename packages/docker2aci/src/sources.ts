@@ -1,67 +1,109 @@
-// Inputs for the converter from the places images live: the store, an OCI image layout
-// directory, a `docker save` archive. Every layer is opened lazily, once per pass, as a stream.
+// Inputs for the converter from any source of the image model (@rkt/oci's `Image`): the store,
+// a registry, an OCI layout or archive, a `docker save` archive. Every layer is opened lazily,
+// once per pass, as a stream; the source verifies what it serves.
 import { basename } from "node:path";
-import { createReadStream } from "node:fs";
-import { PassThrough, Readable } from "node:stream";
 import {
-  forEachArchiveFile,
-  indexTarFile,
-  legacyConfig,
+  RegistryClient,
+  defaultCredentials,
+  layoutImage,
+  openDockerArchive,
   openOciLayout,
-  planDockerArchive,
-  scanDockerArchive,
-  selectArchiveImage,
-  type ArchiveIndex,
-  type PlannedImage,
+  registryImage,
+  storeImage,
 } from "@rkt/fetch";
 import {
   ErrorCode,
-  MediaType,
   RktError,
-  descriptorOf,
   hostPlatform,
   parseDockerReference,
-  parseImageConfigOrThrow,
-  parseManifestOrIndexOrThrow,
-  parseManifestOrThrow,
-  parseDigest,
-  selectPlatform,
-  type Descriptor,
-  type ImageConfig,
-  type Manifest,
+  platformImage,
+  type Abortable,
+  type Image,
 } from "@rkt/oci";
 import type { LocalStore } from "@rkt/store";
 import type { ImageInput, ImageNameInput, LayerInput } from "./input.js";
 import { dockerHubIndex, parseDockerName, storedImageName } from "./names.js";
 
-const maxDocument = 4 << 20;
+/**
+ * Converter input from any image: its manifest, config and layers as the source serves them.
+ * `manifestHash` defaults to the manifest digest. RKT_INVALID_ARGUMENT when the config is not an
+ * image config (an artifact).
+ */
+export async function imageInput(
+  img: Image,
+  name: ImageNameInput,
+  o: Abortable & { manifestHash?: string | undefined } = {},
+): Promise<ImageInput> {
+  const config = await img.config(o);
+  if (config === undefined) {
+    throw new RktError(
+      ErrorCode.InvalidArgument,
+      `${img.descriptor.digest}: config ${img.manifest.config.mediaType} is not an image config`,
+    );
+  }
+  const layers: LayerInput[] = (await img.layers(o)).map((l) => ({
+    mediaType: l.descriptor.mediaType,
+    digest: l.descriptor.digest,
+    open: () => l.open(),
+  }));
+  return {
+    manifest: img.manifest,
+    config,
+    layers,
+    name,
+    manifestHash: o.manifestHash ?? img.descriptor.digest,
+  };
+}
 
 /**
  * The OCI image `id` (a full ID, `sha256:…`) of `store` as converter input; its layers are read
  * from the store (verified blobs). RKT_NOT_FOUND; RKT_INVALID_ARGUMENT for an ACI.
  */
 export async function storeImageInput(store: LocalStore, id: string): Promise<ImageInput> {
-  const { getImage, readBlobLimited } = await import("@rkt/store");
+  const { getImage } = await import("@rkt/store");
   const rec = getImage(store, id);
   if (rec.kind !== "oci") {
     throw new RktError(ErrorCode.InvalidArgument, `image ${id} is already an ACI: nothing to convert`);
   }
-  const manifestDigest = parseDigest(rec.manifestDigest);
-  const manifest = parseManifestOrThrow(
-    await readBlobLimited(store, manifestDigest, maxDocument),
-    `manifest of ${id}`,
-  ).value;
-  const config = parseImageConfigOrThrow(
-    await readBlobLimited(store, manifest.config.digest, maxDocument),
-    `config of ${id}`,
-  ).value;
-  const layers: LayerInput[] = manifest.layers.map((d) => ({
-    mediaType: d.mediaType,
-    digest: d.digest,
-    open: () => store.open(d.digest),
-  }));
-  const name = storedImageName(rec.name, rec.labels["version"]);
-  return { manifest, config, layers, name, manifestHash: manifestDigest };
+  return imageInput(await storeImage(store, id), storedImageName(rec.name, rec.labels["version"]));
+}
+
+/** Options of {@link registryInput}. */
+export interface RegistryInputOptions extends Abortable {
+  /** docker2aci's `-insecure-skip-verify` (`tls`) and `-insecure-allow-http` (`http`). */
+  insecure?: { tls?: boolean; http?: boolean } | undefined;
+  /** Credentials (docker's config.json, containers auth.json) and proxies; default `process.env`. */
+  env?: Readonly<Record<string, string | undefined>> | undefined;
+}
+
+/**
+ * An image of a registry (`[REGISTRY/]NAME[:TAG|@DIGEST]`, docker2aci's `docker://` argument),
+ * resolved to the host's platform, its layers streamed from the registry as they are converted.
+ * Named as docker2aci names remote images: registry (`registry-1.docker.io` for Docker Hub),
+ * repository, tag, and the reference as written as original name.
+ */
+export async function registryInput(ref: string, o: RegistryInputOptions = {}): Promise<ImageInput> {
+  const r = parseDockerReference(ref);
+  const client = new RegistryClient(r.registry, {
+    insecure: { tls: o.insecure?.tls === true, http: o.insecure?.http === true },
+    credentials: defaultCredentials({ env: o.env ?? process.env }),
+    env: o.env,
+  });
+  try {
+    const what = `docker://${ref}`;
+    const top = await registryImage(client, r.repository, r.digest ?? r.tag ?? "latest");
+    const img = await platformImage(top, hostPlatform(), what, o);
+    const p = parseDockerName(ref);
+    const input = await imageInput(
+      img,
+      { registry: p.registry, repository: p.repository, tag: p.tag, originalName: ref },
+      o,
+    );
+    return { ...input, close: () => client.close() };
+  } catch (e) {
+    await client.close();
+    throw e;
+  }
 }
 
 /**
@@ -71,41 +113,15 @@ export async function storeImageInput(store: LocalStore, id: string): Promise<Im
  */
 export async function ociLayoutInput(dir: string, ref?: string): Promise<ImageInput> {
   const reader = await openOciLayout(dir);
-  let desc: Descriptor = reader.resolve(ref);
-  let raw = await reader.readBlob(desc);
-  const doc = parseManifestOrIndexOrThrow(raw, `${dir}: ${desc.digest}`).value;
-  if (doc.kind === "index") {
-    desc = selectPlatform(doc.index.manifests, hostPlatform(), `${dir}: index ${desc.digest}`);
-    raw = await reader.readBlob(desc);
-  }
-  const manifest = parseManifestOrThrow(raw, `${dir}: manifest ${desc.digest}`).value;
-  const config = parseImageConfigOrThrow(await reader.readBlob(manifest.config), `${dir}: config`).value;
-  const layers: LayerInput[] = manifest.layers.map((d) => ({
-    mediaType: d.mediaType,
-    digest: d.digest,
-    open: () => reader.openBlob(d),
-  }));
+  const what = `oci:${dir}`;
+  const img = await platformImage(await layoutImage(reader, { ref }, what), hostPlatform(), what);
   const tag =
     ref === undefined || ref === "" ? (reader.index.manifests.length === 1 ? "latest" : undefined) : ref;
   const name: ImageNameInput = {
     repository: basename(dir.replace(/\/+$/, "")).split(".")[0] ?? "image",
     tag: tag ?? "latest",
   };
-  return { manifest, config, layers, name, manifestHash: desc.digest };
-}
-
-// Streams one regular-file entry of the archive (a pass over the tar up to it).
-function archiveEntryStream(file: string, index: ArchiveIndex, entry: string): Readable {
-  const out = new PassThrough({ highWaterMark: 1 << 20 });
-  forEachArchiveFile(file, index, new Set([entry]), async (_name, body) => {
-    const { pipeline } = await import("node:stream/promises");
-    await pipeline(body, out);
-  })
-    .then((missing) => {
-      if (missing.size > 0) out.destroy(new RktError(ErrorCode.NotFound, `${file}: entry ${entry} vanished`));
-    })
-    .catch((e: unknown) => out.destroy(e instanceof Error ? e : new Error(String(e))));
-  return out;
+  return imageInput(img, name);
 }
 
 function repoTagName(tag: string): { repository: string; tag: string | undefined; registry: string } {
@@ -127,54 +143,18 @@ export interface DockerArchiveInputOptions {
  * An image of a `docker save` archive (current `manifest.json` form, or the legacy
  * `repositories` form), named as docker2aci names them: the repository of its tag (`busybox` →
  * `library/busybox`) without registry, the tag; with `image`, that reference's registry and the
- * reference as original name. The archive is read once to index it, and once more per layer
- * opened. RKT_NOT_FOUND / RKT_AMBIGUOUS (with the images it holds), RKT_INVALID_ARCHIVE.
+ * reference as original name. An uncompressed archive is read in place; a compressed one has its
+ * layers unpacked to a temporary directory, removed by the input's `close`. RKT_NOT_FOUND /
+ * RKT_AMBIGUOUS (with the images it holds), RKT_INVALID_ARCHIVE.
  */
 export async function dockerArchiveInput(
   file: string,
   o: DockerArchiveInputOptions = {},
 ): Promise<ImageInput> {
-  // An uncompressed archive (what `docker save` writes) is indexed by its headers and its layers
-  // are read at their offsets; a compressed one is scanned as a stream, and walked once per layer.
-  const seekable = await indexTarFile(file);
-  const index = seekable ?? (await scanDockerArchive(file));
-  const plan = planDockerArchive(index);
   const want = o.image === undefined || o.image === "" ? undefined : parseDockerReference(o.image);
-  const img: PlannedImage = selectArchiveImage(plan, want === undefined ? {} : { ref: want });
-  if (img.issues.length > 0) {
-    const i = img.issues[0]!;
-    throw new RktError(ErrorCode.InvalidArchive, `${file}: ${i.path}: ${i.message}`);
-  }
-  let config: ImageConfig;
-  let configDigest: string;
-  if (img.config !== undefined) {
-    config = parseImageConfigOrThrow(img.config.bytes, `${file}: config`).value;
-    configDigest = img.config.digest;
-  } else {
-    // Legacy archives carry no diff_ids; the conversion does not need them.
-    const bytes = legacyConfig(img.legacy ?? [], []);
-    config = JSON.parse(Buffer.from(bytes).toString("utf8")) as ImageConfig;
-    configDigest = descriptorOf(bytes, MediaType.DockerConfig).digest;
-  }
-  const layers: LayerInput[] = img.layers.map((l) => ({
-    mediaType: MediaType.DockerLayer,
-    // The diffID when the config names it; a legacy layer is named by its v1 layer ID.
-    digest: l.diffId ?? l.entry.split("/")[0] ?? l.entry,
-    open: () => {
-      const span = seekable?.spans.get(l.entry);
-      if (span === undefined) return Promise.resolve(archiveEntryStream(file, index, l.entry));
-      if (span.size === 0) return Promise.resolve(Readable.from([]));
-      return Promise.resolve(
-        createReadStream(file, {
-          start: span.offset,
-          end: span.offset + span.size - 1,
-          highWaterMark: 1 << 20,
-        }),
-      );
-    },
-  }));
+  const opened = await openDockerArchive(file, { ...(want === undefined ? {} : { ref: want }), what: file });
   let name: ImageNameInput;
-  const tagged = want !== undefined ? undefined : img.repoTags[0];
+  const tagged = want !== undefined ? undefined : opened.repoTags[0];
   if (want !== undefined) {
     const p = parseDockerName(o.image ?? "");
     // docker2aci: the requested tag, or the image's only tag when it has no such tag.
@@ -185,11 +165,12 @@ export async function dockerArchiveInput(
   } else {
     name = { repository: basename(file).split(".")[0] ?? "image", tag: "latest" };
   }
-  const manifest: Manifest = {
-    schemaVersion: 2,
-    mediaType: MediaType.DockerManifest,
-    config: { mediaType: MediaType.DockerConfig, digest: parseDigest(configDigest), size: 0 },
-    layers: [],
-  };
-  return { manifest, config, layers, name, manifestHash: configDigest };
+  // docker2aci's manifest hash for an archive is Docker's image ID: the config digest.
+  try {
+    const input = await imageInput(opened.image, name, { manifestHash: opened.image.manifest.config.digest });
+    return { ...input, close: () => opened.close() };
+  } catch (e) {
+    await opened.close();
+    throw e;
+  }
 }
