@@ -28,3 +28,5 @@ export { directorySink } from "./sinks.js";
 export { parseDockerName, storedImageName, dockerHubIndex } from "./names.js";
 export { docker2aciMain, parseGoFlags, docker2aciVersion } from "./cli.js";
 export type { Docker2aciIO } from "./cli.js";
+export { convertStoredImage } from "./store-convert.js";
+export type { ConvertStoredOptions, StoredConversion } from "./store-convert.js";

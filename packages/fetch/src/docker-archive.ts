@@ -9,7 +9,7 @@ import { Readable, Writable } from "node:stream";
 import { buffer } from "node:stream/consumers";
 import { pipeline } from "node:stream/promises";
 import { cleanTarPath, decompressStream, tarStream, type Compression } from "@rkt/appc";
-import { ErrorCode, RktError, createDigester, isRktError, type Digest } from "@rkt/oci";
+import { ErrorCode, RktError, createDigester, isRktError, type Digest, type ParseIssue } from "@rkt/oci";
 
 import {
   isArchiveDocument,
@@ -18,7 +18,6 @@ import {
   type ArchiveIndex,
 } from "./docker-archive-plan.js";
 import { maxDocumentBytes } from "./oci-layout.js";
-import type { ValidationIssue } from "./validate.js";
 
 /** What {@link listArchiveEntries} passes besides the name and type. */
 export interface EntryHeader {
@@ -91,8 +90,8 @@ function safeName(name: string): boolean {
  */
 export async function withExtractedArchive(
   file: string,
-  fn: (dir: string) => Promise<ValidationIssue[]>,
-): Promise<ValidationIssue[]> {
+  fn: (dir: string) => Promise<ParseIssue[]>,
+): Promise<ParseIssue[]> {
   const dir = await mkdtemp(join(tmpdir(), "rkt-validate-"));
   try {
     try {
@@ -249,7 +248,7 @@ async function layerDigests(body: Readable): Promise<LayerDigests> {
  * layer's uncompressed digest against the config's diff_ids. Issue paths are rooted at
  * manifest.json (or `repositories` for a legacy archive). Nothing is unpacked to disk.
  */
-export async function validateDockerArchiveFile(file: string): Promise<ValidationIssue[]> {
+export async function validateDockerArchiveFile(file: string): Promise<ParseIssue[]> {
   let index: ArchiveIndex;
   try {
     index = await scanDockerArchive(file);
@@ -260,7 +259,7 @@ export async function validateDockerArchiveFile(file: string): Promise<Validatio
     throw e;
   }
   const plan = planDockerArchive(index);
-  const issues: ValidationIssue[] = [...plan.issues];
+  const issues: ParseIssue[] = [...plan.issues];
   const wanted = new Set(plan.images.flatMap((i) => i.layers.map((l) => l.entry)));
   const read = new Map<string, LayerDigests | string>();
   try {

@@ -45,19 +45,15 @@ export const validateTypes = [
 export type ValidateType = (typeof validateTypes)[number];
 
 /** One problem found in an input. */
-export interface ValidationIssue {
-  /**
-   * Where: a JSONPath. For single documents it is rooted at the document. For layouts it is
-   * rooted at `index.json` and follows descriptors into the documents they reference:
-   * `$.manifests[0].layers[1]` is the second layer of the first manifest,
-   * `$.manifests[0].config.config.Env[0]` a field inside that manifest's config. For
-   * docker-archives it is rooted at `manifest.json`. Problems of the container itself (a missing
-   * `oci-layout`, a corrupt archive) have the path `$`.
-   */
-  readonly path: string;
-  /** One line naming the problem (and the blob or file, when there is one). */
-  readonly message: string;
-}
+/**
+ * One problem found: @rkt/oci's ParseIssue. Its `path` is a JSONPath: for single documents
+ * rooted at the document; for layouts at `index.json`, following descriptors into the documents
+ * they reference (`$.manifests[0].layers[1]` is the second layer of the first manifest,
+ * `$.manifests[0].config.config.Env[0]` a field inside that manifest's config); for
+ * docker-archives at `manifest.json`. Problems of the container itself (a missing `oci-layout`,
+ * a corrupt archive) have the path `$`.
+ */
+export type ValidationIssue = ParseIssue;
 
 /** The verdict on one input. */
 export interface ValidationResult {

@@ -35,6 +35,8 @@ export interface FetchFlags {
   readonly notices: readonly string[];
   /** `--no-render`: do not render fetched images into the tree store (rendered when root with overlayfs). */
   readonly noRender?: boolean | undefined;
+  /** `--convert=aci`: store each fetched OCI/Docker image also as an ACI (rkt's docker2aci path) and print that. */
+  readonly convert?: "aci" | undefined;
 }
 
 function usage(message: string): RktError {
@@ -58,6 +60,7 @@ export function parseFetchArgs(argv: readonly string[]): FetchFlags {
   let noRender = false;
   let signaturePolicy: string | undefined;
   let format: "" | "json" = "";
+  let convert: "aci" | undefined;
   let parallel: number | undefined;
   const platform: { os?: string; arch?: string; variant?: string } = {};
   const notices: string[] = [];
@@ -133,6 +136,13 @@ export function parseFetchArgs(argv: readonly string[]): FetchFlags {
       case "signature-policy":
         signaturePolicy = takeValue();
         break;
+      case "convert": {
+        const v = takeValue();
+        if (v !== "aci")
+          throw usage(`invalid argument ${JSON.stringify(v)} for "--convert" flag: must be aci`);
+        convert = v;
+        break;
+      }
       case "signature": {
         const sig = takeValue();
         const last = images[images.length - 1];
@@ -170,6 +180,7 @@ export function parseFetchArgs(argv: readonly string[]): FetchFlags {
     signaturePolicy,
     notices,
     noRender,
+    convert,
   };
 }
 
@@ -189,8 +200,11 @@ export function wantedPlatform(flags: Pick<FetchFlags, "platform">): Platform | 
   };
 }
 
-/** What one fetched image prints in `--format json`. */
-export type FetchSummary = Fetch.FetchedImage;
+/** What one fetched image prints in `--format json` (with `--convert=aci`, the ACI and its source). */
+export type FetchSummary = Fetch.FetchedImage & {
+  readonly convertedFrom?: string | undefined;
+  readonly cached?: boolean | undefined;
+};
 
 /** rkt's printed ID: ACI `sha512-` + 32 hex (`--full` 64); OCI the manifest digest in full. */
 export function printedId(id: string, full: boolean): string {
@@ -278,6 +292,30 @@ export async function fetchForCli(
 }
 
 /**
+ * `--convert=aci`: the fetched OCI image's squashed ACI (docker2aci's rules), converted once per
+ * manifest digest: a re-fetch of an unchanged tag finds the ACI of the first conversion.
+ */
+async function convertFetched(
+  store: LocalStore,
+  s: FetchSummary,
+  ctx: CommandContext,
+): Promise<FetchSummary> {
+  const { convertStoredImage } = await import("@rkt/docker2aci");
+  const { getImage } = await import("@rkt/store");
+  const c = await convertStoredImage(store, s.id, { signal: ctx.signal });
+  const aci = getImage(store, c.id);
+  return {
+    id: c.id,
+    kind: "aci",
+    name: aci.name,
+    digests: [aci.manifestDigest],
+    bytes: aci.size,
+    convertedFrom: s.id,
+    cached: c.cached,
+  };
+}
+
+/**
  * `rkt fetch`: imports each image in order and prints its ID on stdout (or, with `--format json`,
  * one JSON array of {@link FetchSummary}). The first failure stops the command (rkt) with one line
  * naming the image; exit 254 through main's error mapper.
@@ -292,7 +330,8 @@ export async function fetchCommand(argv: readonly string[], ctx: CommandContext)
   try {
     const out: FetchSummary[] = [];
     for (const arg of flags.images) {
-      const s = await fetchForCli(store, arg, ctx, flags);
+      let s = await fetchForCli(store, arg, ctx, flags);
+      if (flags.convert === "aci" && s.kind === "oci") s = await convertFetched(store, s, ctx);
       if (flags.noRender !== true) await (await import("./image-render.js")).renderOnFetch(store, s.id, ctx);
       out.push(s);
       if (flags.format === "") ctx.stdout.write(`${printedId(s.id, flags.full)}\n`);

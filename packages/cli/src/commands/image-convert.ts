@@ -1,15 +1,81 @@
 // `rkt image convert IMAGE [--squash|--no-squash] [-o DIR] [--compression=gzip|none]`.
 import { resolve } from "node:path";
-import type { Readable } from "node:stream";
+import type * as D2A from "@rkt/docker2aci";
+import type * as Fetch from "@rkt/fetch";
+import type { LocalStore } from "@rkt/store";
 import type { CommandContext } from "../context.js";
 import { parseFlags, usageError, withStore } from "./image-common.js";
 
+// A transport argument (`docker://`, `oci:`, `oci-archive:`, `docker-archive:`) rather than a stored image.
+const transport = /^(?:docker:\/\/|oci:|oci-archive:|docker-archive:)/;
+
 /**
- * Converts IMAGE (an OCI image in the store, by name or ID) to ACIs by docker2aci's rules: one
- * squashed ACI (default) or, with `--no-squash`, one per layer with dependencies. The ACIs are
- * imported into the store and their IDs printed (base first), or with `-o DIR` written there
- * under docker2aci's file names and their paths printed. Compression: `none` by default for the
- * store (it keeps archives uncompressed), `gzip` for files (docker2aci's default).
+ * The converter input for `arg`: a stored image, or any transport's image (read from there, not
+ * stored), named as docker2aci names it.
+ */
+async function inputFor(
+  store: LocalStore,
+  arg: string,
+  ctx: CommandContext,
+): Promise<{ input: D2A.ImageInput; close: () => Promise<void> }> {
+  const d2a = await import("@rkt/docker2aci");
+  if (!transport.test(arg)) {
+    const { resolveImage } = await import("@rkt/store");
+    return {
+      input: await d2a.storeImageInput(store, resolveImage(store, arg)),
+      close: () => Promise.resolve(),
+    };
+  }
+  const fetch = await import("@rkt/fetch");
+  const { hostPlatform, platformImage } = await import("@rkt/oci");
+  const g = ctx.globals;
+  const clients: Fetch.RegistryClient[] = [];
+  const close = async (): Promise<void> => {
+    await Promise.all(clients.map((c) => c.close()));
+  };
+  try {
+    const src = await fetch.openImageSource(fetch.parseImageLocation(arg, ctx.cwd), {
+      store,
+      client: (registry) => {
+        const c = new fetch.RegistryClient(registry, {
+          insecure: { http: g.insecure.http, tls: g.insecure.tls },
+          credentials: fetch.defaultCredentials({
+            env: ctx.env,
+            rktConfigDirs: [g.systemConfig, g.localConfig, ...(g.userConfig === "" ? [] : [g.userConfig])],
+          }),
+          env: ctx.env,
+        });
+        clients.push(c);
+        return c;
+      },
+    });
+    const img = await platformImage(src.image, hostPlatform(), arg, { signal: ctx.signal });
+    const name = arg.startsWith("docker://")
+      ? { ...d2a.parseDockerName(arg.slice(9)), originalName: arg.slice(9) }
+      : d2a.storedImageName(src.name ?? "image", src.tag ?? "latest");
+    const input = await d2a.imageInput(img, name, { signal: ctx.signal });
+    return {
+      input,
+      close: async () => {
+        await src.close();
+        await close();
+      },
+    };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+/**
+ * Converts IMAGE (an OCI image in the store, by name or ID, or any transport's image:
+ * `docker://`, `oci:`, `oci-archive:`, `docker-archive:`) to ACIs by docker2aci's rules: one
+ * squashed ACI (default) or, with `--no-squash`, one per layer with dependencies. Into the
+ * store (uncompressed, as it keeps archives): a transport's image is fetched first as `rkt fetch`
+ * would (policy admission included), and an image converted before is not converted again (the
+ * store remembers the ACIs of each manifest digest); the IDs are printed, base first (only the
+ * top one from the cache). With `-o DIR` the ACIs are written there under docker2aci's file names
+ * (streamed from the source, not stored; `--compression`, default gzip) and their paths printed.
  */
 export async function imageConvertCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
   const { values, positionals } = parseFlags(argv, {
@@ -19,31 +85,37 @@ export async function imageConvertCommand(argv: readonly string[], ctx: CommandC
     compression: { type: "string" },
   });
   if (positionals.length !== 1) throw usageError("convert takes one IMAGE");
-  const compression = values.compression ?? (values.output === undefined ? "none" : "gzip");
+  const compression = values.compression ?? "gzip";
   if (compression !== "gzip" && compression !== "none") {
     throw usageError(`unknown compression method: ${compression} (gzip or none)`);
   }
   const squash = values.squash && !values["no-squash"];
   const [arg = ""] = positionals;
   const lines = await withStore(ctx, async (store) => {
-    const { resolveImage, importAci } = await import("@rkt/store");
-    const { convertImage, directorySink, storeImageInput } = await import("@rkt/docker2aci");
-    const input = await storeImageInput(store, resolveImage(store, arg));
-    const o = { squash, compression, signal: ctx.signal } as const;
-    if (values.output !== undefined) {
-      const dir = resolve(ctx.cwd, values.output);
-      const acis = await convertImage(input, directorySink(dir), o);
-      return acis.map((a) => resolve(dir, a.fileName));
+    const d2a = await import("@rkt/docker2aci");
+    if (values.output === undefined) {
+      // Into the store: a transport's image is fetched first (admitted by the policy as `rkt fetch`
+      // would), then converted once per manifest digest.
+      const { resolveImage } = await import("@rkt/store");
+      const { fetchForCli } = await import("./fetch.js");
+      const id = transport.test(arg)
+        ? (await fetchForCli(store, { image: arg }, ctx, { pullPolicy: "new" })).id
+        : resolveImage(store, arg);
+      return (await d2a.convertStoredImage(store, id, { squash, signal: ctx.signal })).ids;
     }
-    const ids: string[] = [];
-    await convertImage(
-      input,
-      async (t, data: Readable) => {
-        ids.push((await importAci(store, data, { what: t.fileName, signal: ctx.signal })).id);
-      },
-      o,
-    );
-    return ids;
+    const { input, close } = await inputFor(store, arg, ctx);
+    try {
+      const dir = resolve(ctx.cwd, values.output);
+      const acis = await d2a.convertImage(input, d2a.directorySink(dir), {
+        squash,
+        compression,
+        signal: ctx.signal,
+      });
+      return acis.map((a) => resolve(dir, a.fileName));
+    } finally {
+      await close();
+      await input.close?.();
+    }
   });
   for (const l of lines) ctx.stdout.write(`${l}\n`);
   return 0;
