@@ -5,7 +5,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { gunzipSync } from "node:zlib";
-import { ascPathFromImgPath, importAciFile, verificationDisabledWarning } from "@rkt/fetch";
+import { ascPathFromImgPath, importAciFile, verificationDisabledWarning } from "../src/aci-file.js";
 import { ErrorCode, RktError } from "@rkt/oci";
 import { LocalStore, fsck, listImages } from "@rkt/store";
 import { KeyStore } from "@rkt/trust";

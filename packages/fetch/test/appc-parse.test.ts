@@ -1,18 +1,13 @@
 // The pure halves of appc fetching: auth.d files, cache headers, identities and URLs.
+import { authorizationFor, mergeAppcAuth, parseAppcAuth } from "../src/appc/auth.js";
+import { contentRangeStart, isFresh, parseMaxAge, rangeValidator } from "../src/appc/cache-control.js";
 import {
   appKey,
   ascUrlFromAciUrl,
-  authorizationFor,
   checkManifestIdentity,
-  contentRangeStart,
   hostOsArch,
-  isFresh,
-  mergeAppcAuth,
-  parseAppcAuth,
-  parseMaxAge,
-  rangeValidator,
   withOsArchDefaults,
-} from "@rkt/fetch";
+} from "../src/appc/identity.js";
 import { parseImageManifestOrThrow } from "@rkt/appc";
 import { ErrorCode } from "@rkt/oci";
 import { describe, expect, it } from "vitest";

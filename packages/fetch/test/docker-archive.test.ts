@@ -11,7 +11,8 @@ import { pack } from "tar-stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode, MediaType } from "@rkt/oci";
 import { LocalStore, fsck, listImages } from "@rkt/store";
-import { importDockerArchive, validateFile } from "@rkt/fetch";
+import { importDockerArchive } from "../src/local-import.js";
+import { validateFile } from "../src/validate.js";
 import { withStoreIn } from "./store-helpers.js";
 
 const repo = resolve(import.meta.dirname, "..", "..", "..");

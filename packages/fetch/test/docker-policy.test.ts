@@ -29,7 +29,9 @@ import {
   type BuiltImage,
   type BuiltIndex,
 } from "@rkt/testkit";
-import { parseRegistriesConf, policyVerifier, pullImage, type PolicyVerifierOptions } from "@rkt/fetch";
+import { policyVerifier, type PolicyVerifierOptions } from "../src/docker-policy.js";
+import { pullImage } from "../src/pull.js";
+import { parseRegistriesConf } from "../src/registries-conf.js";
 
 const reg = useRegistry({ mode: "plain" });
 const mirror = useRegistry({ mode: "plain" });

@@ -5,7 +5,7 @@ import { connect, isIP, type AddressInfo, type Socket } from "node:net";
 import { Readable } from "node:stream";
 import { expect } from "vitest";
 import { parseDigest, type Descriptor } from "@rkt/oci";
-import type { RegistryClient } from "@rkt/fetch";
+import type { RegistryClient } from "../src/registry/client.js";
 import type { Blob, TestImage } from "./registry-harness.js";
 
 /** A forward proxy: `CONNECT host:port` tunnels and absolute-URI requests, to loopback only. */

@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode } from "@rkt/oci";
 import type { LocalStore } from "@rkt/store";
 import { fsck, listImages } from "@rkt/store";
-import { importOciArchive, importOciLayout, openOciLayout } from "@rkt/fetch";
+import { importOciArchive, importOciLayout } from "../src/local-import.js";
+import { openOciLayout } from "../src/oci-layout.js";
 import { withStoreIn } from "./store-helpers.js";
 
 const repo = resolve(import.meta.dirname, "..", "..", "..");

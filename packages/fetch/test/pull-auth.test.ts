@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode, isRktError, parseDockerReference } from "@rkt/oci";
 import { LocalStore, listImages } from "@rkt/store";
 import { pushLayout, randomLayer, useRegistry, writeOciLayout, type BuiltImage } from "@rkt/testkit";
-import { pullImage, staticCredentials, type PullImageOptions } from "@rkt/fetch";
+import { pullImage, type PullImageOptions } from "../src/pull.js";
+import { staticCredentials } from "../src/registry/credentials.js";
 
 const reg = useRegistry({ mode: "basic", tls: true });
 let tmp: string;

@@ -10,7 +10,9 @@ import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode, parseDockerReference } from "@rkt/oci";
 import { LocalStore, fsck, listImages } from "@rkt/store";
-import { pullImage, parseRegistriesConf, pullSources, staticCredentials } from "@rkt/fetch";
+import { pullImage } from "../src/pull.js";
+import { parseRegistriesConf, pullSources } from "../src/registries-conf.js";
+import { staticCredentials } from "../src/registry/credentials.js";
 import { pushLayout, randomLayer, useRegistry, writeOciLayout, type BuiltImage } from "@rkt/testkit";
 import { withStoreIn } from "./store-helpers.js";
 

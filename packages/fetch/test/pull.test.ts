@@ -23,7 +23,8 @@ import {
   type BuiltImage,
 } from "@rkt/testkit";
 import { Agent, type Dispatcher } from "undici";
-import { PullProgress, RegistryClient, dockerRemoteKey, pullImage, type PullImageOptions } from "@rkt/fetch";
+import { PullProgress, dockerRemoteKey, pullImage, type PullImageOptions } from "../src/pull.js";
+import { RegistryClient } from "../src/registry/client.js";
 
 const reg = useRegistry({ mode: "plain" });
 let tmp: string;

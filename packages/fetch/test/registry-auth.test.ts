@@ -4,21 +4,19 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseWwwAuthenticate } from "../src/registry/challenge.js";
 import {
-  RegistryError,
   containersAuthCredentials,
   containersAuthPaths,
   defaultCredentials,
   dockerConfigCredentials,
-  isPrivateHost,
   lookupAuthFile,
-  parseRegistryErrors,
-  parseRetryAfter,
   parseRktDockerAuth,
-  parseWwwAuthenticate,
   rktDockerAuthCredentials,
   runCredentialHelper,
-} from "@rkt/fetch";
+} from "../src/registry/credentials.js";
+import { RegistryError, parseRegistryErrors, parseRetryAfter } from "../src/registry/errors.js";
+import { isPrivateHost } from "../src/registry/http.js";
 
 const b64 = (s: string) => Buffer.from(s).toString("base64");
 

@@ -13,7 +13,7 @@ import type { TLSSocket } from "node:tls";
 import { promisify } from "node:util";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { parseDigest } from "@rkt/oci";
-import { RegistryClient, type RegistryClientOptions } from "@rkt/fetch";
+import { RegistryClient, type RegistryClientOptions } from "../src/registry/client.js";
 import { startRegistry, type Registry } from "@rkt/testkit";
 import { makeCerts, makeImage } from "./registry-harness.js";
 import { pullAndCheck, pushImage } from "./net-helpers.js";

@@ -16,7 +16,8 @@ import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { parseDigest, type Descriptor } from "@rkt/oci";
-import { RegistryClient, staticCredentials, type RegistryClientOptions } from "@rkt/fetch";
+import { RegistryClient, type RegistryClientOptions } from "../src/registry/client.js";
+import { staticCredentials } from "../src/registry/credentials.js";
 import { makeCerts } from "./registry-harness.js";
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;

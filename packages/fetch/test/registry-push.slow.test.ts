@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseDigest, type Descriptor } from "@rkt/oci";
-import { RegistryClient, staticCredentials } from "@rkt/fetch";
+import { RegistryClient } from "../src/registry/client.js";
+import { staticCredentials } from "../src/registry/credentials.js";
 import { inspectRaw, pullToLayout, startRegistry, type Registry } from "@rkt/testkit";
 import { makeImage, startTestRegistry, type Blob, type TestRegistry } from "./registry-harness.js";
 

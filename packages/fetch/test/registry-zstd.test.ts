@@ -6,7 +6,7 @@ import { Readable } from "node:stream";
 import * as zlib from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { MediaType } from "@rkt/oci";
-import { decompressLayer, zstdDecompressor, type ZstdBackend } from "@rkt/fetch";
+import { decompressLayer, zstdDecompressor, type ZstdBackend } from "../src/registry/layer-decompress.js";
 
 // Half random, half repetitive: exercises both literal and match sequences.
 const plain = Buffer.concat([randomBytes(300_000), Buffer.alloc(300_000, "rkt layer "), randomBytes(1000)]);

@@ -10,7 +10,8 @@ import { pipeline } from "node:stream/promises";
 import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDigester, parseDigest, type Descriptor } from "@rkt/oci";
-import { RegistryClient, staticCredentials, type RegistryClientOptions } from "@rkt/fetch";
+import { RegistryClient, type RegistryClientOptions } from "../src/registry/client.js";
+import { staticCredentials } from "../src/registry/credentials.js";
 import { pushLayout as pushToRegistry, startRegistry, type Registry } from "@rkt/testkit";
 import {
   makeImage,

@@ -10,14 +10,14 @@ import { writeAci } from "@rkt/appc";
 import { ErrorCode, digestOf, isRktError } from "@rkt/oci";
 import { pack } from "tar-stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openOciLayout } from "../src/oci-layout.js";
 import {
   detectInputType,
-  openOciLayout,
   validateDockerArchive,
   validateFile,
   validateLayout,
   type ValidationResult,
-} from "@rkt/fetch";
+} from "../src/validate.js";
 
 let tmp: string;
 let umociLayout: string;
