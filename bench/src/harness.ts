@@ -134,7 +134,7 @@ export function formatTable(r: BenchResult): string {
 export async function spawnMeasured(
   cmd: string,
   args: readonly string[],
-  o: { capture?: boolean | undefined; env?: NodeJS.ProcessEnv | undefined } = {},
+  o: { capture?: boolean | undefined; env?: NodeJS.ProcessEnv | undefined; cwd?: string | undefined } = {},
 ): Promise<RunReport & { stdout: string }> {
   const dir = await mkdtemp(join(tmpdir(), "rkt-bench-time-"));
   try {
@@ -145,6 +145,7 @@ export async function spawnMeasured(
       const c = spawn("/usr/bin/time", ["-f", "%M", "-o", out, cmd, ...args], {
         stdio: ["ignore", o.capture === true ? "pipe" : "ignore", "pipe"],
         env: o.env ?? process.env,
+        ...(o.cwd === undefined ? {} : { cwd: o.cwd }),
       });
       c.stdout?.on("data", (b: Buffer) => chunks.push(b));
       c.stderr?.on("data", (b: Buffer) => (stderr += b.toString()));

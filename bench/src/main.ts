@@ -31,6 +31,11 @@ const suites: Suite[] = [
     load: () => import("./benchmarks/copy.js"),
   },
   {
+    name: "convert",
+    what: "docker2aci of a 206 MB docker save archive (plain and gzip ACI) vs the docker2aci binary; the debian fixture from the registry, squashed and per layer",
+    load: () => import("./benchmarks/convert.js"),
+  },
+  {
     name: "verify",
     what: "signed registry pull under policy.json: rkt fetch vs skopeo copy --policy; verification cost cold and warm",
     load: () => import("./benchmarks/verify.js"),
