@@ -1,12 +1,13 @@
 // `rkt image copy | push | save` between two real registries (plain, and htpasswd over TLS), OCI
 // layouts, OCI archives and the store; checked by skopeo, umoci and oci-image-tool as independent
 // readers, and by reading back what skopeo wrote.
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   inspectRaw,
@@ -258,6 +259,38 @@ describe("rkt image push and save", () => {
     const bundle = join(tmp, "pushed-bundle");
     execFileSync("umoci", ["unpack", "--rootless", "--image", `${layout}:p`, bundle]);
     expect(readFileSync(join(bundle, "rootfs", "bin", "data")).length).toBe(300_000);
+  });
+
+  it("pushes to a registry behind a token server (push scope); skopeo pulls it back", async () => {
+    // Over TLS: credentials go to a token realm only over https.
+    const tokenReg = await startRegistry({ mode: "token", tls: true });
+    try {
+      const creds = `--dest-creds=${tokenReg.username}:${tokenReg.password}`;
+      const certs = `--dest-cert-dir=${tokenReg.certDir}`;
+      const push = (args: string[]) =>
+        runRkt(["--dir", dir, "image", "push", "-q", certs, ...args], { cwd: tmp });
+      const r = await push([creds, `${origin.host}/app:v1`, `docker://${tokenReg.host}/tok/app:v1`]);
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+      // Asynchronously: the token server runs in this process.
+      const { stdout } = await promisify(execFile)("skopeo", [
+        "inspect",
+        ...skopeoRegistryArgs(tokenReg, ""),
+        `docker://${tokenReg.host}/tok/app:v1`,
+      ]);
+      const inspected = JSON.parse(stdout) as { Digest: string };
+      expect(inspected.Digest).toBe(amd64Digest);
+      // The token asked for carried the push scope.
+      expect(tokenReg.tokenRequests.flat()).toContain("repository:tok/app:pull,push");
+      const denied = await push([
+        "--dest-creds=rkt:wrong",
+        `${origin.host}/app:v1`,
+        `docker://${tokenReg.host}/tok/other:v1`,
+      ]);
+      expect(denied.code).toBe(254);
+    } finally {
+      await tokenReg.stop();
+    }
   });
 
   it("verifies the destination's TLS with --dest-cert-dir, and refuses it without", async () => {

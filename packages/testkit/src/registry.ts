@@ -152,8 +152,9 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
     let caPem: string | undefined;
     let caFile: string | undefined;
     let certDir: string | undefined;
+    let pki: Awaited<ReturnType<typeof makeServerPki>> | undefined;
     if (useTls) {
-      const pki = await makeServerPki(work);
+      pki = await makeServerPki(work);
       caFile = pki.caCert;
       caPem = await readFile(pki.caCert, "utf8");
       certDir = join(work, "certs.d");
@@ -176,7 +177,16 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
       const service = "rkt-testkit-registry";
       const issuer = "rkt-testkit";
       token = await startTokenServer(
-        { certFile: signer.cert, keyFile: signer.key, issuer, service, username, password },
+        {
+          certFile: signer.cert,
+          keyFile: signer.key,
+          issuer,
+          service,
+          username,
+          password,
+          // With TLS the token server shares the registry's certificate (same CA, 127.0.0.1).
+          ...(pki === undefined ? {} : { tls: { cert: pki.serverCert, key: pki.serverKey } }),
+        },
         await freePort(),
       );
       lines.push(

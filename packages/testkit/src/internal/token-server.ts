@@ -1,10 +1,11 @@
 import { X509Certificate, createPrivateKey, randomUUID, sign } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 
 /** A running token server (docker token authentication spec) on loopback. */
 export interface TokenServer {
-  /** `http://127.0.0.1:PORT/token`: the realm the registry advertises. */
+  /** `http(s)://127.0.0.1:PORT/token`: the realm the registry advertises. */
   realm: string;
   /** Tokens issued so far, most recent last: `scope` query values as requested. */
   issued: string[][];
@@ -18,6 +19,8 @@ export interface TokenServerOptions {
   service: string;
   username: string;
   password: string;
+  /** Serve HTTPS with this certificate and key (PEM files): clients send credentials only over TLS. */
+  tls?: { cert: string; key: string } | undefined;
 }
 
 interface Access {
@@ -57,7 +60,7 @@ export async function startTokenServer(o: TokenServerOptions, port: number): Pro
   const issued: string[][] = [];
   const expected = `Basic ${Buffer.from(`${o.username}:${o.password}`).toString("base64")}`;
 
-  const server: Server = createServer((req, res) => {
+  const handler: Parameters<typeof createServer>[1] = (req, res) => {
     const url = new URL(req.url ?? "/", "http://127.0.0.1");
     if (req.method !== "GET" || url.pathname !== "/token") {
       res.writeHead(404).end();
@@ -93,14 +96,18 @@ export async function startTokenServer(o: TokenServerOptions, port: number): Pro
         issued_at: new Date(now * 1000).toISOString(),
       }),
     );
-  });
+  };
+  const server: Server =
+    o.tls === undefined
+      ? createServer(handler)
+      : createHttpsServer({ cert: await readFile(o.tls.cert), key: await readFile(o.tls.key) }, handler);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, "127.0.0.1", () => resolve());
   });
   server.unref();
   return {
-    realm: `http://127.0.0.1:${port}/token`,
+    realm: `${o.tls === undefined ? "http" : "https"}://127.0.0.1:${port}/token`,
     issued,
     close: () =>
       new Promise<void>((resolve) => {
