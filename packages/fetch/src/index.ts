@@ -77,3 +77,16 @@ export type { ValidateType, ValidationIssue, ValidationResult } from "./validate
 export { readPubkey, discoverPubkeys } from "./pubkey.js";
 export type { PubkeyFetchOptions, FetchedPubkey } from "./pubkey.js";
 export { hostOsArch } from "./appc/identity.js";
+
+// `rkt image sync`: skopeo sync's YAML, many images to a registry, a layout or the store.
+export { parseSyncConfig } from "./sync/config.js";
+export type { SyncConfig, SourceRegistry, RepositorySelection } from "./sync/config.js";
+export { planSync, syncImages, registryTarget, layoutTarget, itemName } from "./sync/sync.js";
+export type {
+  SyncItem,
+  SyncTarget,
+  SyncCopied,
+  SyncCopyOptions,
+  SyncResult,
+  SyncOptions,
+} from "./sync/sync.js";

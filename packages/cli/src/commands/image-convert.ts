@@ -5,6 +5,7 @@ import type * as Fetch from "@rkt/fetch";
 import type { LocalStore } from "@rkt/store";
 import type { CommandContext } from "../context.js";
 import { parseFlags, usageError, withStore } from "./image-common.js";
+import { registryClients } from "./registry-clients.js";
 
 // A transport argument (`docker://`, `oci:`, `oci-archive:`, `docker-archive:`) rather than a stored image.
 const transport = /^(?:docker:\/\/|oci:|oci-archive:|docker-archive:)/;
@@ -28,7 +29,6 @@ async function inputFor(
   }
   const fetch = await import("@rkt/fetch");
   const { hostPlatform, platformImage } = await import("@rkt/oci");
-  const g = ctx.globals;
   const clients: Fetch.RegistryClient[] = [];
   const close = async (): Promise<void> => {
     await Promise.all(clients.map((c) => c.close()));
@@ -36,18 +36,7 @@ async function inputFor(
   try {
     const src = await fetch.openImageSource(fetch.parseImageLocation(arg, ctx.cwd), {
       store,
-      client: (registry) => {
-        const c = new fetch.RegistryClient(registry, {
-          insecure: { http: g.insecure.http, tls: g.insecure.tls },
-          credentials: fetch.defaultCredentials({
-            env: ctx.env,
-            rktConfigDirs: [g.systemConfig, g.localConfig, ...(g.userConfig === "" ? [] : [g.userConfig])],
-          }),
-          env: ctx.env,
-        });
-        clients.push(c);
-        return c;
-      },
+      client: registryClients(fetch, ctx, {}, clients),
     });
     const img = await platformImage(src.image, hostPlatform(), arg, { signal: ctx.signal });
     const name = arg.startsWith("docker://")

@@ -6,6 +6,7 @@ import type * as Fetch from "@rkt/fetch";
 import type { LocalStore } from "@rkt/store";
 import type { CommandContext } from "../context.js";
 import { wantedPlatform } from "./fetch.js";
+import { parseCreds, registryClients } from "./registry-clients.js";
 import { parseFlags, usageError, withStore } from "./image-common.js";
 
 const copyFlags = {
@@ -33,13 +34,6 @@ const copyFlags = {
 
 type CopyValues = ReturnType<typeof parseFlags<typeof copyFlags>>["values"];
 
-function parseCreds(s: string | undefined, flag: string): Fetch.BasicCredentials | undefined {
-  if (s === undefined) return undefined;
-  const i = s.indexOf(":");
-  if (i <= 0) throw usageError(`--${flag} wants USERNAME[:PASSWORD]`);
-  return { username: s.slice(0, i), password: s.slice(i + 1) };
-}
-
 function positiveInt(s: string | undefined, flag: string): number | undefined {
   if (s === undefined) return undefined;
   const n = Number(s);
@@ -48,9 +42,8 @@ function positiveInt(s: string | undefined, flag: string): number | undefined {
   return n;
 }
 
-// Registry clients for one side of a copy: that side's credentials first (`--src-creds` /
-// `--dest-creds`, else `--creds`), then `--authfile`, then rkt's and docker's usual files; TLS
-// relaxed by `--*-tls-verify=false` or the global `--insecure-options`.
+// Registry clients for one side of a copy: that side's credentials (`--src-creds` /
+// `--dest-creds`, else `--creds`), TLS and cert dir.
 function clientsFor(
   fetch: typeof Fetch,
   ctx: CommandContext,
@@ -58,32 +51,15 @@ function clientsFor(
   side: "src" | "dest",
   opened: Fetch.RegistryClient[],
 ): (registry: string) => Fetch.RegistryClient {
-  const g = ctx.globals;
-  const creds = parseCreds(
-    v[`${side}-creds`] ?? v.creds,
-    v[`${side}-creds`] === undefined ? "creds" : `${side}-creds`,
-  );
-  const verify = v[`${side}-tls-verify`];
-  const certDir = v[`${side}-cert-dir`];
-  const rktConfigDirs = [g.systemConfig, g.localConfig, ...(g.userConfig === "" ? [] : [g.userConfig])];
-  return (registry) => {
-    const providers: Fetch.CredentialsProvider[] = [];
-    if (creds !== undefined) providers.push(fetch.staticCredentials({ [registry]: creds }));
-    if (v.authfile !== undefined) {
-      providers.push(
-        fetch.containersAuthCredentials({ env: { REGISTRY_AUTH_FILE: resolve(ctx.cwd, v.authfile) } }),
-      );
-    }
-    providers.push(fetch.defaultCredentials({ env: ctx.env, rktConfigDirs }));
-    const c = new fetch.RegistryClient(registry, {
-      insecure: { http: g.insecure.http || !verify, tls: g.insecure.tls || !verify },
-      credentials: fetch.chainCredentials(providers),
-      env: ctx.env,
-      ...(certDir === undefined ? {} : { certDir: resolve(ctx.cwd, certDir) }),
-    });
-    opened.push(c);
-    return c;
+  const own = v[`${side}-creds`];
+  const creds = parseCreds(own ?? v.creds, own === undefined ? "creds" : `${side}-creds`, usageError);
+  const settings = {
+    creds,
+    authfile: v.authfile,
+    tlsVerify: v[`${side}-tls-verify`],
+    certDir: v[`${side}-cert-dir`],
   };
+  return registryClients(fetch, ctx, settings, opened);
 }
 
 /** What one copy printed as JSON. */

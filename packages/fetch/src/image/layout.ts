@@ -2,7 +2,7 @@
 import { randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import {
@@ -108,6 +108,19 @@ async function readIndexIfAny(dir: string): Promise<Index> {
   }
 }
 
+// index.json is read, changed and renamed over: commits into one layout from this process take
+// turns (skopeo loses entries when copies into one layout run at once).
+const commits = new Map<string, Promise<void>>();
+function serialized(dir: string, fn: () => Promise<void>): Promise<void> {
+  const p = (commits.get(dir) ?? Promise.resolve()).then(fn);
+  const tail = p.catch(() => undefined);
+  commits.set(dir, tail);
+  void tail.then(() => {
+    if (commits.get(dir) === tail) commits.delete(dir);
+  });
+  return p;
+}
+
 /** Options of {@link layoutSink}. */
 export interface LayoutSinkOptions {
   /** Names the destination in messages; default `oci:<dir>`. */
@@ -163,32 +176,35 @@ export function layoutSink(dir: string, o: LayoutSinkOptions = {}): ImageSink {
       await put(x.descriptor, Readable.from([Buffer.from(x.rawManifest)]));
       if (mo.top === true) entries.push({ desc: x.descriptor, tag: mo.tag });
     },
-    async commit() {
-      const current = await (index ??= readIndexIfAny(dir));
-      let manifests = [...current.manifests];
-      for (const { desc, tag } of entries) {
-        const entry: Descriptor = {
-          mediaType: desc.mediaType,
-          digest: desc.digest,
-          size: desc.size,
-          ...(tag === undefined ? {} : { annotations: { [refNameAnnotation]: tag } }),
-        };
-        manifests =
-          tag === undefined
-            ? manifests.filter(
-                (m) => m.digest !== desc.digest || m.annotations?.[refNameAnnotation] !== undefined,
-              )
-            : manifests.filter((m) => m.annotations?.[refNameAnnotation] !== tag);
-        manifests.push(entry);
-      }
-      const doc = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests };
-      await writeFile(join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
-      const file = join(dir, "index.json");
-      const tmp = tempBeside(file);
-      await writeFile(tmp, JSON.stringify(doc));
-      await rename(tmp, file);
-      entries.length = 0;
-    },
+    commit: () =>
+      serialized(resolve(dir), async () => {
+        // Read again now, not at the first blob: another copy into this layout (a sync writes
+        // several at once) may have committed since, and its entries must stay.
+        const current = await readIndexIfAny(dir);
+        let manifests = [...current.manifests];
+        for (const { desc, tag } of entries) {
+          const entry: Descriptor = {
+            mediaType: desc.mediaType,
+            digest: desc.digest,
+            size: desc.size,
+            ...(tag === undefined ? {} : { annotations: { [refNameAnnotation]: tag } }),
+          };
+          manifests =
+            tag === undefined
+              ? manifests.filter(
+                  (m) => m.digest !== desc.digest || m.annotations?.[refNameAnnotation] !== undefined,
+                )
+              : manifests.filter((m) => m.annotations?.[refNameAnnotation] !== tag);
+          manifests.push(entry);
+        }
+        const doc = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests };
+        await writeFile(join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+        const file = join(dir, "index.json");
+        const tmp = tempBeside(file);
+        await writeFile(tmp, JSON.stringify(doc));
+        await rename(tmp, file);
+        entries.length = 0;
+      }),
     abort: () => Promise.resolve(),
   };
 }

@@ -195,6 +195,10 @@ interface RequestSpec extends Abortable {
  *
  * Call {@link close} when done (it closes the connection pool the client created).
  */
+/** A tag list page is read whole; distribution's pages of 1000 tags are far below this. */
+const maxTagListBytes = 4 << 20;
+const maxTagPages = 100;
+
 export class RegistryClient {
   /** The registry as users name it (`docker.io`). */
   readonly registry: string;
@@ -413,6 +417,48 @@ export class RegistryClient {
       return { mediaType: type, digest: hd, size: length };
     }
     return (await this.getManifest(repository, reference, o)).descriptor;
+  }
+
+  /**
+   * Every tag of `repository` (`GET /v2/<name>/tags/list`, following `Link: <…>; rel="next"`
+   * pages, at most `maxTagPages` of them), in the registry's order. RKT_NOT_FOUND for an unknown
+   * repository. Network: yes.
+   */
+  async listTags(repository: string, o: Abortable = {}): Promise<string[]> {
+    this.checkNames(repository, "latest");
+    const what = `tags of ${this.registry}/${repository}`;
+    const tags: string[] = [];
+    let path: string | URL = `/v2/${repository}/tags/list?n=1000`;
+    for (let page = 0; page < maxTagPages; page++) {
+      const res = await this.request({
+        method: "GET",
+        path,
+        repository,
+        scope: pullScope(repository),
+        signal: o.signal,
+        what,
+      });
+      const body = await readCapped(res.body, maxTagListBytes, what).catch((e: unknown) => {
+        throw networkError(e, what, o.signal);
+      });
+      let doc: unknown;
+      try {
+        doc = JSON.parse(body.toString("utf8"));
+      } catch {
+        throw new RktError(ErrorCode.Registry, `${what}: the tag list is not JSON`);
+      }
+      const list = (doc as { tags?: unknown }).tags;
+      if (list !== null && list !== undefined) {
+        if (!Array.isArray(list) || !list.every((t) => typeof t === "string"))
+          throw new RktError(ErrorCode.Registry, `${what}: "tags" is not a list of strings`);
+        tags.push(...(list));
+      }
+      const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(header(res.headers, "link") ?? "")?.[1];
+      if (next === undefined) return tags;
+      // A relative link is relative to the registry (distribution sends `/v2/…?last=…`).
+      path = next.startsWith("/") ? next : new URL(next);
+    }
+    throw new RktError(ErrorCode.Registry, `${what}: more than ${maxTagPages} pages of tags`);
   }
 
   /**
