@@ -451,7 +451,7 @@ export class RegistryClient {
       if (list !== null && list !== undefined) {
         if (!Array.isArray(list) || !list.every((t) => typeof t === "string"))
           throw new RktError(ErrorCode.Registry, `${what}: "tags" is not a list of strings`);
-        tags.push(...(list));
+        tags.push(...list);
       }
       const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(header(res.headers, "link") ?? "")?.[1];
       if (next === undefined) return tags;
