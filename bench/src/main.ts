@@ -51,6 +51,11 @@ const suites: Suite[] = [
     load: () => import("./benchmarks/run.js"),
   },
   {
+    name: "startup",
+    what: "rkt --help, version, image list (empty store), fetch re-fetch of a stored OCI image: bundle with a warm code cache, without one, and the tsc output, vs node -e 0",
+    load: () => import("./benchmarks/startup.js"),
+  },
+  {
     name: "render",
     what: "tree store as root: first render of the debian fixture vs umoci unpack vs tar; a second tree; fetch + render of a 200 MB Debian ACI",
     load: () => import("./benchmarks/render.js"),

@@ -1,2 +1,3 @@
 #!/usr/bin/env node
-import("../dist/main.js").then((m) => m.run());
+// The bundled CLI through its code cache when built, else the tsc output (src/start.ts).
+import("../dist/start.js").then((m) => m.start());
