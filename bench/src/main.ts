@@ -36,6 +36,11 @@ const suites: Suite[] = [
     load: () => import("./benchmarks/convert.js"),
   },
   {
+    name: "sync",
+    what: "image sync of 10 images sharing a base layer vs skopeo sync (into an empty registry, and a re-sync with nothing changed)",
+    load: () => import("./benchmarks/sync.js"),
+  },
+  {
     name: "verify",
     what: "signed registry pull under policy.json: rkt fetch vs skopeo copy --policy; verification cost cold and warm",
     load: () => import("./benchmarks/verify.js"),

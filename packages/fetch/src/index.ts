@@ -21,7 +21,7 @@ export type {
   OpenSinkOptions,
 } from "./image/transports.js";
 export { registryImage, registrySink } from "./image/registry.js";
-export type { RegistrySinkOptions } from "./image/registry.js";
+export type { RegistrySinkOptions, PushedBlobs } from "./image/registry.js";
 export { layoutImage, layoutSink } from "./image/layout.js";
 export type { LayoutSelector, LayoutSinkOptions } from "./image/layout.js";
 export { openOciArchive, ociArchiveSink } from "./image/oci-archive.js";

@@ -12,7 +12,12 @@ export async function runLimited<T>(
   fn: (t: T, signal: AbortSignal) => Promise<void>,
 ): Promise<void> {
   const ac = new AbortController();
-  const signal = outer === undefined ? ac.signal : AbortSignal.any([outer, ac.signal]);
+  const signal = ac.signal;
+  // One listener on the caller's signal, removed at the end (AbortSignal.any keeps one per call
+  // alive: a sync of many images tripped node's MaxListeners warning on the command's signal).
+  const forward = (): void => ac.abort(outer?.reason);
+  if (outer?.aborted === true) forward();
+  outer?.addEventListener("abort", forward, { once: true });
   let next = 0;
   let failure: { e: unknown } | undefined;
   const worker = async (): Promise<void> => {
@@ -28,6 +33,10 @@ export async function runLimited<T>(
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  try {
+    await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  } finally {
+    outer?.removeEventListener("abort", forward);
+  }
   if (failure !== undefined) throw failure.e;
 }

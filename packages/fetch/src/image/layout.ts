@@ -198,7 +198,11 @@ export function layoutSink(dir: string, o: LayoutSinkOptions = {}): ImageSink {
           manifests.push(entry);
         }
         const doc = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests };
-        await writeFile(join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+        // Renamed into place like index.json: a reader of this layout never sees a half-written file.
+        const marker = join(dir, "oci-layout");
+        const markerTmp = tempBeside(marker);
+        await writeFile(markerTmp, JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+        await rename(markerTmp, marker);
         const file = join(dir, "index.json");
         const tmp = tempBeside(file);
         await writeFile(tmp, JSON.stringify(doc));

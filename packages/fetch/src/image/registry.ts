@@ -11,8 +11,11 @@ import {
   type Digest,
   type Digester,
   type ImageOrIndex,
+  type BlobWriteOutcome,
   type ImageSink,
+  type WriteBlobOptions,
 } from "@rkt/oci";
+import type { Readable } from "node:stream";
 import type { RegistryClient } from "../registry/client.js";
 import { readCapped } from "../read-capped.js";
 import { byteCounter } from "./layout.js";
@@ -84,7 +87,16 @@ export async function registryImage(
 export interface RegistrySinkOptions {
   /** Upload blobs larger than this in `PATCH` chunks (default: one monolithic `PUT`). */
   chunkSize?: number | undefined;
+  /**
+   * Shared by the sinks of one registry (a sync's images): where each blob went, so that a blob
+   * another repository already received (or is receiving) is mounted from there, not uploaded
+   * again, as skopeo does from its blob-info cache.
+   */
+  pushed?: PushedBlobs | undefined;
 }
+
+/** Digest → the repository of the registry that holds it (undefined once an upload failed). */
+export type PushedBlobs = Map<string, Promise<string | undefined>>;
 
 /**
  * Pushes to `repository` of `client`'s registry: a blob the registry has is skipped (one `HEAD`),
@@ -97,6 +109,25 @@ export function registrySink(
   o: RegistrySinkOptions = {},
 ): ImageSink {
   const what = `docker://${client.registry}/${repository}`;
+  const push = async (
+    desc: Descriptor,
+    open: (start: number) => Promise<Readable>,
+    wo: WriteBlobOptions,
+    mountFrom: string | undefined,
+  ): Promise<BlobWriteOutcome> => {
+    const how = await client.pushBlob(
+      repository,
+      desc,
+      async () => {
+        const src = await open(0);
+        const c = byteCounter(wo.onProgress);
+        src.on("error", (e) => c.destroy(e));
+        return src.pipe(c);
+      },
+      { mountFrom, chunkSize: o.chunkSize, knownMissing: true, signal: wo.signal },
+    );
+    return how === "uploaded" ? "written" : how;
+  };
   return {
     what,
     acceptsIndex: true,
@@ -106,19 +137,22 @@ export function registrySink(
       );
     },
     async writeBlob(desc, open, wo = {}) {
-      const mountFrom = wo.origin?.registry === client.registry ? wo.origin.repository : undefined;
-      const how = await client.pushBlob(
-        repository,
-        desc,
-        async () => {
-          const src = await open(0);
-          const c = byteCounter(wo.onProgress);
-          src.on("error", (e) => c.destroy(e));
-          return src.pipe(c);
-        },
-        { mountFrom, chunkSize: o.chunkSize, knownMissing: true, signal: wo.signal },
-      );
-      return how === "uploaded" ? "written" : how;
+      let mountFrom = wo.origin?.registry === client.registry ? wo.origin.repository : undefined;
+      const prior = o.pushed?.get(desc.digest);
+      let done: ((repo: string | undefined) => void) | undefined;
+      if (prior !== undefined) mountFrom ??= await prior;
+      else if (o.pushed !== undefined) o.pushed.set(desc.digest, new Promise((r) => (done = r)));
+      try {
+        const how = await push(desc, open, wo, mountFrom);
+        done?.(repository);
+        return how;
+      } catch (e) {
+        if (done !== undefined) {
+          done(undefined);
+          o.pushed?.delete(desc.digest);
+        }
+        throw e;
+      }
     },
     async writeManifest(x, mo = {}) {
       await client.pushManifest(

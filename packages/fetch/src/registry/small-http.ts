@@ -108,7 +108,10 @@ function withDump(r: IncomingMessage): ResponseBody {
   return Object.assign(r, {
     dump: () =>
       new Promise<void>((resolve) => {
-        if (r.complete || r.destroyed) return resolve();
+        // A complete body (every HEAD) must still be read to its end: only then does node give
+        // the socket back to the pool; left unread, 8 HEADs took every socket and the 9th request
+        // waited for an idle timeout (30 s).
+        if (r.readableEnded || r.destroyed) return resolve();
         let n = 0;
         r.on("data", (c: Buffer) => {
           n += c.length;

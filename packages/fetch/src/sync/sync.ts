@@ -17,7 +17,7 @@ import {
 } from "@rkt/oci";
 import { copyImage } from "../image/copy.js";
 import { layoutSink } from "../image/layout.js";
-import { registryImage, registrySink } from "../image/registry.js";
+import { registryImage, registrySink, type PushedBlobs } from "../image/registry.js";
 import { runLimited } from "../limit.js";
 import { openOciLayout, refNameAnnotation } from "../oci-layout.js";
 import type { RegistryClient } from "../registry/client.js";
@@ -211,7 +211,8 @@ const isDigestRef = (ref: string): boolean => ref.includes(":");
 /**
  * A registry destination `registry[/prefix]`: `<prefix>/<repository>` (with `scoped`, the source
  * registry's host as first component, as skopeo's `--scoped`), the same tag. Blobs already there
- * are skipped by `HEAD`, blobs of the same registry mounted.
+ * are skipped by `HEAD`, blobs of the same registry mounted, and a blob this sync already sent to
+ * another repository is mounted from there.
  */
 export function registryTarget(
   client: RegistryClient,
@@ -219,6 +220,8 @@ export function registryTarget(
   prefix: string,
   scoped = false,
 ): SyncTarget {
+  // Blobs sent to one repository are mounted into the next (images of a sync share base layers).
+  const pushed: PushedBlobs = new Map();
   const repo = (i: SyncItem): string =>
     [prefix, scoped ? i.registry.replace(/:/g, "_") : "", i.repository].filter((p) => p !== "").join("/");
   return {
@@ -231,7 +234,8 @@ export function registryTarget(
         throw e;
       }
     },
-    copy: (i, o) => copyFrom(i, o, registrySink(client, repo(i)), isDigestRef(i.ref) ? undefined : i.ref),
+    copy: (i, o) =>
+      copyFrom(i, o, registrySink(client, repo(i), { pushed }), isDigestRef(i.ref) ? undefined : i.ref),
   };
 }
 
