@@ -95,7 +95,21 @@ describe("rkt image copy", () => {
       `docker://${dest.host}/mirror/app:v1`,
     ]);
     expect(again.code).toBe(0);
-    expect((JSON.parse(again.stdout) as Summary).blobs).toEqual({ exists: 5, mounted: 0, written: 0 });
+    // The tag already names this index there: one HEAD, no blob looked at.
+    expect(JSON.parse(again.stdout)).toMatchObject({
+      unchanged: true,
+      blobs: { exists: 0, mounted: 0, written: 0 },
+    });
+    // Under a new tag of the same repository: every blob is found present and none is sent.
+    const retag = await rkt(dir, [
+      ...args,
+      `docker://${origin.host}/app:v1`,
+      `docker://${dest.host}/mirror/app:v2`,
+    ]);
+    expect(JSON.parse(retag.stdout)).toMatchObject({
+      unchanged: false,
+      blobs: { exists: 5, mounted: 0, written: 0 },
+    });
   });
 
   it("within one registry, blobs are mounted, not uploaded; without --all only the host's image goes", async () => {

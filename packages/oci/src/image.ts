@@ -245,6 +245,11 @@ export interface ImageSink {
   readonly ociOnly?: boolean | undefined;
   /** Whether the blob is already there (it is then not sent). */
   has(desc: Descriptor, o?: Abortable): Promise<boolean>;
+  /**
+   * Whether `tag` (or, without one, the digest) already names exactly `desc` there: the copy is
+   * then complete before it starts (one request instead of one per blob). Optional.
+   */
+  hasManifest?(desc: Descriptor, tag: string | undefined, o?: Abortable): Promise<boolean>;
   /** Stores one blob from `open(start)` (bytes from `start` on). */
   writeBlob(
     desc: Descriptor,

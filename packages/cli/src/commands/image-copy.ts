@@ -69,6 +69,8 @@ interface CopySummary {
   digest: string;
   mediaType: string;
   tag: string | undefined;
+  /** The destination already held this manifest under this tag: nothing was sent. */
+  unchanged: boolean;
   blobs: Readonly<Record<"exists" | "mounted" | "written", number>>;
   bytes: Readonly<Record<"exists" | "mounted" | "written", number>>;
 }
@@ -146,6 +148,7 @@ async function runCopy(
           digest: r.descriptor.digest,
           mediaType: r.descriptor.mediaType,
           tag,
+          unchanged: r.unchanged,
           blobs: r.blobs,
           bytes: r.bytes,
         });

@@ -56,6 +56,8 @@ export interface CopyResult {
   readonly image: Image | undefined;
   /** Blobs by outcome: how many, and their bytes (`written` includes a resumed prefix). */
   readonly blobs: Readonly<Record<BlobWriteOutcome, number>>;
+  /** The destination already held this manifest under this name: nothing was sent. */
+  readonly unchanged: boolean;
   readonly bytes: Readonly<Record<BlobWriteOutcome, number>>;
 }
 
@@ -121,9 +123,12 @@ export async function copyImage(
     if (sink.ociOnly === true)
       top = await toOciImage(top, `${sink.what}: ${top.descriptor.digest}`, { signal });
     if (top.kind === "image") image = top;
-    await copyAll(top, o.tag, true);
+    // The destination may hold this very manifest under this name already (a re-run, a mirror):
+    // then nothing needs to move (skopeo's manifest comparison; one HEAD, not one per blob).
+    const unchanged = (await sink.hasManifest?.(top.descriptor, o.tag, { signal })) === true;
+    if (!unchanged) await copyAll(top, o.tag, true);
     await sink.commit({ signal });
-    return { descriptor: top.descriptor, image, blobs: counts, bytes };
+    return { descriptor: top.descriptor, image, blobs: counts, bytes, unchanged };
   } catch (e) {
     await sink.abort();
     if (signal?.aborted === true && !isRktError(e, ErrorCode.Aborted)) {

@@ -2,6 +2,7 @@
 import {
   ErrorCode,
   RktError,
+  isRktError,
   imageFromRaw,
   isIndexType,
   isManifestType,
@@ -152,6 +153,16 @@ export function registrySink(
           o.pushed?.delete(desc.digest);
         }
         throw e;
+      }
+    },
+    async hasManifest(desc, tag, so: Abortable = {}) {
+      try {
+        return (await client.resolve(repository, tag ?? desc.digest, so)).digest === desc.digest;
+      } catch (e) {
+        // Only a shortcut: whatever stops the lookup (no such repository, no pull right for a
+        // push-only account), the copy goes on and finds out blob by blob.
+        if (isRktError(e, ErrorCode.Aborted)) throw e;
+        return false;
       }
     },
     async writeManifest(x, mo = {}) {
