@@ -90,3 +90,9 @@ export type {
   SyncResult,
   SyncOptions,
 } from "./sync/sync.js";
+
+// `rkt image serve`: the store as a read-only registry (a node as a mirror).
+export { serveStore, parseListenAddress } from "./serve/server.js";
+export type { ServeOptions, StoreServer, ListenAddress } from "./serve/server.js";
+export { parseRoute, parseRange } from "./serve/routes.js";
+export type { Route, ByteRange, RegistryErrorCode } from "./serve/routes.js";
