@@ -315,6 +315,11 @@ describe("rkt image push and save", () => {
     const refused = await secure(["image", "push", "-q", creds, `${origin.host}/app:v1`, target]);
     expect(refused.code).toBe(254);
     expect(refused.stderr).toMatch(/certs\.d|certificate/);
+    // Allowing plain http does not turn a refused certificate into a plain-http request to a TLS port.
+    const withHttp = await rkt(dir, ["image", "push", "-q", creds, `${origin.host}/app:v1`, target]);
+    expect(withHttp.code).toBe(254);
+    expect(withHttp.stderr).toMatch(/certs\.d/);
+    expect(withHttp.stderr).not.toMatch(/HTTP 400/);
     const ok = await secure([
       "image",
       "push",

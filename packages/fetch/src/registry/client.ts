@@ -48,6 +48,7 @@ import {
   type HttpOptions,
   type Resolved,
   type Response,
+  isCertificateFailure,
 } from "./http.js";
 
 /** Default cap on a manifest or index: registries must accept 4 MB, so nothing valid is larger. */
@@ -256,7 +257,10 @@ export class RegistryClient {
         await res.body.dump();
         return "https:" as const;
       } catch (e) {
-        if (signal?.aborted === true) throw networkError(e, `ping ${this.registry}`, signal);
+        // A certificate we refuse means the port speaks TLS: say so, rather than try plain http
+        // there and report the registry's "HTTP 400".
+        if (signal?.aborted === true || isCertificateFailure(e))
+          throw networkError(e, `ping ${this.registry}`, signal);
         return "http:" as const;
       }
     })().then(

@@ -401,6 +401,19 @@ export function networkError(e: unknown, what: string, signal: AbortSignal | und
 const certificateCodes =
   /^(UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|CERT_HAS_EXPIRED|CERT_NOT_YET_VALID|ERR_TLS_CERT_ALTNAME_INVALID)$/;
 
+/**
+ * True when `e` (or an error it wraps) is a certificate the client would not accept: the server
+ * speaks TLS, so falling back to plain http would only meet a TLS port ("HTTP 400").
+ */
+export function isCertificateFailure(e: unknown): boolean {
+  for (let x: unknown = e, depth = 0; x !== undefined && x !== null && depth < 5; depth++) {
+    const code = (x as { code?: unknown }).code;
+    if (typeof code === "string" && certificateCodes.test(code)) return true;
+    x = (x as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
 // What the user can do about common TLS failures, in rkt's terms.
 function hint(code: unknown): string {
   if (typeof code !== "string") return "";
