@@ -8,8 +8,7 @@ import {
 } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
-import type { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { open, type FileHandle } from "node:fs/promises";
 import {
   ErrorCode,
   MediaType,
@@ -253,75 +252,89 @@ async function sendBlob(
   res: ServerResponse,
   digest: Digest,
 ): Promise<void> {
-  let size: number;
+  // The blob's own file, opened once: its size and bytes then come from one inode, and an open
+  // handle keeps the content even if GC unlinks the name meanwhile (as store.open does).
+  let fh: FileHandle;
   try {
-    size = (await store.info(digest)).size;
+    fh = await open(store.blobFile(digest), "r");
   } catch (e) {
-    if (isRktError(e, ErrorCode.NotFound))
+    if ((e as NodeJS.ErrnoException).code === "ENOENT")
       return sendError(res, 404, "BLOB_UNKNOWN", `blob ${digest} unknown`);
-    throw e;
+    throw new RktError(ErrorCode.Io, `blob ${digest}: ${(e as Error).message}`, { cause: e });
   }
-  const range = parseRange(req.headers.range, size);
-  const common = {
-    "Docker-Distribution-API-Version": "registry/2.0",
-    "Docker-Content-Digest": digest,
-    ETag: `"${digest}"`,
-    "Accept-Ranges": "bytes",
-  };
-  if (range.kind === "unsatisfiable") {
-    res.writeHead(416, { ...common, "Content-Range": `bytes */${size}`, "Content-Type": json });
-    return void res.end(
-      req.method === "HEAD"
-        ? undefined
-        : JSON.stringify({
-            errors: [{ code: "BLOB_UNKNOWN", message: `range not satisfiable for ${size} bytes` }],
-          }),
-    );
-  }
-  const start = range.kind === "partial" ? range.start : 0;
-  const length = range.kind === "partial" ? range.end - range.start + 1 : size;
-  const headers: Record<string, string | number> = {
-    ...common,
-    "Content-Type": octetStream,
-    "Content-Length": length,
-  };
-  if (range.kind === "partial") headers["Content-Range"] = `bytes ${range.start}-${range.end}/${size}`;
-  if (req.method === "HEAD" || length === 0) {
+  try {
+    const size = (await fh.stat()).size;
+    const range = parseRange(req.headers.range, size);
+    const common = {
+      "Docker-Distribution-API-Version": "registry/2.0",
+      "Docker-Content-Digest": digest,
+      ETag: `"${digest}"`,
+      "Accept-Ranges": "bytes",
+    };
+    if (range.kind === "unsatisfiable") {
+      res.writeHead(416, { ...common, "Content-Range": `bytes */${size}`, "Content-Type": json });
+      return void res.end(
+        req.method === "HEAD"
+          ? undefined
+          : JSON.stringify({
+              errors: [{ code: "BLOB_UNKNOWN", message: `range not satisfiable for ${size} bytes` }],
+            }),
+      );
+    }
+    const start = range.kind === "partial" ? range.start : 0;
+    const length = range.kind === "partial" ? range.end - range.start + 1 : size;
+    const headers: Record<string, string | number> = {
+      ...common,
+      "Content-Type": octetStream,
+      "Content-Length": length,
+    };
+    if (range.kind === "partial") headers["Content-Range"] = `bytes ${range.start}-${range.end}/${size}`;
     res.writeHead(range.kind === "partial" ? 206 : 200, headers);
-    return void res.end();
-  }
-  // The stream stops when the client goes away: its reader is destroyed with the response.
-  const ac = new AbortController();
-  res.once("close", () => ac.abort());
-  let src: Readable;
-  try {
-    src = await store.open(digest, { start, signal: ac.signal });
-  } catch (e) {
-    if (isRktError(e, ErrorCode.NotFound))
-      return sendError(res, 404, "BLOB_UNKNOWN", `blob ${digest} unknown`);
-    throw e;
-  }
-  res.writeHead(range.kind === "partial" ? 206 : 200, headers);
-  try {
-    await pipeline(length === size - start ? src : take(src, length), res);
-  } catch {
-    // The client went away, or the read failed mid-body: the response is cut (its length then
-    // disagrees with Content-Length, which every client notices). Nothing to report to it.
-    res.destroy();
-    src.destroy();
+    if (req.method === "HEAD" || length === 0) return void res.end();
+    try {
+      await pump(fh, start, length, res);
+      res.end();
+    } catch {
+      // The client went away, or the read failed mid-body: the response is cut (its length then
+      // disagrees with Content-Length, which every client notices). Nothing to tell the client.
+      res.destroy();
+    }
+  } finally {
+    await fh.close();
   }
 }
 
-// The first `n` bytes of `src`; returning early destroys `src` (async iterator semantics).
-async function* take(src: Readable, n: number): AsyncGenerator<Buffer> {
-  let left = n;
-  for await (const chunk of src as AsyncIterable<Buffer>) {
-    if (chunk.length >= left) {
-      yield chunk.subarray(0, left);
-      return;
-    }
-    left -= chunk.length;
-    yield chunk;
+const chunkBytes = 1 << 20;
+
+/**
+ * Writes `length` bytes of `fh` from `start` to `res` through two reused buffers: one is read
+ * while the other is being written, and a buffer is read into again only once its write has
+ * drained. Memory per response is 2 MiB whatever the client's speed, and no buffer is allocated
+ * per chunk (a stream's fresh 1 MiB buffers cost a third more CPU under 8 concurrent pulls).
+ */
+async function pump(fh: FileHandle, start: number, length: number, res: ServerResponse): Promise<void> {
+  const gone = new Promise<never>((_, reject) =>
+    res.once("close", () => reject(new RktError(ErrorCode.Aborted, "client went away"))),
+  );
+  gone.catch(() => undefined);
+  const bufs = [
+    Buffer.allocUnsafeSlow(Math.min(chunkBytes, length)),
+    Buffer.allocUnsafeSlow(Math.min(chunkBytes, length)),
+  ];
+  const writes: (Promise<void> | undefined)[] = [undefined, undefined];
+  let pos = start;
+  let left = length;
+  for (let i = 0; left > 0; i ^= 1) {
+    await Promise.race([writes[i], gone]);
+    const buf = bufs[i]!;
+    const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, left), pos);
+    if (bytesRead === 0) throw new RktError(ErrorCode.SizeMismatch, `blob ended ${left} bytes early`);
+    pos += bytesRead;
+    left -= bytesRead;
+    writes[i] = new Promise<void>((resolve, reject) =>
+      res.write(buf.subarray(0, bytesRead), (e) => (e == null ? resolve() : reject(e))),
+    );
+    writes[i]!.catch(() => undefined);
   }
-  throw new RktError(ErrorCode.SizeMismatch, `blob ended ${left} bytes early`);
+  await Promise.race([Promise.all(writes.filter((w) => w !== undefined)), gone]);
 }
