@@ -41,6 +41,11 @@ const suites: Suite[] = [
     load: () => import("./benchmarks/sync.js"),
   },
   {
+    name: "serve",
+    what: "8 concurrent rkt fetch of the debian fixture from rkt image serve vs from docker-registry; the server's peak RSS",
+    load: () => import("./benchmarks/serve.js"),
+  },
+  {
     name: "verify",
     what: "signed registry pull under policy.json: rkt fetch vs skopeo copy --policy; verification cost cold and warm",
     load: () => import("./benchmarks/verify.js"),
