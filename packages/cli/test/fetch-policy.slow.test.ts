@@ -23,7 +23,7 @@ import { pushLayout, randomLayer, useRegistry, writeOciLayout, type BuiltImage }
 
 const repo = resolve(import.meta.dirname, "..", "..", "..");
 const bin = join(repo, "packages", "cli", "bin", "rkt.js");
-const built = existsSync(join(repo, "packages", "cli", "dist", "commands", "fetch-policy.js"));
+const built = existsSync(join(repo, "packages", "cli", "dist", "main.js"));
 const reg = useRegistry({ mode: "plain" });
 
 let tmp: string;
