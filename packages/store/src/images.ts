@@ -150,6 +150,23 @@ function formatLabels(labels: Readonly<Record<string, string>>): string {
     .join(",");
 }
 
+/** A name and tag of an image (one row of the refs table: an image may have several). */
+export interface ImageRef {
+  readonly name: string;
+  readonly tag: string;
+  readonly imageId: string;
+}
+
+/** Every name and tag recorded in the store, by name then tag. */
+export function listRefs(store: LocalStore): ImageRef[] {
+  const rows = indexDb(store).prepare("SELECT name, tag, image_id FROM refs ORDER BY name, tag").all() as {
+    name: string;
+    tag: string;
+    image_id: string;
+  }[];
+  return rows.map((r) => ({ name: r.name, tag: r.tag, imageId: r.image_id }));
+}
+
 /**
  * Finds the image for a name and labels (rkt `GetACI`): every requested label must match; without
  * a requested version, images flagged `latest` come first; then the newest import. OCI images

@@ -14,6 +14,7 @@ export {
   findImageByName,
   resolveImage,
   listImages,
+  listRefs,
   touchImage,
   imageContent,
   removeImages,
@@ -22,6 +23,7 @@ export {
 export type {
   ImageKind,
   ImageRecord,
+  ImageRef,
   ImageNameQuery,
   ImageSortField,
   ListImagesOptions,

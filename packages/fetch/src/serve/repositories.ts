@@ -7,6 +7,7 @@ import {
   getImage,
   imageContent,
   listImages,
+  listRefs,
   type ImageRecord,
   type LocalStore,
 } from "@rkt/store";
@@ -48,6 +49,11 @@ export class StoreRepositories {
       const r = ranked.get(i.name);
       if (r === undefined || i.importTime > r.time) ranked.set(i.name, { rank, time: i.importTime });
     }
+    // A name only a ref carries (a second fetch of the same manifest under another name).
+    for (const ref of listRefs(this.store)) {
+      const rank = answersTo(ref.name, name);
+      if (rank !== undefined && !ranked.has(ref.name)) ranked.set(ref.name, { rank, time: 0 });
+    }
     return [...ranked.entries()].sort(([, a], [, b]) => a.rank - b.rank || b.time - a.time).map(([n]) => n);
   }
 
@@ -77,10 +83,14 @@ export class StoreRepositories {
     }
   }
 
-  /** Ids of the images that belong to `name`: recorded under a name it answers to, or served by tag. */
+  /**
+   * Ids of the images that belong to `name`: recorded or tagged under a name it answers to, or
+   * served by tag.
+   */
   private imageIds(name: string): Set<string> {
     const ids = new Set(this.servedByTag.get(name));
     for (const i of this.ociImages()) if (answersTo(i.name, name) !== undefined) ids.add(i.id);
+    for (const r of listRefs(this.store)) if (answersTo(r.name, name) !== undefined) ids.add(r.imageId);
     return ids;
   }
 
@@ -107,19 +117,15 @@ export class StoreRepositories {
   }
 
   /**
-   * Tags of `name`, sorted; undefined when no stored image answers to it. A tag is listed when
-   * it resolves (`byTag`) to an image; candidates are the tags images were recorded under (the
-   * store's exported functions do not enumerate every ref, so a second tag of one image that a
-   * later fetch re-tagged is resolvable but not listed).
+   * Tags of `name`, sorted; undefined when no stored image answers to it. Every ref (name and
+   * tag) of the store under a name it answers to is a candidate, listed when it resolves
+   * (`byTag`) to an OCI image.
    */
   tags(name: string): string[] | undefined {
     const names = this.storedNames(name);
     if (names.length === 0) return undefined;
     const candidates = new Set<string>();
-    for (const i of this.ociImages()) {
-      const v = i.labels["version"];
-      if (v !== undefined && answersTo(i.name, name) !== undefined) candidates.add(v);
-    }
+    for (const r of listRefs(this.store)) if (answersTo(r.name, name) !== undefined) candidates.add(r.tag);
     return [...candidates].filter((t) => names.some((n) => this.find(n, t) !== undefined)).sort();
   }
 
