@@ -1,7 +1,15 @@
 // `rkt image list|rm|gc|cat-manifest|export|extract|fsck` against rkt's documented formats
 // (rkt.md §1.4–1.5), in-process with a temp --dir per test.
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -325,5 +333,24 @@ describe("rkt image fsck", () => {
     expect(fixed.stdout).toContain("(repaired)");
     expect(existsSync(file)).toBe(false);
     expect((await rkt(dir, ["image", "fsck"])).code).toBe(0);
+  });
+
+  it("reclaimable garbage only (an unreferenced blob): exit 0, listed, and the summary says gc reclaims it", async () => {
+    const { dir } = await populated();
+    const content = Buffer.from("left behind by a killed fetch\n");
+    const hex = createHash("sha256").update(content).digest("hex");
+    mkdirSync(join(dir, "cas", "blobs", "sha256"), { recursive: true });
+    writeFileSync(join(dir, "cas", "blobs", "sha256", hex), content);
+    const r = await rkt(dir, ["image", "fsck"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^garbage: \\S+ sha256:${hex}`, "m"));
+    expect(r.stderr).toMatch(
+      /0 problem\(s\), 1 garbage item\(s\); the garbage is reclaimable: `rkt image gc`/,
+    );
+    const json = JSON.parse((await rkt(dir, ["image", "fsck", "--format=json"])).stdout) as {
+      ok: boolean;
+      clean: boolean;
+    };
+    expect(json).toMatchObject({ ok: true, clean: false });
   });
 });

@@ -13,8 +13,9 @@ function line(kind: "problem" | "garbage", f: FsckFinding): string {
  * finding (`problem: <kind> <subject>: <message>`, `garbage: …`), then a summary on stderr. With
  * `--repair` fixes what it can and checks again. `--format json` prints
  * `{clean, ok, blobsChecked, imagesChecked, problems, garbage, rebuiltImages}` (after repair:
- * the repair's report plus `after`, the re-check). Exit 0 when the store is clean (after
- * repair: when the re-check is clean), else 254.
+ * the repair's report plus `after`, the re-check). Exit 0 when the store is consistent (after
+ * repair: when the re-check is), whatever reclaimable garbage it holds (what killed processes
+ * leave: stale ingests, dead locks and leases, unreferenced blobs); 254 only for problems.
  */
 export async function imageFsckCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
   const { values, positionals } = parseFlags(argv, {
@@ -47,8 +48,11 @@ export async function imageFsckCommand(argv: readonly string[], ctx: CommandCont
         (after === undefined
           ? ""
           : `; after repair: ${after.clean ? "clean" : `${after.problems.length} problem(s), ${after.garbage.length} garbage item(s)`}`) +
+        (final.garbage.length > 0 && final.problems.length === 0
+          ? "; the garbage is reclaimable: `rkt image gc` (or `rkt image fsck --repair`) removes it"
+          : "") +
         "\n",
     );
   }
-  return final.clean ? 0 : 254;
+  return final.ok ? 0 : 254;
 }
