@@ -11,6 +11,7 @@ import { touchImage } from "./images.js";
 import type { LocalStore } from "./local-store.js";
 import { fsyncDir, ioError } from "./internal/fs-util.js";
 import { indexDb } from "./internal/index-db.js";
+import { withOutsideTemp } from "./outside-temp.js";
 
 interface ExportRow {
   kind: "aci" | "oci";
@@ -57,22 +58,24 @@ export async function exportImage(
     );
   }
   const tmp = join(dirname(resolve(outPath)), `.${basename(outPath)}.rkt-${randomUUID()}`);
-  try {
-    const out = createWriteStream(tmp, { flags: "wx", mode: 0o644, highWaterMark: 1 << 20 });
-    if (row.kind === "aci") {
-      await pipeline(await store.open(parseDigest(row.manifest_digest)), out);
-    } else {
-      await pipeline(await ociArchive(store, parseDigest(row.manifest_digest), o.tag), out);
+  await withOutsideTemp(store, tmp, async () => {
+    try {
+      const out = createWriteStream(tmp, { flags: "wx", mode: 0o644, highWaterMark: 1 << 20 });
+      if (row.kind === "aci") {
+        await pipeline(await store.open(parseDigest(row.manifest_digest)), out);
+      } else {
+        await pipeline(await ociArchive(store, parseDigest(row.manifest_digest), o.tag), out);
+      }
+      // fsync through a second descriptor: it flushes the same inode.
+      const fh = await open(tmp, "r");
+      await fh.sync().finally(() => fh.close());
+      await rename(tmp, outPath);
+      await fsyncDir(dirname(resolve(outPath)));
+    } catch (e) {
+      await rm(tmp, { force: true }).catch(() => undefined);
+      throw ioError(`exporting image ${id} to ${outPath}`, e);
     }
-    // fsync through a second descriptor: it flushes the same inode.
-    const fh = await open(tmp, "r");
-    await fh.sync().finally(() => fh.close());
-    await rename(tmp, outPath);
-    await fsyncDir(dirname(resolve(outPath)));
-  } catch (e) {
-    await rm(tmp, { force: true }).catch(() => undefined);
-    throw ioError(`exporting image ${id} to ${outPath}`, e);
-  }
+  });
   touchImage(store, id);
 }
 
@@ -165,18 +168,20 @@ export async function extractImage(
     throw new RktError(ErrorCode.AlreadyExists, "output directory exists (try --overwrite)");
   }
   const tmp = join(dirname(target), `.${basename(target)}.rkt-${randomUUID()}`);
-  try {
-    await mkdir(tmp, { recursive: true, mode: 0o755 });
-    const { extractTar } = await import("./internal/untar.js");
-    await extractTar(await store.open(parseDigest(row.manifest_digest)), tmp, {
-      only: o.rootfsOnly === true ? "rootfs" : undefined,
-      what: `image ${id}`,
-    });
-    if (present) await rm(target, { recursive: true, force: true });
-    await rename(tmp, target);
-  } catch (e) {
-    await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
-    throw ioError(`extracting image ${id} to ${dir}`, e);
-  }
+  await withOutsideTemp(store, tmp, async () => {
+    try {
+      await mkdir(tmp, { recursive: true, mode: 0o755 });
+      const { extractTar } = await import("./internal/untar.js");
+      await extractTar(await store.open(parseDigest(row.manifest_digest)), tmp, {
+        only: o.rootfsOnly === true ? "rootfs" : undefined,
+        what: `image ${id}`,
+      });
+      if (present) await rm(target, { recursive: true, force: true });
+      await rename(tmp, target);
+    } catch (e) {
+      await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+      throw ioError(`extracting image ${id} to ${dir}`, e);
+    }
+  });
   touchImage(store, id);
 }

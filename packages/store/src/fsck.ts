@@ -18,6 +18,7 @@ import { readStoredAciManifest } from "./import-aci.js";
 import type { LocalStore } from "./local-store.js";
 import { hashFile } from "./local-store.js";
 import { isLocked } from "./locks.js";
+import { outsideTempPrefix, sweepOutsideTemps } from "./outside-temp.js";
 import { isAlive } from "./internal/proc.js";
 import { indexDb } from "./internal/index-db.js";
 
@@ -220,6 +221,11 @@ export async function fsck(store: LocalStore, o: FsckOptions = {}): Promise<Fsck
   }[];
   for (const l of locks) {
     if (isAlive(l.pid, l.start_time)) continue;
+    if (l.key.startsWith(outsideTempPrefix)) {
+      const path = l.key.slice(outsideTempPrefix.length);
+      add(garbage, "stale-temp", path, `temporary ${path} was left by process ${l.pid}, which is gone`);
+      continue;
+    }
     add(garbage, "dead-lock", l.key, `lock ${l.key} was held by process ${l.pid}, which is gone`);
     if (repair)
       db.prepare("DELETE FROM locks WHERE key = ? AND pid = ? AND start_time = ?").run(
@@ -228,6 +234,7 @@ export async function fsck(store: LocalStore, o: FsckOptions = {}): Promise<Fsck
         l.start_time,
       );
   }
+  if (repair) await sweepOutsideTemps(db);
   const live = store.liveLeaseIds();
   for (const l of db.prepare("SELECT id FROM leases").all() as { id: string }[]) {
     if (live.has(l.id)) continue;

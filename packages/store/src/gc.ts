@@ -6,6 +6,7 @@ import { isDigest } from "@rkt/oci";
 import { removeImages } from "./images.js";
 import type { LocalStore } from "./local-store.js";
 import { clearDeadLocks, isLocked } from "./locks.js";
+import { sweepOutsideTemps } from "./outside-temp.js";
 import { isAlive } from "./internal/proc.js";
 import { collectSnapshots, releaseStaleMounts } from "./tree/store-render.js";
 import { indexDb } from "./internal/index-db.js";
@@ -35,6 +36,8 @@ export interface GcReport {
   readonly removedIngests: string[];
   /** Layer snapshots no remaining tree references (and stale snapshot temp dirs). */
   readonly removedSnapshots: string[];
+  /** Temporaries beside user paths left by killed renders, extracts and exports (outside-temp.ts). */
+  readonly removedTemps: string[];
   readonly freedBytes: number;
 }
 
@@ -46,13 +49,15 @@ export const defaultGracePeriodMs = 24 * 3600 * 1000;
  * every tree no pod uses). Images are considered oldest last-use first and the scan stops at the
  * first one used within the grace period (rkt); images a live lease, GC root or pod holds are
  * skipped. Then blobs no image needs and no live lease protects, ingests no live process holds
- * that are older than the grace period, temp files of dead processes, and dead lock/lease rows.
+ * that are older than the grace period, temp files of dead processes (in the store, and those
+ * beside user paths that killed renders, extracts and exports recorded), and dead lock/lease rows.
  */
 export async function gc(store: LocalStore, o: GcOptions = {}): Promise<GcReport> {
   const now = o.now ?? Date.now();
   const grace = o.gracePeriodMs ?? defaultGracePeriodMs;
   const ingestGrace = o.ingestGracePeriodMs ?? grace;
   const db = indexDb(store);
+  const removedTemps = await sweepOutsideTemps(db);
   clearDeadLocks(db);
   // Overlay mounts handed out by `image render` whose target was unmounted stop protecting their tree.
   await releaseStaleMounts(store);
@@ -183,7 +188,15 @@ export async function gc(store: LocalStore, o: GcOptions = {}): Promise<GcReport
   }
   // Last: trees of the images removed above are gone, so their snapshots are unreferenced now.
   const removedSnapshots = o.imagesOnly === true ? [] : await collectSnapshots(store);
-  return { removedImages, removedTrees, removedBlobs, removedIngests, removedSnapshots, freedBytes: freed };
+  return {
+    removedImages,
+    removedTrees,
+    removedBlobs,
+    removedIngests,
+    removedSnapshots,
+    removedTemps,
+    freedBytes: freed,
+  };
 }
 
 /** Temp entries are named `<pid>-<start>-<random>`; those of dead processes (or unnamed and old) go. */

@@ -93,9 +93,14 @@ export function isLocked(db: IndexDb, key: string): boolean {
   return row !== undefined && isAlive(row.pid, row.start_time);
 }
 
-/** Deletes lock rows whose holders are dead; returns how many. */
+/**
+ * Deletes lock rows whose holders are dead; returns how many. Rows recording temporaries beside
+ * user paths (`temp:…`, outside-temp.ts) stay: their sweep removes the path first.
+ */
 export function clearDeadLocks(db: IndexDb): number {
-  const rows = db.prepare("SELECT key, owner, pid, start_time FROM locks").all() as (LockRow & {
+  const rows = db
+    .prepare("SELECT key, owner, pid, start_time FROM locks WHERE key NOT LIKE 'temp:%'")
+    .all() as (LockRow & {
     key: string;
   })[];
   const del = db.prepare("DELETE FROM locks WHERE key = ? AND owner = ?");

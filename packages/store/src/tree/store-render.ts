@@ -36,6 +36,7 @@ import {
   type TreeStorePaths,
 } from "./tree.js";
 import { indexDb } from "../internal/index-db.js";
+import { withOutsideTemp } from "../outside-temp.js";
 
 const metaCap = 4 << 20;
 
@@ -447,16 +448,18 @@ async function materialize(
     }
   }
   const tmp = join(dirname(target), `.${basename(target)}.rkt-${randomUUID()}`);
-  try {
-    const rootfs = o.rootfsOnly === true ? tmp : join(tmp, "rootfs");
-    await mkdir(tmp, { mode: 0o755 });
-    await flattenTree(tree, rootfs);
-    if (manifest !== undefined) await writeFile(join(tmp, "manifest"), manifest, { mode: 0o644 });
-    await rename(tmp, target);
-  } catch (e) {
-    await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
-    throw e;
-  }
+  await withOutsideTemp(store, tmp, async () => {
+    try {
+      const rootfs = o.rootfsOnly === true ? tmp : join(tmp, "rootfs");
+      await mkdir(tmp, { mode: 0o755 });
+      await flattenTree(tree, rootfs);
+      if (manifest !== undefined) await writeFile(join(tmp, "manifest"), manifest, { mode: 0o644 });
+      await rename(tmp, target);
+    } catch (e) {
+      await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+      throw e;
+    }
+  });
   return { tree, mode: "copy", rootfs: o.rootfsOnly === true ? target : join(target, "rootfs") };
 }
 
