@@ -195,6 +195,22 @@ describe("rkt image sync", () => {
       (await rkt(dir, ["--src", src, "--src-tls-verify=false", "--format=json", "rkt:"])).stdout,
     ) as Result[];
     expect(s2.every((r) => r.status === "unchanged" && r.bytes === 0)).toBe(true);
+    // Into the store from the htpasswd+TLS origin: the entry's credentials and tls-verify apply
+    // (no global --insecure-options=http or credentials file).
+    const yaml = join(tmp, "store.yaml");
+    writeFileSync(
+      yaml,
+      `${b.host}:\n  images:\n    tool: ["1"]\n  tls-verify: false\n  credentials:\n    username: ${b.username}\n    password: ${b.password}\n`,
+    );
+    const own = await runRkt(
+      ["--dir", dir, "--insecure-options=image", "image", "sync", "--config", yaml, "--format=json", "rkt:"],
+      { cwd: tmp },
+    );
+    expect(own.stderr).toBe("image: warning: image signature verification has been disabled\n");
+    expect(own.code).toBe(0);
+    expect(JSON.parse(own.stdout)).toMatchObject([
+      { status: "copied", digest: digests.get(`${b.host}/tool:1`) },
+    ]);
   });
 
   it("refuses a config with an unknown key or a bad regex before anything moves", async () => {

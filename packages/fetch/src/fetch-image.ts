@@ -21,7 +21,7 @@ import {
 } from "./local-import.js";
 import { openOciLayout } from "./oci-layout.js";
 import { pullImage, type PullPolicy } from "./pull.js";
-import { defaultCredentials } from "./registry/credentials.js";
+import { chainCredentials, defaultCredentials, type CredentialsProvider } from "./registry/credentials.js";
 import type { BlobProgress } from "./registry/client.js";
 import { loadRegistriesConf, registriesConfPaths, type PullSource } from "./registries-conf.js";
 
@@ -66,6 +66,8 @@ export interface FetchImageOptions extends Abortable {
   onProgress?: ((p: FetchProgress) => void) | undefined;
   /** A registry mirror failed and the next source is tried. */
   onSourceFailed?: ((source: PullSource, error: RktError) => void) | undefined;
+  /** Registry credentials tried before rkt's and docker's usual files (a sync config's entry). */
+  credentials?: CredentialsProvider | undefined;
   /** A key trusted through `trustKeysFromHttps` (its fingerprint lines are for the user). */
   onKeyTrusted?: ((key: TrustedDiscoveredKey) => void) | undefined;
 }
@@ -212,7 +214,10 @@ export async function fetchImage(
         onSourceFailed: o.onSourceFailed,
         insecure,
         env,
-        credentials: defaultCredentials({ env, rktConfigDirs: configDirList(dirs) }),
+        credentials: chainCredentials([
+          ...(o.credentials === undefined ? [] : [o.credentials]),
+          defaultCredentials({ env, rktConfigDirs: configDirList(dirs) }),
+        ]),
         signal: o.signal,
         onProgress: o.onProgress === undefined ? undefined : (p) => o.onProgress!({ kind: "blob", ...p }),
       });

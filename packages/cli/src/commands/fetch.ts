@@ -231,6 +231,7 @@ export async function fetchForCli(
   arg: FetchArg,
   ctx: CommandContext,
   flags: Pick<FetchFlags, "pullPolicy" | "quiet" | "parallel" | "platform" | "signaturePolicy">,
+  extra: Pick<Fetch.FetchImageOptions, "credentials" | "insecure"> = {},
 ): Promise<FetchSummary> {
   const fetch = await import("@rkt/fetch");
   const { discoveryPortFromEnv } = await import("./trust.js");
@@ -264,7 +265,8 @@ export async function fetchForCli(
       configDirs: { system: g.systemConfig, local: g.localConfig, user: g.userConfig },
       env: ctx.env,
       cwd: ctx.cwd,
-      insecure: g.insecure,
+      insecure: { ...g.insecure, ...extra.insecure },
+      credentials: extra.credentials,
       pullPolicy: flags.pullPolicy,
       platform: wantedPlatform(flags),
       parallel: flags.parallel,

@@ -91,6 +91,7 @@ function targetFor(
   ctx: CommandContext,
   store: LocalStore | undefined,
   opened: Fetch.RegistryClient[],
+  sources: ReadonlyMap<string, Fetch.SourceRegistry>,
 ): Fetch.SyncTarget {
   if (dest.startsWith("docker://")) {
     const rest = dest.slice(9).replace(/\/+$/, "");
@@ -113,11 +114,20 @@ function targetFor(
       name: (i) => `rkt:${i.registry}/${i.repository}:${i.ref}`,
       async copy(i) {
         const { fetchForCli } = await import("./fetch.js");
-        const r = await fetchForCli(store, { image: fetch.itemName(i) }, ctx, {
-          pullPolicy: "update",
-          quiet: true,
-          platform: platformFlags(v),
-        });
+        // The source entry's TLS and credentials, as for the other targets.
+        const src = sources.get(i.registry);
+        const relax = src?.tlsVerify === false;
+        const creds = src?.credentials;
+        const r = await fetchForCli(
+          store,
+          { image: fetch.itemName(i) },
+          ctx,
+          { pullPolicy: "update", quiet: true, platform: platformFlags(v) },
+          {
+            insecure: relax ? { http: true, tls: true } : {},
+            credentials: creds === undefined ? undefined : fetch.staticCredentials({ [i.registry]: creds }),
+          },
+        );
         return { digest: r.id, bytes: r.bytesDownloaded ?? 0, unchanged: (r.bytesDownloaded ?? 0) === 0 };
       },
     };
@@ -171,7 +181,7 @@ export async function imageSyncCommand(argv: readonly string[], ctx: CommandCont
   };
   const run = async (store: LocalStore | undefined): Promise<Fetch.SyncResult[]> => {
     try {
-      const target = targetFor(fetch, dest, v, ctx, store, opened);
+      const target = targetFor(fetch, dest, v, ctx, store, opened, sources);
       const items = await fetch.planSync(config, (s) => client(s, s.host), { signal: ctx.signal });
       return await fetch.syncImages(items, target, sources, {
         client,
