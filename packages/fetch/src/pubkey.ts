@@ -11,6 +11,7 @@ import { discoverEndpoints, discoveryPrefixes, discoveryUrl } from "@rkt/appc";
 import { ErrorCode, RktError, isRktError } from "@rkt/oci";
 import type { Dispatcher } from "undici";
 import { undici } from "./undici.js";
+import { caBundlePaths } from "./registry/tls-config.js";
 
 /** How a key location is read. */
 export type PubkeyLocationKind = "file" | "https" | "http";
@@ -46,16 +47,6 @@ export const maxPubkeyBytes = 1 << 20;
 const connectTimeoutMs = 30_000;
 const maxRedirects = 10;
 
-// Go's crypto/x509 system roots on Linux, in its order: the first bundle that exists is used.
-const systemBundles = [
-  "/etc/ssl/certs/ca-certificates.crt",
-  "/etc/pki/tls/certs/ca-bundle.crt",
-  "/etc/ssl/ca-bundle.pem",
-  "/etc/pki/tls/cacert.pem",
-  "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
-  "/etc/ssl/cert.pem",
-];
-
 /**
  * The CA certificates an https key download trusts: the machine's store as Go finds it
  * (`SSL_CERT_FILE`, else the first system bundle that exists), Node's bundled roots, and the
@@ -72,11 +63,9 @@ export function machineCaCertificates(env: Readonly<Record<string, string | unde
       return undefined;
     }
   };
-  const certFile = env["SSL_CERT_FILE"];
-  const machine =
-    certFile !== undefined && certFile !== ""
-      ? read(certFile)
-      : systemBundles.map(read).find((t) => t !== undefined);
+  const machine = caBundlePaths(env)
+    .map(read)
+    .find((t) => t !== undefined);
   if (machine !== undefined) out.push(machine);
   const extra = env["NODE_EXTRA_CA_CERTS"];
   if (extra !== undefined && extra !== "") {

@@ -86,7 +86,7 @@ export function defaultCertsDirs(env: Readonly<Record<string, string | undefined
 }
 
 // Go's crypto/x509 list (root_linux.go): skopeo, podman and docker trust the first one found.
-const systemBundles = [
+const systemCaBundles = [
   "/etc/ssl/certs/ca-certificates.crt",
   "/etc/pki/tls/certs/ca-bundle.crt",
   "/etc/ssl/ca-bundle.pem",
@@ -211,9 +211,14 @@ async function readPair(
 
 const bundles = new Map<string, Promise<string | undefined>>();
 
-function systemBundle(env: Readonly<Record<string, string | undefined>>): Promise<string | undefined> {
+/** Where the machine's CA bundle is looked for, first found wins: `SSL_CERT_FILE`, else Go's list. */
+export function caBundlePaths(env: Readonly<Record<string, string | undefined>>): readonly string[] {
   const file = env["SSL_CERT_FILE"];
-  const paths = file !== undefined && file !== "" ? [file] : systemBundles;
+  return file !== undefined && file !== "" ? [file] : systemCaBundles;
+}
+
+function systemBundle(env: Readonly<Record<string, string | undefined>>): Promise<string | undefined> {
+  const paths = caBundlePaths(env);
   const key = paths.join("\n");
   let p = bundles.get(key);
   if (p === undefined) {
