@@ -227,18 +227,20 @@ export function diffIdMismatchMessage(name: string, want: Digest, got: string): 
   return `layer ${name}: diff_id mismatch: config says ${want}, content is ${got}`;
 }
 
+/** A stream end that feeds every chunk to `d` and keeps nothing. */
+export function digestSink(d: ReturnType<typeof createDigester>): Writable {
+  return new Writable({
+    write(c: Buffer, _e, cb) {
+      d.update(c);
+      cb();
+    },
+  });
+}
+
 async function layerDigests(body: Readable): Promise<LayerDigests> {
   const { stream, compression } = await decompressStream(body);
   const d = createDigester("sha256");
-  await pipeline(
-    stream,
-    new Writable({
-      write(c: Buffer, _e, cb) {
-        d.update(c);
-        cb();
-      },
-    }),
-  );
+  await pipeline(stream, digestSink(d));
   return { diffId: d.digest(), compression };
 }
 

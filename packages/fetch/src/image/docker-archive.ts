@@ -9,7 +9,7 @@ import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, mkdtemp, open, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
-import { Readable, Transform, Writable } from "node:stream";
+import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { compressionMagicLength, decompressStream, detectCompression, type Compression } from "@rkt/appc";
 import {
@@ -31,6 +31,7 @@ import {
 } from "@rkt/oci";
 import {
   diffIdMismatchMessage,
+  digestSink,
   forEachArchiveFile,
   scanDockerArchive,
   storableCompression,
@@ -108,22 +109,13 @@ async function sniff(s: EntrySpan): Promise<Compression> {
   }
 }
 
-function hashInto(d: ReturnType<typeof createDigester>): Writable {
-  return new Writable({
-    write(c: Buffer, _e, cb) {
-      d.update(c);
-      cb();
-    },
-  });
-}
-
 // The blob digest and diff_id of a layer that is not a plain tar named by its diff_id: one read,
 // the compressed bytes hashed beside a decompressor feeding the diff_id hash.
 async function hashLayer(s: EntrySpan, compressed: boolean, signal?: AbortSignal) {
   const blob = createDigester("sha256");
   const body = readSpan(s, 0, signal);
   if (!compressed) {
-    await pipeline(body, hashInto(blob));
+    await pipeline(body, digestSink(blob));
     const digest = blob.digest();
     return { digest, diffId: digest };
   }
@@ -136,7 +128,7 @@ async function hashLayer(s: EntrySpan, compressed: boolean, signal?: AbortSignal
   });
   body.on("error", (e) => tap.destroy(e));
   const { stream } = await decompressStream(body.pipe(tap));
-  await pipeline(stream, hashInto(diff));
+  await pipeline(stream, digestSink(diff));
   return { digest: blob.digest(), diffId: diff.digest() };
 }
 
