@@ -102,6 +102,14 @@ function isRegularFile(p: string): boolean {
   }
 }
 
+/**
+ * How `rkt fetch` reads `image`: rkt's classification, where a path naming an existing regular
+ * file (relative to `cwd`) is an ACI file. RKT_INVALID_REFERENCE for what parses as nothing.
+ */
+export function fetchImageRef(image: string, cwd = process.cwd()): ImageRef {
+  return parseImageRef(image, { isFile: (p) => isRegularFile(resolve(cwd, p)) });
+}
+
 function noSignature(ref: ImageRef, image: string, o: FetchImageOptions): void {
   if (o.signature === undefined) return;
   const what =
@@ -150,7 +158,7 @@ export async function fetchImage(
   const env = o.env ?? process.env;
   const dirs = o.configDirs ?? defaultDirs;
   const insecure = { http: o.insecure?.http === true, tls: o.insecure?.tls === true };
-  const ref = parseImageRef(image, { isFile: (p) => isRegularFile(resolve(cwd, p)) });
+  const ref = fetchImageRef(image, cwd);
   const admission: AdmissionOptions = {
     configDirs: dirs,
     home: env["HOME"] ?? homedir(),

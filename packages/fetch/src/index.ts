@@ -2,7 +2,7 @@
 // plumbing behind it (tar walking, appc discovery steps, HTTP details) stays in its modules.
 
 // The front door: what `rkt fetch IMAGE` does, for any reference.
-export { fetchImage } from "./fetch-image.js";
+export { fetchImage, fetchImageRef } from "./fetch-image.js";
 export type { FetchImageOptions, FetchedImage, FetchProgress } from "./fetch-image.js";
 export { localAdmission, dockerAdmission } from "./admission.js";
 export type { RktConfigDirs, AdmissionOptions } from "./admission.js";

@@ -1,9 +1,7 @@
 // `rkt fetch IMAGE...` (also `rkt image fetch`): classify each argument as rkt does, import local
 // sources into the store, pull docker:// refs from their registry, print one image ID per image.
 // fetch appc images by name (discovery) or http(s) URL, verified before they are stored.
-import { statSync } from "node:fs";
-import { resolve } from "node:path";
-import { ErrorCode, RktError, hostPlatform, parseImageRef, type Platform } from "@rkt/oci";
+import { ErrorCode, RktError, hostPlatform, type Platform } from "@rkt/oci";
 import type * as Fetch from "@rkt/fetch";
 import type { LocalStore } from "@rkt/store";
 import type { CommandContext } from "../context.js";
@@ -211,14 +209,6 @@ export function printedId(id: string, full: boolean): string {
   return id.startsWith("sha512-") && !full ? id.slice(0, 7 + 32) : id;
 }
 
-function isRegularFile(p: string): boolean {
-  try {
-    return statSync(p).isFile();
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Fetches one image through @rkt/fetch's `fetchImage` with the command line's options and rkt's
  * configuration directories; `image: ` lines, mirror failures and progress go to stderr. A
@@ -326,7 +316,8 @@ export async function fetchCommand(argv: readonly string[], ctx: CommandContext)
   const flags = parseFetchArgs(argv);
   for (const n of flags.notices) ctx.stderr.write(`${n}\n`);
   // Every reference is checked before the first fetch starts.
-  for (const a of flags.images) parseImageRef(a.image, { isFile: (p) => isRegularFile(resolve(ctx.cwd, p)) });
+  const { fetchImageRef } = await import("@rkt/fetch");
+  for (const a of flags.images) fetchImageRef(a.image, ctx.cwd);
   const { LocalStore } = await import("@rkt/store");
   const store = await LocalStore.open(ctx.globals.dir);
   try {
