@@ -44,6 +44,7 @@ async function minbaseArchive(): Promise<string> {
   const rootfs = join(cacheDir(), "debootstrap-bookworm-minbase");
   if (!existsSync(rootfs)) await ensureFixture("debian");
   await mkdir(join(cacheDir(), "data"), { recursive: true });
+  await mkdir(join(cacheDir(), "scratch"), { recursive: true });
   const work = await mkdtemp(join(cacheDir(), "scratch", "minbase-archive-"));
   try {
     process.stderr.write(`bench convert: building ${file} (once)\n`);

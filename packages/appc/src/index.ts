@@ -34,6 +34,15 @@ export { detectCompression, decompressor, decompressStream, compressionMagicLeng
 export type { Compression } from "./compression.js";
 export { tarStream } from "./tar.js";
 export {
+  TarParser,
+  decodePaxRecords,
+  decodeTarHeader,
+  encodeTarHeader,
+  tarEnd,
+  tarPadding,
+} from "./tar-codec.js";
+export type { TarHeaderInit, TarVisitor } from "./tar-codec.js";
+export {
   aciImageId,
   isAciImageId,
   shortAciId,

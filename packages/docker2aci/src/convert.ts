@@ -5,10 +5,10 @@ import type { Readable } from "node:stream";
 import type { ImageManifest } from "@rkt/appc";
 import type { Header } from "tar-stream";
 import { ErrorCode, RktError, isRktError } from "@rkt/oci";
-import { AciPacker, aciHeader, type OutputCompression, type PackedAci } from "./aci-pack.js";
+import { AciPacker, aciHeader, type AciHeader, type OutputCompression, type PackedAci } from "./aci-pack.js";
 import { layerFileName, squashedFileName, type LayerFileNames } from "./file-names.js";
 import type { ImageInput, LayerInput } from "./input.js";
-import { forEachLayerEntry } from "./layer-entries.js";
+import { forEachLayerEntry, type BodyConsumer } from "./layer-entries.js";
 import {
   encodeManifest,
   lowerLayerManifest,
@@ -96,6 +96,23 @@ async function produce<R>(
 
 // ---- squashed ----------------------------------------------------------------------------------
 
+const manifestHeader = {
+  name: "manifest",
+  type: "file",
+  mode: 0o644,
+  uid: 0,
+  gid: 0,
+  uname: "0",
+  gname: "0",
+  mtime: new Date(0),
+} as const;
+
+// Writes an entry's header; a regular file's body then goes to the packer as it is read.
+function packEntry(packer: AciPacker, h: AciHeader): BodyConsumer {
+  packer.begin(h);
+  return h.type === "file" && (h.size ?? 0) > 0 ? packer.body : undefined;
+}
+
 async function writeSquashed(
   input: ImageInput,
   manifestBytes: Uint8Array,
@@ -103,20 +120,8 @@ async function writeSquashed(
   plans: ReadonlyMap<number, LayerPlan>,
   signal: AbortSignal | undefined,
 ): Promise<void> {
-  await packer.addBytes(
-    {
-      name: "manifest",
-      type: "file",
-      mode: 0o644,
-      uid: 0,
-      gid: 0,
-      uname: "0",
-      gname: "0",
-      mtime: new Date(0),
-    },
-    manifestBytes,
-  );
-  await packer.addGeneric({ name: "rootfs", type: "directory", mode: 0o755 });
+  packer.add(manifestHeader, manifestBytes);
+  packer.addGeneric({ name: "rootfs", type: "directory", mode: 0o755 });
   const state = new SquashState();
   const n = input.layers.length;
   for (let level = 0; level < n; level++) {
@@ -125,21 +130,21 @@ async function writeSquashed(
     const layer = input.layers[index]!;
     const what = whatLayer(input, layer, index);
     const pass = new SquashLayer(state, level, plans.get(level) ?? emptyPlan(), "write", what);
-    await forEachLayerEntry(layer, what, async (e) => {
-      const d = pass.decide(e);
-      if (d.do === "skip") return;
-      const h = aciHeader(
-        e.header,
-        `rootfs/${d.path}`,
-        d.linkname === undefined ? undefined : `rootfs/${d.linkname}`,
-      );
-      if (h.type === "file") await packer.addStream(h, e.body);
-      else await packer.addBytes(h, "");
-    });
+    await forEachLayerEntry(
+      layer,
+      what,
+      (e) => {
+        const d = pass.decide(e);
+        if (d.do === "skip") return undefined;
+        const link = d.linkname === undefined ? undefined : `rootfs/${d.linkname}`;
+        return packEntry(packer, aciHeader(e.header, `rootfs/${d.path}`, link));
+      },
+      packer.ready,
+    );
     if (level === 0) {
       for (const [p, target] of pass.stdioToAdd()) {
         state.written.set(p, false);
-        await packer.addGeneric({ name: `rootfs/${p}`, type: "symlink", linkname: target, mode: 0o777 });
+        packer.addGeneric({ name: `rootfs/${p}`, type: "symlink", linkname: target, mode: 0o777 });
       }
     }
   }
@@ -168,7 +173,7 @@ async function scanSquashPlans(
     await forEachLayerEntry(layer, what, (e) => {
       entries.push({ path: e.path, kind: e.kind, header: { ...e.header } });
       if (e.kind === "entry") counts.set(e.path, (counts.get(e.path) ?? 0) + 1);
-      return Promise.resolve();
+      return undefined;
     });
     const plan = emptyPlan();
     for (const [p, c] of counts) if (c > 1) plan.duplicates.set(p, c);
@@ -222,49 +227,43 @@ async function writeLayerAci(
   packer: AciPacker,
   manifestFor: (w: LayerWritten) => Uint8Array,
 ): Promise<void> {
-  await packer.addGeneric({ name: "rootfs", type: "directory", mode: 0o755 });
+  packer.addGeneric({ name: "rootfs", type: "directory", mode: 0o755 });
   const w: LayerWritten = { own: new Set(), whiteouts: new Set(), opaques: new Set() };
   const occurrences = new Occurrences(plan, level);
-  await forEachLayerEntry(layer, what, async (e) => {
-    if (e.kind === "whiteout") return void w.whiteouts.add(`/${e.path}`);
-    if (e.kind === "opaque") return void w.opaques.add(`/${e.path}`);
-    if (!occurrences.isLast(e.path)) return;
-    checkDev(e.path, e.header, what);
-    const link = e.header.type === "link" ? `rootfs/${e.header.linkname ?? ""}` : undefined;
-    const h = aciHeader(
-      e.header,
-      `rootfs/${e.path}`,
-      link ?? (e.header.type === "symlink" ? (e.header.linkname ?? "") : undefined),
-    );
-    w.own.add(`/${e.path}`);
-    if (h.type === "file") await packer.addStream(h, e.body);
-    else await packer.addBytes(h, "");
-  });
+  await forEachLayerEntry(
+    layer,
+    what,
+    (e) => {
+      if (e.kind === "whiteout") return void w.whiteouts.add(`/${e.path}`);
+      if (e.kind === "opaque") return void w.opaques.add(`/${e.path}`);
+      if (!occurrences.isLast(e.path)) return undefined;
+      checkDev(e.path, e.header, what);
+      const link = e.header.type === "link" ? `rootfs/${e.header.linkname ?? ""}` : undefined;
+      w.own.add(`/${e.path}`);
+      return packEntry(
+        packer,
+        aciHeader(
+          e.header,
+          `rootfs/${e.path}`,
+          link ?? (e.header.type === "symlink" ? (e.header.linkname ?? "") : undefined),
+        ),
+      );
+    },
+    packer.ready,
+  );
   for (const [p, target] of stdioSymlinks) {
     if (w.own.has(`/${p}`)) continue;
     w.own.add(`/${p}`);
-    await packer.addGeneric({ name: `rootfs/${p}`, type: "symlink", linkname: target, mode: 0o777 });
+    packer.addGeneric({ name: `rootfs/${p}`, type: "symlink", linkname: target, mode: 0o777 });
   }
-  await packer.addBytes(
-    {
-      name: "manifest",
-      type: "file",
-      mode: 0o644,
-      uid: 0,
-      gid: 0,
-      uname: "0",
-      gname: "0",
-      mtime: new Date(0),
-    },
-    manifestFor(w),
-  );
+  packer.add(manifestHeader, manifestFor(w));
 }
 
 async function scanDuplicates(layer: LayerInput, what: string): Promise<LayerPlan> {
   const counts = new Map<string, number>();
   await forEachLayerEntry(layer, what, (e) => {
     if (e.kind === "entry") counts.set(e.path, (counts.get(e.path) ?? 0) + 1);
-    return Promise.resolve();
+    return undefined;
   });
   const plan = emptyPlan();
   for (const [p, c] of counts) if (c > 1) plan.duplicates.set(p, c);

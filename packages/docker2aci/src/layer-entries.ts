@@ -1,9 +1,8 @@
 // Reading a layer blob as a stream of tar entries, with names made safe and whiteouts recognised
 // (OCI image-spec layer.md: `.wh.<name>` deletes <name>, `.wh..wh..opq` hides the lower contents
-// of its directory). Nothing is extracted: each entry's body is handed on or drained.
+// of its directory). Nothing is extracted: each entry's body is handed on or skipped.
 import type { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
-import { cleanTarPath, decompressStream, tarStream } from "@rkt/appc";
+import { TarParser, cleanTarPath, decompressStream } from "@rkt/appc";
 import { ErrorCode, RktError, isLayerType, isRktError, normalizeMediaType } from "@rkt/oci";
 import type { Header } from "tar-stream";
 import type { LayerInput } from "./input.js";
@@ -21,8 +20,6 @@ export interface LayerEntry {
   readonly kind: LayerEntryKind;
   /** The header as read; for hard links `linkname` is replaced by the cleaned target path. */
   readonly header: Header;
-  /** The body (regular files); read it to the end or leave it (it is drained afterwards). */
-  readonly body: Readable;
 }
 
 const opaqueMarker = ".wh..wh..opq";
@@ -82,17 +79,25 @@ function checkMediaType(layer: LayerInput, what: string): void {
 }
 
 /**
+ * What to do with an entry's body: a function handed its bytes in order (slices of the
+ * decompressed stream), or undefined to skip it.
+ */
+export type BodyConsumer = ((chunk: Buffer) => void) | undefined;
+
+/**
  * Opens `layer`, decompresses it (gzip, zstd, bzip2, xz or plain, detected by magic number: media
- * types are not trusted, as docker2aci) and calls `onEntry` for each tar entry in order. An empty
- * blob is an empty layer. Errors: RKT_UNSUPPORTED_MEDIA_TYPE (not a layer type), RKT_INVALID_ARCHIVE
- * (not a tar, truncated, an entry escaping the root, a hard link escaping it, a whiteout of
- * nothing); errors of the source and of `onEntry` pass through. The source is always consumed or
- * destroyed.
+ * types are not trusted, as docker2aci) and calls `onEntry` for each tar entry in order,
+ * synchronously; the body goes to what `onEntry` returns. `ready` is awaited between chunks of
+ * input when it returns a promise (the consumer's backpressure). An empty blob is an empty layer.
+ * Errors: RKT_UNSUPPORTED_MEDIA_TYPE (not a layer type), RKT_INVALID_ARCHIVE (not a tar, truncated,
+ * an entry escaping the root, a hard link escaping it, a whiteout of the root); errors of the
+ * source and of `onEntry` pass through. The source is always consumed or destroyed.
  */
 export async function forEachLayerEntry(
   layer: LayerInput,
   what: string,
-  onEntry: (e: LayerEntry) => Promise<void>,
+  onEntry: (e: LayerEntry) => BodyConsumer,
+  ready?: () => Promise<void> | undefined,
 ): Promise<void> {
   checkMediaType(layer, what);
   const src = await layer.open();
@@ -103,54 +108,67 @@ export async function forEachLayerEntry(
     src.destroy();
     throw e;
   }
-  const extract = tarStream().extract();
-  const feeding = pipeline(stream, extract as unknown as NodeJS.WritableStream);
   // Errors of onEntry pass through as they are; errors of the tar parser are about the archive.
   let entryError: { e: unknown } | undefined;
-  const consuming = (async () => {
-    try {
-      for await (const entry of extract) {
-        const h = entry.header;
-        const body = entry as unknown as Readable;
+  let consumer: BodyConsumer;
+  const parser = new TarParser({
+    entry(h: Header): boolean {
+      try {
+        consumer = undefined;
         const path = safeLayerPath(h.name, what);
-        if (path !== undefined) {
-          const c = classifyPath(path);
-          if (c.kind !== "entry" && c.path === "") {
+        if (path === undefined) return false;
+        const c = classifyPath(path);
+        if (c.kind !== "entry" && c.path === "") {
+          throw new RktError(
+            ErrorCode.InvalidArchive,
+            `${what}: whiteout ${JSON.stringify(h.name)} names the root`,
+          );
+        }
+        if (h.type === "link") {
+          const target = safeLayerPath(h.linkname ?? "", `${what}: hard link ${JSON.stringify(h.name)}`);
+          if (target === undefined) {
             throw new RktError(
               ErrorCode.InvalidArchive,
-              `${what}: whiteout ${JSON.stringify(h.name)} names the root`,
+              `${what}: hard link ${JSON.stringify(h.name)} to the root`,
             );
           }
-          if (h.type === "link") {
-            const target = safeLayerPath(h.linkname ?? "", `${what}: hard link ${JSON.stringify(h.name)}`);
-            if (target === undefined) {
-              throw new RktError(
-                ErrorCode.InvalidArchive,
-                `${what}: hard link ${JSON.stringify(h.name)} to the root`,
-              );
-            }
-            h.linkname = target;
-          }
-          try {
-            await onEntry({ path: c.path, kind: c.kind, header: h, body });
-          } catch (e) {
-            entryError = { e };
-            throw e;
-          }
+          h.linkname = target;
         }
-        entry.resume();
+        consumer = onEntry({ path: c.path, kind: c.kind, header: h });
+        return consumer !== undefined;
+      } catch (e) {
+        entryError = { e };
+        throw e;
       }
-    } catch (e) {
-      extract.destroy(e as Error);
-      throw e;
+    },
+    body(chunk: Buffer): void {
+      try {
+        consumer!(chunk);
+      } catch (e) {
+        entryError = { e };
+        throw e;
+      }
+    },
+  });
+  try {
+    for await (const chunk of stream) {
+      parser.push(chunk as Buffer);
+      const wait = ready?.();
+      if (wait !== undefined) {
+        await wait.catch((e: unknown) => {
+          entryError = { e };
+          throw e;
+        });
+      }
     }
-  })();
-  const [fed, consumed] = await Promise.allSettled([feeding, consuming]);
-  if (consumed.status === "rejected") stream.destroy();
-  if (entryError !== undefined) throw entryError.e;
-  const failed = consumed.status === "rejected" ? consumed : fed.status === "rejected" ? fed : undefined;
-  if (failed !== undefined) {
-    const e: unknown = failed.reason;
+    parser.end();
+  } catch (e) {
+    stream.destroy();
+    src.destroy();
+    if (entryError !== undefined) throw entryError.e;
+    if (isRktError(e) && e.code === ErrorCode.InvalidArchive) {
+      throw new RktError(ErrorCode.InvalidArchive, `${what}: ${e.message}`, { cause: e });
+    }
     if (isRktError(e) || (e instanceof Error && "syscall" in e)) throw e;
     throw new RktError(
       ErrorCode.InvalidArchive,
