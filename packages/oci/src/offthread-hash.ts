@@ -18,58 +18,102 @@ export interface OffThreadHash {
 }
 
 // Control words: [0] bytes written into the ring, [1] bytes hashed, [2] 1 once input ended.
+// One job per message; the worker then waits for the next, so a process hashing several blobs in
+// turn keeps one thread.
 const workerSource = `
 const { parentPort, workerData } = require("node:worker_threads");
 const { createHash } = require("node:crypto");
 const ring = new Uint8Array(workerData.ring);
 const ctl = new BigInt64Array(workerData.ctl);
-const h = createHash(workerData.algorithm);
 const size = BigInt(ring.length);
-let done = 0n;
-for (;;) {
-  const written = Atomics.load(ctl, 0);
-  if (written === done) {
-    if (Atomics.load(ctl, 2) === 1n && Atomics.load(ctl, 0) === done) break;
-    Atomics.wait(ctl, 0, written, 1000);
-    continue;
+parentPort.on("message", (algorithm) => {
+  let h;
+  try {
+    h = createHash(algorithm);
+  } catch (e) {
+    parentPort.postMessage({ error: String(e && e.message) });
+    return;
   }
-  while (done < written) {
-    const start = Number(done % size);
-    const n = Math.min(Number(written - done), ring.length - start);
-    h.update(ring.subarray(start, start + n));
-    done += BigInt(n);
+  let done = 0n;
+  for (;;) {
+    const written = Atomics.load(ctl, 0);
+    if (written === done) {
+      if (Atomics.load(ctl, 2) === 1n && Atomics.load(ctl, 0) === done) break;
+      Atomics.wait(ctl, 0, written, 1000);
+      continue;
+    }
+    while (done < written) {
+      const start = Number(done % size);
+      const n = Math.min(Number(written - done), ring.length - start);
+      h.update(ring.subarray(start, start + n));
+      done += BigInt(n);
+    }
+    Atomics.store(ctl, 1, done);
+    Atomics.notify(ctl, 1);
   }
-  Atomics.store(ctl, 1, done);
-  Atomics.notify(ctl, 1);
-}
-parentPort.postMessage(h.digest("hex"));
+  parentPort.postMessage({ hex: h.digest("hex") });
+});
 `;
 
 /** A worker that makes no progress for this long is taken for dead. */
 const stallMs = 30_000;
+const ringSize = 4 << 20;
 
-/**
- * Starts a worker hashing with `algorithm` (sha256, sha512) over a ring of `ringSize` bytes.
- * RKT_INTERNAL from update() when the worker stopped making progress.
- */
-export function createOffThreadHash(algorithm: string, ringSize = 8 << 20): OffThreadHash {
+interface HashThread {
+  readonly worker: Worker;
+  readonly ring: Uint8Array;
+  readonly ctl: BigInt64Array;
+}
+
+const idle: HashThread[] = [];
+
+function startThread(): HashThread {
   const ringBuffer = new SharedArrayBuffer(ringSize);
   const ctlBuffer = new SharedArrayBuffer(3 * 8);
-  const ring = new Uint8Array(ringBuffer);
-  const ctl = new BigInt64Array(ctlBuffer);
   const worker = new Worker(workerSource, {
     eval: true,
-    workerData: { ring: ringBuffer, ctl: ctlBuffer, algorithm },
+    workerData: { ring: ringBuffer, ctl: ctlBuffer },
   });
   worker.unref();
+  return { worker, ring: new Uint8Array(ringBuffer), ctl: new BigInt64Array(ctlBuffer) };
+}
+
+/**
+ * Starts hashing with `algorithm` (sha256, sha512) on a worker thread, reusing an idle one.
+ * RKT_INTERNAL from update() when the worker stopped making progress.
+ */
+export function createOffThreadHash(algorithm: string): OffThreadHash {
+  const t = idle.pop() ?? startThread();
+  const { worker, ring, ctl } = t;
+  ctl.fill(0n);
+  let settled = false;
   const result = new Promise<string>((resolve, reject) => {
-    worker.once("message", (hex: string) => resolve(hex));
-    worker.once("error", reject);
-    worker.once("exit", (code) =>
-      reject(new RktError(ErrorCode.Internal, `hash worker exited (${code}) before the digest`)),
-    );
+    const onMessage = (m: { hex?: string; error?: string }): void => {
+      cleanup();
+      if (m.hex !== undefined) {
+        idle.push(t);
+        resolve(m.hex);
+      } else {
+        idle.push(t);
+        reject(new RktError(ErrorCode.Internal, `hash ${algorithm}: ${m.error ?? "failed"}`));
+      }
+    };
+    const onExit = (code: number): void => {
+      cleanup();
+      reject(new RktError(ErrorCode.Internal, `hash worker exited (${code}) before the digest`));
+    };
+    const cleanup = (): void => {
+      settled = true;
+      worker.off("message", onMessage);
+      worker.off("exit", onExit);
+      worker.off("error", onExit);
+    };
+    worker.on("message", onMessage);
+    worker.once("exit", onExit);
+    worker.once("error", onExit);
   });
   result.catch(() => undefined); // reported by digest()
+  worker.postMessage(algorithm);
   const size = BigInt(ringSize);
   let written = 0n;
   return {
@@ -79,10 +123,10 @@ export function createOffThreadHash(algorithm: string, ringSize = 8 << 20): OffT
         let hashed = Atomics.load(ctl, 1);
         const since = Date.now();
         while (written - hashed === size) {
-          if (Date.now() - since > stallMs) {
-            throw new RktError(ErrorCode.Internal, "hash worker stalled");
+          if (settled || Date.now() - since > stallMs) {
+            throw new RktError(ErrorCode.Internal, `hash ${algorithm}: the worker stopped`);
           }
-          Atomics.wait(ctl, 1, hashed, 1000);
+          Atomics.wait(ctl, 1, hashed, 100);
           hashed = Atomics.load(ctl, 1);
         }
         const start = Number(written % size);
@@ -100,7 +144,7 @@ export function createOffThreadHash(algorithm: string, ringSize = 8 << 20): OffT
       return result;
     },
     abort() {
-      void worker.terminate();
+      if (!settled) void worker.terminate();
     },
     get bytes() {
       return Number(written);
