@@ -4,8 +4,8 @@
 // The front door: what `rkt fetch IMAGE` does, for any reference.
 export { fetchImage, fetchImageRef } from "./fetch-image.js";
 export type { FetchImageOptions, FetchedImage, FetchProgress } from "./fetch-image.js";
-export { localAdmission, dockerAdmission } from "./admission.js";
-export type { RktConfigDirs, AdmissionOptions } from "./admission.js";
+export { localAdmission, dockerAdmission, machineTrust } from "./admission.js";
+export type { RktConfigDirs, AdmissionOptions, MachineTrust } from "./admission.js";
 export { verificationDisabledWarning } from "./aci-file.js";
 export { dockerSignatureUnsupported } from "./pull.js";
 
@@ -96,3 +96,25 @@ export { serveStore, parseListenAddress } from "./serve/server.js";
 export type { ServeOptions, StoreServer, ListenAddress } from "./serve/server.js";
 export { parseRoute, parseRange } from "./serve/routes.js";
 export type { Route, ByteRange, RegistryErrorCode } from "./serve/routes.js";
+
+// Signed bundles for air gaps: `rkt image save --bundle`, `rkt image load`, `rkt image bundle inspect`.
+export { saveBundle } from "./bundle/save.js";
+export type { BundleImageSpec, SaveBundleOptions, SaveBundleResult } from "./bundle/save.js";
+export { openLoadableArchive, inspectBundle } from "./bundle/load.js";
+export type { LoadableArchive, LoadOptions, LoadResult, BundleKeyCandidate } from "./bundle/load.js";
+export {
+  bundleAnnotation,
+  BundleMediaType,
+  parseBundleDescription,
+  formatBundleDescription,
+  bundleText,
+} from "./bundle/description.js";
+export type {
+  BundleDescription,
+  BundleImage,
+  BundleOciImage,
+  BundleAci,
+  BundleKey,
+  BundleSignature,
+  BundleBlob,
+} from "./bundle/description.js";

@@ -391,3 +391,9 @@ export function dockerArchiveSink(file: string, o: DockerArchiveSinkOptions = {}
     },
   };
 }
+
+/** How many images a `docker save` archive holds (what `:@N` can select). Errors as {@link openDockerArchive}. */
+export async function dockerArchiveImageCount(file: string): Promise<number> {
+  const index = (await indexTarFile(file)) ?? (await scanDockerArchive(file));
+  return planDockerArchive(index).images.length;
+}
