@@ -121,7 +121,7 @@ export async function openLoadableArchive(store: LocalStore, file: string): Prom
     layout = await openArchiveLayout(file, { unpackTo: join(store.paths.tmp, tempName("load")) });
   } catch (e) {
     if (!isRktError(e, ErrorCode.NotFound)) throw e;
-    return dockerArchive(store, file, e);
+    return dockerArchive(store, file);
   }
   try {
     const description = bundleDescriptionOf(layout.index.annotations, file);
@@ -503,14 +503,14 @@ function plainOciArchive(store: LocalStore, file: string, layout: OpenedArchiveL
   };
 }
 
-async function dockerArchive(store: LocalStore, file: string, notOci: unknown): Promise<LoadableArchive> {
+async function dockerArchive(store: LocalStore, file: string): Promise<LoadableArchive> {
   let count: number;
   try {
     count = await dockerArchiveImageCount(file);
   } catch (e) {
     throw new RktError(
       ErrorCode.InvalidArchive,
-      `${file}: neither an OCI archive nor a docker archive (${notOci instanceof Error ? notOci.message : String(notOci)}; ${e instanceof Error ? e.message : String(e)})`,
+      `${file}: neither an OCI archive (no oci-layout and index.json) nor a docker archive (${e instanceof Error ? e.message : String(e)})`,
       { cause: e },
     );
   }
