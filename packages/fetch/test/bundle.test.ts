@@ -11,7 +11,7 @@ import { buffer } from "node:stream/consumers";
 import { writeAci } from "@rkt/appc";
 import { ErrorCode, digestOf } from "@rkt/oci";
 import { LocalStore, fsck, listImages } from "@rkt/store";
-import { gnupgHome, writeOciLayout, type GnupgHome } from "@rkt/testkit";
+import { gnupgHome, writeOciLayout, writeOciLayoutIndex, type GnupgHome } from "@rkt/testkit";
 import { KeyStore, createSimpleSignature, writeLookasideSignature } from "@rkt/trust";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -359,6 +359,62 @@ describe("signed bundles", () => {
       expect(stored(m)).not.toContain(sent.get("one"));
     } finally {
       m.store.close();
+    }
+  });
+
+  it("--all: an index with every platform and its signature over the index; the loader picks a platform", async () => {
+    const sender = await machine("multi-sender");
+    const dir = join(tmp, "layout-multi");
+    const idx = await writeOciLayoutIndex(
+      dir,
+      ["amd64", "arm64"].map((architecture) => ({
+        os: "linux",
+        architecture,
+        layers: [[{ path: `${architecture}.bin`, type: "file" as const, content: randomBytes(50_000) }]],
+      })),
+      { ref: "example.com/app/multi:1" },
+    );
+    const la = join(tmp, "lookaside-multi");
+    const alice = gnupg.gpg(["--armor", "--export-secret-keys", "alice@example.com"]).toString();
+    const sig = await createSimpleSignature({
+      dockerReference: "example.com/app/multi:1",
+      manifestDigest: idx.descriptor.digest,
+      privateKeyArmored: alice,
+    });
+    await writeLookasideSignature(`file://${la}`, "app/multi", idx.descriptor.digest, sig);
+    const file = join(tmp, "multi.tar");
+    try {
+      policy(sender, "alice");
+      const r = await saveBundle(file, [{ image: `oci:${dir}:example.com/app/multi:1` }], {
+        transport: { store: sender.store, client: () => expect.unreachable("no registry here") },
+        trust: await trustOf(sender),
+        lookaside: la,
+        all: true,
+      });
+      expect(r.description.images[0]).toMatchObject({
+        kind: "oci",
+        name: "example.com/app/multi:1",
+        descriptor: { digest: idx.descriptor.digest },
+        platforms: ["linux/amd64", "linux/arm64"],
+      });
+    } finally {
+      sender.store.close();
+    }
+    for (const [architecture, i] of [
+      ["amd64", 0],
+      ["arm64", 1],
+    ] as const) {
+      const m = await machine(`multi-${architecture}`);
+      try {
+        policy(m, "alice");
+        const a = await openLoadableArchive(m.store, file);
+        const rs = await a.load({ trust: await trustOf(m), platform: { os: "linux", architecture } });
+        await a.close();
+        expect(rs).toMatchObject([{ status: "loaded", id: idx.images[i]!.descriptor.digest }]);
+        expect(stored(m)).toEqual([idx.images[i]!.descriptor.digest]);
+      } finally {
+        m.store.close();
+      }
     }
   });
 
