@@ -144,3 +144,20 @@ export async function machineTrust(o: AdmissionOptions): Promise<MachineTrust> {
     defaultLookaside: trust.builtinLookaside({ uid: process.getuid?.() ?? 0, home: o.home }),
   };
 }
+
+/**
+ * Where this machine keeps simple-signing signatures: the registries.d `rkt fetch` reads (first
+ * existing directory; RKT_INVALID_ARGUMENT for a bad file) and containers' built-in lookaside.
+ */
+export async function signatureStorage(
+  o: AdmissionOptions,
+): Promise<{ readonly registriesD: RegistriesD; readonly defaultLookaside: string }> {
+  const trust = await import("@rkt/trust");
+  const d = o.configDirs;
+  const dirs = { userConfig: d.user ?? "", localConfig: d.local, systemConfig: d.system, home: o.home };
+  const { config } = await trust.findRegistriesD(trust.registriesDPaths(dirs));
+  return {
+    registriesD: config,
+    defaultLookaside: trust.builtinLookaside({ uid: process.getuid?.() ?? 0, home: o.home }),
+  };
+}

@@ -55,6 +55,7 @@ export {
   lookasideSignatureUrls,
   readLookasideSignatures,
   writeLookasideSignature,
+  addLookasideSignatures,
   maxLookasideSignatures,
   maxSignatureBytes,
   parseRegistriesD,
