@@ -5,8 +5,9 @@
 //
 // To extend it (fetch, trust, list, render, run…), add entries to `steps`: each has a title, the
 // rkt arguments, the exit status expected and optionally text its output must contain, or a
-// `setup` function that prepares files and returns extra arguments.
-import { spawnSync } from "node:child_process";
+// `setup` function that prepares files and returns extra arguments. A `background` step starts a
+// long-running command (killed at the end) and goes on once its output contains that text.
+import { spawn, spawnSync } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
@@ -34,6 +35,19 @@ const trusted = [
   "--system-config",
   join(work, "lib-rkt"),
 ];
+
+// rkt --dir/--local-config/--system-config of a second machine across an air gap.
+const island = [
+  "--dir",
+  join(work, "island-store"),
+  "--local-config",
+  join(work, "island-etc"),
+  "--system-config",
+  join(work, "island-lib"),
+];
+const bundleFile = join(work, "site-bundle.tar");
+// The address `rkt image serve` prints once it listens (set by the background step).
+let served = "";
 
 /** A copy of the signed example ACI, recompressed: still a valid ACI, but not the signed bytes. */
 function tamperedAci() {
@@ -230,7 +244,62 @@ const steps = [
     expect: 0,
     contains: "garbage collected pod",
   },
+  // Mirror pre-warming without a registry: the first store serves itself, a sync copies from it.
+  {
+    title: "Serve the first store read-only as a registry (in the background, any free port)",
+    args: ["--dir", storeDir, "image", "serve", "--listen", "127.0.0.1:0"],
+    background: "listening on http://",
+  },
+  {
+    title: "Sync an image from that node into an OCI layout (an air-gap medium)",
+    args: ["--insecure-options=http", "image", "sync"],
+    setup: () => ["--src", `docker://${served}/hello-oci:latest`, `oci:${join(work, "mirror-layout")}`],
+    expect: 0,
+    contains: "copied docker://",
+  },
+  {
+    title: "Sync again: the layout already holds that digest, nothing is sent",
+    args: ["--insecure-options=http", "image", "sync"],
+    setup: () => ["--src", `docker://${served}/hello-oci:latest`, `oci:${join(work, "mirror-layout")}`],
+    expect: 0,
+    contains: "unchanged docker://",
+  },
+  // A signed bundle: the ACI, its signature and the key that made it, loaded on another machine.
+  {
+    title: "Save the signed ACI as a bundle: the image, its .asc and the demo key, described in index.json",
+    args: [...trusted, "image", "save", "--bundle", "-o", bundleFile, rel(join(examples, "hello.aci"))],
+    expect: 0,
+    contains: "signature by 6C9D FB8E",
+  },
+  {
+    title:
+      "Load it on a machine that trusts no key: the key inside the bundle is not trusted on its own (exit 254)",
+    args: [...island, "image", "load", bundleFile],
+    expect: 254,
+    contains: "refused example.com/hello",
+  },
+  {
+    title: "Trust the bundle's key for the name it signed (the fingerprint review of rkt trust), then load",
+    args: [...island, "image", "load", "--trust-bundle-keys", "--skip-fingerprint-review", bundleFile],
+    expect: 0,
+    contains: "loaded example.com/hello sha512-",
+  },
 ];
+
+// Starts a long-running command, prints its first lines, and resolves once they contain `ready`.
+function startBackground(args, ready) {
+  const child = spawn(process.execPath, [rkt, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  return new Promise((resolve) => {
+    let out = "";
+    const onData = (c) => {
+      out += c.toString();
+      if (out.includes(ready) && out.includes("\n")) resolve({ child, out });
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
+    child.on("exit", () => resolve({ child: undefined, out }));
+  });
+}
 
 function indent(text) {
   return text
@@ -241,13 +310,27 @@ function indent(text) {
 }
 
 let failed = false;
+const background = [];
 try {
   const names = readdirSync(examples);
   console.log(`demo: bundled examples in ${rel(examples)}: ${names.join(", ")}\n`);
   for (const [i, step] of steps.entries()) {
     const args = [...step.args, ...(step.setup ? step.setup() : [])];
     console.log(`[${i + 1}/${steps.length}] ${step.title}`);
-    console.log(`  $ rkt ${args.join(" ")}`);
+    console.log(`  $ rkt ${args.join(" ")}${step.background ? " &" : ""}`);
+    if (step.background) {
+      const { child, out } = await startBackground(args, step.background);
+      console.log(indent(out));
+      if (child === undefined) {
+        console.log("  -> FAILED: it exited\n");
+        failed = true;
+        break;
+      }
+      background.push(child);
+      served = /http:\/\/([0-9.]+:[0-9]+)/.exec(out)?.[1] ?? "";
+      console.log("  -> running\n");
+      continue;
+    }
     const r = spawnSync(process.execPath, [rkt, ...args], { encoding: "utf8" });
     const output = `${r.stdout ?? ""}${r.stderr ?? ""}`;
     if (output.trim() !== "") console.log(indent(output));
@@ -265,6 +348,7 @@ try {
     break;
   }
 } finally {
+  for (const child of background) child.kill("SIGTERM");
   rmSync(work, { recursive: true, force: true });
 }
 console.log(failed ? "demo: FAILED" : "demo: all steps passed");

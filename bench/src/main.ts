@@ -41,6 +41,11 @@ const suites: Suite[] = [
     load: () => import("./benchmarks/sync.js"),
   },
   {
+    name: "bundle",
+    what: "rkt image save --bundle and rkt image load of the debian fixture, signed, vs skopeo copy to and from an oci-archive (+ standalone-verify)",
+    load: () => import("./benchmarks/bundle.js"),
+  },
+  {
     name: "serve",
     what: "8 concurrent rkt fetch of the debian fixture from rkt image serve vs from docker-registry; the server's peak RSS",
     load: () => import("./benchmarks/serve.js"),

@@ -74,9 +74,42 @@ export async function importAciFile(
     const src = await openAci(path);
     return importAci(store, src, { what: path, latest: o.latest, signal: o.signal });
   }
-  const keystore = o.keystore;
   const signature = await readSignatureFile(o.signaturePath ?? ascPathFromImgPath(path));
-  const src = await openAci(path);
+  return importSignedAci(store, {
+    ...o,
+    keystore: o.keystore,
+    open: () => openAci(path),
+    what: path,
+    signature,
+  });
+}
+
+/** Options of {@link importSignedAci}. */
+export interface ImportSignedAciOptions {
+  /** The signed bytes (an ACI in any compression); opened for the import, and again if compressed. */
+  readonly open: () => Promise<Readable>;
+  /** Names the input in errors. */
+  readonly what: string;
+  /** The detached signature (armored or binary). */
+  readonly signature: Uint8Array;
+  readonly keystore: TrustedKeySource;
+  readonly signal?: AbortSignal | undefined;
+  readonly onInfo?: ((message: string) => void) | undefined;
+  readonly latest?: boolean | undefined;
+}
+
+/**
+ * Imports the ACI `o.open()` streams, committed only once `o.signature` verifies over those bytes
+ * with the keys trusted for its manifest name, as {@link importAciFile} does for a file (the same
+ * errors; `what` names the input). A compressed input is read a second time for the signature,
+ * and must hash to what was imported. On any failure nothing is stored.
+ */
+export async function importSignedAci(
+  store: LocalStore,
+  o: ImportSignedAciOptions,
+): Promise<ImportAciFileResult> {
+  const { keystore, signature, what } = o;
+  const src = await o.open();
   const tap = hashTap();
   // Errors and early destruction of either end close the file (the import destroys `tap` on failure).
   pipeline(src, tap, () => undefined);
@@ -88,8 +121,8 @@ export async function importAciFile(
       info.compression === "none"
         ? () => info.open()
         : () =>
-            openAci(path).then((s) => {
-              const check = expectDigest(imported, path);
+            o.open().then((s) => {
+              const check = expectDigest(imported, what);
               pipeline(s, check, () => undefined);
               return check;
             });
@@ -103,7 +136,7 @@ export async function importAciFile(
     });
   };
   const result = await importAci(store, tap, {
-    what: path,
+    what,
     latest: o.latest,
     signal: o.signal,
     beforeCommit,

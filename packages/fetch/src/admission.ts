@@ -4,6 +4,7 @@
 // as rkt imported them.
 import { realpathSync } from "node:fs";
 import { ErrorCode, RktError } from "@rkt/oci";
+import type { KeyStore, Policy, RegistriesD } from "@rkt/trust";
 import { policyVerifier, type DockerImageVerifier } from "./docker-policy.js";
 import { dockerSignatureUnsupported } from "./pull.js";
 import type { HttpOptions } from "./registry/http.js";
@@ -52,8 +53,24 @@ export async function localAdmission(
     what: string;
   },
 ): Promise<void> {
-  const { trust, found } = await findPolicy(o);
-  if (found === undefined) return;
+  const { found } = await findPolicy(o);
+  if (found !== undefined) await admitLocal(found, o);
+}
+
+/**
+ * {@link localAdmission} under a policy already found (a load evaluates it once per image).
+ * RKT_SIGNATURE_INVALID naming `what` and the policy file.
+ */
+export async function admitLocal(
+  found: { readonly path: string; readonly policy: Policy },
+  o: {
+    transport: "oci" | "oci-archive" | "docker-archive";
+    path: string;
+    ref?: string | undefined;
+    what: string;
+  },
+): Promise<void> {
+  const trust = await import("@rkt/trust");
   let identity = "";
   if (o.transport !== "docker-archive") {
     let dir = o.path;
@@ -97,4 +114,50 @@ export async function dockerAdmission(
     http: o.http,
     onInfo: o.onInfo,
   });
+}
+
+/** This machine's trust, as `rkt fetch` finds it (what a bundle is saved or loaded with). */
+export interface MachineTrust {
+  /** rkt's keystore in the config dirs (ACIs; a bundle's OCI images when no policy is found). */
+  readonly keystore: KeyStore;
+  /** The policy.json found, if any. */
+  readonly policy?: { readonly path: string; readonly policy: Policy } | undefined;
+  /** Where lookaside signatures are (registries.d, else containers' built-in directory). */
+  readonly registriesD: RegistriesD;
+  readonly defaultLookaside: string;
+}
+
+/**
+ * Reads this machine's trust: the keystore of the config dirs, the policy.json and registries.d
+ * that admission uses (a bad file fails here, RKT_INVALID_ARGUMENT naming it). No network.
+ */
+export async function machineTrust(o: AdmissionOptions): Promise<MachineTrust> {
+  const { trust, dirs, found } = await findPolicy(o);
+  const { config } = await trust.findRegistriesD(trust.registriesDPaths(dirs));
+  return {
+    keystore: new trust.KeyStore({
+      systemConfigDir: o.configDirs.system,
+      localConfigDir: o.configDirs.local,
+    }),
+    policy: found,
+    registriesD: config,
+    defaultLookaside: trust.builtinLookaside({ uid: process.getuid?.() ?? 0, home: o.home }),
+  };
+}
+
+/**
+ * Where this machine keeps simple-signing signatures: the registries.d `rkt fetch` reads (first
+ * existing directory; RKT_INVALID_ARGUMENT for a bad file) and containers' built-in lookaside.
+ */
+export async function signatureStorage(
+  o: AdmissionOptions,
+): Promise<{ readonly registriesD: RegistriesD; readonly defaultLookaside: string }> {
+  const trust = await import("@rkt/trust");
+  const d = o.configDirs;
+  const dirs = { userConfig: d.user ?? "", localConfig: d.local, systemConfig: d.system, home: o.home };
+  const { config } = await trust.findRegistriesD(trust.registriesDPaths(dirs));
+  return {
+    registriesD: config,
+    defaultLookaside: trust.builtinLookaside({ uid: process.getuid?.() ?? 0, home: o.home }),
+  };
 }

@@ -55,43 +55,54 @@ export interface PolicyVerifierOptions {
  * `docker://<ref>: rejected by <policy file>: <reasons>` (RKT_SIGNATURE_INVALID).
  */
 export function policyVerifier(o: PolicyVerifierOptions): DockerImageVerifier {
-  return async (input) => {
-    const { evaluatePolicy, formatFingerprint } = await import("@rkt/trust");
-    const decide = (digest: Digest): Promise<PolicyDecision> =>
-      evaluatePolicy(o.policy, {
-        transport: "docker",
-        reference: input.ref,
-        manifestDigest: digest,
-        signatures: () => readDockerSignatures(input, digest, o),
-        date: o.date,
-      });
-    let d = await decide(input.topDigest);
-    if (!d.accepted && input.manifestDigest !== input.topDigest) {
-      const platform = await decide(input.manifestDigest);
-      if (platform.accepted) d = platform;
-    }
-    if (!d.accepted) {
-      throw new RktError(
-        ErrorCode.SignatureInvalid,
-        `docker://${formatDockerReference(input.ref)}: rejected by ${o.policySource}: ${d.reasons.join("; ")}`,
-      );
-    }
-    for (const s of d.signatures) {
-      const who = s.identities.length > 0 ? ` ${s.identities.join(", ")}` : "";
-      o.onInfo?.(
-        `signature verified: ${s.dockerReference}@${s.manifestDigest} by key ${formatFingerprint(s.fingerprint)}${who}`,
-      );
-    }
-  };
+  return (input) => admitByPolicy(o, input, (digest) => readDockerSignatures(input, digest, o));
+}
+
+/**
+ * The decision of {@link policyVerifier} for an image whose signatures come from `signatures`
+ * (a registry's lookaside and extension, or the blobs a bundle carries): resolves to accept,
+ * throws RKT_SIGNATURE_INVALID `docker://<ref>: rejected by <policy file>: <reasons>` to refuse.
+ */
+export async function admitByPolicy(
+  o: PolicyVerifierOptions,
+  input: Pick<DockerVerifyInput, "ref" | "topDigest" | "manifestDigest">,
+  signatures: (digest: Digest) => Promise<readonly Uint8Array[]>,
+): Promise<void> {
+  const { evaluatePolicy, formatFingerprint } = await import("@rkt/trust");
+  const decide = (digest: Digest): Promise<PolicyDecision> =>
+    evaluatePolicy(o.policy, {
+      transport: "docker",
+      reference: input.ref,
+      manifestDigest: digest,
+      signatures: () => signatures(digest),
+      date: o.date,
+    });
+  let d = await decide(input.topDigest);
+  if (!d.accepted && input.manifestDigest !== input.topDigest) {
+    const platform = await decide(input.manifestDigest);
+    if (platform.accepted) d = platform;
+  }
+  if (!d.accepted) {
+    throw new RktError(
+      ErrorCode.SignatureInvalid,
+      `docker://${formatDockerReference(input.ref)}: rejected by ${o.policySource}: ${d.reasons.join("; ")}`,
+    );
+  }
+  for (const s of d.signatures) {
+    const who = s.identities.length > 0 ? ` ${s.identities.join(", ")}` : "";
+    o.onInfo?.(
+      `signature verified: ${s.dockerReference}@${s.manifestDigest} by key ${formatFingerprint(s.fingerprint)}${who}`,
+    );
+  }
 }
 
 /**
  * The simple-signing signatures of one manifest: those in the image's lookaside storage
- * (`file://` read from disk, `http(s)://` fetched until the first 404), then those the registry
- * serves through the signatures extension. Each blob is capped at 4 MiB.
+ * (`file://` read from disk, `http(s)://` fetched until the first 404), then, given a client,
+ * those the registry serves through the signatures extension. Each blob is capped at 4 MiB.
  */
 export async function readDockerSignatures(
-  input: Pick<DockerVerifyInput, "ref" | "client" | "signal">,
+  input: Pick<DockerVerifyInput, "ref" | "signal"> & { readonly client?: RegistryClient | undefined },
   digest: Digest,
   o: Pick<PolicyVerifierOptions, "registriesD" | "defaultLookaside" | "http">,
 ): Promise<Uint8Array[]> {
@@ -103,9 +114,11 @@ export async function readDockerSignatures(
       out.push(...(await readLookasideSignatures(base, input.ref.repository, digest)));
     else out.push(...(await fetchLookaside(base, input.ref.repository, digest, o.http, input.signal)));
   }
-  out.push(
-    ...((await input.client.getSignatures(input.ref.repository, digest, { signal: input.signal })) ?? []),
-  );
+  if (input.client !== undefined) {
+    out.push(
+      ...((await input.client.getSignatures(input.ref.repository, digest, { signal: input.signal })) ?? []),
+    );
+  }
   return out;
 }
 

@@ -4,8 +4,8 @@
 // The front door: what `rkt fetch IMAGE` does, for any reference.
 export { fetchImage, fetchImageRef } from "./fetch-image.js";
 export type { FetchImageOptions, FetchedImage, FetchProgress } from "./fetch-image.js";
-export { localAdmission, dockerAdmission } from "./admission.js";
-export type { RktConfigDirs, AdmissionOptions } from "./admission.js";
+export { localAdmission, dockerAdmission, machineTrust, signatureStorage } from "./admission.js";
+export type { RktConfigDirs, AdmissionOptions, MachineTrust } from "./admission.js";
 export { verificationDisabledWarning } from "./aci-file.js";
 export { dockerSignatureUnsupported } from "./pull.js";
 
@@ -81,7 +81,14 @@ export { hostOsArch } from "./appc/identity.js";
 // `rkt image sync`: skopeo sync's YAML, many images to a registry, a layout or the store.
 export { parseSyncConfig } from "./sync/config.js";
 export type { SyncConfig, SourceRegistry, RepositorySelection } from "./sync/config.js";
-export { planSync, syncImages, registryTarget, layoutTarget, itemName } from "./sync/sync.js";
+export {
+  planSync,
+  syncImages,
+  registryTarget,
+  layoutTarget,
+  itemName,
+  storeLookasideSignatures,
+} from "./sync/sync.js";
 export type {
   SyncItem,
   SyncTarget,
@@ -89,6 +96,7 @@ export type {
   SyncCopyOptions,
   SyncResult,
   SyncOptions,
+  SyncSignatureOptions,
 } from "./sync/sync.js";
 
 // `rkt image serve`: the store as a read-only registry (a node as a mirror).
@@ -96,3 +104,25 @@ export { serveStore, parseListenAddress } from "./serve/server.js";
 export type { ServeOptions, StoreServer, ListenAddress } from "./serve/server.js";
 export { parseRoute, parseRange } from "./serve/routes.js";
 export type { Route, ByteRange, RegistryErrorCode } from "./serve/routes.js";
+
+// Signed bundles for air gaps: `rkt image save --bundle`, `rkt image load`, `rkt image bundle inspect`.
+export { saveBundle } from "./bundle/save.js";
+export type { BundleImageSpec, SaveBundleOptions, SaveBundleResult } from "./bundle/save.js";
+export { openLoadableArchive, inspectBundle } from "./bundle/load.js";
+export type { LoadableArchive, LoadOptions, LoadResult, BundleKeyCandidate } from "./bundle/load.js";
+export {
+  bundleAnnotation,
+  BundleMediaType,
+  parseBundleDescription,
+  formatBundleDescription,
+  bundleText,
+} from "./bundle/description.js";
+export type {
+  BundleDescription,
+  BundleImage,
+  BundleOciImage,
+  BundleAci,
+  BundleKey,
+  BundleSignature,
+  BundleBlob,
+} from "./bundle/description.js";

@@ -130,7 +130,7 @@ export async function importOciLayout(
 export type ImportOciArchiveOptions = ImportOciLayoutOptions;
 
 // `<pid>-<start ticks>-<random>`: the store's GC removes temp entries of dead processes by this name.
-function tempName(kind: string): string {
+export function tempName(kind: string): string {
   let start = 0;
   try {
     const stat = readFileSync("/proc/self/stat", "utf8");

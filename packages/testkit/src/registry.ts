@@ -37,6 +37,11 @@ export interface RegistryOptions {
   storageDir?: string | undefined;
   /** How long to wait for `GET /v2/` to answer. Default 20 s. */
   readyTimeoutMs?: number | undefined;
+  /**
+   * Listen on this port instead of a free one: with the same `storageDir`, a registry stopped
+   * earlier comes back at the same address with its content (an origin that goes down and up).
+   */
+  port?: number | undefined;
 }
 
 /** A running registry. */
@@ -202,7 +207,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
 
     // The free port can be taken between our probe and the registry's bind: retry a few times.
     for (let attempt = 1; ; attempt++) {
-      const port = await freePort();
+      const port = opts.port ?? (await freePort());
       const config = join(work, "config.yml");
       await writeFile(config, template.replace("__PORT__", String(port)));
       const started = await launch(config, port, useTls, caPem, opts.readyTimeoutMs ?? 20_000, dirs);

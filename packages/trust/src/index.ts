@@ -1,6 +1,13 @@
 // Public entry of @rkt/trust: rkt's keystore, ACI signature verification, containers simple
 // signing, lookaside storage, registries.d and policy.json.
-export { parseArmoredKeyring, parseAnyKeyring, formatFingerprint, describeKey } from "./key.js";
+export {
+  parseArmoredKeyring,
+  parseAnyKeyring,
+  formatFingerprint,
+  describeKey,
+  armoredPublicKey,
+  keyHasKeyId,
+} from "./key.js";
 export type { ParsedKeyring, KeyDescription } from "./key.js";
 export {
   KeyStore,
@@ -15,6 +22,7 @@ export type { KeyLayer, KeyScope, KeyFileEntry, TrustedKey, KeyStoreOptions } fr
 export {
   verifyDetached,
   parseDetachedSignature,
+  detachedSignatureKeyIds,
   createAciVerifier,
   unknownEntityMessage,
   noSignaturesMessage,
@@ -34,6 +42,7 @@ export {
   parseSimpleSigningPayload,
   createSimpleSignature,
   verifySimpleSignature,
+  simpleSignatureKeyId,
 } from "./simple-signing.js";
 export type {
   SimpleSigningPayload,
@@ -46,6 +55,7 @@ export {
   lookasideSignatureUrls,
   readLookasideSignatures,
   writeLookasideSignature,
+  addLookasideSignatures,
   maxLookasideSignatures,
   maxSignatureBytes,
   parseRegistriesD,
@@ -63,6 +73,7 @@ export {
   policyPaths,
   requirementsFor,
   evaluatePolicy,
+  policyKeys,
 } from "./policy.js";
 export type { Policy, PolicyRequirement, PolicyImage, PolicyDecision } from "./policy.js";
 export { signaturePolicyPaths, findSignaturePolicy, registriesDPaths, findRegistriesD } from "./discovery.js";

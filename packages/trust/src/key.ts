@@ -123,6 +123,17 @@ export function describeKey(key: Key): KeyDescription {
   };
 }
 
+/** The ASCII-armored public part of `key` (what a keystore file or a bundle carries). */
+export function armoredPublicKey(key: Key): string {
+  return (key.isPrivate() ? key.toPublic() : key).armor();
+}
+
+/** True when `keyId` (16 hex, any case) is `key`'s primary key or one of its subkeys. Pure. */
+export function keyHasKeyId(key: Key, keyId: string): boolean {
+  const want = keyId.toLowerCase();
+  return key.getKeys().some((k) => k.getKeyID().toHex().toLowerCase() === want);
+}
+
 function decodeUtf8(b: Uint8Array): string | undefined {
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(b);

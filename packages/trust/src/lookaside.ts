@@ -120,6 +120,28 @@ export async function writeLookasideSignature(
   );
 }
 
+/**
+ * Stores each of `signatures` in a `file://` lookaside base unless an identical blob is already
+ * there (a sync run again adds nothing). Returns how many were written. Errors as
+ * {@link readLookasideSignatures} and {@link writeLookasideSignature}.
+ */
+export async function addLookasideSignatures(
+  base: string,
+  repository: string,
+  digest: string,
+  signatures: readonly Uint8Array[],
+): Promise<number> {
+  const have = await readLookasideSignatures(base, repository, digest);
+  let written = 0;
+  for (const s of signatures) {
+    if (have.some((h) => Buffer.compare(h, s) === 0)) continue;
+    await writeLookasideSignature(base, repository, digest, s);
+    have.push(s);
+    written++;
+  }
+  return written;
+}
+
 // yaml costs ~50 ms to import; load it (synchronously, through its CommonJS build) only when a
 // registries.d file is parsed, so importing @rkt/trust stays cheap.
 let yaml: typeof Yaml | undefined;

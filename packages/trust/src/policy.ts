@@ -231,6 +231,31 @@ export async function evaluatePolicy(policy: Policy, image: PolicyImage): Promis
     : { accepted: false, scope, reasons };
 }
 
+/**
+ * Every public key a `signedBy` requirement of `policy` names, in any transport or scope (the
+ * keys this machine accepts signatures from). A key file that cannot be read or parsed is
+ * skipped: the policy's own evaluation reports it where it matters. Reads key files.
+ */
+export async function policyKeys(
+  policy: Policy,
+  readKeyFile: (path: string) => Promise<Uint8Array> = (p) => readFile(p),
+): Promise<Key[]> {
+  const reqs = [
+    ...policy.default,
+    ...Object.values(policy.transports).flatMap((t) => Object.values(t).flat()),
+  ];
+  const out: Key[] = [];
+  for (const req of reqs) {
+    if (req.type !== "signedBy") continue;
+    try {
+      out.push(...(await loadKeys(req, readKeyFile)));
+    } catch (e) {
+      if (!isRktError(e)) throw e;
+    }
+  }
+  return out;
+}
+
 async function loadKeys(
   req: Extract<PolicyRequirement, { type: "signedBy" }>,
   read: (path: string) => Promise<Uint8Array>,

@@ -296,6 +296,38 @@ export async function verifySimpleSignature(
   };
 }
 
+/**
+ * The key ID (16 lowercase hex) of the key that made a simple-signing signature, read from its
+ * signature packet without verifying anything: which public key a bundle must carry for it.
+ * RKT_SIGNATURE_INVALID when the blob is not a signed message with exactly one signature. No I/O.
+ */
+export async function simpleSignatureKeyId(blob: Uint8Array): Promise<string> {
+  const openpgp = await pgp();
+  const bytes = unwrapEnvelope(blob);
+  let packets: RawPacket[];
+  try {
+    let binary = bytes;
+    if (new TextDecoder().decode(bytes.subarray(0, 40)).startsWith("-----BEGIN PGP MESSAGE-----")) {
+      const armor: unknown = await openpgp.unarmor(new TextDecoder().decode(bytes));
+      binary = (armor as { data: Uint8Array }).data;
+    }
+    packets = messagePackets(binary, maxSignatureBytes);
+  } catch (e) {
+    if (isRktError(e)) throw e;
+    invalid(`not an OpenPGP message: ${errorText(e)}`, e);
+  }
+  const sigs = packets.filter((p) => p.tag === PacketTag.Signature);
+  if (sigs.length !== 1)
+    invalid(`signature contains ${sigs.length} signature packets; exactly one is expected`);
+  const sigPacket = new openpgp.SignaturePacket();
+  try {
+    sigPacket.read(sigs[0]!.body);
+  } catch (e) {
+    invalid(`unreadable signature packet: ${errorText(e)}`, e);
+  }
+  return sigPacket.issuerKeyID.toHex().toLowerCase();
+}
+
 function formatRef(r: NamedRef): string {
   return r.name + (r.tag === undefined ? "" : `:${r.tag}`) + (r.digest === undefined ? "" : `@${r.digest}`);
 }

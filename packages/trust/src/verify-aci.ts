@@ -74,6 +74,15 @@ export async function parseDetachedSignature(bytes: Uint8Array): Promise<Signatu
 }
 
 /**
+ * The key IDs (16 lowercase hex) a detached signature names as its issuer, without verifying it.
+ * Throws as {@link parseDetachedSignature}.
+ */
+export async function detachedSignatureKeyIds(bytes: Uint8Array): Promise<string[]> {
+  const sig = await parseDetachedSignature(bytes);
+  return sig.getSigningKeyIDs().map((id) => id.toHex().toLowerCase());
+}
+
+/**
  * Verifies a detached signature over streamed content against the keys trusted for `name`.
  * Cheap checks come first, before `open()` is called: the signature parses (see
  * `parseDetachedSignature`), its issuer is a trusted key, the signature has not expired and the

@@ -229,6 +229,8 @@ export async function imagePushCommand(argv: readonly string[], ctx: CommandCont
  * docker's short form). The file appears only when complete.
  */
 export async function imageSaveCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
+  if (argv.some((a) => a === "--bundle" || a.startsWith("--bundle=")))
+    return (await import("./image-bundle.js")).imageSaveBundleCommand(argv, ctx);
   const { values, positionals } = parseFlags(argv, {
     ...copyFlags,
     output: { type: "string", short: "o" },

@@ -3,6 +3,7 @@
 // image, admitted by the policy) and air-gap media (`oci:DIR`, one layout for every image).
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
+import { homedir } from "node:os";
 import { resolve } from "node:path";
 import { ErrorCode, RktError, parseDockerReference } from "@rkt/oci";
 import type * as Fetch from "@rkt/fetch";
@@ -18,6 +19,7 @@ const syncFlags = {
   all: { type: "boolean", default: false },
   scoped: { type: "boolean", default: false },
   "dry-run": { type: "boolean", default: false },
+  "remove-signatures": { type: "boolean", default: false },
   "keep-going": { type: "boolean", default: true },
   format: { type: "string", default: "text" },
   parallel: { type: "string" },
@@ -130,6 +132,12 @@ function targetFor(
         );
         return { digest: r.id, bytes: r.bytesDownloaded ?? 0, unchanged: (r.bytesDownloaded ?? 0) === 0 };
       },
+      // Into this node's own lookaside, where its later admissions and `save --bundle` look.
+      putSignatures: (i, digests, read, o) =>
+        fetch.storeLookasideSignatures(parseDockerReference(fetch.itemName(i).slice(9)), digests, read, {
+          registriesD: o.signatures.registriesD,
+          fallback: o.signatures.defaultLookaside,
+        }),
     };
   }
   throw usageError(`DEST wants docker://HOST[/PREFIX], oci:DIR or rkt:, not ${JSON.stringify(dest)}`);
@@ -179,6 +187,16 @@ export async function imageSyncCommand(argv: readonly string[], ctx: CommandCont
     }
     return c;
   };
+  const g = ctx.globals;
+  const signatures = v["remove-signatures"]
+    ? undefined
+    : {
+        ...(await fetch.signatureStorage({
+          configDirs: { system: g.systemConfig, local: g.localConfig, user: g.userConfig },
+          home: ctx.env["HOME"] ?? homedir(),
+        })),
+        http: { insecure: { http: g.insecure.http, tls: g.insecure.tls } },
+      };
   const run = async (store: LocalStore | undefined): Promise<Fetch.SyncResult[]> => {
     try {
       const target = targetFor(fetch, dest, v, ctx, store, opened, sources);
@@ -190,6 +208,7 @@ export async function imageSyncCommand(argv: readonly string[], ctx: CommandCont
         platform: (await import("./fetch.js")).wantedPlatform({ platform: platformFlags(v) }),
         failFast: !v["keep-going"],
         dryRun: v["dry-run"],
+        signatures,
         signal: ctx.signal,
         onResult: (r) => {
           if (v.format === "text" && !(v.quiet && r.status !== "failed")) ctx.stdout.write(`${line(r)}\n`);
@@ -215,8 +234,9 @@ function line(r: Fetch.SyncResult): string {
   const tail =
     r.status === "failed"
       ? `: ${r.error?.message ?? ""}`
-      : r.bytes !== undefined && r.bytes > 0
-        ? ` (${r.bytes} bytes)`
-        : "";
+      : [
+          r.bytes !== undefined && r.bytes > 0 ? ` (${r.bytes} bytes)` : "",
+          r.signatures !== undefined && r.signatures > 0 ? ` (${r.signatures} signatures)` : "",
+        ].join("");
   return `${r.status} ${r.source} -> ${r.destination}${tail}`;
 }

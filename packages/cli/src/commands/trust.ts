@@ -5,7 +5,7 @@ import type { Readable } from "node:stream";
 import { parseArgs } from "node:util";
 import { discoverPubkeys, readPubkey, type PubkeyFetchOptions } from "@rkt/fetch";
 import { ErrorCode, RktError } from "@rkt/oci";
-import { KeyStore, describeKey, parseArmoredKeyring, type KeyScope } from "@rkt/trust";
+import { KeyStore, describeKey, parseArmoredKeyring, type KeyScope, type ParsedKeyring } from "@rkt/trust";
 import type { CommandContext } from "../context.js";
 import { normalizeBoolFlags } from "./image-common.js";
 
@@ -124,29 +124,9 @@ export async function trustCommand(argv: readonly string[], ctx: CommandContext)
     for (const location of locations) {
       const fetched = await readPubkey(location, fetchOptions);
       const parsed = await parseArmoredKeyring(fetched.bytes, location);
-      ctx.stderr.write(`pubkey: prefix: ${JSON.stringify(prefix)}\nkey: ${JSON.stringify(location)}\n`);
-      for (const key of parsed.keys) ctx.stdout.write(`${describeKey(key).lines.join("\n")}\n`);
       const force = review === undefined || (ctx.globals.trustKeysFromHttps && fetched.kind === "https");
-      if (!force) {
-        if (!isTty(ctx.stdin) || !isTty(ctx.stderr)) {
-          ctx.stderr.write(
-            `pubkey: To trust the key for ${JSON.stringify(prefix)}, do one of the following:\n` +
-              "pubkey:  - call rkt with --trust-keys-from-https\n" +
-              `pubkey:  - run: rkt trust --prefix ${JSON.stringify(prefix)}\n`,
-          );
-          throw new RktError(
-            ErrorCode.KeyUntrusted,
-            "error reviewing key: unable to ask user to review fingerprint due to lack of tty",
-          );
-        }
-        if (!(await askYesNo(ctx, review))) {
-          ctx.stderr.write(`pubkey: not trusting ${JSON.stringify(location)}\n`);
-          continue;
-        }
-      }
-      ctx.stdout.write(
-        `Trusting ${JSON.stringify(location)} for prefix ${JSON.stringify(prefix)} ${force ? "without" : "after"} fingerprint review.\n`,
-      );
+      if (!(await reviewKey(ctx, { prefix, location, keys: parsed.keys }, force ? undefined : review)))
+        continue;
       const path = await keystore.addKey(parsed.armored, scope, location);
       ctx.stdout.write(
         root
@@ -160,14 +140,54 @@ export async function trustCommand(argv: readonly string[], ctx: CommandContext)
   return 0;
 }
 
-interface LineReader {
+/**
+ * rkt's fingerprint review of one key for `prefix`: prints `pubkey: prefix: …` / `key: …` on
+ * stderr and the fingerprint lines on stdout, then, with a `review` reader, asks
+ * `Are you sure you want to trust this key (yes/no)?` (stdin and stderr must be terminals, else
+ * RKT_KEY_UNTRUSTED `error reviewing key: … lack of tty` after rkt's hints). True to trust it
+ * (and `Trusting … fingerprint review.` is printed), false after a `no`. Without `review`
+ * (`--skip-fingerprint-review`) the key is trusted without asking.
+ */
+export async function reviewKey(
+  ctx: CommandContext,
+  key: { prefix: string; location: string; keys: ParsedKeyring["keys"] },
+  review: LineReader | undefined,
+): Promise<boolean> {
+  const { prefix, location } = key;
+  ctx.stderr.write(`pubkey: prefix: ${JSON.stringify(prefix)}\nkey: ${JSON.stringify(location)}\n`);
+  for (const k of key.keys) ctx.stdout.write(`${describeKey(k).lines.join("\n")}\n`);
+  if (review !== undefined) {
+    if (!isTty(ctx.stdin) || !isTty(ctx.stderr)) {
+      ctx.stderr.write(
+        `pubkey: To trust the key for ${JSON.stringify(prefix)}, do one of the following:\n` +
+          "pubkey:  - call rkt with --trust-keys-from-https\n" +
+          `pubkey:  - run: rkt trust --prefix ${JSON.stringify(prefix)}\n`,
+      );
+      throw new RktError(
+        ErrorCode.KeyUntrusted,
+        "error reviewing key: unable to ask user to review fingerprint due to lack of tty",
+      );
+    }
+    if (!(await askYesNo(ctx, review))) {
+      ctx.stderr.write(`pubkey: not trusting ${JSON.stringify(location)}\n`);
+      return false;
+    }
+  }
+  ctx.stdout.write(
+    `Trusting ${JSON.stringify(location)} for prefix ${JSON.stringify(prefix)} ${review === undefined ? "without" : "after"} fingerprint review.\n`,
+  );
+  return true;
+}
+
+/** Lines of the user's answers. */
+export interface LineReader {
   /** The next line without its newline; undefined at end of input. */
   next(): Promise<string | undefined>;
   close(): void;
 }
 
 // Created only when the review may ask: reading stdin otherwise would hold the process open.
-function lineReader(input: Readable): LineReader {
+export function lineReader(input: Readable): LineReader {
   let rl: ReturnType<typeof createInterface> | undefined;
   let it: AsyncIterator<string> | undefined;
   return {

@@ -391,3 +391,17 @@ export function dockerArchiveSink(file: string, o: DockerArchiveSinkOptions = {}
     },
   };
 }
+
+/**
+ * How many images a `docker save` archive holds (what `:@N` can select); RKT_INVALID_ARCHIVE
+ * when none (naming the first problem found). Errors as {@link openDockerArchive}.
+ */
+export async function dockerArchiveImageCount(file: string): Promise<number> {
+  const index = (await indexTarFile(file)) ?? (await scanDockerArchive(file));
+  const plan = planDockerArchive(index);
+  if (plan.images.length === 0) {
+    const i = plan.issues[0];
+    throw new RktError(ErrorCode.InvalidArchive, i === undefined ? "no images" : `${i.path}: ${i.message}`);
+  }
+  return plan.images.length;
+}

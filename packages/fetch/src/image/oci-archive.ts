@@ -22,11 +22,12 @@ import {
   type Descriptor,
   type ImageOrIndex,
   type ImageSink,
+  type Index,
 } from "@rkt/oci";
 import { listArchiveEntries } from "../docker-archive.js";
 import { OciLayoutReader, blobRelativePath, openOciLayout, refNameAnnotation } from "../oci-layout.js";
 import { indexTarFile, type SeekableArchiveIndex } from "../tar-index.js";
-import { byteCounter, layoutEntry, layoutImage, type LayoutSelector } from "./layout.js";
+import { byteCounter, layoutEntry, layoutFetcher, type LayoutSelector } from "./layout.js";
 
 /** An image read from a file that may hold resources until closed. */
 export interface OpenedImage {
@@ -100,11 +101,32 @@ export interface OpenOciArchiveOptions extends LayoutSelector {
   unpackTo?: string | undefined;
 }
 
+/** An OCI archive opened for reading: its index.json, and its blobs by descriptor. */
+export interface OpenedArchiveLayout {
+  readonly index: Index;
+  /** index.json exactly as stored. */
+  readonly rawIndex: Uint8Array;
+  /** Reads blobs (streams unverified: the image model or a sink checks them). */
+  readonly fetcher: BlobFetcher;
+  /** True when blobs are read in place from the archive; false: from a temporary unpacked copy. */
+  readonly inPlace: boolean;
+  /** The index.json entries as a layout reader sees them (selection by ref or `@N`). */
+  readonly reader: OciLayoutReader;
+  /** The image or index `desc` names, its bytes checked against it. */
+  image(desc: Descriptor): Promise<ImageOrIndex>;
+  /** Releases what reading needed (the unpacked copy). Safe to call twice. */
+  close(): Promise<void>;
+}
+
 /**
- * The image or index an entry of the OCI archive `file` names (`ref`, `@index`, or the only
- * one). RKT_NOT_FOUND (no layout in the archive, no such ref), RKT_AMBIGUOUS, RKT_INVALID_ARCHIVE.
+ * Opens the OCI archive `file`: an uncompressed one is indexed by its tar headers and read in
+ * place (nothing is copied, whatever its size); a compressed one is unpacked into `unpackTo`.
+ * RKT_NOT_FOUND (no layout in the archive), RKT_INVALID_ARCHIVE, errors naming `oci-archive:FILE`.
  */
-export async function openOciArchive(file: string, o: OpenOciArchiveOptions = {}): Promise<OpenedImage> {
+export async function openArchiveLayout(
+  file: string,
+  o: Pick<OpenOciArchiveOptions, "unpackTo"> = {},
+): Promise<OpenedArchiveLayout> {
   const what = `oci-archive:${file}`;
   const fail = (e: unknown): never => {
     const m = e instanceof Error ? e.message : String(e);
@@ -116,6 +138,23 @@ export async function openOciArchive(file: string, o: OpenOciArchiveOptions = {}
       },
     );
   };
+  const opened = (
+    reader: OciLayoutReader,
+    fetcher: BlobFetcher,
+    inPlace: boolean,
+    close: () => Promise<void>,
+  ) => ({
+    index: reader.index,
+    rawIndex: reader.rawIndex,
+    fetcher,
+    inPlace,
+    reader,
+    async image(desc: Descriptor): Promise<ImageOrIndex> {
+      const raw = await fetcher.readDocument(desc, maxManifestBytes);
+      return imageFromRaw(raw, desc, fetcher, what);
+    },
+    close,
+  });
   const idx = await indexTarFile(file, (n) => n === "index.json" || n === "oci-layout").catch(fail);
   if (idx !== undefined) {
     const layout = idx.docs.get("oci-layout");
@@ -126,10 +165,7 @@ export async function openOciArchive(file: string, o: OpenOciArchiveOptions = {}
     parseOciLayoutOrThrow(layout, `${what}: oci-layout`);
     const index = parseIndexOrThrow(rawIndex, undefined, `${what}: index.json`).value;
     const reader = new OciLayoutReader(file, index, rawIndex);
-    const desc = layoutEntry(reader, o);
-    const fetcher = spanFetcher(file, idx, what);
-    const raw = await fetcher.readDocument(desc, maxManifestBytes);
-    return { image: imageFromRaw(raw, desc, fetcher, what), close: () => Promise.resolve() };
+    return opened(reader, spanFetcher(file, idx, what), true, () => Promise.resolve());
   }
   let dir: string;
   if (o.unpackTo === undefined) dir = await mkdtemp(join(tmpdir(), ".rkt-oci-archive-"));
@@ -143,9 +179,23 @@ export async function openOciArchive(file: string, o: OpenOciArchiveOptions = {}
         `${what}: not an OCI archive (${e instanceof Error ? e.message.replace(`${dir}: `, "") : String(e)})`,
       );
     });
-    return { image: await layoutImage(reader, o, what), close };
+    return opened(reader, layoutFetcher(reader), false, close);
   } catch (e) {
     await close();
+    throw e;
+  }
+}
+
+/**
+ * The image or index an entry of the OCI archive `file` names (`ref`, `@index`, or the only
+ * one). RKT_NOT_FOUND (no layout in the archive, no such ref), RKT_AMBIGUOUS, RKT_INVALID_ARCHIVE.
+ */
+export async function openOciArchive(file: string, o: OpenOciArchiveOptions = {}): Promise<OpenedImage> {
+  const a = await openArchiveLayout(file, o);
+  try {
+    return { image: await a.image(layoutEntry(a.reader, o)), close: () => a.close() };
+  } catch (e) {
+    await a.close();
     throw e;
   }
 }
@@ -155,6 +205,13 @@ export interface ArchiveSinkOptions {
   /** Replace an existing file (default: refuse with RKT_ALREADY_EXISTS). */
   overwrite?: boolean | undefined;
   what?: string | undefined;
+  /**
+   * Keep Docker manifests and lists byte for byte (a bundle: signatures name those exact bytes)
+   * instead of converting them to OCI types as skopeo does. OCI archives only.
+   */
+  keepManifests?: boolean | undefined;
+  /** index.json's own annotations, asked for when the archive is committed (an OCI archive only). */
+  annotations?: (() => Readonly<Record<string, string>>) | undefined;
 }
 
 /**
@@ -235,12 +292,21 @@ export class ArchiveWriter {
   }
 }
 
+/** An OCI archive sink that also carries blobs no manifest names. */
+export interface OciArchiveSink extends ImageSink {
+  /**
+   * Adds a blob under `blobs/<alg>/<hex>` that no manifest names (a signature, a key, an ACI),
+   * once per digest, checked against `d` on the way in.
+   */
+  addBlob(d: Descriptor, body: () => Promise<Readable>): Promise<void>;
+}
+
 /**
  * Writes an OCI archive: the layout's blobs, `oci-layout` and `index.json` (one entry per image
  * saved, named by its tag) in one tar, as skopeo's `oci-archive:` and `umoci` read it. Blobs are
  * checked against their descriptors on the way in.
  */
-export function ociArchiveSink(file: string, o: ArchiveSinkOptions = {}): ImageSink {
+export function ociArchiveSink(file: string, o: ArchiveSinkOptions = {}): OciArchiveSink {
   const what = o.what ?? `oci-archive:${file}`;
   const w = new ArchiveWriter(file, o);
   const written = new Set<string>();
@@ -259,8 +325,11 @@ export function ociArchiveSink(file: string, o: ArchiveSinkOptions = {}): ImageS
   return {
     what,
     acceptsIndex: true,
-    ociOnly: true,
+    ociOnly: o.keepManifests !== true,
     has: (d) => Promise.resolve(written.has(d.digest)),
+    async addBlob(d, body) {
+      if (!written.has(d.digest)) await put(d, body);
+    },
     async writeBlob(d, openBlob, wo = {}) {
       await put(d, () => openBlob(0), wo.onProgress);
       return "written";
@@ -285,7 +354,16 @@ export function ociArchiveSink(file: string, o: ArchiveSinkOptions = {}): ImageS
         return [b.length, () => Promise.resolve(Readable.from([b]))] as const;
       };
       await w.add("oci-layout", ...doc({ imageLayoutVersion: "1.0.0" }));
-      await w.add("index.json", ...doc({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests }));
+      const annotations = o.annotations?.();
+      await w.add(
+        "index.json",
+        ...doc({
+          schemaVersion: 2,
+          mediaType: MediaType.OciIndex,
+          manifests,
+          ...(annotations === undefined ? {} : { annotations }),
+        }),
+      );
       await w.finish();
     },
     abort: () => w.discard(),

@@ -616,20 +616,7 @@ export class RegistryClient {
     o: Abortable = {},
   ): Promise<Uint8Array[] | undefined> {
     this.checkNames(repository, digest);
-    this.supportsSignatures ??= (async () => {
-      const scheme = await this.resolveScheme(o.signal);
-      const res = await send(this.http, {
-        method: "GET",
-        url: new URL(`${this.origin(scheme)}/v2/`),
-        headers: {},
-        authOrigin: this.origin(scheme),
-        signal: o.signal,
-        what: `ping ${this.registry}`,
-      });
-      await res.body.dump();
-      return header(res.headers, "x-registry-supports-signatures") === "1";
-    })();
-    if (!(await this.supportsSignatures)) return undefined;
+    if (!(await this.signaturesSupported(o))) return undefined;
     const { maxSignatureBytes, parseRegistrySignatures, registrySignaturesPath } = await import("@rkt/trust");
     const path = registrySignaturesPath(repository, digest);
     const what = `signatures ${this.registry}/${repository}@${digest}`;
@@ -647,6 +634,57 @@ export class RegistryClient {
       return [];
     }
     return parseRegistrySignatures(await readCapped(res.body, maxSignatureBytes, what), what);
+  }
+
+  /**
+   * Whether the registry announces the signatures extension (`X-Registry-Supports-Signatures: 1`
+   * on `/v2/`); asked once per client. Network: one ping.
+   */
+  async signaturesSupported(o: Abortable = {}): Promise<boolean> {
+    this.supportsSignatures ??= (async () => {
+      const scheme = await this.resolveScheme(o.signal);
+      const res = await send(this.http, {
+        method: "GET",
+        url: new URL(`${this.origin(scheme)}/v2/`),
+        headers: {},
+        authOrigin: this.origin(scheme),
+        signal: o.signal,
+        what: `ping ${this.registry}`,
+      });
+      await res.body.dump();
+      return header(res.headers, "x-registry-supports-signatures") === "1";
+    })();
+    return this.supportsSignatures;
+  }
+
+  /**
+   * Adds one simple-signing signature of `repository@digest` through the signatures extension
+   * (`PUT /extensions/v2/<repo>/signatures/<digest>`, as containers/image writes it). False when
+   * the registry does not announce the extension; RegistryError when it refuses.
+   */
+  async putSignature(
+    repository: string,
+    digest: Digest,
+    signature: Uint8Array,
+    o: Abortable = {},
+  ): Promise<boolean> {
+    this.checkNames(repository, digest);
+    if (!(await this.signaturesSupported(o))) return false;
+    const { formatRegistrySignature, registrySignaturesPath } = await import("@rkt/trust");
+    const body = formatRegistrySignature(digest, signature);
+    const res = await this.request({
+      method: "PUT",
+      path: registrySignaturesPath(repository, digest),
+      repository,
+      scope: pushScope(repository),
+      headers: { "content-type": "application/json", "content-length": String(Buffer.byteLength(body)) },
+      body,
+      ok: [200, 201, 204],
+      signal: o.signal,
+      what: `signature ${this.registry}/${repository}@${digest}`,
+    });
+    await res.body.dump();
+    return true;
   }
 
   /**

@@ -9,6 +9,7 @@ import type { Dispatcher } from "undici";
 import { ErrorCode, RktError, isRktError } from "@rkt/oci";
 import { undici } from "../undici.js";
 import { RegistryError, maxErrorBodyBytes, parseRegistryErrors, parseRetryAfter } from "./errors.js";
+import { hostGate, throttlePause } from "./host-gate.js";
 import { proxyDispatcher, proxyFromEnv } from "./proxy.js";
 import { SmallHttp, bodyTimeoutCode, headersTimeoutCode, type ResponseBody } from "./small-http.js";
 import { loadTlsConfig } from "./tls-config.js";
@@ -212,6 +213,9 @@ export async function send(r: Resolved, o: SendOptions): Promise<Response> {
     // run which sends only those (a warm fetch of an unchanged tag) never loads undici; manifests,
     // blobs and uploads use it.
     const pools = await r.pools();
+    // A host that asked any request of this process to slow down is not asked again before then.
+    const gate = hostGate(url.origin);
+    await gate.wait(o.signal);
     const res =
       pools.small !== undefined && body === undefined && (method === "GET" || method === "HEAD") && !o.bulk
         ? await pools.small.request({
@@ -232,6 +236,12 @@ export async function send(r: Resolved, o: SendOptions): Promise<Response> {
             bodyTimeout: r.stallTimeoutMs,
           });
     const status = res.statusCode;
+    const pause = throttlePause(
+      status,
+      parseRetryAfter(header(res.headers, "retry-after")),
+      Math.min(r.retry.maxDelayMs, 1000),
+    );
+    if (pause !== undefined) gate.pause(Math.min(pause, r.retry.maxDelayMs));
     if (![301, 302, 303, 307, 308].includes(status)) {
       return { status, headers: res.headers, body: res.body, url };
     }

@@ -10,11 +10,17 @@ import {
   hostPlatform,
   isIndexType,
   isRktError,
+  parseDigest,
+  parseDockerReference,
   platformImage,
   type Abortable,
   type Digest,
+  type DockerRef,
   type Platform,
 } from "@rkt/oci";
+import type { RegistriesD } from "@rkt/trust";
+import { readDockerSignatures } from "../docker-policy.js";
+import type { HttpOptions } from "../registry/http.js";
 import { copyImage } from "../image/copy.js";
 import { layoutSink } from "../image/layout.js";
 import { registryImage, registrySink, type PushedBlobs } from "../image/registry.js";
@@ -47,11 +53,33 @@ export interface SyncTarget {
   current?(item: SyncItem, o: Abortable): Promise<Digest | undefined>;
   /** Copies `item` there; the digest written, the blob bytes sent, and whether it was already there. */
   copy(item: SyncItem, o: SyncCopyOptions): Promise<SyncCopied>;
+  /**
+   * Stores the source's signatures of `digests` (the manifests the destination holds for
+   * `item`) where the destination keeps signatures, if it is configured for it; `read` gives a
+   * digest's signatures at the source. Returns how many were added (0 when they were there).
+   */
+  putSignatures?(
+    item: SyncItem,
+    digests: readonly Digest[],
+    read: (digest: Digest) => Promise<readonly Uint8Array[]>,
+    o: Abortable & { readonly signatures: SyncSignatureOptions },
+  ): Promise<number>;
+}
+
+/** Where a sync finds signatures and puts them: containers' registries.d (both ends). */
+export interface SyncSignatureOptions {
+  readonly registriesD: RegistriesD;
+  /** Containers' built-in lookaside: read for sources registries.d names none for. */
+  readonly defaultLookaside?: string | undefined;
+  /** TLS/HTTP for `https://` lookasides. */
+  readonly http?: HttpOptions | undefined;
 }
 
 /** What a target's copy did. */
 export interface SyncCopied {
   readonly digest: string;
+  /** Every manifest written (an index and its images with `all`); default `[digest]`. */
+  readonly digests?: readonly Digest[] | undefined;
   readonly bytes: number;
   /** The target found it unchanged (nothing sent). */
   readonly unchanged?: boolean | undefined;
@@ -73,6 +101,8 @@ export interface SyncResult {
   readonly digest?: string | undefined;
   /** Blob bytes sent to the destination. */
   readonly bytes?: number | undefined;
+  /** Signatures added at the destination (with {@link SyncOptions.signatures}). */
+  readonly signatures?: number | undefined;
   readonly error?: { readonly code: string; readonly message: string } | undefined;
 }
 
@@ -89,6 +119,12 @@ export interface SyncOptions extends Abortable {
   failFast?: boolean | undefined;
   /** Compare only, copy nothing: `planned` for what would move. */
   dryRun?: boolean | undefined;
+  /**
+   * Carry simple-signing signatures (the source's lookaside and registry extension) to the
+   * destination's, when the target is configured for them; a copied or unchanged image whose
+   * signatures cannot be carried fails.
+   */
+  signatures?: SyncSignatureOptions | undefined;
   onResult?: ((r: SyncResult) => void) | undefined;
 }
 
@@ -161,8 +197,11 @@ export async function syncImages(
         compare === undefined && o.dryRun !== true ? undefined : sourceDigest(item, copyOptions),
         compare?.(item, { signal }),
       ]);
-      if (want !== undefined && want === have) r = { ...base, status: "unchanged", digest: want, bytes: 0 };
-      else if (o.dryRun === true) r = { ...base, status: "planned", digest: want };
+      let digests: Digest[] | undefined;
+      if (want !== undefined && want === have) {
+        r = { ...base, status: "unchanged", digest: want, bytes: 0 };
+        digests = [want];
+      } else if (o.dryRun === true) r = { ...base, status: "planned", digest: want };
       else {
         const c = await target.copy(item, copyOptions);
         r = {
@@ -171,6 +210,10 @@ export async function syncImages(
           digest: c.digest,
           bytes: c.bytes,
         };
+        digests = [...(c.digests ?? [parseDigest(c.digest)])];
+      }
+      if (digests !== undefined && o.signatures !== undefined && target.putSignatures !== undefined) {
+        r = { ...r, signatures: await carrySignatures(item, target, digests, copyOptions, o.signatures) };
       }
     } catch (e) {
       if (signal.aborted && !isRktError(e, ErrorCode.Aborted)) throw e;
@@ -188,6 +231,55 @@ export async function syncImages(
   return results;
 }
 
+// The source's signatures of what the destination now holds, handed to the target (read once
+// per digest, and only if the target asks). A target that does not compare by itself (the
+// store, which resolves an index to a platform) also gets the tag's own digest: admission
+// checks a signature over the index first.
+async function carrySignatures(
+  item: SyncItem,
+  target: SyncTarget,
+  digests: Digest[],
+  o: SyncCopyOptions,
+  signatures: SyncSignatureOptions,
+): Promise<number> {
+  const ref = parseDockerReference(
+    `${item.registry}/${item.repository}${isDigestRef(item.ref) ? "@" : ":"}${item.ref}`,
+  );
+  const all = new Set(digests);
+  if (target.current === undefined) all.add((await o.client.resolve(item.repository, item.ref, o)).digest);
+  const cache = new Map<string, Promise<Uint8Array[]>>();
+  const read = (digest: Digest): Promise<Uint8Array[]> => {
+    let p = cache.get(digest);
+    if (p === undefined) {
+      p = readDockerSignatures({ ref, client: o.client, signal: o.signal }, digest, signatures);
+      cache.set(digest, p);
+    }
+    return p;
+  };
+  return target.putSignatures!(item, [...all], read, { signatures, signal: o.signal });
+}
+
+/**
+ * Stores signatures of `ref`'s `digests` where this machine keeps them for `ref`: registries.d's
+ * write location for it (`lookaside-staging`, else `lookaside`), else `fallback` (containers'
+ * built-in directory), when that is a `file://` directory; identical blobs already there are
+ * skipped. What a `rkt:` sync destination does, so that this node's later admissions and
+ * `save --bundle` find them. Returns how many were added.
+ */
+export async function storeLookasideSignatures(
+  ref: DockerRef,
+  digests: readonly Digest[],
+  read: (digest: Digest) => Promise<readonly Uint8Array[]>,
+  o: { readonly registriesD: RegistriesD; readonly fallback?: string | undefined },
+): Promise<number> {
+  const { addLookasideSignatures, lookasideFor } = await import("@rkt/trust");
+  const base = lookasideFor(o.registriesD, ref, { write: true, fallback: o.fallback });
+  if (base === undefined || !base.startsWith("file://")) return 0;
+  let n = 0;
+  for (const d of digests) n += await addLookasideSignatures(base, ref.repository, d, await read(d));
+  return n;
+}
+
 async function copyFrom(
   item: SyncItem,
   o: SyncCopyOptions,
@@ -203,7 +295,10 @@ async function copyFrom(
     ranged: true,
     signal: o.signal,
   });
-  return { digest: c.descriptor.digest, bytes: c.bytes.written };
+  const digests = [c.descriptor.digest];
+  if (c.image === undefined && src.kind === "index")
+    digests.push(...src.index.manifests.map((d) => d.digest));
+  return { digest: c.descriptor.digest, digests, bytes: c.bytes.written };
 }
 
 const isDigestRef = (ref: string): boolean => ref.includes(":");
@@ -236,6 +331,28 @@ export function registryTarget(
     },
     copy: (i, o) =>
       copyFrom(i, o, registrySink(client, repo(i), { pushed }), isDigestRef(i.ref) ? undefined : i.ref),
+    // The destination's lookaside as registries.d names it (a file:// one is written; http(s) is
+    // read-only), and its signatures extension when /v2/ announces it.
+    async putSignatures(i, digests, read, o) {
+      const dest = parseDockerReference(`${registry}/${repo(i)}${isDigestRef(i.ref) ? "@" : ":"}${i.ref}`);
+      const { lookasideFor } = await import("@rkt/trust");
+      const configured = lookasideFor(o.signatures.registriesD, dest, { write: true }) !== undefined;
+      const extension = await client.signaturesSupported(o);
+      if (!configured && !extension) return 0;
+      const onlyConfigured = { registriesD: o.signatures.registriesD };
+      let n = configured ? await storeLookasideSignatures(dest, digests, read, onlyConfigured) : 0;
+      if (extension) {
+        for (const d of digests) {
+          const have = (await client.getSignatures(repo(i), d, o)) ?? [];
+          for (const s of await read(d)) {
+            if (have.some((h) => Buffer.compare(h, s) === 0)) continue;
+            await client.putSignature(repo(i), d, s, o);
+            n++;
+          }
+        }
+      }
+      return n;
+    },
   };
 }
 

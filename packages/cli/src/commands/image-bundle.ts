@@ -1,0 +1,267 @@
+// Signed bundles for air gaps: `rkt image save --bundle -o FILE IMAGE… [--signature F]`,
+// `rkt image load FILE` (bundles, OCI archives and docker archives, admitted by this machine's
+// trust) and `rkt image bundle inspect FILE`. The work is @rkt/fetch's (bundle/); this parses,
+// reviews keys on a terminal as `rkt trust` does, and prints.
+import { homedir } from "node:os";
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { ErrorCode, RktError } from "@rkt/oci";
+import type * as Fetch from "@rkt/fetch";
+import type { CommandContext } from "../context.js";
+import { wantedPlatform } from "./fetch.js";
+import { normalizeBoolFlags, parseFlags, usageError, withStore } from "./image-common.js";
+import { parseCreds, registryClients } from "./registry-clients.js";
+
+function admission(ctx: CommandContext, signaturePolicy: string | undefined): Fetch.AdmissionOptions {
+  const g = ctx.globals;
+  return {
+    configDirs: { system: g.systemConfig, local: g.localConfig, user: g.userConfig },
+    home: ctx.env["HOME"] ?? homedir(),
+    signaturePolicy: signaturePolicy === undefined ? undefined : resolve(ctx.cwd, signaturePolicy),
+  };
+}
+
+function positive(s: string | undefined, flag: string): number | undefined {
+  if (s === undefined) return undefined;
+  const n = Number(s);
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw usageError(`--${flag} wants a positive integer, not ${JSON.stringify(s)}`);
+  return n;
+}
+
+function format(v: string): "text" | "json" {
+  if (v !== "text" && v !== "json") throw usageError(`--format wants text or json, not ${JSON.stringify(v)}`);
+  return v;
+}
+
+function platformOf(v: { os?: string | undefined; arch?: string | undefined; variant?: string | undefined }) {
+  return wantedPlatform({
+    platform: {
+      ...(v.os !== undefined && { os: v.os }),
+      ...(v.arch !== undefined && { arch: v.arch }),
+      ...(v.variant !== undefined && { variant: v.variant }),
+    },
+  });
+}
+
+const saveFlags = {
+  bundle: { type: "boolean", default: false },
+  output: { type: "string", short: "o" },
+  overwrite: { type: "boolean", default: false },
+  all: { type: "boolean", default: false },
+  os: { type: "string" },
+  arch: { type: "string" },
+  variant: { type: "string" },
+  lookaside: { type: "string" },
+  "signature-policy": { type: "string" },
+  signature: { type: "string", multiple: true },
+  parallel: { type: "string" },
+  format: { type: "string", default: "text" },
+  quiet: { type: "boolean", short: "q", default: false },
+  authfile: { type: "string" },
+  "src-creds": { type: "string" },
+  "src-tls-verify": { type: "boolean", default: true },
+  "src-cert-dir": { type: "string" },
+} as const;
+
+/**
+ * `rkt image save --bundle -o FILE IMAGE [--signature FILE] …`: each IMAGE (a stored image, any
+ * transport `rkt image copy` reads, or an ACI file) with the signatures found for it and the
+ * keys that made them, into one OCI archive. `--signature FILE` after an ACI names its `.asc`.
+ * Prints the bundle's description (`--format json`: as JSON); warnings on stderr.
+ */
+export async function imageSaveBundleCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const bools = Object.entries(saveFlags)
+    .filter(([, s]) => s.type === "boolean")
+    .map(([k]) => k);
+  const { values: v, tokens } = parseArgs({
+    args: normalizeBoolFlags(argv, bools),
+    options: saveFlags,
+    allowPositionals: true,
+    strict: true,
+    tokens: true,
+  });
+  // `--signature` belongs to the IMAGE just before it, as in `rkt fetch`.
+  const specs: { image: string; signature?: string | undefined }[] = [];
+  for (const t of tokens) {
+    if (t.kind === "positional") specs.push({ image: t.value });
+    else if (t.kind === "option" && t.name === "signature") {
+      const last = specs[specs.length - 1];
+      if (last === undefined) throw usageError("--signature must follow an image");
+      if (last.signature !== undefined)
+        throw usageError("--signature specified multiple times for the same image");
+      last.signature = t.value;
+    }
+  }
+  if (v.output === undefined) throw usageError("save needs -o FILE");
+  if (specs.length === 0) throw usageError("save takes at least one IMAGE");
+  const out = format(v.format);
+  const fetch = await import("@rkt/fetch");
+  const { rktVersion } = await import("../main.js");
+  const file = resolve(ctx.cwd, v.output);
+  const warn = (m: string): void => void ctx.stderr.write(`bundle: warning: ${m}\n`);
+  const r = await withStore(ctx, async (store) => {
+    const opened: Fetch.RegistryClient[] = [];
+    try {
+      const client = registryClients(
+        fetch,
+        ctx,
+        {
+          creds: parseCreds(v["src-creds"], "src-creds", usageError),
+          authfile: v.authfile,
+          tlsVerify: v["src-tls-verify"],
+          certDir: v["src-cert-dir"],
+        },
+        opened,
+      );
+      return await fetch.saveBundle(file, specs, {
+        transport: { store, client },
+        trust: await fetch.machineTrust(admission(ctx, v["signature-policy"])),
+        lookaside: v.lookaside,
+        all: v.all,
+        platform: platformOf(v),
+        parallel: positive(v.parallel, "parallel"),
+        overwrite: v.overwrite,
+        cwd: ctx.cwd,
+        creator: `rkt ${rktVersion()}`,
+        signal: ctx.signal,
+        onWarning: warn,
+      });
+    } finally {
+      await Promise.all(opened.map((c) => c.close()));
+    }
+  });
+  if (out === "json") ctx.stdout.write(`${JSON.stringify(r.description, null, 2)}\n`);
+  else if (!v.quiet) await printText(ctx, r.description, file);
+  return 0;
+}
+
+async function printText(ctx: CommandContext, d: Fetch.BundleDescription, file: string): Promise<void> {
+  const { bundleText } = await import("@rkt/fetch");
+  const { formatFingerprint } = await import("@rkt/trust");
+  ctx.stdout.write(bundleText(d, file, formatFingerprint));
+}
+
+/** `rkt image bundle inspect [--format text|json] FILE`: what a bundle holds, as its description says. */
+export async function imageBundleInspectCommand(
+  argv: readonly string[],
+  ctx: CommandContext,
+): Promise<number> {
+  const { values: v, positionals } = parseFlags(argv, { format: { type: "string", default: "text" } });
+  if (positionals.length !== 1) throw usageError("inspect takes one bundle FILE");
+  const out = format(v.format);
+  const { inspectBundle } = await import("@rkt/fetch");
+  const file = resolve(ctx.cwd, positionals[0]!);
+  const d = await inspectBundle(file);
+  if (out === "json") ctx.stdout.write(`${JSON.stringify(d, null, 2)}\n`);
+  else await printText(ctx, d, positionals[0]!);
+  return 0;
+}
+
+const loadFlags = {
+  "trust-bundle-keys": { type: "boolean", default: false },
+  "skip-fingerprint-review": { type: "boolean", default: false },
+  "signature-policy": { type: "string" },
+  os: { type: "string" },
+  arch: { type: "string" },
+  variant: { type: "string" },
+  parallel: { type: "string" },
+  format: { type: "string", default: "text" },
+  quiet: { type: "boolean", short: "q", default: false },
+} as const;
+
+// `--trust-bundle-keys`: each key the bundle carries, for each name it signed, reviewed as
+// `rkt trust` reviews a key, then stored in the local keystore.
+async function trustBundleKeys(
+  ctx: CommandContext,
+  archive: Fetch.LoadableArchive,
+  skipReview: boolean,
+): Promise<void> {
+  const { lineReader, reviewKey } = await import("./trust.js");
+  const { KeyStore, parseArmoredKeyring } = await import("@rkt/trust");
+  const keystore = new KeyStore({
+    systemConfigDir: ctx.globals.systemConfig,
+    localConfigDir: ctx.globals.localConfig,
+  });
+  const review = skipReview ? undefined : lineReader(ctx.stdin);
+  try {
+    for (const k of await archive.keys({ signal: ctx.signal })) {
+      if (k.problem !== undefined) {
+        ctx.stderr.write(`pubkey: not trusting ${JSON.stringify(k.location)}: ${k.problem}\n`);
+        continue;
+      }
+      const parsed = await parseArmoredKeyring(k.armored, k.location);
+      for (const prefix of k.prefixes) {
+        if (!(await reviewKey(ctx, { prefix, location: k.location, keys: parsed.keys }, review))) continue;
+        try {
+          const path = await keystore.addKey(k.armored, { prefix }, k.location);
+          ctx.stdout.write(`Added key for prefix ${JSON.stringify(prefix)} at ${JSON.stringify(path)}\n`);
+        } catch (e) {
+          if (!(e instanceof RktError) || e.code !== ErrorCode.InvalidName) throw e;
+          ctx.stderr.write(
+            `pubkey: not trusting ${JSON.stringify(k.location)} for ${JSON.stringify(prefix)}: ${e.message}\n`,
+          );
+        }
+      }
+    }
+  } finally {
+    review?.close();
+  }
+}
+
+function line(r: Fetch.LoadResult): string {
+  if (r.status === "refused") return `refused ${r.image}: ${r.error?.message ?? ""}`;
+  return `${r.status} ${r.image} ${r.id ?? ""}`.trimEnd();
+}
+
+/**
+ * `rkt image load [--trust-bundle-keys [--skip-fingerprint-review]] FILE`: every image of a
+ * bundle, OCI archive or docker archive into the store, each admitted by this machine's trust
+ * first. One line per image (`loaded|present|refused …`) or, with `--format json`, the results.
+ * Exit 254 when any image was refused, naming them.
+ */
+export async function imageLoadCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { values: v, positionals } = parseFlags(argv, loadFlags);
+  if (positionals.length !== 1) throw usageError("load takes one FILE");
+  const out = format(v.format);
+  if (v["skip-fingerprint-review"] && !v["trust-bundle-keys"])
+    throw usageError("--skip-fingerprint-review applies to --trust-bundle-keys");
+  const fetch = await import("@rkt/fetch");
+  const file = resolve(ctx.cwd, positionals[0]!);
+  const log = (m: string): void => void ctx.stderr.write(`image: ${m}\n`);
+  const results = await withStore(ctx, async (store) => {
+    const archive = await fetch.openLoadableArchive(store, file);
+    try {
+      if (v["trust-bundle-keys"]) {
+        if (archive.kind !== "bundle")
+          throw usageError(
+            `${positionals[0]}: --trust-bundle-keys needs a bundle, not a plain ${archive.kind}`,
+          );
+        await trustBundleKeys(ctx, archive, v["skip-fingerprint-review"]);
+      }
+      const insecure = ctx.globals.insecure.image;
+      return await archive.load({
+        trust: insecure ? null : await fetch.machineTrust(admission(ctx, v["signature-policy"])),
+        platform: platformOf(v),
+        parallel: positive(v.parallel, "parallel"),
+        signal: ctx.signal,
+        onInfo: v.quiet || out === "json" ? undefined : log,
+        onWarning: log,
+        onResult: (r) => {
+          if (out === "text" && !(v.quiet && r.status !== "refused")) ctx.stdout.write(`${line(r)}\n`);
+        },
+      });
+    } finally {
+      await archive.close();
+    }
+  });
+  if (out === "json") ctx.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+  const refused = results.filter((r) => r.status === "refused");
+  if (refused.length > 0) {
+    throw new RktError(
+      (refused[0]?.error?.code as ErrorCode | undefined) ?? ErrorCode.SignatureInvalid,
+      `${refused.length} of ${results.length} images refused: ${refused.map((r) => r.image).join(", ")}`,
+    );
+  }
+  return 0;
+}
