@@ -4,7 +4,7 @@ import type * as D2A from "@rkt/docker2aci";
 import type * as Fetch from "@rkt/fetch";
 import type { LocalStore } from "@rkt/store";
 import type { CommandContext } from "../context.js";
-import { parseFlags, usageError, withStore } from "./image-common.js";
+import { usageError, withStore } from "./image-common.js";
 import { registryClients } from "./registry-clients.js";
 
 // A transport argument (`docker://`, `oci:`, `oci-archive:`, `docker-archive:`) rather than a stored image.
@@ -66,13 +66,14 @@ async function inputFor(
  * top one from the cache). With `-o DIR` the ACIs are written there under docker2aci's file names
  * (streamed from the source, not stored; `--compression`, default gzip) and their paths printed.
  */
-export async function imageConvertCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parseFlags(argv, {
-    squash: { type: "boolean", default: true },
-    "no-squash": { type: "boolean", default: false },
-    output: { type: "string", short: "o" },
-    compression: { type: "string" },
-  });
+export async function imageConvertCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { positionals } = ctx.args;
+  const values = {
+    squash: ctx.args.bool("squash"),
+    "no-squash": ctx.args.bool("no-squash"),
+    output: ctx.args.string("output"),
+    compression: ctx.args.string("compression"),
+  };
   if (positionals.length !== 1) throw usageError("convert takes one IMAGE");
   const compression = values.compression ?? "gzip";
   if (compression !== "gzip" && compression !== "none") {

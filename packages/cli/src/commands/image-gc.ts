@@ -1,7 +1,7 @@
 // `rkt image gc [--grace-period=DUR] [--trees-only|--images-only]`.
 import { ErrorCode, RktError } from "@rkt/oci";
 import type { CommandContext } from "../context.js";
-import { parseFlags, usageError, withStore } from "./image-common.js";
+import { usageError, withStore } from "./image-common.js";
 
 const units: Record<string, number> = {
   ns: 1e-6,
@@ -47,12 +47,13 @@ export function parseGoDuration(s: string): number {
  * not used within the grace period (oldest first, stopping at the first recent one; rkt) with
  * `image rm`'s messages, then blobs, ingests and temp files nothing needs.
  */
-export async function imageGcCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parseFlags(argv, {
-    "grace-period": { type: "string", default: "24h0m0s" },
-    "trees-only": { type: "boolean", default: false },
-    "images-only": { type: "boolean", default: false },
-  });
+export async function imageGcCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { positionals } = ctx.args;
+  const values = {
+    "grace-period": ctx.args.string("grace-period") ?? "24h0m0s",
+    "trees-only": ctx.args.bool("trees-only"),
+    "images-only": ctx.args.bool("images-only"),
+  };
   if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
   if (values["trees-only"] && values["images-only"])
     throw usageError("--trees-only and --images-only are mutually exclusive");

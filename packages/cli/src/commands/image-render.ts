@@ -2,7 +2,7 @@
 import { resolve } from "node:path";
 import type { LocalStore } from "@rkt/store";
 import type { CommandContext } from "../context.js";
-import { parseFlags, usageError, withStore } from "./image-common.js";
+import { usageError, withStore } from "./image-common.js";
 
 /**
  * Renders IMAGE (an ACI with its dependencies from the store, or an OCI image) through the tree
@@ -12,12 +12,13 @@ import { parseFlags, usageError, withStore } from "./image-common.js";
  * overlay or when not root, a flattened copy. Errors exit 254 with one line (rkt's
  * `output directory exists (try --overwrite)` for an existing directory).
  */
-export async function imageRenderCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parseFlags(argv, {
-    "rootfs-only": { type: "boolean", default: false },
-    overwrite: { type: "boolean", default: false },
-    flatten: { type: "boolean", default: false },
-  });
+export async function imageRenderCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { positionals } = ctx.args;
+  const values = {
+    "rootfs-only": ctx.args.bool("rootfs-only"),
+    overwrite: ctx.args.bool("overwrite"),
+    flatten: ctx.args.bool("flatten"),
+  };
   if (positionals.length !== 2) throw usageError("render takes IMAGE and OUTPUT_DIR");
   const [arg = "", out = ""] = positionals;
   const r = await withStore(ctx, async (store) => {

@@ -1,7 +1,7 @@
 // `rkt image rm IMAGE...`: rkt's messages; unlike rkt, exit 254 when nothing could be removed.
 import { isRktError } from "@rkt/oci";
 import type { CommandContext } from "../context.js";
-import { parseFlags, usageError, withStore } from "./image-common.js";
+import { usageError, withStore } from "./image-common.js";
 
 /**
  * Resolves each IMAGE (ID, unique ID prefix or name); unresolvable ones are reported on stderr
@@ -10,8 +10,8 @@ import { parseFlags, usageError, withStore } from "./image-common.js";
  * `rm: N image(s) successfully removed` / `rm: N image(s) cannot be removed`. Exit 254 when any
  * removal failed or when nothing was removed (rkt exits 0 when every argument failed to resolve).
  */
-export async function imageRmCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { positionals } = parseFlags(argv, {});
+export async function imageRmCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { positionals } = ctx.args;
   if (positionals.length === 0) throw usageError("must provide at least one image ID");
   return withStore(ctx, async (store) => {
     const { resolveImage, removeImages, collectSnapshots, releaseStaleMounts } = await import("@rkt/store");

@@ -6,7 +6,6 @@ import { open, readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { isAbsolute, resolve } from "node:path";
 import { Readable } from "node:stream";
-import { parseArgs } from "node:util";
 import { ErrorCode, RktError, isRktError, parseDockerReference } from "@rkt/oci";
 import type { PrivateKey } from "openpgp";
 import type { CommandContext } from "../context.js";
@@ -22,19 +21,16 @@ import type { CommandContext } from "../context.js";
  * path. Exit 254 on error: no such image, a bad key or passphrase, a missing `--output` for an
  * ACI, a missing reference for an OCI image.
  */
-export async function imageSignCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: [...argv],
-    options: {
-      key: { type: "string" },
-      "passphrase-file": { type: "string" },
-      lookaside: { type: "string" },
-      reference: { type: "string" },
-      output: { type: "string" },
-    },
-    allowPositionals: true,
-    strict: true,
-  });
+export async function imageSignCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const a = ctx.args;
+  const { positionals } = a;
+  const values = {
+    key: a.string("key"),
+    "passphrase-file": a.string("passphrase-file"),
+    lookaside: a.string("lookaside"),
+    reference: a.string("reference"),
+    output: a.string("output"),
+  };
   if (positionals.length !== 1) {
     throw new RktError(ErrorCode.InvalidArgument, "must provide exactly one image (ID or name)");
   }

@@ -9,32 +9,57 @@ import type * as Fetch from "@rkt/fetch";
 import type * as Yaml from "yaml";
 import type { LocalStore } from "@rkt/store";
 import type { CommandContext } from "../context.js";
-import { parseFlags, usageError, withStore } from "./image-common.js";
+import type { ParsedArgs } from "../flags.js";
+import { usageError, withStore } from "./image-common.js";
 import { parseCreds, registryClients } from "./registry-clients.js";
 
-const syncFlags = {
-  config: { type: "string" },
-  src: { type: "string" },
-  all: { type: "boolean", default: false },
-  scoped: { type: "boolean", default: false },
-  "dry-run": { type: "boolean", default: false },
-  "keep-going": { type: "boolean", default: true },
-  format: { type: "string", default: "text" },
-  parallel: { type: "string" },
-  quiet: { type: "boolean", short: "q", default: false },
-  authfile: { type: "string" },
-  "src-creds": { type: "string" },
-  "src-tls-verify": { type: "boolean", default: true },
-  "src-cert-dir": { type: "string" },
-  "dest-creds": { type: "string" },
-  "dest-tls-verify": { type: "boolean", default: true },
-  "dest-cert-dir": { type: "string" },
-  os: { type: "string" },
-  arch: { type: "string" },
-  variant: { type: "string" },
-} as const;
+/** The flags of sync (declared in the command tree). */
+interface SyncValues {
+  readonly config: string | undefined;
+  readonly src: string | undefined;
+  readonly all: boolean;
+  readonly scoped: boolean;
+  readonly "dry-run": boolean;
+  readonly "keep-going": boolean;
+  readonly format: string;
+  readonly parallel: string | undefined;
+  readonly quiet: boolean;
+  readonly authfile: string | undefined;
+  readonly "src-creds": string | undefined;
+  readonly "src-tls-verify": boolean;
+  readonly "src-cert-dir": string | undefined;
+  readonly "dest-creds": string | undefined;
+  readonly "dest-tls-verify": boolean;
+  readonly "dest-cert-dir": string | undefined;
+  readonly os: string | undefined;
+  readonly arch: string | undefined;
+  readonly variant: string | undefined;
+}
 
-type SyncValues = ReturnType<typeof parseFlags<typeof syncFlags>>["values"];
+function syncValues(a: ParsedArgs): SyncValues {
+  const s = (n: string): string | undefined => a.string(n);
+  return {
+    config: s("config"),
+    src: s("src"),
+    all: a.bool("all"),
+    scoped: a.bool("scoped"),
+    "dry-run": a.bool("dry-run"),
+    "keep-going": a.bool("keep-going"),
+    format: s("format") ?? "text",
+    parallel: a.has("parallel") ? s("parallel") : undefined,
+    quiet: a.bool("quiet"),
+    authfile: s("authfile"),
+    "src-creds": s("src-creds"),
+    "src-tls-verify": a.bool("src-tls-verify"),
+    "src-cert-dir": s("src-cert-dir"),
+    "dest-creds": s("dest-creds"),
+    "dest-tls-verify": a.bool("dest-tls-verify"),
+    "dest-cert-dir": s("dest-cert-dir"),
+    os: s("os"),
+    arch: s("arch"),
+    variant: s("variant"),
+  };
+}
 
 async function loadConfig(
   fetch: typeof Fetch,
@@ -151,8 +176,9 @@ function platformFlags(v: SyncValues) {
  * failed. Prints one line per image (`copied|unchanged|failed|planned SOURCE -> DEST`) or, with
  * `--format json`, the list of results.
  */
-export async function imageSyncCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values: v, positionals } = parseFlags(argv, syncFlags);
+export async function imageSyncCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const v = syncValues(ctx.args);
+  const { positionals } = ctx.args;
   if (positionals.length !== 1) throw usageError("sync takes one DESTINATION");
   if (v.format !== "text" && v.format !== "json")
     throw usageError(`--format wants text or json, not ${JSON.stringify(v.format)}`);

@@ -1,7 +1,7 @@
 // `rkt image verify IMAGE...`: rkt's messages (rkt.md §1.4), repair included.
 import { ErrorCode, RktError, isRktError } from "@rkt/oci";
 import type { CommandContext } from "../context.js";
-import { parseFlags, usageError, withStore } from "./image-common.js";
+import { usageError, withStore } from "./image-common.js";
 
 /**
  * For each IMAGE: resolves it (failure: `unable to resolve store key for image X: …`, exit 254,
@@ -10,8 +10,8 @@ import { parseFlags, usageError, withStore } from "./image-common.js";
  * needed`, `successfully verified checksum for image: "X" ("<id>")`, or for a bad tree
  * `tree cache verification failed for image X: <why>;  rebuilding...` and repairs it.
  */
-export async function imageVerifyCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { positionals } = parseFlags(argv, {});
+export async function imageVerifyCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { positionals } = ctx.args;
   if (positionals.length === 0) throw usageError("must provide at least one image");
   await withStore(ctx, async (store) => {
     const { resolveImage, verifyStoredImage } = await import("@rkt/store");

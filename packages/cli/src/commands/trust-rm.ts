@@ -1,10 +1,8 @@
 // `rkt trust rm` (beyond rkt, whose keystore API could delete keys but no command did): removes a
 // key file from the LOCAL config dir.
-import { parseArgs } from "node:util";
 import { ErrorCode, RktError } from "@rkt/oci";
 import { KeyStore, type KeyScope } from "@rkt/trust";
 import type { CommandContext } from "../context.js";
-import { normalizeBoolFlags } from "./image-common.js";
 
 /**
  * `rkt trust rm FINGERPRINT [--prefix P | --root]`: removes the local key file of FINGERPRINT
@@ -13,13 +11,9 @@ import { normalizeBoolFlags } from "./image-common.js";
  * key is removed if exactly one local scope holds it (else RKT_AMBIGUOUS listing them). System
  * keys cannot be removed (mask them with an empty local file): RKT_NOT_FOUND. Exit 254 on error.
  */
-export async function trustRmCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: normalizeBoolFlags(argv, ["root"]),
-    options: { prefix: { type: "string" }, root: { type: "boolean", default: false } },
-    allowPositionals: true,
-    strict: true,
-  });
+export async function trustRmCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { positionals } = ctx.args;
+  const values = { prefix: ctx.args.string("prefix"), root: ctx.args.bool("root") };
   if (values.prefix !== undefined && values.root) {
     throw new RktError(ErrorCode.InvalidArgument, "--root and --prefix usage mutually exclusive");
   }

@@ -2,12 +2,10 @@
 // for every image, from files, https URLs or appc pubkey discovery, after a fingerprint review.
 import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
-import { parseArgs } from "node:util";
 import { discoverPubkeys, readPubkey, type PubkeyFetchOptions } from "@rkt/fetch";
 import { ErrorCode, RktError } from "@rkt/oci";
 import { KeyStore, describeKey, parseArmoredKeyring, type KeyScope } from "@rkt/trust";
 import type { CommandContext } from "../context.js";
-import { normalizeBoolFlags } from "./image-common.js";
 
 /** rkt's usage of `rkt trust`, printed when neither a prefix nor --root is given. */
 export const trustUsage = [
@@ -60,19 +58,15 @@ export function discoveryPortFromEnv(env: Readonly<Record<string, string | undef
  * scope flags, a prefix with a URL scheme or not an AC identifier, no TTY for the review, and
  * the key's own read/parse errors.
  */
-export async function trustCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parseArgs({
-    // Go bool flags: `--root=true` and `--root=false` are valid too.
-    args: normalizeBoolFlags(argv, ["root", "skip-fingerprint-review", "insecure-allow-http"]),
-    options: {
-      prefix: { type: "string", default: "" },
-      root: { type: "boolean", default: false },
-      "skip-fingerprint-review": { type: "boolean", default: false },
-      "insecure-allow-http": { type: "boolean", default: false },
-    },
-    allowPositionals: true,
-    strict: true,
-  });
+export async function trustCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const a = ctx.args;
+  const { positionals } = a;
+  const values = {
+    prefix: a.string("prefix") ?? "",
+    root: a.bool("root"),
+    "skip-fingerprint-review": a.bool("skip-fingerprint-review"),
+    "insecure-allow-http": a.bool("insecure-allow-http"),
+  };
   const prefix = values.prefix;
   const root = values.root;
   if (prefix === "" && !root) {
