@@ -3,8 +3,8 @@
 import type { Command } from "./context.js";
 import type { FlagSet } from "./flags.js";
 
-/** What a shell offers for a command's arguments. */
-export type ArgCompletion = "file" | "dir" | "image" | "none";
+/** What a shell offers for a command's arguments: files, directories, stored images, these words. */
+export type ArgCompletion = "file" | "dir" | "image" | "none" | readonly string[];
 
 /** One command (or group of commands) of `rkt`. */
 export interface CommandSpec {

@@ -609,6 +609,35 @@ const commands: readonly CommandSpec[] = [
     ],
   },
   ...podCommands,
+  {
+    name: "completion",
+    summary: "Print a shell completion script (bash, zsh or fish)",
+    usage: "bash|zsh|fish",
+    help: [
+      "bash: source <(rkt completion bash), or save it as /usr/share/bash-completion/completions/rkt",
+      "zsh:  source <(rkt completion zsh) in ~/.zshrc (through zsh's bashcompinit)",
+      "fish: rkt completion fish > ~/.config/fish/completions/rkt.fish",
+      "`npm run setup` as root installs the bash script (and the man pages, and rkt on PATH).",
+    ].join("\n"),
+    flags: {},
+    args: ["bash", "zsh", "fish"],
+    load: async () => (await import("./commands/completion.js")).completionCommand,
+  },
+  {
+    name: "man",
+    summary: "Print the man page of a command, or write every page with --output",
+    usage: "[--output DIR] [COMMAND...]",
+    help: "Pages: rkt(1), rkt-fetch(1), rkt-image(1), rkt-image-list(1)… (man -l FILE shows one).",
+    flags: {
+      output: stringFlag("DIR", "write every page to DIR (e.g. /usr/local/share/man/man1)", {
+        short: "o",
+        complete: "dir",
+      }),
+      quiet: boolFlag("do not print the paths written", { short: "q" }),
+    },
+    args: "none",
+    load: async () => (await import("./commands/completion.js")).manCommand,
+  },
   { name: "version", summary: "Print the version and exit", flags: {}, args: "none" },
   { name: "help", summary: "Help about any command", usage: "[COMMAND...]", flags: {}, args: "none" },
 ];
