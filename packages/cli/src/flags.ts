@@ -131,6 +131,11 @@ export class ParsedArgs {
     return undefined;
   }
 
+  /** Whether the command declares the flag (shared helpers read optional flags this way). */
+  declares(name: string): boolean {
+    return Object.hasOwn(this.flags, name);
+  }
+
   /** Whether the flag was given. */
   has(name: string): boolean {
     return this.last(name) !== undefined;

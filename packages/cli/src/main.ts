@@ -17,6 +17,7 @@ import {
 } from "./flags.js";
 import { globalFlags, splitGlobalFlags } from "./globals.js";
 import { helpText, rootFlags, usageLine } from "./help.js";
+import { formatFlag, quietFlag } from "./output.js";
 
 /** Exit statuses, as rkt: 0 success, 254 any error, 2 missing command. */
 export const ExitCode = { Ok: 0, MissingCommand: 2, Error: 254 } as const;
@@ -83,10 +84,8 @@ const fetchSpec: CommandSpec = {
       "also store each OCI/Docker image as a squashed ACI and print its ID\n(converted once per manifest digest; a re-fetch of an unchanged tag reuses it)",
       { choices: ["aci"] },
     ),
-    format: stringFlag(
-      "FORMAT",
+    format: formatFlag(
       "json: one JSON array of {id,kind,name,digests,bytes} (registry pulls and\ndocker-archives add bytesDownloaded, bytesReused)",
-      { choices: ["json"] },
     ),
   },
   load: async () => (await import("./commands/fetch.js")).fetchCommand,
@@ -119,8 +118,8 @@ const podCommands: readonly CommandSpec[] = [
     name: "prepare",
     summary: "Prepare a pod to run later with run-prepared",
     usage: runUsage,
-    help: runHelp,
-    flags: podFlags,
+    help: [runHelp, "", "Prints the pod's UUID (--format json: {uuid})."].join("\n"),
+    flags: { ...podFlags, format: formatFlag("json: {uuid}") },
     appFlags,
     ownGrammar: true,
     load: async () => (await import("./commands/run.js")).prepareCommand,
@@ -145,7 +144,8 @@ const podCommands: readonly CommandSpec[] = [
     flags: {
       "no-legend": boolFlag("suppress the header line"),
       full: boolFlag("full UUIDs, image IDs and times"),
-      format: stringFlag("FORMAT", "json: one JSON array of pods"),
+      format: formatFlag("json: one JSON array of pods"),
+      quiet: quietFlag("print only the pod UUIDs"),
     },
     args: "none",
     load: async () => (await import("./commands/pods.js")).listCommand,
@@ -158,7 +158,7 @@ const podCommands: readonly CommandSpec[] = [
       wait: stringFlag("DURATION", "wait for the pod to exit (at most DURATION, a Go duration)", {
         bare: "",
       }),
-      format: stringFlag("FORMAT", "json: the pod as one JSON object"),
+      format: formatFlag("json: the pod as one JSON object"),
     },
     args: "none",
     load: async () => (await import("./commands/pods.js")).statusCommand,
@@ -177,7 +177,10 @@ const podCommands: readonly CommandSpec[] = [
     name: "stop",
     summary: "Stop a pod",
     usage: "[--force] UUID...",
-    flags: { force: boolFlag("kill the apps (SIGKILL) instead of asking them to stop") },
+    flags: {
+      force: boolFlag("kill the apps (SIGKILL) instead of asking them to stop"),
+      format: formatFlag("json: [{uuid,ok,error}]"),
+    },
     args: "none",
     load: async () => (await import("./commands/pods.js")).stopCommand,
   },
@@ -185,7 +188,7 @@ const podCommands: readonly CommandSpec[] = [
     name: "rm",
     summary: "Remove all files and resources associated with an exited pod",
     usage: "UUID...",
-    flags: {},
+    flags: { format: formatFlag("json: [{uuid,ok,error}]") },
     args: "none",
     load: async () => (await import("./commands/pods.js")).rmCommand,
   },
@@ -206,6 +209,8 @@ const podCommands: readonly CommandSpec[] = [
         default: "24h0m0s",
       }),
       "mark-only": boolFlag("only move exited pods to exited-garbage; delete nothing"),
+      format: formatFlag("json: {marked,removed,failed:[{uuid,error}]}"),
+      quiet: quietFlag("no lines about pods moved to garbage"),
     },
     args: "none",
     load: async () => (await import("./commands/pods.js")).gcCommand,
@@ -228,7 +233,7 @@ const copyFlags: FlagSet = {
   "override-os": stringFlag("OS", "skopeo's name of --os", { hidden: true }),
   "override-arch": stringFlag("ARCH", "skopeo's name of --arch", { hidden: true }),
   "override-variant": stringFlag("VARIANT", "skopeo's name of --variant", { hidden: true }),
-  format: stringFlag("FORMAT", "text or json", { default: "text" }),
+  format: formatFlag("json: {source,destination,digest,mediaType,tag,unchanged,blobs,bytes}"),
   authfile: stringFlag("FILE", "containers auth.json to read credentials from", { complete: "file" }),
   creds: stringFlag("USER:PASS", "credentials for both sides"),
   "src-creds": stringFlag("USER:PASS", "credentials for the source registry"),
@@ -246,7 +251,7 @@ const copyFlags: FlagSet = {
   overwrite: boolFlag("replace an existing archive file"),
   parallel: stringFlag("N", "blobs at once", { default: "4" }),
   "chunk-size": stringFlag("BYTES", "upload larger blobs in PATCH chunks"),
-  quiet: boolFlag("no per-blob lines on stderr", { short: "q" }),
+  quiet: quietFlag("no progress or per-blob lines on stderr"),
 };
 
 const commands: readonly CommandSpec[] = [
@@ -275,6 +280,7 @@ const commands: readonly CommandSpec[] = [
             "FORMAT",
             "json or json-pretty: [{id,name,import_time,last_used_time,size}], times in ns",
           ),
+          quiet: quietFlag("print only the image IDs"),
         },
         args: "none",
         load: async () => (await import("./commands/image-list.js")).imageListCommand,
@@ -288,7 +294,10 @@ const commands: readonly CommandSpec[] = [
           "Images a pod or lease uses are not removed. Unlike rkt, which exits 0 when no argument",
           "resolves, the exit status is 254 whenever nothing was removed or a removal failed.",
         ].join("\n"),
-        flags: {},
+        flags: {
+          format: formatFlag("json: {removed:[{id,kind}],failed:[{id,error}],unresolved:[{image,error}]}"),
+          quiet: quietFlag("no summary lines on stderr"),
+        },
         args: "image",
         load: async () => (await import("./commands/image-rm.js")).imageRmCommand,
       },
@@ -304,6 +313,10 @@ const commands: readonly CommandSpec[] = [
           "grace-period": stringFlag("DURATION", "a Go duration, e.g. 30m or 0s", { default: "24h0m0s" }),
           "trees-only": boolFlag("only remove rendered trees"),
           "images-only": boolFlag("only remove images (and their blobs), not trees"),
+          format: formatFlag(
+            "json: {removedTrees,removedSnapshots,removedImages,removedBlobs,removedIngests}",
+          ),
+          quiet: quietFlag("no lines on stderr about what was removed"),
         },
         args: "none",
         load: async () => (await import("./commands/image-gc.js")).imageGcCommand,
@@ -324,7 +337,11 @@ const commands: readonly CommandSpec[] = [
         name: "export",
         summary: "Export a stored image to an ACI file (OCI images: an OCI archive)",
         usage: "[--overwrite] IMAGE OUTPUT_ACI_FILE",
-        flags: { overwrite },
+        flags: {
+          overwrite,
+          format: formatFlag("json: {id,kind,path}"),
+          quiet: quietFlag(),
+        },
         args: "image",
         load: async () => (await import("./commands/image-export.js")).imageExportCommand,
       },
@@ -335,6 +352,8 @@ const commands: readonly CommandSpec[] = [
         flags: {
           "rootfs-only": boolFlag("OUTPUT_DIR is the rootfs itself (no manifest beside it)"),
           overwrite,
+          format: formatFlag("json: {id,kind,path,rootfs}"),
+          quiet: quietFlag(),
         },
         args: "image",
         load: async () => (await import("./commands/image-extract.js")).imageExtractCommand,
@@ -354,6 +373,8 @@ const commands: readonly CommandSpec[] = [
           "rootfs-only": boolFlag("OUTPUT_DIR is the rootfs itself"),
           overwrite: boolFlag("replace an existing OUTPUT_DIR (our mount there is unmounted first)"),
           flatten: boolFlag("always write a flattened copy"),
+          format: formatFlag("json: {id,kind,path,rootfs,manifest,mode} (mode: overlay or copy)"),
+          quiet: quietFlag("no progress or notes on stderr"),
         },
         args: "image",
         load: async () => (await import("./commands/image-render.js")).imageRenderCommand,
@@ -366,7 +387,10 @@ const commands: readonly CommandSpec[] = [
           "Recomputes each image's tree hash (device contents are never read) and compares it with",
           "the saved one; a tree that does not match is rendered again from the verified blobs.",
         ].join("\n"),
-        flags: {},
+        flags: {
+          format: formatFlag("json: [{image,id,status,problem}] (status: ok, not-rendered or repaired)"),
+          quiet: quietFlag("print only the trees that failed and were rebuilt"),
+        },
         args: "image",
         load: async () => (await import("./commands/image-verify.js")).imageVerifyCommand,
       },
@@ -383,7 +407,8 @@ const commands: readonly CommandSpec[] = [
         ].join("\n"),
         flags: {
           repair: boolFlag("fix what can be fixed, then check again"),
-          format: stringFlag("FORMAT", "json: one JSON object with the findings", { choices: ["json"] }),
+          format: formatFlag("json: {clean,ok,blobsChecked,imagesChecked,problems,garbage,rebuiltImages}"),
+          quiet: quietFlag("no summary line on stderr"),
         },
         args: "none",
         load: async () => (await import("./commands/image-fsck.js")).imageFsckCommand,
@@ -406,6 +431,7 @@ const commands: readonly CommandSpec[] = [
           lookaside: stringFlag("DIR", "lookaside directory for OCI signatures", { complete: "dir" }),
           reference: stringFlag("REF", "the docker reference signed for an OCI image"),
           output: stringFlag("FILE", "where an ACI's signature is written", { complete: "file" }),
+          format: formatFlag("json: {id,kind,path,reference}"),
         },
         args: "image",
         load: async () => (await import("./commands/image-sign.js")).imageSignCommand,
@@ -431,6 +457,8 @@ const commands: readonly CommandSpec[] = [
             complete: "dir",
           }),
           compression: stringFlag("METHOD", "gzip or none, for files", { default: "gzip" }),
+          format: formatFlag("json: [{id}] into the store, [{path}] with -o (base first)"),
+          quiet: quietFlag(),
         },
         args: "image",
         load: async () => (await import("./commands/image-convert.js")).imageConvertCommand,
@@ -477,6 +505,7 @@ const commands: readonly CommandSpec[] = [
           ...copyFlags,
           output: stringFlag("FILE", "the archive to write", { short: "o", complete: "file" }),
           format: stringFlag("FORMAT", "oci-archive or docker-archive", { default: "oci-archive" }),
+          json: boolFlag("print a JSON list of what was saved (--format names the archive)"),
         },
         args: "image",
         load: async () => (await import("./commands/image-copy.js")).imageSaveCommand,
@@ -496,7 +525,8 @@ const commands: readonly CommandSpec[] = [
           listen: stringFlag("HOST:PORT", "address to listen on (port 0: any free port, printed)"),
           "tls-cert": stringFlag("FILE", "serve HTTPS with this PEM certificate chain", { complete: "file" }),
           "tls-key": stringFlag("FILE", "the certificate's PEM key", { complete: "file" }),
-          quiet: boolFlag("do not print the listening address", { short: "q" }),
+          format: formatFlag("json: {url} once listening"),
+          quiet: quietFlag("do not print the listening address"),
         },
         args: "none",
         load: async () => (await import("./commands/image-serve.js")).imageServeCommand,
@@ -522,10 +552,8 @@ const commands: readonly CommandSpec[] = [
           "dry-run": boolFlag("compare only; list what would be copied as `planned`"),
           "keep-going": boolFlag("false: stop at the first failure", { default: true }),
           parallel: stringFlag("N", "images at once", { default: "4" }),
-          format: stringFlag("FORMAT", "text (one line per image) or json (a list of results)", {
-            default: "text",
-          }),
-          quiet: boolFlag("print only failures", { short: "q" }),
+          format: formatFlag("text (one line per image) or json (a list of results)"),
+          quiet: quietFlag("print only failures"),
           authfile: copyFlags["authfile"]!,
           "src-creds": copyFlags["src-creds"]!,
           "src-tls-verify": copyFlags["src-tls-verify"]!,
@@ -558,9 +586,8 @@ const commands: readonly CommandSpec[] = [
         ].join("\n"),
         flags: {
           type: stringFlag("TYPE", "validate every PATH as TYPE"),
-          format: stringFlag("FORMAT", "text, or json: an array of {path,type,ok,issues:[{path,message}]}", {
-            default: "text",
-          }),
+          format: formatFlag("json: an array of {path,type,ok,issues:[{path,message}]}"),
+          quiet: quietFlag("print only the inputs that are invalid"),
         },
         load: async () => (await import("./commands/image-validate.js")).imageValidateCommand,
       },
@@ -581,6 +608,8 @@ const commands: readonly CommandSpec[] = [
       root: boolFlag("add root key from filesystem without a prefix"),
       "skip-fingerprint-review": boolFlag("accept key without fingerprint confirmation"),
       "insecure-allow-http": boolFlag("allow HTTP use for key discovery and/or retrieval"),
+      format: formatFlag("json: [{location,prefix,root,fingerprint,path,trusted}]"),
+      quiet: quietFlag("no key descriptions (without a review) or pubkey: lines"),
     },
     load: async () => (await import("./commands/trust.js")).trustCommand,
     children: [
@@ -590,7 +619,8 @@ const commands: readonly CommandSpec[] = [
         usage: "[--prefix NAME] [--format text|json]",
         flags: {
           prefix: stringFlag("NAME", "only the keys that verify images named NAME"),
-          format: stringFlag("FORMAT", "text or json", { default: "text" }),
+          format: formatFlag("json: [{prefix,root,fingerprint,layer,path,identities}]"),
+          quiet: quietFlag("print only the fingerprints"),
         },
         args: "none",
         load: async () => (await import("./commands/trust-list.js")).trustListCommand,
@@ -602,6 +632,7 @@ const commands: readonly CommandSpec[] = [
         flags: {
           prefix: stringFlag("PREFIX", "the prefix the key is trusted for"),
           root: boolFlag("the key is a root key"),
+          format: formatFlag("json: {fingerprint,prefix,root,path}"),
         },
         args: "none",
         load: async () => (await import("./commands/trust-rm.js")).trustRmCommand,
@@ -638,7 +669,12 @@ const commands: readonly CommandSpec[] = [
     args: "none",
     load: async () => (await import("./commands/completion.js")).manCommand,
   },
-  { name: "version", summary: "Print the version and exit", flags: {}, args: "none" },
+  {
+    name: "version",
+    summary: "Print the version and exit",
+    flags: { format: formatFlag("json: {rkt,appc,node,os,arch}") },
+    args: "none",
+  },
   { name: "help", summary: "Help about any command", usage: "[COMMAND...]", flags: {}, args: "none" },
 ];
 
@@ -816,7 +852,11 @@ export async function main(argv: readonly string[], io: MainIO = {}): Promise<nu
     if (cmd.name === "version") {
       if (args.positionals.length > 0)
         throw new UsageError(`unexpected argument ${JSON.stringify(args.positionals[0])}`);
-      stdout.write(versionText());
+      if (args.string("format") === "json") {
+        stdout.write(
+          `${JSON.stringify({ rkt: rktVersion(), appc: appcVersion, node: process.version, os: process.platform, arch: process.arch })}\n`,
+        );
+      } else stdout.write(versionText());
       return ExitCode.Ok;
     }
     if (cmd.load === undefined) {

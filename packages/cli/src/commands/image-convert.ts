@@ -4,6 +4,7 @@ import type * as D2A from "@rkt/docker2aci";
 import type * as Fetch from "@rkt/fetch";
 import type { LocalStore } from "@rkt/store";
 import type { CommandContext } from "../context.js";
+import { outputOf } from "../output.js";
 import { usageError, withStore } from "./image-common.js";
 import { registryClients } from "./registry-clients.js";
 
@@ -89,7 +90,8 @@ export async function imageConvertCommand(_argv: readonly string[], ctx: Command
       const { resolveImage } = await import("@rkt/store");
       const { fetchForCli } = await import("./fetch.js");
       const id = transport.test(arg)
-        ? (await fetchForCli(store, { image: arg }, ctx, { pullPolicy: "new" })).id
+        ? (await fetchForCli(store, { image: arg }, ctx, { pullPolicy: "new", quiet: outputOf(ctx).quiet }))
+            .id
         : resolveImage(store, arg);
       return (await d2a.convertStoredImage(store, id, { squash, signal: ctx.signal })).ids;
     }
@@ -107,6 +109,8 @@ export async function imageConvertCommand(_argv: readonly string[], ctx: Command
       await input.close?.();
     }
   });
-  for (const l of lines) ctx.stdout.write(`${l}\n`);
+  const o = outputOf(ctx);
+  if (o.json) o.writeJson(lines.map((l) => (values.output === undefined ? { id: l } : { path: l })));
+  else for (const l of lines) ctx.stdout.write(`${l}\n`);
   return 0;
 }

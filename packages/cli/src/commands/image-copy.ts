@@ -186,7 +186,7 @@ async function runCopy(
 
 function print(ctx: CommandContext, v: CopyValues, out: readonly CopySummary[]): number {
   if (v.format === "json") {
-    ctx.stdout.write(`${JSON.stringify(out.length === 1 ? out[0] : out, null, 2)}\n`);
+    ctx.stdout.write(`${JSON.stringify(out.length === 1 ? out[0] : out)}\n`);
     return 0;
   }
   for (const s of out) ctx.stdout.write(`${s.digest}\n`);
@@ -269,7 +269,7 @@ export async function imageSaveCommand(_argv: readonly string[], ctx: CommandCon
     );
   }
   const file = resolve(ctx.cwd, values.output);
-  const v = { ...values, format: "text" };
+  const v = { ...values, format: ctx.args.bool("json") ? "json" : "text" };
   const out = await withStore(ctx, (store) =>
     runCopy(
       ctx,
@@ -295,5 +295,8 @@ export async function imageSaveCommand(_argv: readonly string[], ctx: CommandCon
       },
     ),
   );
-  return print(ctx, v, out);
+  // A list whatever the number of images (copy and push print one object).
+  if (v.format === "json") ctx.stdout.write(`${JSON.stringify(out)}\n`);
+  else print(ctx, v, out);
+  return 0;
 }

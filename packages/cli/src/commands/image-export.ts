@@ -1,6 +1,7 @@
 // `rkt image export IMAGE OUTPUT_FILE [--overwrite]`.
 import { resolve } from "node:path";
 import type { CommandContext } from "../context.js";
+import { outputOf } from "../output.js";
 import { usageError, withStore } from "./image-common.js";
 
 /**
@@ -12,11 +13,14 @@ export async function imageExportCommand(_argv: readonly string[], ctx: CommandC
   const { positionals } = ctx.args;
   if (positionals.length !== 2) throw usageError("export takes IMAGE and OUTPUT_ACI_FILE");
   const [arg = "", out = ""] = positionals;
-  await withStore(ctx, async (store) => {
+  const path = resolve(ctx.cwd, out);
+  const id = await withStore(ctx, async (store) => {
     const { resolveImage, exportImage } = await import("@rkt/store");
-    await exportImage(store, resolveImage(store, arg), resolve(ctx.cwd, out), {
-      overwrite: ctx.args.bool("overwrite"),
-    });
+    const id = resolveImage(store, arg);
+    await exportImage(store, id, path, { overwrite: ctx.args.bool("overwrite") });
+    return id;
   });
+  const o = outputOf(ctx);
+  if (o.json) o.writeJson({ id, kind: id.startsWith("sha512-") ? "aci" : "oci", path });
   return 0;
 }

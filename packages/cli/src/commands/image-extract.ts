@@ -1,6 +1,7 @@
 // `rkt image extract IMAGE OUTPUT_DIR [--rootfs-only] [--overwrite]`.
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import type { CommandContext } from "../context.js";
+import { outputOf } from "../output.js";
 import { usageError, withStore } from "./image-common.js";
 
 /**
@@ -12,12 +13,16 @@ export async function imageExtractCommand(_argv: readonly string[], ctx: Command
   const { positionals } = ctx.args;
   if (positionals.length !== 2) throw usageError("extract takes IMAGE and OUTPUT_DIR");
   const [arg = "", out = ""] = positionals;
-  await withStore(ctx, async (store) => {
+  const path = resolve(ctx.cwd, out);
+  const rootfsOnly = ctx.args.bool("rootfs-only");
+  const id = await withStore(ctx, async (store) => {
     const { resolveImage, extractImage } = await import("@rkt/store");
-    await extractImage(store, resolveImage(store, arg), resolve(ctx.cwd, out), {
-      rootfsOnly: ctx.args.bool("rootfs-only"),
-      overwrite: ctx.args.bool("overwrite"),
-    });
+    const id = resolveImage(store, arg);
+    await extractImage(store, id, path, { rootfsOnly, overwrite: ctx.args.bool("overwrite") });
+    return id;
   });
+  const o = outputOf(ctx);
+  const rootfs = rootfsOnly ? path : join(path, "rootfs");
+  if (o.json) o.writeJson({ id, kind: id.startsWith("sha512-") ? "aci" : "oci", path, rootfs });
   return 0;
 }

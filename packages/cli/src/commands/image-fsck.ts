@@ -19,7 +19,11 @@ function line(kind: "problem" | "garbage", f: FsckFinding): string {
 export async function imageFsckCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
   const { positionals } = ctx.args;
   if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
-  const values = { repair: ctx.args.bool("repair"), format: ctx.args.string("format") ?? "" };
+  const values = {
+    repair: ctx.args.bool("repair"),
+    format: ctx.args.string("format") ?? "text",
+    quiet: ctx.args.bool("quiet"),
+  };
   const { first, after } = await withStore(ctx, async (store) => {
     const { fsck } = await import("@rkt/store");
     const first = await fsck(store, { repair: values.repair });
@@ -33,17 +37,18 @@ export async function imageFsckCommand(_argv: readonly string[], ctx: CommandCon
     for (const f of first.problems) ctx.stdout.write(line("problem", f));
     for (const f of first.garbage) ctx.stdout.write(line("garbage", f));
     if (first.rebuiltImages.length > 0) ctx.stdout.write(`rebuilt: ${first.rebuiltImages.join(" ")}\n`);
-    ctx.stderr.write(
-      `fsck: checked ${first.blobsChecked} blob(s), ${first.imagesChecked} image(s): ` +
-        `${first.problems.length} problem(s), ${first.garbage.length} garbage item(s)` +
-        (after === undefined
-          ? ""
-          : `; after repair: ${after.clean ? "clean" : `${after.problems.length} problem(s), ${after.garbage.length} garbage item(s)`}`) +
-        (final.garbage.length > 0 && final.problems.length === 0
-          ? "; the garbage is reclaimable: `rkt image gc` (or `rkt image fsck --repair`) removes it"
-          : "") +
-        "\n",
-    );
+    if (!values.quiet)
+      ctx.stderr.write(
+        `fsck: checked ${first.blobsChecked} blob(s), ${first.imagesChecked} image(s): ` +
+          `${first.problems.length} problem(s), ${first.garbage.length} garbage item(s)` +
+          (after === undefined
+            ? ""
+            : `; after repair: ${after.clean ? "clean" : `${after.problems.length} problem(s), ${after.garbage.length} garbage item(s)`}`) +
+          (final.garbage.length > 0 && final.problems.length === 0
+            ? "; the garbage is reclaimable: `rkt image gc` (or `rkt image fsck --repair`) removes it"
+            : "") +
+          "\n",
+      );
   }
   return final.ok ? 0 : 254;
 }

@@ -213,6 +213,10 @@ export async function imageListCommand(_argv: readonly string[], ctx: CommandCon
     ctx.stdout.write(formatListJson(images, format === "json-pretty"));
     return 0;
   }
+  if (a.bool("quiet")) {
+    for (const img of images) ctx.stdout.write(`${displayId(img.id, full)}\n`);
+    return 0;
+  }
   const now = Date.now();
   const rows: string[][] = [];
   if (!values["no-legend"]) rows.push(fields.map((f) => headers[f]));

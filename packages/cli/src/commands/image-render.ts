@@ -1,7 +1,8 @@
 // `rkt image render [--rootfs-only] [--overwrite] [--flatten] IMAGE OUTPUT_DIR`.
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import type { LocalStore } from "@rkt/store";
 import type { CommandContext } from "../context.js";
+import { outputOf } from "../output.js";
 import { usageError, withStore } from "./image-common.js";
 
 /**
@@ -9,7 +10,8 @@ import { usageError, withStore } from "./image-common.js";
  * store and gives OUTPUT_DIR its root filesystem, as `manifest` + `rootfs/` or, with
  * `--rootfs-only`, the root filesystem itself. As root with overlayfs the root filesystem is an
  * overlay mount of the tree (stderr says so: umount it when done); with `--flatten`, without
- * overlay or when not root, a flattened copy. Errors exit 254 with one line (rkt's
+ * overlay or when not root, a flattened copy. Prints the root filesystem's path on stdout (or,
+ * with `--format json`, `{id,kind,path,rootfs,manifest,mode}`). Errors exit 254 with one line (rkt's
  * `output directory exists (try --overwrite)` for an existing directory).
  */
 export async function imageRenderCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
@@ -21,9 +23,13 @@ export async function imageRenderCommand(_argv: readonly string[], ctx: CommandC
   };
   if (positionals.length !== 2) throw usageError("render takes IMAGE and OUTPUT_DIR");
   const [arg = "", out = ""] = positionals;
+  const o = outputOf(ctx);
+  const path = resolve(ctx.cwd, out);
+  let id = "";
   const r = await withStore(ctx, async (store) => {
     const { resolveImage, renderImageTo } = await import("@rkt/store");
-    return renderImageTo(store, resolveImage(store, arg), resolve(ctx.cwd, out), {
+    id = resolveImage(store, arg);
+    return renderImageTo(store, id, path, {
       rootfsOnly: values["rootfs-only"],
       overwrite: values.overwrite,
       flatten: values.flatten,
@@ -32,8 +38,18 @@ export async function imageRenderCommand(_argv: readonly string[], ctx: CommandC
         ctx.stderr.write(`warning: cannot mount the tree with overlayfs (${e.message}); writing a copy\n`),
     });
   });
-  if (r.mode === "overlay")
-    ctx.stderr.write(`image render: ${r.rootfs} is an overlay mount (umount it when done)\n`);
+  if (r.mode === "overlay") o.info(`image render: ${r.rootfs} is an overlay mount (umount it when done)`);
+  const rootfsOnly = values["rootfs-only"];
+  if (o.json) {
+    o.writeJson({
+      id,
+      kind: id.startsWith("sha512-") ? "aci" : "oci",
+      path,
+      rootfs: r.rootfs,
+      manifest: rootfsOnly ? null : join(path, "manifest"),
+      mode: r.mode,
+    });
+  } else ctx.stdout.write(`${r.rootfs}\n`);
   return 0;
 }
 

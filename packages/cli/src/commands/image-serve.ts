@@ -39,7 +39,8 @@ export async function imageServeCommand(_argv: readonly string[], ctx: CommandCo
       signal: ctx.signal,
       log: ctx.globals.debug ? (line) => ctx.stderr.write(`${line}\n`) : undefined,
     });
-    if (!values.quiet) ctx.stdout.write(`listening on ${server.url}\n`);
+    if (ctx.args.string("format") === "json") ctx.stdout.write(`${JSON.stringify({ url: server.url })}\n`);
+    else if (!values.quiet) ctx.stdout.write(`listening on ${server.url}\n`);
     // Runs until the signal: the store stays open for as long as the server reads it.
     await new Promise<void>((done) => {
       if (ctx.signal.aborted) done();

@@ -9,6 +9,7 @@ import { Readable } from "node:stream";
 import { ErrorCode, RktError, isRktError, parseDockerReference } from "@rkt/oci";
 import type { PrivateKey } from "openpgp";
 import type { CommandContext } from "../context.js";
+import { outputOf } from "../output.js";
 
 /**
  * `rkt image sign IMAGE --key FILE [--passphrase-file F] [--lookaside DIR] [--reference REF]
@@ -56,7 +57,7 @@ export async function imageSignCommand(_argv: readonly string[], ctx: CommandCon
       const { parseDigest } = await import("@rkt/oci");
       const content = await store.open(parseDigest(image.manifestDigest), { signal: ctx.signal });
       await writeDetachedSignature(content, privateKeyArmored, passphrase, out);
-      ctx.stdout.write(`${out}\n`);
+      printSigned(ctx, { id: image.id, kind: "aci", path: out, reference: null });
       return 0;
     }
     const version = image.labels["version"];
@@ -84,11 +85,21 @@ export async function imageSignCommand(_argv: readonly string[], ctx: CommandCon
           ? values.lookaside
           : `file://${at(values.lookaside)}`;
     const path = await trust.writeLookasideSignature(base, ref.repository, image.manifestDigest, signature);
-    ctx.stdout.write(`${path}\n`);
+    printSigned(ctx, { id: image.id, kind: "oci", path, reference });
     return 0;
   } finally {
     store.close();
   }
+}
+
+// The signature's path on stdout, or `{id,kind,path,reference}` with --format json.
+function printSigned(
+  ctx: CommandContext,
+  s: { id: string; kind: "aci" | "oci"; path: string; reference: string | null },
+): void {
+  const o = outputOf(ctx);
+  if (o.json) o.writeJson(s);
+  else ctx.stdout.write(`${s.path}\n`);
 }
 
 async function readText(path: string, what: string): Promise<string> {

@@ -227,7 +227,7 @@ export async function imageSyncCommand(_argv: readonly string[], ctx: CommandCon
   };
   const results = dest === "rkt:" ? await withStore(ctx, run) : await run(undefined);
   const failed = results.filter((r) => r.status === "failed");
-  if (v.format === "json") ctx.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+  if (v.format === "json") ctx.stdout.write(`${JSON.stringify(results)}\n`);
   if (failed.length > 0) {
     throw new RktError(
       ErrorCode.Unavailable,

@@ -34,7 +34,8 @@ export async function imageValidateCommand(_argv: readonly string[], ctx: Comman
       signal: ctx.signal,
     });
     results.push({ ...r, path: p });
-    if (values.format === "text") ctx.stdout.write(formatText({ ...r, path: p }));
+    if (values.format === "text" && !(r.ok && ctx.args.bool("quiet")))
+      ctx.stdout.write(formatText({ ...r, path: p }));
   }
   if (values.format === "json") ctx.stdout.write(`${JSON.stringify(results)}\n`);
   return results.every((r) => r.ok) ? 0 : 254;

@@ -61,8 +61,11 @@ export async function listCommand(_argv: readonly string[], ctx: CommandContext)
     ctx.stdout.write(`${JSON.stringify(pods.map(podJson))}\n`);
     return 0;
   }
-  if (values.format !== "") throw usageError(`--format=${values.format}: only json is supported`);
   const full = values.full;
+  if (ctx.args.bool("quiet")) {
+    for (const p of pods) ctx.stdout.write(`${shortUuid(p.uuid, full)}\n`);
+    return 0;
+  }
   const rows: string[][] = values["no-legend"]
     ? []
     : [["UUID", "APP", "IMAGE NAME", "STATE", "CREATED", "STARTED", "NETWORKS"]];
@@ -140,7 +143,10 @@ export async function rmCommand(_argv: readonly string[], ctx: CommandContext): 
   return perPod(positionals, ctx, "rm", (store, u) => removePod(store, ctx.globals.dir, u));
 }
 
-/** Runs `fn` for each pod, reporting failures as they happen; 254 when any failed (rkt). */
+/**
+ * Runs `fn` for each pod, reporting failures as they happen; 254 when any failed (rkt). With
+ * `--format json`, one `[{uuid,ok,error}]` list instead of the UUID lines.
+ */
 async function perPod(
   uuids: readonly string[],
   ctx: CommandContext,
@@ -148,16 +154,22 @@ async function perPod(
   fn: (store: LocalStore, uuid: string) => Promise<string>,
 ): Promise<number> {
   let failed = 0;
+  const json = ctx.args.string("format") === "json";
+  const results: { uuid: string; ok: boolean; error: string | null }[] = [];
   await withStore(ctx, async (store) => {
     for (const u of uuids) {
       try {
-        ctx.stdout.write(`${await fn(store, u)}\n`);
+        const done = await fn(store, u);
+        results.push({ uuid: done, ok: true, error: null });
+        if (!json) ctx.stdout.write(`${done}\n`);
       } catch (e) {
         failed++;
+        results.push({ uuid: u, ok: false, error: (e as Error).message });
         ctx.stderr.write(`${verb}: ${(e as Error).message}\n`);
       }
     }
   });
+  if (json) ctx.stdout.write(`${JSON.stringify(results)}\n`);
   return failed > 0 ? 254 : 0;
 }
 
@@ -178,8 +190,20 @@ export async function gcCommand(_argv: readonly string[], ctx: CommandContext): 
       markOnly: values["mark-only"],
     }),
   );
-  for (const u of report.marked) ctx.stderr.write(`gc: moving pod ${JSON.stringify(u)} to garbage\n`);
-  for (const u of report.removed) ctx.stdout.write(`gc: garbage collected pod ${JSON.stringify(u)}\n`);
+  const quiet = ctx.args.bool("quiet");
+  if (ctx.args.string("format") === "json") {
+    ctx.stdout.write(
+      `${JSON.stringify({
+        marked: report.marked,
+        removed: report.removed,
+        failed: report.failed.map((f) => ({ uuid: f.uuid, error: f.error.message })),
+      })}\n`,
+    );
+  } else {
+    for (const u of report.marked)
+      if (!quiet) ctx.stderr.write(`gc: moving pod ${JSON.stringify(u)} to garbage\n`);
+    for (const u of report.removed) ctx.stdout.write(`gc: garbage collected pod ${JSON.stringify(u)}\n`);
+  }
   for (const f of report.failed) ctx.stderr.write(`gc: pod ${f.uuid}: ${f.error.message}\n`);
   return report.failed.length > 0 ? 254 : 0;
 }

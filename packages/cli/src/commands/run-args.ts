@@ -38,6 +38,8 @@ export interface RunArgs {
   readonly noOverlay: boolean;
   readonly pullPolicy: "new" | "update" | "never";
   readonly quiet: boolean;
+  /** `prepare --format json`. */
+  readonly format: "text" | "json";
 }
 
 /** The pod flags of `rkt run` and `rkt prepare` (before the first image). */
@@ -156,12 +158,12 @@ interface MutableImage {
 }
 
 /** Parses `rkt run`'s arguments (without `run`). RKT_INVALID_ARGUMENT for anything it does not take. */
-export function parseRunArgs(argv: readonly string[]): RunArgs {
+export function parseRunArgs(argv: readonly string[], pod: FlagSet = podFlags): RunArgs {
   const images: MutableImage[] = [];
   const volumes: Volume[] = [];
   const mounts: { volume: string; path: string }[] = [];
   const setEnv: (readonly [string, string])[] = [];
-  const pod: Record<string, string | boolean | undefined> = {};
+  const given: Record<string, string | boolean | undefined> = {};
   let current: MutableImage | undefined;
   const work = [...argv];
   for (let i = 0; i < work.length; i++) {
@@ -184,9 +186,9 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
       continue;
     }
     const name = flagName(a);
-    if (current !== undefined && !Object.hasOwn(appFlags, name) && Object.hasOwn(podFlags, name))
+    if (current !== undefined && !Object.hasOwn(appFlags, name) && Object.hasOwn(pod, name))
       throw bad(`--${name} is a pod flag: give it before the first image`);
-    const f = readFlag(work, i, current === undefined ? podFlags : appFlags);
+    const f = readFlag(work, i, current === undefined ? pod : appFlags);
     if (f.rest !== undefined) {
       // `-qx`: the other shorthands are read as their own word.
       work[i] = f.rest;
@@ -197,7 +199,7 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
       if (f.name === "volume") volumes.push(parseVolume(String(v)));
       else if (f.name === "mount") mounts.push(parseMount(String(v)));
       else if (f.name === "set-env") setEnv.push(parseEnvPair(f.name, String(v)));
-      else pod[f.name] = v;
+      else given[f.name] = v;
       continue;
     }
     switch (f.name) {
@@ -215,10 +217,10 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
     }
   }
   if (images.length === 0) throw bad("at least one image is required");
-  const net = (pod["net"] as string | undefined) ?? "default";
+  const net = (given["net"] as string | undefined) ?? "default";
   if (net !== "host" && net !== "none" && net !== "default")
     throw bad(`--net=${net}: only host, none and default are supported (no CNI networks)`);
-  const pullPolicy = (pod["pull-policy"] as string | undefined) ?? "new";
+  const pullPolicy = (given["pull-policy"] as string | undefined) ?? "new";
   if (pullPolicy !== "new" && pullPolicy !== "update" && pullPolicy !== "never")
     throw bad(`--pull-policy=${pullPolicy}: expected new, update or never`);
   return {
@@ -226,15 +228,16 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
     volumes,
     mounts,
     setEnv,
-    inheritEnv: pod["inherit-env"] === true,
-    interactive: pod["interactive"] === true,
+    inheritEnv: given["inherit-env"] === true,
+    interactive: given["interactive"] === true,
     net,
-    hostname: pod["hostname"] as string | undefined,
-    uuidFileSave: pod["uuid-file-save"] as string | undefined,
-    stage1: pod["stage1"] as string | undefined,
-    stage1Name: pod["stage1-name"] as string | undefined,
-    noOverlay: pod["no-overlay"] === true,
+    hostname: given["hostname"] as string | undefined,
+    uuidFileSave: given["uuid-file-save"] as string | undefined,
+    stage1: given["stage1"] as string | undefined,
+    stage1Name: given["stage1-name"] as string | undefined,
+    noOverlay: given["no-overlay"] === true,
     pullPolicy,
-    quiet: pod["quiet"] === true,
+    quiet: given["quiet"] === true,
+    format: given["format"] === "json" ? "json" : "text",
   };
 }

@@ -7,7 +7,8 @@ import type { AppRequest, NetMode, Stage1Kind } from "@rkt/runner";
 import type { LocalStore } from "@rkt/store";
 import type { CommandContext } from "../context.js";
 import { usageError, withStore } from "./image-common.js";
-import { parseRunArgs, type RunArgs, type RunImageArg } from "./run-args.js";
+import { formatFlag } from "../output.js";
+import { parseRunArgs, podFlags, type RunArgs, type RunImageArg } from "./run-args.js";
 
 function debugLog(ctx: CommandContext): (line: string) => void {
   return (line) => {
@@ -112,9 +113,9 @@ export async function runCommand(argv: readonly string[], ctx: CommandContext): 
 
 /** `rkt prepare`: prints the UUID of a pod ready for `rkt run-prepared`. */
 export async function prepareCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const r = parseRunArgs(argv);
+  const r = parseRunArgs(argv, { ...podFlags, format: formatFlag("json: {uuid}") });
   const uuid = await withStore(ctx, (store) => prepare(store, r, ctx));
-  ctx.stdout.write(`${uuid}\n`);
+  ctx.stdout.write(r.format === "json" ? `${JSON.stringify({ uuid })}\n` : `${uuid}\n`);
   return 0;
 }
 

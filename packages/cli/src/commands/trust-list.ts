@@ -76,6 +76,8 @@ export async function trustListCommand(_argv: readonly string[], ctx: CommandCon
     localConfigDir: ctx.globals.localConfig,
   });
   const entries = (await ks.list({ prefix: values.prefix })).map(trustListEntry);
-  ctx.stdout.write(values.format === "json" ? `${JSON.stringify(entries)}\n` : formatTrustList(entries));
+  if (values.format === "json") ctx.stdout.write(`${JSON.stringify(entries)}\n`);
+  else if (ctx.args.bool("quiet")) for (const e of entries) ctx.stdout.write(`${e.fingerprint}\n`);
+  else ctx.stdout.write(formatTrustList(entries));
   return 0;
 }

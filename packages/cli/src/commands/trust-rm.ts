@@ -46,6 +46,13 @@ export async function trustRmCommand(_argv: readonly string[], ctx: CommandConte
     scope = e.prefix === "" ? { root: true } : { prefix: e.prefix };
   }
   const path = await ks.remove(fingerprint, scope);
+  if (ctx.args.string("format") === "json") {
+    const root = "root" in scope;
+    ctx.stdout.write(
+      `${JSON.stringify({ fingerprint: fingerprint.replace(/\s+/g, "").toLowerCase(), prefix: "prefix" in scope ? scope.prefix : "", root, path })}\n`,
+    );
+    return 0;
+  }
   ctx.stdout.write(
     "root" in scope
       ? `Removed root key at ${JSON.stringify(path)}\n`

@@ -1,11 +1,12 @@
 // `rkt trust` (rkt/trust.go, rkt/pubkey/pubkey.go): trust public keys for an image-name prefix or
 // for every image, from files, https URLs or appc pubkey discovery, after a fingerprint review.
 import { createInterface } from "node:readline";
-import type { Readable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
 import { discoverPubkeys, readPubkey, type PubkeyFetchOptions } from "@rkt/fetch";
 import { ErrorCode, RktError } from "@rkt/oci";
 import { KeyStore, describeKey, parseArmoredKeyring, type KeyScope } from "@rkt/trust";
 import type { CommandContext } from "../context.js";
+import { outputOf } from "../output.js";
 
 /** rkt's usage of `rkt trust`, printed when neither a prefix nor --root is given. */
 export const trustUsage = [
@@ -114,44 +115,78 @@ export async function trustCommand(_argv: readonly string[], ctx: CommandContext
   });
   const scope: KeyScope = root ? { root: true } : { prefix };
   const review = values["skip-fingerprint-review"] ? undefined : lineReader(ctx.stdin);
+  const o = outputOf(ctx);
+  // With --format json, stdout holds only the JSON: key descriptions and questions go to stderr.
+  const talk = o.json ? ctx.stderr : ctx.stdout;
+  const results: TrustResult[] = [];
   try {
     for (const location of locations) {
       const fetched = await readPubkey(location, fetchOptions);
       const parsed = await parseArmoredKeyring(fetched.bytes, location);
-      ctx.stderr.write(`pubkey: prefix: ${JSON.stringify(prefix)}\nkey: ${JSON.stringify(location)}\n`);
-      for (const key of parsed.keys) ctx.stdout.write(`${describeKey(key).lines.join("\n")}\n`);
       const force = review === undefined || (ctx.globals.trustKeysFromHttps && fetched.kind === "https");
+      o.info(`pubkey: prefix: ${JSON.stringify(prefix)}\nkey: ${JSON.stringify(location)}`);
+      // The fingerprint is what a review is about: it is shown whenever one is asked.
+      if (!o.quiet || !force)
+        for (const key of parsed.keys) talk.write(`${describeKey(key).lines.join("\n")}\n`);
+      const fingerprint = parsed.keys[0]?.getFingerprint() ?? "";
       if (!force) {
         if (!isTty(ctx.stdin) || !isTty(ctx.stderr)) {
-          ctx.stderr.write(
-            `pubkey: To trust the key for ${JSON.stringify(prefix)}, do one of the following:\n` +
-              "pubkey:  - call rkt with --trust-keys-from-https\n" +
-              `pubkey:  - run: rkt trust --prefix ${JSON.stringify(prefix)}\n`,
-          );
+          ctx.stderr.write(noTtyAdvice(location, fetched.kind === "https"));
           throw new RktError(
             ErrorCode.KeyUntrusted,
             "error reviewing key: unable to ask user to review fingerprint due to lack of tty",
           );
         }
-        if (!(await askYesNo(ctx, review))) {
+        if (!(await askYesNo(talk, review))) {
           ctx.stderr.write(`pubkey: not trusting ${JSON.stringify(location)}\n`);
+          results.push({ location, prefix, root, fingerprint, path: null, trusted: false });
           continue;
         }
       }
-      ctx.stdout.write(
-        `Trusting ${JSON.stringify(location)} for prefix ${JSON.stringify(prefix)} ${force ? "without" : "after"} fingerprint review.\n`,
-      );
+      if (!o.json)
+        ctx.stdout.write(
+          `Trusting ${JSON.stringify(location)} for prefix ${JSON.stringify(prefix)} ${force ? "without" : "after"} fingerprint review.\n`,
+        );
       const path = await keystore.addKey(parsed.armored, scope, location);
-      ctx.stdout.write(
-        root
-          ? `Added root key at ${JSON.stringify(path)}\n`
-          : `Added key for prefix ${JSON.stringify(prefix)} at ${JSON.stringify(path)}\n`,
-      );
+      results.push({ location, prefix, root, fingerprint, path, trusted: true });
+      if (!o.json)
+        ctx.stdout.write(
+          root
+            ? `Added root key at ${JSON.stringify(path)}\n`
+            : `Added key for prefix ${JSON.stringify(prefix)} at ${JSON.stringify(path)}\n`,
+        );
     }
   } finally {
     review?.close();
   }
+  if (o.json) o.writeJson(results);
   return 0;
+}
+
+/** One key of `rkt trust --format json`. */
+interface TrustResult {
+  readonly location: string;
+  readonly prefix: string;
+  readonly root: boolean;
+  /** Lowercase hex of the primary key's fingerprint. */
+  readonly fingerprint: string;
+  /** Where it was stored; null when the review said no. */
+  readonly path: string | null;
+  readonly trusted: boolean;
+}
+
+/**
+ * What to do when the fingerprint cannot be reviewed (stdin or stderr not a terminal): rkt
+ * advised running `rkt trust --prefix …`, the very command that just failed; the ways that work
+ * without a terminal are --skip-fingerprint-review after checking the fingerprint printed above,
+ * and --trust-keys-from-https for a key that came over https.
+ */
+export function noTtyAdvice(location: string, https: boolean): string {
+  return (
+    `pubkey: cannot review the fingerprint of ${JSON.stringify(location)}: stdin and stderr are not both a terminal\n` +
+    "pubkey: to trust it anyway, check the fingerprint above and run again with --skip-fingerprint-review\n" +
+    (https ? "pubkey: (or with --trust-keys-from-https: the key came over https)\n" : "")
+  );
 }
 
 interface LineReader {
@@ -180,16 +215,16 @@ function lineReader(input: Readable): LineReader {
 }
 
 // rkt's reviewKey: exactly `yes` or `no`; anything else asks again.
-async function askYesNo(ctx: CommandContext, reader: LineReader): Promise<boolean> {
+async function askYesNo(out: Writable, reader: LineReader): Promise<boolean> {
   for (;;) {
-    ctx.stdout.write("Are you sure you want to trust this key (yes/no)?\n");
+    out.write("Are you sure you want to trust this key (yes/no)?\n");
     const line = await reader.next();
     if (line === undefined) {
       throw new RktError(ErrorCode.KeyUntrusted, "error reviewing key: end of input before an answer");
     }
     if (line === "yes") return true;
     if (line === "no") return false;
-    ctx.stdout.write("Please enter 'yes' or 'no'\n");
+    out.write("Please enter 'yes' or 'no'\n");
   }
 }
 
