@@ -3,7 +3,7 @@
 // of its directory). Nothing is extracted: each entry's body is handed on or drained.
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { cleanTarPath, decompressStream, tarStream } from "@rkt/appc";
+import { cleanTarPath, decompressStream, tarErrorReason, tarStream } from "@rkt/appc";
 import { ErrorCode, RktError, isLayerType, isRktError, normalizeMediaType } from "@rkt/oci";
 import type { Header } from "tar-stream";
 import type { LayerInput } from "./input.js";
@@ -154,7 +154,7 @@ export async function forEachLayerEntry(
     if (isRktError(e) || (e instanceof Error && "syscall" in e)) throw e;
     throw new RktError(
       ErrorCode.InvalidArchive,
-      `${what}: not a readable tar archive: ${e instanceof Error ? e.message : String(e)}`,
+      `${what}: not a readable tar archive: ${tarErrorReason(e)}`,
       { cause: e },
     );
   }

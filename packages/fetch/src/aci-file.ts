@@ -51,8 +51,9 @@ export function ascPathFromImgPath(path: string): string {
 }
 
 /**
- * Imports the ACI at `o.path` into `store`, streaming it once into an ingest. With a keystore the
- * signature is read first (missing or unreadable: RKT_IO `error opening signature file: …`),
+ * Imports the ACI at `o.path` into `store`, streaming it once into an ingest. The file is opened
+ * first (missing: RKT_IO `error opening ACI file: …`); with a keystore the signature is read next
+ * (missing or unreadable: RKT_IO `error opening signature file: …`),
  * then, after the archive is read and validated and before anything is committed, verified over
  * the signed bytes against the keys trusted for the manifest name (`verifyDetached`). The signed
  * bytes are the file as given: an uncompressed ACI is re-read from the ingest itself; a
@@ -75,8 +76,15 @@ export async function importAciFile(
     return importAci(store, src, { what: path, latest: o.latest, signal: o.signal });
   }
   const keystore = o.keystore;
-  const signature = await readSignatureFile(o.signaturePath ?? ascPathFromImgPath(path));
+  // The image first: a missing image is reported as such, not as its missing signature.
   const src = await openAci(path);
+  let signature: Uint8Array;
+  try {
+    signature = await readSignatureFile(o.signaturePath ?? ascPathFromImgPath(path));
+  } catch (e) {
+    src.destroy();
+    throw e;
+  }
   const tap = hashTap();
   // Errors and early destruction of either end close the file (the import destroys `tap` on failure).
   pipeline(src, tap, () => undefined);

@@ -7,7 +7,7 @@ export type { FetchImageOptions, FetchedImage, FetchProgress } from "./fetch-ima
 export { localAdmission, dockerAdmission } from "./admission.js";
 export type { RktConfigDirs, AdmissionOptions } from "./admission.js";
 export { verificationDisabledWarning } from "./aci-file.js";
-export { dockerSignatureUnsupported } from "./pull.js";
+export { noSignaturePolicyMessage } from "./pull.js";
 
 // The image model's sources and sinks, and copyImage between any pair.
 export { copyImage } from "./image/copy.js";

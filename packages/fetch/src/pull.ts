@@ -85,9 +85,18 @@ export interface PullResult {
 /** Default number of blobs downloaded at once. */
 export const defaultPullParallel = 4;
 
-/** rkt's refusal of docker images without `--insecure-options=image` (there is no ACI-style signature). */
-export const dockerSignatureUnsupported =
-  "signature verification for docker images is not supported (try --insecure-options=image)";
+/**
+ * The refusal of a registry image when no policy.json is found (`paths`, in the order looked
+ * at). rkt said verification "is not supported"; here it is, by a policy, so the message says
+ * where one goes and how to fetch without one. Pure.
+ */
+export function noSignaturePolicyMessage(paths: readonly string[]): string {
+  return (
+    `no signature policy for docker images: none of ${paths.join(", ")} exists; ` +
+    "write a policy.json (containers-policy.json(5)) there or give --signature-policy FILE, " +
+    "or fetch without verification with --insecure-options=image"
+  );
+}
 
 /** The key of a registry ref in the store's remotes: `docker://registry/repository:tag` or `@digest`. */
 export function dockerRemoteKey(ref: DockerRef): string {
