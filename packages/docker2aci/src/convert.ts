@@ -4,7 +4,7 @@
 import type { Readable } from "node:stream";
 import type { ImageManifest } from "@rkt/appc";
 import type { Header } from "tar-stream";
-import { ErrorCode, RktError, isRktError } from "@rkt/oci";
+import { ErrorCode, RktError, isRktError, type BlobProgress } from "@rkt/oci";
 import { AciPacker, aciHeader, type OutputCompression, type PackedAci } from "./aci-pack.js";
 import { layerFileName, squashedFileName, type LayerFileNames } from "./file-names.js";
 import type { ImageInput, LayerInput } from "./input.js";
@@ -31,6 +31,8 @@ export interface ConvertOptions {
   /** Per-layer file names: docker2aci's for `docker save` archives or for OCI layouts (default). */
   layerFileNames?: LayerFileNames | undefined;
   signal?: AbortSignal | undefined;
+  /** Each layer's bytes as it is read to write the ACIs (a planning pass reports nothing). */
+  onProgress?: ((p: BlobProgress) => void) | undefined;
 }
 
 /** Where an ACI goes: its file name and ACI name, known before any byte is written. */
@@ -102,6 +104,7 @@ async function writeSquashed(
   packer: AciPacker,
   plans: ReadonlyMap<number, LayerPlan>,
   signal: AbortSignal | undefined,
+  onProgress?: (p: BlobProgress) => void,
 ): Promise<void> {
   await packer.addBytes(
     {
@@ -125,17 +128,22 @@ async function writeSquashed(
     const layer = input.layers[index]!;
     const what = whatLayer(input, layer, index);
     const pass = new SquashLayer(state, level, plans.get(level) ?? emptyPlan(), "write", what);
-    await forEachLayerEntry(layer, what, async (e) => {
-      const d = pass.decide(e);
-      if (d.do === "skip") return;
-      const h = aciHeader(
-        e.header,
-        `rootfs/${d.path}`,
-        d.linkname === undefined ? undefined : `rootfs/${d.linkname}`,
-      );
-      if (h.type === "file") await packer.addStream(h, e.body);
-      else await packer.addBytes(h, "");
-    });
+    await forEachLayerEntry(
+      layer,
+      what,
+      async (e) => {
+        const d = pass.decide(e);
+        if (d.do === "skip") return;
+        const h = aciHeader(
+          e.header,
+          `rootfs/${d.path}`,
+          d.linkname === undefined ? undefined : `rootfs/${d.linkname}`,
+        );
+        if (h.type === "file") await packer.addStream(h, e.body);
+        else await packer.addBytes(h, "");
+      },
+      onProgress,
+    );
     if (level === 0) {
       for (const [p, target] of pass.stdioToAdd()) {
         state.written.set(p, false);
@@ -221,25 +229,31 @@ async function writeLayerAci(
   plan: LayerPlan,
   packer: AciPacker,
   manifestFor: (w: LayerWritten) => Uint8Array,
+  onProgress?: (p: BlobProgress) => void,
 ): Promise<void> {
   await packer.addGeneric({ name: "rootfs", type: "directory", mode: 0o755 });
   const w: LayerWritten = { own: new Set(), whiteouts: new Set(), opaques: new Set() };
   const occurrences = new Occurrences(plan, level);
-  await forEachLayerEntry(layer, what, async (e) => {
-    if (e.kind === "whiteout") return void w.whiteouts.add(`/${e.path}`);
-    if (e.kind === "opaque") return void w.opaques.add(`/${e.path}`);
-    if (!occurrences.isLast(e.path)) return;
-    checkDev(e.path, e.header, what);
-    const link = e.header.type === "link" ? `rootfs/${e.header.linkname ?? ""}` : undefined;
-    const h = aciHeader(
-      e.header,
-      `rootfs/${e.path}`,
-      link ?? (e.header.type === "symlink" ? (e.header.linkname ?? "") : undefined),
-    );
-    w.own.add(`/${e.path}`);
-    if (h.type === "file") await packer.addStream(h, e.body);
-    else await packer.addBytes(h, "");
-  });
+  await forEachLayerEntry(
+    layer,
+    what,
+    async (e) => {
+      if (e.kind === "whiteout") return void w.whiteouts.add(`/${e.path}`);
+      if (e.kind === "opaque") return void w.opaques.add(`/${e.path}`);
+      if (!occurrences.isLast(e.path)) return;
+      checkDev(e.path, e.header, what);
+      const link = e.header.type === "link" ? `rootfs/${e.header.linkname ?? ""}` : undefined;
+      const h = aciHeader(
+        e.header,
+        `rootfs/${e.path}`,
+        link ?? (e.header.type === "symlink" ? (e.header.linkname ?? "") : undefined),
+      );
+      w.own.add(`/${e.path}`);
+      if (h.type === "file") await packer.addStream(h, e.body);
+      else await packer.addBytes(h, "");
+    },
+    onProgress,
+  );
   for (const [p, target] of stdioSymlinks) {
     if (w.own.has(`/${p}`)) continue;
     w.own.add(`/${p}`);
@@ -320,7 +334,7 @@ export async function convertImage(
           sink,
           target,
           compression,
-          (p) => writeSquashed(input, bytes, p, plans, o.signal),
+          (p) => writeSquashed(input, bytes, p, plans, o.signal, o.onProgress),
           o.gzipLevel,
         );
         return [{ ...target, ...packed, manifest, rawManifest: bytes }];
@@ -375,13 +389,21 @@ async function convertPerLayer(
           target,
           compression,
           (p) =>
-            writeLayerAci(layer, level, what, plan, p, (w) => {
-              const pwl = nextWhitelist(whitelist, w.own, w.whiteouts, w.opaques);
-              const json = manifestOf([...pwl].sort());
-              const enc = encodeManifest(json);
-              written = { json, ...enc, pwl };
-              return enc.bytes;
-            }),
+            writeLayerAci(
+              layer,
+              level,
+              what,
+              plan,
+              p,
+              (w) => {
+                const pwl = nextWhitelist(whitelist, w.own, w.whiteouts, w.opaques);
+                const json = manifestOf([...pwl].sort());
+                const enc = encodeManifest(json);
+                written = { json, ...enc, pwl };
+                return enc.bytes;
+              },
+              o.onProgress,
+            ),
           o.gzipLevel,
         );
         const wr = written!;

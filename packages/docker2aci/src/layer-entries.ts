@@ -4,7 +4,17 @@
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { cleanTarPath, decompressStream, tarErrorReason, tarStream } from "@rkt/appc";
-import { ErrorCode, RktError, isLayerType, isRktError, normalizeMediaType } from "@rkt/oci";
+import { pipeline as pipe } from "node:stream";
+import {
+  ErrorCode,
+  RktError,
+  byteCounter,
+  isLayerType,
+  isRktError,
+  normalizeMediaType,
+  parseDigest,
+  type BlobProgress,
+} from "@rkt/oci";
 import type { Header } from "tar-stream";
 import type { LayerInput } from "./input.js";
 
@@ -81,6 +91,17 @@ function checkMediaType(layer: LayerInput, what: string): void {
   );
 }
 
+// The layer blob as read, counted for progress when its size is known.
+function counted(src: Readable, layer: LayerInput, on: ((p: BlobProgress) => void) | undefined): Readable {
+  const total = layer.size;
+  if (on === undefined || total === undefined) return src;
+  const digest = parseDigest(layer.digest);
+  const c = byteCounter((bytes) => on({ digest, bytes, total }));
+  // Errors of either end reach the other (the reader destroys its input on failure).
+  pipe(src, c, () => undefined);
+  return c;
+}
+
 /**
  * Opens `layer`, decompresses it (gzip, zstd, bzip2, xz or plain, detected by magic number: media
  * types are not trusted, as docker2aci) and calls `onEntry` for each tar entry in order. An empty
@@ -93,9 +114,10 @@ export async function forEachLayerEntry(
   layer: LayerInput,
   what: string,
   onEntry: (e: LayerEntry) => Promise<void>,
+  onProgress?: (p: BlobProgress) => void,
 ): Promise<void> {
   checkMediaType(layer, what);
-  const src = await layer.open();
+  const src = counted(await layer.open(), layer, onProgress);
   let stream: Readable;
   try {
     stream = (await decompressStream(src)).stream;

@@ -91,6 +91,7 @@ export type {
 } from "./reference.js";
 export type {
   Abortable,
+  BlobProgress,
   BlobInfo,
   BlobWriter,
   ContentStore,
@@ -111,3 +112,4 @@ export type {
   WriteBlobOptions,
   WriteManifestOptions,
 } from "./image.js";
+export { byteCounter } from "./byte-counter.js";

@@ -6,6 +6,7 @@ import type * as Fetch from "@rkt/fetch";
 import type { LocalStore } from "@rkt/store";
 import type { CommandContext } from "../context.js";
 import type { ParsedArgs } from "../flags.js";
+import { progressFor } from "../progress.js";
 
 /** rkt's pull policies; `rkt fetch` defaults to `update`. Local sources always import. */
 export type PullPolicy = "new" | "update" | "never";
@@ -129,10 +130,11 @@ export function printedId(id: string, full: boolean): string {
 
 /**
  * Fetches one image through @rkt/fetch's `fetchImage` with the command line's options and rkt's
- * configuration directories; `image: ` lines, mirror failures and progress go to stderr. A
- * terminal gets one status line redrawn at most 10 times a second (registry pulls: all blobs;
- * ACI downloads: rkt's "Downloading ACI" line); anything else one plain line per finished
- * registry blob, and no ACI progress. Shared by `rkt fetch` and `rkt run`.
+ * configuration directories; `image: ` lines, mirror failures and progress go to stderr. Progress
+ * is the CLI's one renderer (../progress.ts): on a terminal one status line redrawn in place
+ * (`Downloading 3 blobs: …` for registry pulls, `Importing …` for local sources, `Downloading
+ * ACI: …`); without one, a line now and then, and for registry pulls one `Downloaded` line per
+ * blob. Shared by `rkt fetch`, `rkt run` and `rkt image convert`.
  */
 export async function fetchForCli(
   store: LocalStore,
@@ -144,29 +146,18 @@ export async function fetchForCli(
   const fetch = await import("@rkt/fetch");
   const { discoveryPortFromEnv } = await import("./trust.js");
   const g = ctx.globals;
-  const log = (m: string): void => void ctx.stderr.write(`image: ${m}\n`);
   const quiet = flags.quiet === true;
-  const tty = (ctx.stderr as { isTTY?: boolean }).isTTY === true;
-  const progress = new fetch.PullProgress();
-  const mib = (n: number): string => `${(n / (1 << 20)).toFixed(1)} MiB`;
-  let drawn = 0;
+  const remote = ["docker", "http", "appc-name"].includes(fetch.fetchImageRef(arg.image, ctx.cwd).transport);
+  const registry = arg.image.startsWith("docker://") || arg.image.startsWith("docker:");
+  // Without a terminal, registry pulls log each blob as it completes (as before the renderer).
+  const progress = progressFor(ctx, remote ? "Downloading" : "Importing", {
+    quiet,
+    doneLine: registry ? (digest, total) => `Downloaded ${digest} (${total} bytes)` : undefined,
+  });
+  const log = (m: string): void => progress.println(`image: ${m}`);
   const onProgress = (p: Fetch.FetchProgress): void => {
-    const now = Date.now();
-    if (p.kind === "blob") {
-      if (!tty) {
-        if (p.bytes === p.total) ctx.stderr.write(`Downloaded ${p.digest} (${p.total} bytes)\n`);
-        return;
-      }
-      progress.update(p);
-      if (now - drawn < 100 && p.bytes !== p.total) return;
-      drawn = now;
-      ctx.stderr.write(`\r\x1b[K${progress.line(now)}`);
-    } else if (tty) {
-      if (now - drawn < 100 && p.bytes !== p.total) return;
-      drawn = now;
-      const of = p.total === undefined ? "" : ` / ${mib(p.total)}`;
-      ctx.stderr.write(`\r\x1b[KDownloading ACI: ${mib(p.bytes)}${of}`);
-    }
+    if (p.kind === "blob") progress.blob(p);
+    else progress.update(p.url, p.bytes, p.total ?? p.bytes, "ACI");
   };
   try {
     return await fetch.fetchImage(store, arg.image, {
@@ -187,17 +178,17 @@ export async function fetchForCli(
       onWarning: log,
       onProgress: quiet ? undefined : onProgress,
       onSourceFailed: (src, e) =>
-        void ctx.stderr.write(`mirror ${src.registry} failed, trying the next source: ${e.message}\n`),
+        progress.println(`mirror ${src.registry} failed, trying the next source: ${e.message}`),
       onKeyTrusted: (k) => {
         log(
           `trusting ${JSON.stringify(k.location)} for prefix ${JSON.stringify(k.prefix)} (--trust-keys-from-https):`,
         );
-        ctx.stderr.write(`${k.lines.join("\n")}\n`);
+        progress.println(k.lines.join("\n"));
         log(`added key for prefix ${JSON.stringify(k.prefix)} at ${JSON.stringify(k.path)}`);
       },
     });
   } finally {
-    if (drawn > 0) ctx.stderr.write("\r\x1b[K");
+    progress.end();
   }
 }
 
@@ -242,7 +233,8 @@ export async function fetchCommand(_argv: readonly string[], ctx: CommandContext
     for (const arg of flags.images) {
       let s = await fetchForCli(store, arg, ctx, flags);
       if (flags.convert === "aci" && s.kind === "oci") s = await convertFetched(store, s, ctx);
-      if (flags.noRender !== true) await (await import("./image-render.js")).renderOnFetch(store, s.id, ctx);
+      if (flags.noRender !== true)
+        await (await import("./image-render.js")).renderOnFetch(store, s.id, ctx, flags.quiet);
       out.push(s);
       if (flags.format === "") ctx.stdout.write(`${printedId(s.id, flags.full)}\n`);
     }

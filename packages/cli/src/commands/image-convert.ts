@@ -5,6 +5,7 @@ import type * as Fetch from "@rkt/fetch";
 import type { LocalStore } from "@rkt/store";
 import type { CommandContext } from "../context.js";
 import { outputOf } from "../output.js";
+import { progressFor } from "../progress.js";
 import { usageError, withStore } from "./image-common.js";
 import { registryClients } from "./registry-clients.js";
 
@@ -93,16 +94,27 @@ export async function imageConvertCommand(_argv: readonly string[], ctx: Command
         ? (await fetchForCli(store, { image: arg }, ctx, { pullPolicy: "new", quiet: outputOf(ctx).quiet }))
             .id
         : resolveImage(store, arg);
-      return (await d2a.convertStoredImage(store, id, { squash, signal: ctx.signal })).ids;
+      const progress = progressFor(ctx, "Converting", { quiet: outputOf(ctx).quiet });
+      try {
+        return (
+          await d2a.convertStoredImage(store, id, { squash, signal: ctx.signal, onProgress: progress.blob })
+        ).ids;
+      } finally {
+        progress.end();
+      }
     }
     const { input, close } = await inputFor(store, arg, ctx);
     try {
       const dir = resolve(ctx.cwd, values.output);
-      const acis = await d2a.convertImage(input, d2a.directorySink(dir), {
-        squash,
-        compression,
-        signal: ctx.signal,
-      });
+      const progress = progressFor(ctx, "Converting", { quiet: outputOf(ctx).quiet });
+      const acis = await d2a
+        .convertImage(input, d2a.directorySink(dir), {
+          squash,
+          compression,
+          signal: ctx.signal,
+          onProgress: progress.blob,
+        })
+        .finally(() => progress.end());
       return acis.map((a) => resolve(dir, a.fileName));
     } finally {
       await close();

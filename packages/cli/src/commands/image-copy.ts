@@ -6,6 +6,7 @@ import type * as Fetch from "@rkt/fetch";
 import type { LocalStore } from "@rkt/store";
 import type { CommandContext } from "../context.js";
 import type { ParsedArgs } from "../flags.js";
+import { progressFor, type Progress } from "../progress.js";
 import { wantedPlatform } from "./fetch.js";
 import { parseCreds, registryClients } from "./registry-clients.js";
 import { usageError, withStore } from "./image-common.js";
@@ -100,13 +101,16 @@ interface CopySummary {
   bytes: Readonly<Record<"exists" | "mounted" | "written", number>>;
 }
 
-function progressPrinter(ctx: CommandContext, quiet: boolean): (e: Fetch.CopyEvent) => void {
-  const tty = (ctx.stderr as { isTTY?: boolean }).isTTY === true;
-  if (quiet) return () => undefined;
+// The copy's events: the status line of the CLI's renderer, and one line per finished blob
+// (what happened to it) above it.
+function copyEvents(progress: Progress): (e: Fetch.CopyEvent) => void {
   return (e) => {
-    if (e.kind !== "blob-done") return;
-    const verb = e.how === "exists" ? "Skipped" : e.how === "mounted" ? "Mounted" : "Copied";
-    ctx.stderr.write(`${tty ? "\r\x1b[K" : ""}${verb} blob ${e.digest} (${e.size} bytes)\n`);
+    if (e.kind === "blob") progress.update(e.digest, e.bytes, e.total);
+    else if (e.kind === "blob-done") {
+      progress.update(e.digest, e.size, e.size);
+      const verb = e.how === "exists" ? "Skipped" : e.how === "mounted" ? "Mounted" : "Copied";
+      progress.info(`${verb} blob ${e.digest} (${e.size} bytes)`);
+    }
   };
 }
 
@@ -136,6 +140,7 @@ async function runCopy(
   // One sink for all pairs when given (save: many images, one archive), committed once at the end.
   const shared = sinkFor?.(fetch);
   const out: CopySummary[] = [];
+  const progress = progressFor(ctx, "Copying", { quiet: v.quiet || v.format === "json" });
   try {
     for (const [i, p] of pairs.entries()) {
       const src = await fetch.openImageSource(fetch.parseImageLocation(p.src, ctx.cwd), srcCtx);
@@ -162,7 +167,7 @@ async function runCopy(
           ranged: src.ranged,
           parallel: positiveInt(v.parallel, "parallel"),
           signal: ctx.signal,
-          onProgress: progressPrinter(ctx, v.quiet || v.format === "json"),
+          onProgress: copyEvents(progress),
         });
         out.push({
           source: p.src,
@@ -179,6 +184,7 @@ async function runCopy(
       }
     }
   } finally {
+    progress.end();
     await Promise.all(clients.map((c) => c.close()));
   }
   return out;

@@ -2,6 +2,7 @@
 import { resolve } from "node:path";
 import type { CommandContext } from "../context.js";
 import { outputOf } from "../output.js";
+import { progressFor } from "../progress.js";
 import { usageError, withStore } from "./image-common.js";
 
 /**
@@ -14,13 +15,14 @@ export async function imageExportCommand(_argv: readonly string[], ctx: CommandC
   if (positionals.length !== 2) throw usageError("export takes IMAGE and OUTPUT_ACI_FILE");
   const [arg = "", out = ""] = positionals;
   const path = resolve(ctx.cwd, out);
+  const o = outputOf(ctx);
+  const progress = progressFor(ctx, "Exporting", { quiet: o.quiet });
   const id = await withStore(ctx, async (store) => {
     const { resolveImage, exportImage } = await import("@rkt/store");
     const id = resolveImage(store, arg);
-    await exportImage(store, id, path, { overwrite: ctx.args.bool("overwrite") });
+    await exportImage(store, id, path, { overwrite: ctx.args.bool("overwrite"), onProgress: progress.blob });
     return id;
-  });
-  const o = outputOf(ctx);
+  }).finally(() => progress.end());
   if (o.json) o.writeJson({ id, kind: id.startsWith("sha512-") ? "aci" : "oci", path });
   return 0;
 }

@@ -2,6 +2,7 @@
 import { join, resolve } from "node:path";
 import type { CommandContext } from "../context.js";
 import { outputOf } from "../output.js";
+import { progressFor } from "../progress.js";
 import { usageError, withStore } from "./image-common.js";
 
 /**
@@ -15,13 +16,18 @@ export async function imageExtractCommand(_argv: readonly string[], ctx: Command
   const [arg = "", out = ""] = positionals;
   const path = resolve(ctx.cwd, out);
   const rootfsOnly = ctx.args.bool("rootfs-only");
+  const o = outputOf(ctx);
+  const progress = progressFor(ctx, "Extracting", { quiet: o.quiet });
   const id = await withStore(ctx, async (store) => {
     const { resolveImage, extractImage } = await import("@rkt/store");
     const id = resolveImage(store, arg);
-    await extractImage(store, id, path, { rootfsOnly, overwrite: ctx.args.bool("overwrite") });
+    await extractImage(store, id, path, {
+      rootfsOnly,
+      overwrite: ctx.args.bool("overwrite"),
+      onProgress: progress.blob,
+    });
     return id;
-  });
-  const o = outputOf(ctx);
+  }).finally(() => progress.end());
   const rootfs = rootfsOnly ? path : join(path, "rootfs");
   if (o.json) o.writeJson({ id, kind: id.startsWith("sha512-") ? "aci" : "oci", path, rootfs });
   return 0;

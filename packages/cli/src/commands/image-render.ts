@@ -3,6 +3,7 @@ import { join, resolve } from "node:path";
 import type { LocalStore } from "@rkt/store";
 import type { CommandContext } from "../context.js";
 import { outputOf } from "../output.js";
+import { progressFor } from "../progress.js";
 import { usageError, withStore } from "./image-common.js";
 
 /**
@@ -26,18 +27,20 @@ export async function imageRenderCommand(_argv: readonly string[], ctx: CommandC
   const o = outputOf(ctx);
   const path = resolve(ctx.cwd, out);
   let id = "";
+  const progress = progressFor(ctx, "Extracting", { quiet: o.quiet });
   const r = await withStore(ctx, async (store) => {
     const { resolveImage, renderImageTo } = await import("@rkt/store");
     id = resolveImage(store, arg);
     return renderImageTo(store, id, path, {
+      onProgress: progress.blob,
       rootfsOnly: values["rootfs-only"],
       overwrite: values.overwrite,
       flatten: values.flatten,
       signal: ctx.signal,
       onFallback: (e) =>
-        ctx.stderr.write(`warning: cannot mount the tree with overlayfs (${e.message}); writing a copy\n`),
+        progress.println(`warning: cannot mount the tree with overlayfs (${e.message}); writing a copy`),
     });
-  });
+  }).finally(() => progress.end());
   if (r.mode === "overlay") o.info(`image render: ${r.rootfs} is an overlay mount (umount it when done)`);
   const rootfsOnly = values["rootfs-only"];
   if (o.json) {
@@ -58,13 +61,21 @@ export async function imageRenderCommand(_argv: readonly string[], ctx: CommandC
  * tree store so that its first run only mounts. A render failure does not undo the fetch (the
  * image is stored and verified): it is reported as a warning and `image render` can retry.
  */
-export async function renderOnFetch(store: LocalStore, id: string, ctx: CommandContext): Promise<void> {
+export async function renderOnFetch(
+  store: LocalStore,
+  id: string,
+  ctx: CommandContext,
+  quiet?: boolean,
+): Promise<void> {
   const { overlaySupported, renderStoredImage } = await import("@rkt/store");
   if (!(await overlaySupported())) return;
+  const progress = progressFor(ctx, "Extracting", { quiet });
   try {
-    await renderStoredImage(store, id, { signal: ctx.signal });
+    await renderStoredImage(store, id, { signal: ctx.signal, onProgress: progress.blob });
   } catch (e) {
     if (ctx.signal.aborted) throw e;
-    ctx.stderr.write(`fetch: warning: image ${id} stored but not rendered: ${(e as Error).message}\n`);
+    progress.println(`fetch: warning: image ${id} stored but not rendered: ${(e as Error).message}`);
+  } finally {
+    progress.end();
   }
 }

@@ -10,6 +10,7 @@ import type * as Yaml from "yaml";
 import type { LocalStore } from "@rkt/store";
 import type { CommandContext } from "../context.js";
 import type { ParsedArgs } from "../flags.js";
+import { progressFor } from "../progress.js";
 import { usageError, withStore } from "./image-common.js";
 import { parseCreds, registryClients } from "./registry-clients.js";
 
@@ -205,6 +206,8 @@ export async function imageSyncCommand(_argv: readonly string[], ctx: CommandCon
     }
     return c;
   };
+  // Quiet prints only failures; JSON keeps stdout for the results (progress stays on stderr).
+  const progress = progressFor(ctx, "Syncing", { quiet: v.quiet });
   const run = async (store: LocalStore | undefined): Promise<Fetch.SyncResult[]> => {
     try {
       const target = targetFor(fetch, dest, v, ctx, store, opened, sources);
@@ -217,11 +220,14 @@ export async function imageSyncCommand(_argv: readonly string[], ctx: CommandCon
         failFast: !v["keep-going"],
         dryRun: v["dry-run"],
         signal: ctx.signal,
+        onProgress: progress.blob,
         onResult: (r) => {
-          if (v.format === "text" && !(v.quiet && r.status !== "failed")) ctx.stdout.write(`${line(r)}\n`);
+          if (v.format === "text" && !(v.quiet && r.status !== "failed"))
+            progress.println(line(r), ctx.stdout);
         },
       });
     } finally {
+      progress.end();
       await Promise.all(opened.map((c) => c.close()));
     }
   };

@@ -12,10 +12,11 @@ import {
   isRktError,
   platformImage,
   type Abortable,
+  type BlobProgress,
   type Digest,
   type Platform,
 } from "@rkt/oci";
-import { copyImage } from "../image/copy.js";
+import { copyImage, copyProgress } from "../image/copy.js";
 import { layoutSink } from "../image/layout.js";
 import { registryImage, registrySink, type PushedBlobs } from "../image/registry.js";
 import { runLimited } from "../limit.js";
@@ -62,6 +63,8 @@ export interface SyncCopyOptions extends Abortable {
   readonly client: RegistryClient;
   readonly all: boolean;
   readonly platform: Platform;
+  /** Blob progress of the copy (registry and layout targets). */
+  readonly onProgress?: ((p: BlobProgress) => void) | undefined;
 }
 
 /** How one image went. */
@@ -90,6 +93,8 @@ export interface SyncOptions extends Abortable {
   /** Compare only, copy nothing: `planned` for what would move. */
   dryRun?: boolean | undefined;
   onResult?: ((r: SyncResult) => void) | undefined;
+  /** Blob progress of every image being copied (blobs of images in parallel interleave). */
+  onProgress?: ((p: BlobProgress) => void) | undefined;
 }
 
 /**
@@ -153,6 +158,7 @@ export async function syncImages(
       all: o.all === true,
       platform,
       signal,
+      onProgress: o.onProgress,
     };
     let r: SyncResult;
     try {
@@ -202,6 +208,7 @@ async function copyFrom(
     origin: { registry: item.registry, repository: item.repository },
     ranged: true,
     signal: o.signal,
+    onProgress: copyProgress(o.onProgress),
   });
   return { digest: c.descriptor.digest, bytes: c.bytes.written };
 }
