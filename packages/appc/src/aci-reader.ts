@@ -135,6 +135,17 @@ function messageOf(e: unknown): string {
   return e instanceof Error ? e.message : typeof e === "string" ? e : "unknown error";
 }
 
+/**
+ * The tar reader's complaint in our words (its own, such as "Maybe the tar is corrupted or it
+ * needs to be gunzipped?", would read as advice from another tool); the original stays the cause.
+ */
+export function tarErrorReason(e: unknown): string {
+  const m = messageOf(e);
+  if (/invalid tar header/i.test(m)) return "invalid tar header";
+  if (/unexpected end of data/i.test(m)) return "truncated tar data";
+  return "unreadable tar data";
+}
+
 async function sniff(src: Readable): Promise<{ head: Buffer; rest: AsyncIterator<unknown>; done: boolean }> {
   const it = src[Symbol.asyncIterator]() as AsyncIterator<unknown>;
   const chunks: Buffer[] = [];
@@ -312,7 +323,7 @@ async function run(
       );
     }
     if (tarError !== undefined && e === tarError) {
-      const m = messageOf(e);
+      const m = tarErrorReason(e);
       return compression === "none"
         ? invalid(`not a tar archive, nor gzip, bzip2, xz or zstd data: ${m}`, e)
         : invalid(`tar data is truncated or corrupt: ${m}`, e);

@@ -52,7 +52,13 @@ export {
   minAciIdPrefixLength,
 } from "./image-id.js";
 export type { Sha512PassThrough } from "./image-id.js";
-export { readAci, readAciManifest, cleanTarPath, defaultMaxManifestSize } from "./aci-reader.js";
+export {
+  readAci,
+  readAciManifest,
+  cleanTarPath,
+  defaultMaxManifestSize,
+  tarErrorReason,
+} from "./aci-reader.js";
 export type { AciEntry, ReadAciOptions, AciReadResult } from "./aci-reader.js";
 export { writeAci } from "./aci-writer.js";
 export type { AciWriteEntry, WriteAciOptions } from "./aci-writer.js";

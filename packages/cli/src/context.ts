@@ -1,4 +1,5 @@
 import type { Readable, Writable } from "node:stream";
+import type { ParsedArgs } from "./flags.js";
 
 /**
  * The `--insecure-options` set, as rkt's `secflags`: each field says whether that check is off.
@@ -42,7 +43,15 @@ export interface CommandContext {
   readonly globals: GlobalOptions;
   /** Fires on SIGINT/SIGTERM; pass it to every long operation. */
   readonly signal: AbortSignal;
+  /**
+   * The command line after the command's name, parsed against the flags the command declares in
+   * the command tree (main.ts). Commands with their own grammar (`ownGrammar`) read `argv` instead.
+   */
+  readonly args: ParsedArgs;
 }
 
-/** A command: parses its own flags, calls one library function, prints; returns the exit status. */
+/**
+ * A command: reads its flags from `ctx.args` (or `argv` with its own grammar), calls one library
+ * function, prints; returns the exit status.
+ */
 export type Command = (argv: readonly string[], ctx: CommandContext) => Promise<number>;

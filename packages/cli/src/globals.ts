@@ -3,37 +3,30 @@
 import { realpathSync } from "node:fs";
 import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { ErrorCode, RktError } from "@rkt/oci";
 import type { GlobalOptions, InsecureOptions } from "./context.js";
+import { UsageError, boolFlag, parseGoBool, stringFlag, type FlagSet } from "./flags.js";
 
-const globalSpec = {
-  dir: { type: "string" },
-  "system-config": { type: "string" },
-  "local-config": { type: "string" },
-  "user-config": { type: "string" },
-  "insecure-options": { type: "string" },
-  "trust-keys-from-https": { type: "boolean" },
-  debug: { type: "boolean" },
-} as const;
-
-type GlobalName = keyof typeof globalSpec;
-
-/** The global flags with their help text, in rkt's order. */
-export const globalFlagHelp: readonly (readonly [string, string])[] = [
-  ["--debug", "print out more debug information to stderr"],
-  ["--dir=DIR", "rkt data directory (default /var/lib/rkt as root, $XDG_DATA_HOME/rkt otherwise)"],
-  [
-    "--insecure-options=LIST",
+/** rkt's global flags, in rkt's order; accepted anywhere before `--`. */
+export const globalFlags: FlagSet = {
+  debug: boolFlag("print out more debug information to stderr"),
+  dir: stringFlag("DIR", "rkt data directory (default /var/lib/rkt as root, $XDG_DATA_HOME/rkt otherwise)", {
+    complete: "dir",
+  }),
+  "insecure-options": stringFlag(
+    "LIST",
     "comma-separated list of security features to disable: none,image,tls,ondisk,http,pubkey,capabilities,paths,seccomp,all-fetch,all-run,all",
-  ],
-  ["--local-config=DIR", "local configuration directory (default /etc/rkt)"],
-  ["--system-config=DIR", "system configuration directory (default /usr/lib/rkt)"],
-  ["--trust-keys-from-https", "automatically trust gpg keys fetched from https"],
-  ["--user-config=DIR", "user configuration directory"],
-];
+  ),
+  "local-config": stringFlag("DIR", "local configuration directory (default /etc/rkt)", { complete: "dir" }),
+  "system-config": stringFlag("DIR", "system configuration directory (default /usr/lib/rkt)", {
+    complete: "dir",
+  }),
+  "trust-keys-from-https": boolFlag("automatically trust gpg keys fetched from https"),
+  "user-config": stringFlag("DIR", "user configuration directory", { complete: "dir" }),
+};
 
-const insecureNames = [
+/** The values of `--insecure-options`, for completion. */
+export const insecureOptionNames: readonly string[] = [
   "none",
   "image",
   "tls",
@@ -46,8 +39,21 @@ const insecureNames = [
   "all-fetch",
   "all-run",
   "all",
-] as const;
-type InsecureName = (typeof insecureNames)[number];
+];
+
+type InsecureName =
+  | "none"
+  | "image"
+  | "tls"
+  | "ondisk"
+  | "http"
+  | "pubkey"
+  | "capabilities"
+  | "paths"
+  | "seccomp"
+  | "all-fetch"
+  | "all-run"
+  | "all";
 type Flag = keyof InsecureOptions;
 
 // secflags.go: all-fetch = image|tls|http|pubkey (the docs forget pubkey), all-run =
@@ -83,7 +89,7 @@ export function parseInsecureOptions(value: string): InsecureOptions {
   const seen = new Set<string>();
   for (const raw of value.split(",")) {
     const name = raw.trim();
-    if (!(insecureNames as readonly string[]).includes(name)) {
+    if (!insecureOptionNames.includes(name)) {
       throw flagError("insecure-options", value, `unknown option ${JSON.stringify(name)}`);
     }
     if (seen.has(name))
@@ -140,7 +146,7 @@ export function splitGlobalFlags(
   cwd: string,
   uid: number,
 ): SplitArgs {
-  const globalTokens: string[] = [];
+  const values: Record<string, string | boolean> = {};
   const rest: string[] = [];
   let help = false;
   for (let i = 0; i < argv.length; i++) {
@@ -153,49 +159,40 @@ export function splitGlobalFlags(
       help = true;
       continue;
     }
-    const m = /^--([a-z-]+)(=.*)?$/.exec(a);
+    const m = /^--([a-z-]+)(=.*)?$/s.exec(a);
     const name = m?.[1];
-    if (m === null || name === undefined || !(name in globalSpec)) {
+    const spec = name === undefined ? undefined : globalFlags[name];
+    if (m === null || name === undefined || spec === undefined) {
       rest.push(a);
       continue;
     }
-    const spec = globalSpec[name as GlobalName];
-    if (spec.type === "boolean") {
+    if (spec.type === "bool") {
       // Go bool flags take `--debug` or `--debug=true|false`, never a separate value.
-      const v = m[2]?.slice(1);
-      if (v === undefined || v === "true" || v === "1") globalTokens.push(`--${name}`);
-      else if (v !== "false" && v !== "0") throw flagError(name, v, "strconv.ParseBool: parsing failed");
+      values[name] = m[2] === undefined ? true : parseGoBool(`--${name}`, m[2].slice(1));
       continue;
     }
     if (m[2] !== undefined) {
-      globalTokens.push(`--${name}=${m[2].slice(1)}`);
+      values[name] = m[2].slice(1);
       continue;
     }
     const v = argv[i + 1];
-    if (v === undefined) {
-      throw new RktError(ErrorCode.InvalidArgument, `flag needs an argument: --${name}`);
-    }
-    globalTokens.push(`--${name}=${v}`);
+    if (v === undefined) throw new UsageError(`flag needs an argument: --${name}`);
+    values[name] = v;
     i++;
   }
-  const { values } = parseArgs({
-    args: globalTokens,
-    options: globalSpec,
-    strict: true,
-    allowPositionals: false,
-  });
+  const str = (n: string): string | undefined => values[n] as string | undefined;
   return {
     help,
     rest,
     globals: {
-      dir: values.dir === undefined ? defaultDataDir(env, uid) : absoluteDir("dir", values.dir, cwd),
-      systemConfig: absoluteDir("system-config", values["system-config"] ?? "/usr/lib/rkt", cwd),
-      localConfig: absoluteDir("local-config", values["local-config"] ?? "/etc/rkt", cwd),
+      dir: str("dir") === undefined ? defaultDataDir(env, uid) : absoluteDir("dir", str("dir")!, cwd),
+      systemConfig: absoluteDir("system-config", str("system-config") ?? "/usr/lib/rkt", cwd),
+      localConfig: absoluteDir("local-config", str("local-config") ?? "/etc/rkt", cwd),
       userConfig:
-        values["user-config"] === undefined ? "" : absoluteDir("user-config", values["user-config"], cwd),
-      insecure: parseInsecureOptions(values["insecure-options"] ?? "none"),
+        str("user-config") === undefined ? "" : absoluteDir("user-config", str("user-config")!, cwd),
+      insecure: parseInsecureOptions(str("insecure-options") ?? "none"),
       trustKeysFromHttps: values["trust-keys-from-https"] === true,
-      debug: values.debug === true,
+      debug: values["debug"] === true,
     },
   };
 }

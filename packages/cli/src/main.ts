@@ -4,8 +4,20 @@
 import { readFileSync } from "node:fs";
 import type { Readable, Writable } from "node:stream";
 import { isRktError } from "@rkt/oci";
-import type { Command, CommandContext } from "./context.js";
-import { globalFlagHelp, splitGlobalFlags } from "./globals.js";
+import type { CommandSpec } from "./command-spec.js";
+import { appFlags, podFlags } from "./commands/run-args.js";
+import type { CommandContext } from "./context.js";
+import {
+  UsageError,
+  boolFlag,
+  parseCommandLine,
+  stringFlag,
+  type FlagSet,
+  type ParsedArgs,
+} from "./flags.js";
+import { globalFlags, splitGlobalFlags } from "./globals.js";
+import { helpText, rootFlags, usageLine } from "./help.js";
+import { formatFlag, quietFlag } from "./output.js";
 
 /** Exit statuses, as rkt: 0 success, 254 any error, 2 missing command. */
 export const ExitCode = { Ok: 0, MissingCommand: 2, Error: 254 } as const;
@@ -13,18 +25,7 @@ export const ExitCode = { Ok: 0, MissingCommand: 2, Error: 254 } as const;
 /** The appc spec version our manifests follow (what `rkt version` reports as "appc Version"). */
 export const appcVersion = "0.8.11";
 
-interface CommandSpec {
-  readonly name: string;
-  readonly summary: string;
-  /** Usage after `rkt <path>`. */
-  readonly usage?: string | undefined;
-  /** Help body: flags and details. */
-  readonly help?: string | undefined;
-  readonly load?: (() => Promise<Command>) | undefined;
-  readonly children?: readonly CommandSpec[] | undefined;
-  /** Not listed in help (rkt's hidden aliases such as `image fetch`). */
-  readonly hidden?: boolean | undefined;
-}
+const pullPolicyText = "new, update or never; local sources are always imported";
 
 const fetchSpec: CommandSpec = {
   name: "fetch",
@@ -50,22 +51,6 @@ const fetchSpec: CommandSpec = {
     "--insecure-options=image. An index entry resolves to the host platform's manifest",
     "unless --os/--arch/--variant ask for another.",
     "",
-    "Flags:",
-    "  --pull-policy=POLICY  new, update (default) or never; local sources are always imported",
-    "  --store-only          deprecated: --pull-policy=never",
-    "  --no-store            deprecated: --pull-policy=update",
-    "  --parallel=N          registry blobs downloaded at once (default 4)",
-    "  --os, --arch, --variant  platform to pick from an index (default the host's)",
-    "  --quiet, -q           no progress or informational lines on stderr",
-    "  --full                print the full image ID",
-    "  --no-render           do not render the images into the tree store (done as root with overlayfs)",
-    "  --signature=FILE      detached signature of the image just before it",
-    "  --signature-policy=FILE  policy.json for registry images (containers-policy.json(5))",
-    "  --convert=aci         also store each OCI/Docker image as a squashed ACI and print its ID",
-    "                        (converted once per manifest digest; a re-fetch of an unchanged tag reuses it)",
-    "  --format=json         print one JSON array of {id,kind,name,digests,bytes}",
-    "                        (registry pulls and docker-archives add bytesDownloaded, bytesReused)",
-    "",
     "Registry pulls follow registries.conf (mirrors, rewrites, blocked registries): the first of",
     "$CONTAINERS_REGISTRIES_CONF, <local-config>/registries.conf, <system-config>/registries.conf,",
     "/etc/containers/registries.conf.",
@@ -76,6 +61,33 @@ const fetchSpec: CommandSpec = {
     "/etc/containers) or containers' default sigstore directory, and from the registry. With a",
     "policy, oci:, oci-archive: and docker-archive: imports obey its transports of those names.",
   ].join("\n"),
+  flags: {
+    "pull-policy": stringFlag("POLICY", pullPolicyText, { default: "update" }),
+    "store-only": boolFlag("same as --pull-policy=never", { deprecated: "please use --pull-policy=never" }),
+    "no-store": boolFlag("same as --pull-policy=update", { deprecated: "please use --pull-policy=update" }),
+    parallel: stringFlag("N", "registry blobs downloaded at once (1..64)", { default: "4" }),
+    os: stringFlag("OS", "operating system to pick from an index (default the host's)"),
+    arch: stringFlag("ARCH", "architecture to pick from an index (default the host's)"),
+    variant: stringFlag("VARIANT", "architecture variant to pick from an index (needs --arch)"),
+    quiet: boolFlag("no progress or informational lines on stderr", { short: "q" }),
+    full: boolFlag("print the full image ID"),
+    "no-render": boolFlag("do not render the images into the tree store (done as root with overlayfs)"),
+    signature: stringFlag("FILE", "detached signature of the image just before it", {
+      multiple: true,
+      complete: "file",
+    }),
+    "signature-policy": stringFlag("FILE", "policy.json for registry images (containers-policy.json(5))", {
+      complete: "file",
+    }),
+    convert: stringFlag(
+      "aci",
+      "also store each OCI/Docker image as a squashed ACI and print its ID\n(converted once per manifest digest; a re-fetch of an unchanged tag reuses it)",
+      { choices: ["aci"] },
+    ),
+    format: formatFlag(
+      "json: one JSON array of {id,kind,name,digests,bytes} (registry pulls and\ndocker-archives add bytesDownloaded, bytesReused)",
+    ),
+  },
   load: async () => (await import("./commands/fetch.js")).fetchCommand,
 };
 
@@ -85,26 +97,11 @@ const runHelp = [
   "IMAGE is a stored image (name or ID) or anything `rkt fetch` takes; a name not in the store",
   "is fetched (--pull-policy=new, the default: only when missing; update: always; never).",
   "Several images make one pod: their apps share its network, IPC and UTS namespaces.",
-  "",
-  "Pod flags (before the first image):",
-  "  --net=host|none|default   default: a private network namespace with loopback only (no CNI);",
-  "                            host: the host's network; none: as default",
-  "  --hostname=NAME           the pod's host name (default rkt-<uuid>)",
-  "  --volume=NAME,kind=host,source=PATH[,readOnly=true] | NAME,kind=empty[,mode=,uid=,gid=]",
-  "  --mount=volume=NAME,target=PATH   mount a volume in every app (after an image: that app)",
-  "  --set-env=NAME=VALUE      environment variable for every app",
-  "  --inherit-env             pass rkt's environment to the apps (under theirs)",
-  "  --interactive             the app gets rkt's stdin and terminal (one app only)",
-  "  --uuid-file-save=FILE     write the pod UUID to FILE",
-  "  --stage1=runc|crun|nspawn|fly, --stage1-name=coreos.com/rkt/stage1-fly (rkt's names)",
-  "                            default: the first that can run the pod here (--debug says which)",
-  "  --no-overlay              flattened copies instead of overlay mounts over the tree store",
-  "  --pull-policy=new|update|never, --quiet",
-  "",
-  "App flags (after its image):",
-  "  --exec=CMD, --user=USER, --group=GROUP, --name=NAME, --working-dir=DIR,",
-  "  --environment=NAME=VALUE, --mount=volume=NAME,target=PATH, --signature=FILE",
+  "--stage1 defaults to the first stage1 that can run the pod here (--debug says which).",
 ].join("\n");
+
+const prettyPrint = boolFlag("indent the JSON (false: as stored)", { default: true });
+const overwrite = boolFlag("replace an existing output");
 
 const podCommands: readonly CommandSpec[] = [
   {
@@ -112,31 +109,58 @@ const podCommands: readonly CommandSpec[] = [
     summary: "Run image(s) in a pod",
     usage: runUsage,
     help: [runHelp, "", "The exit status is the first failing app's, else 0."].join("\n"),
+    flags: podFlags,
+    appFlags,
+    ownGrammar: true,
     load: async () => (await import("./commands/run.js")).runCommand,
   },
   {
     name: "prepare",
     summary: "Prepare a pod to run later with run-prepared",
     usage: runUsage,
-    help: runHelp,
+    help: [runHelp, "", "Prints the pod's UUID (--format json: {uuid})."].join("\n"),
+    flags: { ...podFlags, format: formatFlag("json: {uuid}") },
+    appFlags,
+    ownGrammar: true,
     load: async () => (await import("./commands/run.js")).prepareCommand,
   },
   {
     name: "run-prepared",
     summary: "Run a prepared pod",
     usage: "[--net=host|none|default] [--hostname=NAME] [--interactive] [--inherit-env] UUID",
+    flags: {
+      net: podFlags["net"]!,
+      hostname: podFlags["hostname"]!,
+      interactive: podFlags["interactive"]!,
+      "inherit-env": podFlags["inherit-env"]!,
+    },
+    args: "none",
     load: async () => (await import("./commands/run.js")).runPreparedCommand,
   },
   {
     name: "list",
     summary: "List pods",
     usage: "[--no-legend] [--full] [--format=json]",
+    flags: {
+      "no-legend": boolFlag("suppress the header line"),
+      full: boolFlag("full UUIDs, image IDs and times"),
+      format: formatFlag("json: one JSON array of pods"),
+      quiet: quietFlag("print only the pod UUIDs"),
+    },
+    args: "none",
     load: async () => (await import("./commands/pods.js")).listCommand,
   },
   {
     name: "status",
     summary: "Check the status of a pod",
     usage: "[--wait[=DURATION]] [--format=json] UUID",
+    flags: {
+      wait: stringFlag("DURATION", "wait for the pod to exit (at most DURATION, a Go duration)", {
+        bare: "",
+      }),
+      format: formatFlag("json: the pod as one JSON object"),
+    },
+    args: "none",
     load: async () => (await import("./commands/pods.js")).statusCommand,
   },
   {
@@ -144,18 +168,28 @@ const podCommands: readonly CommandSpec[] = [
     summary: "Enter the namespaces of an app within a running pod",
     usage: "[--app=NAME] UUID [CMD [ARGS...]]",
     help: "CMD defaults to /bin/sh (rkt: /bin/bash, which small images lack).",
+    flags: { app: stringFlag("NAME", "the app to enter (needed when the pod has several)") },
+    interspersed: false,
+    args: "none",
     load: async () => (await import("./commands/pods.js")).enterCommand,
   },
   {
     name: "stop",
     summary: "Stop a pod",
     usage: "[--force] UUID...",
+    flags: {
+      force: boolFlag("kill the apps (SIGKILL) instead of asking them to stop"),
+      format: formatFlag("json: [{uuid,ok,error}]"),
+    },
+    args: "none",
     load: async () => (await import("./commands/pods.js")).stopCommand,
   },
   {
     name: "rm",
     summary: "Remove all files and resources associated with an exited pod",
     usage: "UUID...",
+    flags: { format: formatFlag("json: [{uuid,ok,error}]") },
+    args: "none",
     load: async () => (await import("./commands/pods.js")).rmCommand,
   },
   {
@@ -164,39 +198,91 @@ const podCommands: readonly CommandSpec[] = [
     usage: "[--grace-period=DURATION] [--expire-prepared=DURATION] [--mark-only]",
     help: [
       "Exited pods move to exited-garbage (their mounts and runtime state removed); after the",
-      "grace period (default 30m0s) they are deleted with their GC roots, so `rkt image gc` can",
-      "then reclaim their images and trees. Prepared pods never run expire after 24h0m0s.",
+      "grace period they are deleted with their GC roots, so `rkt image gc` can then reclaim",
+      "their images and trees. Prepared pods never run expire too.",
     ].join("\n"),
+    flags: {
+      "grace-period": stringFlag("DURATION", "how long exited pods stay in exited-garbage", {
+        default: "30m0s",
+      }),
+      "expire-prepared": stringFlag("DURATION", "how long prepared pods wait to be run", {
+        default: "24h0m0s",
+      }),
+      "mark-only": boolFlag("only move exited pods to exited-garbage; delete nothing"),
+      format: formatFlag("json: {marked,removed,failed:[{uuid,error}]}"),
+      quiet: quietFlag("no lines about pods moved to garbage"),
+    },
+    args: "none",
     load: async () => (await import("./commands/pods.js")).gcCommand,
   },
   {
     name: "cat-manifest",
     summary: "Inspect and print the pod manifest",
     usage: "[--pretty-print=true|false] UUID",
+    flags: { "pretty-print": prettyPrint },
+    args: "none",
     load: async () => (await import("./commands/pods.js")).catManifestCommand,
   },
 ];
+
+const copyFlags: FlagSet = {
+  all: boolFlag("copy an index with every image it lists"),
+  os: stringFlag("OS", "operating system taken from an index (default the host's)"),
+  arch: stringFlag("ARCH", "architecture taken from an index (default the host's)"),
+  variant: stringFlag("VARIANT", "architecture variant taken from an index"),
+  "override-os": stringFlag("OS", "skopeo's name of --os", { hidden: true }),
+  "override-arch": stringFlag("ARCH", "skopeo's name of --arch", { hidden: true }),
+  "override-variant": stringFlag("VARIANT", "skopeo's name of --variant", { hidden: true }),
+  format: formatFlag("json: {source,destination,digest,mediaType,tag,unchanged,blobs,bytes}"),
+  authfile: stringFlag("FILE", "containers auth.json to read credentials from", { complete: "file" }),
+  creds: stringFlag("USER:PASS", "credentials for both sides"),
+  "src-creds": stringFlag("USER:PASS", "credentials for the source registry"),
+  "dest-creds": stringFlag("USER:PASS", "credentials for the destination registry"),
+  "src-tls-verify": boolFlag("false: plain HTTP or unverified TLS for the source", { default: true }),
+  "dest-tls-verify": boolFlag("false: plain HTTP or unverified TLS for the destination", {
+    default: true,
+  }),
+  "src-cert-dir": stringFlag(
+    "DIR",
+    "CAs (*.crt) and client certificates (*.cert, *.key) for the source registry instead of certs.d",
+    { complete: "dir" },
+  ),
+  "dest-cert-dir": stringFlag("DIR", "the same for the destination registry", { complete: "dir" }),
+  overwrite: boolFlag("replace an existing archive file"),
+  parallel: stringFlag("N", "blobs at once", { default: "4" }),
+  "chunk-size": stringFlag("BYTES", "upload larger blobs in PATCH chunks"),
+  quiet: quietFlag("no progress or per-blob lines on stderr"),
+};
 
 const commands: readonly CommandSpec[] = [
   fetchSpec,
   {
     name: "image",
     summary: "Operate on image(s) in the local store",
+    flags: {},
     children: [
       {
         name: "list",
         summary: "List images in the local store",
         usage:
           "[--fields=LIST] [--sort=LIST] [--order=asc|desc] [--no-legend] [--full] [--format=json|json-pretty]",
-        help: [
-          "Flags:",
-          "  --fields=LIST   comma-separated: id,name,size,importtime,lastused (default all)",
-          "  --sort=LIST     comma-separated: name,importtime,lastused,size (default importtime)",
-          "  --order=ORDER   asc (default) or desc",
-          "  --no-legend     suppress the header line",
-          "  --full          full IDs, sizes in bytes, absolute times",
-          "  --format=FMT    json or json-pretty: [{id,name,import_time,last_used_time,size}], times in ns",
-        ].join("\n"),
+        flags: {
+          fields: stringFlag("LIST", "comma-separated: id,name,size,importtime,lastused", {
+            default: "id,name,size,importtime,lastused",
+          }),
+          sort: stringFlag("LIST", "comma-separated: name,importtime,lastused,size", {
+            default: "importtime",
+          }),
+          order: stringFlag("ORDER", "asc or desc", { default: "asc" }),
+          "no-legend": boolFlag("suppress the header line"),
+          full: boolFlag("full IDs, sizes in bytes, absolute times"),
+          format: stringFlag(
+            "FORMAT",
+            "json or json-pretty: [{id,name,import_time,last_used_time,size}], times in ns",
+          ),
+          quiet: quietFlag("print only the image IDs"),
+        },
+        args: "none",
         load: async () => (await import("./commands/image-list.js")).imageListCommand,
       },
       {
@@ -208,6 +294,11 @@ const commands: readonly CommandSpec[] = [
           "Images a pod or lease uses are not removed. Unlike rkt, which exits 0 when no argument",
           "resolves, the exit status is 254 whenever nothing was removed or a removal failed.",
         ].join("\n"),
+        flags: {
+          format: formatFlag("json: {removed:[{id,kind}],failed:[{id,error}],unresolved:[{image,error}]}"),
+          quiet: quietFlag("no summary lines on stderr"),
+        },
+        args: "image",
         load: async () => (await import("./commands/image-rm.js")).imageRmCommand,
       },
       {
@@ -217,12 +308,17 @@ const commands: readonly CommandSpec[] = [
         help: [
           "Removes rendered trees no pod uses, then images not used within the grace period",
           "(oldest first), then blobs, ingests and temp files nothing needs.",
-          "",
-          "Flags:",
-          "  --grace-period=DURATION  Go duration (default 24h0m0s; e.g. 30m, 0s)",
-          "  --trees-only             only remove rendered trees",
-          "  --images-only            only remove images (and their blobs), not trees",
         ].join("\n"),
+        flags: {
+          "grace-period": stringFlag("DURATION", "a Go duration, e.g. 30m or 0s", { default: "24h0m0s" }),
+          "trees-only": boolFlag("only remove rendered trees"),
+          "images-only": boolFlag("only remove images (and their blobs), not trees"),
+          format: formatFlag(
+            "json: {removedTrees,removedSnapshots,removedImages,removedBlobs,removedIngests}",
+          ),
+          quiet: quietFlag("no lines on stderr about what was removed"),
+        },
+        args: "none",
         load: async () => (await import("./commands/image-gc.js")).imageGcCommand,
       },
       {
@@ -233,18 +329,33 @@ const commands: readonly CommandSpec[] = [
           "ACIs: the stored image manifest. OCI images: the exact manifest bytes with",
           "--pretty-print=false (their sha256 is the ID); pretty printing is for display only.",
         ].join("\n"),
+        flags: { "pretty-print": prettyPrint },
+        args: "image",
         load: async () => (await import("./commands/image-cat-manifest.js")).imageCatManifestCommand,
       },
       {
         name: "export",
         summary: "Export a stored image to an ACI file (OCI images: an OCI archive)",
         usage: "[--overwrite] IMAGE OUTPUT_ACI_FILE",
+        flags: {
+          overwrite,
+          format: formatFlag("json: {id,kind,path}"),
+          quiet: quietFlag(),
+        },
+        args: "image",
         load: async () => (await import("./commands/image-export.js")).imageExportCommand,
       },
       {
         name: "extract",
         summary: "Extract a stored image to a directory",
         usage: "[--rootfs-only] [--overwrite] IMAGE OUTPUT_DIR",
+        flags: {
+          "rootfs-only": boolFlag("OUTPUT_DIR is the rootfs itself (no manifest beside it)"),
+          overwrite,
+          format: formatFlag("json: {id,kind,path,rootfs}"),
+          quiet: quietFlag(),
+        },
+        args: "image",
         load: async () => (await import("./commands/image-extract.js")).imageExtractCommand,
       },
       {
@@ -257,12 +368,15 @@ const commands: readonly CommandSpec[] = [
           "As root with overlayfs, the rootfs is an overlay mount of the tree with a private upper",
           "dir: umount it when done (`rkt image gc` then frees its upper dir). Otherwise, or with",
           "--flatten, the rootfs is an independent flattened copy.",
-          "",
-          "Flags:",
-          "  --rootfs-only  OUTPUT_DIR is the rootfs itself",
-          "  --overwrite    replace an existing OUTPUT_DIR (our mount there is unmounted first)",
-          "  --flatten      always write a flattened copy",
         ].join("\n"),
+        flags: {
+          "rootfs-only": boolFlag("OUTPUT_DIR is the rootfs itself"),
+          overwrite: boolFlag("replace an existing OUTPUT_DIR (our mount there is unmounted first)"),
+          flatten: boolFlag("always write a flattened copy"),
+          format: formatFlag("json: {id,kind,path,rootfs,manifest,mode} (mode: overlay or copy)"),
+          quiet: quietFlag("no progress or notes on stderr"),
+        },
+        args: "image",
         load: async () => (await import("./commands/image-render.js")).imageRenderCommand,
       },
       {
@@ -273,6 +387,11 @@ const commands: readonly CommandSpec[] = [
           "Recomputes each image's tree hash (device contents are never read) and compares it with",
           "the saved one; a tree that does not match is rendered again from the verified blobs.",
         ].join("\n"),
+        flags: {
+          format: formatFlag("json: [{image,id,status,problem}] (status: ok, not-rendered or repaired)"),
+          quiet: quietFlag("print only the trees that failed and were rebuilt"),
+        },
+        args: "image",
         load: async () => (await import("./commands/image-verify.js")).imageVerifyCommand,
       },
       {
@@ -286,6 +405,12 @@ const commands: readonly CommandSpec[] = [
           "name, rows naming nothing). With --repair, fixes what it can (drops corrupt blobs and rows",
           "naming nothing, rebuilds index rows from blobs, removes garbage) and checks again.",
         ].join("\n"),
+        flags: {
+          repair: boolFlag("fix what can be fixed, then check again"),
+          format: formatFlag("json: {clean,ok,blobsChecked,imagesChecked,problems,garbage,rebuiltImages}"),
+          quiet: quietFlag("no summary line on stderr"),
+        },
+        args: "none",
         load: async () => (await import("./commands/image-fsck.js")).imageFsckCommand,
       },
       {
@@ -300,6 +425,15 @@ const commands: readonly CommandSpec[] = [
           "(default DIR: /var/lib/containers/sigstore, as containers' built-in lookaside).",
           "ACIs: writes a detached armored signature of the archive to --output (IMAGE.aci.asc).",
         ].join("\n"),
+        flags: {
+          key: stringFlag("FILE", "ASCII-armored private key", { complete: "file" }),
+          "passphrase-file": stringFlag("FILE", "file holding the key's passphrase", { complete: "file" }),
+          lookaside: stringFlag("DIR", "lookaside directory for OCI signatures", { complete: "dir" }),
+          reference: stringFlag("REF", "the docker reference signed for an OCI image"),
+          output: stringFlag("FILE", "where an ACI's signature is written", { complete: "file" }),
+          format: formatFlag("json: {id,kind,path,reference}"),
+        },
+        args: "image",
         load: async () => (await import("./commands/image-sign.js")).imageSignCommand,
       },
       {
@@ -314,13 +448,19 @@ const commands: readonly CommandSpec[] = [
           "transport's image is fetched first as `rkt fetch` would, an image converted before is not",
           "converted again, and the IDs are printed (base first). With -o the ACIs are streamed from",
           "the source into DIR under docker2aci's file names and their paths printed.",
-          "",
-          "Flags:",
-          "  --squash          one ACI for the whole image (default)",
-          "  --no-squash       one ACI per layer with dependencies",
-          "  -o, --output DIR  write .aci files to DIR instead of importing them",
-          "  --compression     gzip or none, for files (default gzip)",
         ].join("\n"),
+        flags: {
+          squash: boolFlag("one ACI for the whole image", { default: true }),
+          "no-squash": boolFlag("one ACI per layer with dependencies"),
+          output: stringFlag("DIR", "write .aci files to DIR instead of importing them", {
+            short: "o",
+            complete: "dir",
+          }),
+          compression: stringFlag("METHOD", "gzip or none, for files", { default: "gzip" }),
+          format: formatFlag("json: [{id}] into the store, [{path}] with -o (base first)"),
+          quiet: quietFlag(),
+        },
+        args: "image",
         load: async () => (await import("./commands/image-convert.js")).imageConvertCommand,
       },
       {
@@ -334,21 +474,8 @@ const commands: readonly CommandSpec[] = [
           "decompresses them. Blobs the destination already has",
           "are not sent, blobs on the same registry are mounted, and the manifest goes last: a failed",
           "copy never leaves a tag naming a missing blob. Prints the digest copied.",
-          "",
-          "Flags:",
-          "  --all                       copy an index with every image it lists",
-          "  --os, --arch, --variant     platform taken from an index (also --override-os/-arch/-variant)",
-          "  --format=text|json          output",
-          "  --authfile FILE             containers auth.json to read credentials from",
-          "  --creds USER:PASS           credentials for both sides (--src-creds, --dest-creds per side)",
-          "  --src-tls-verify=false      plain HTTP or unverified TLS for the source (--dest-tls-verify too)",
-          "  --src-cert-dir DIR          CAs (*.crt) and client certificates (*.cert, *.key) for the source",
-          "                              registry instead of certs.d (--dest-cert-dir too)",
-          "  --overwrite                 replace an existing archive file",
-          "  --parallel N                blobs at once (default 4)",
-          "  --chunk-size BYTES          upload larger blobs in PATCH chunks",
-          "  -q, --quiet                 no per-blob lines on stderr",
         ].join("\n"),
+        flags: copyFlags,
         load: async () => (await import("./commands/image-copy.js")).imageCopyCommand,
       },
       {
@@ -357,9 +484,10 @@ const commands: readonly CommandSpec[] = [
         usage: "[flags] IMAGE docker://HOST/REPO[:TAG]",
         help: [
           "Pushes IMAGE (an OCI image in the store, by name or ID) as `image copy rkt:IMAGE DEST` does:",
-          "blobs first (skipped when present, mounted within the registry), the manifest last. Takes the",
-          "flags of `rkt image copy`.",
+          "blobs first (skipped when present, mounted within the registry), the manifest last.",
         ].join("\n"),
+        flags: copyFlags,
+        args: "image",
         load: async () => (await import("./commands/image-copy.js")).imagePushCommand,
       },
       {
@@ -380,10 +508,25 @@ const commands: readonly CommandSpec[] = [
           "after it) and the public keys that made them (from the keystore and policy.json), described by",
           "the index.json annotation io.rkt.bundle.v1 (`rkt image bundle inspect`). Manifests are kept",
           "byte for byte. `rkt image load` checks it against the receiving machine's trust.",
-          "  --all                   every platform of an index; --os/--arch/--variant pick one otherwise",
-          "  --format=text|json      print the description as text or JSON",
-          "  --authfile, --src-creds, --src-tls-verify, --src-cert-dir   for docker:// images",
         ].join("\n"),
+        flags: {
+          ...copyFlags,
+          output: stringFlag("FILE", "the archive to write", { short: "o", complete: "file" }),
+          format: stringFlag("FORMAT", "oci-archive or docker-archive", { default: "oci-archive" }),
+          json: boolFlag("print a JSON list of what was saved (with --bundle: the bundle's description)"),
+          bundle: boolFlag("a signed bundle: images, their signatures and the keys that made them"),
+          signature: stringFlag("FILE", "with --bundle, after an ACI: its detached signature", {
+            multiple: true,
+            complete: "file",
+          }),
+          lookaside: stringFlag("DIR", "with --bundle: the simple-signing lookaside to read", {
+            complete: "dir",
+          }),
+          "signature-policy": stringFlag("FILE", "with --bundle: the policy.json naming the keys to carry", {
+            complete: "file",
+          }),
+        },
+        args: "image",
         load: async () => (await import("./commands/image-copy.js")).imageSaveCommand,
       },
       {
@@ -402,16 +545,31 @@ const commands: readonly CommandSpec[] = [
           "(loaded, present, refused with why); exit 254 when any was refused. Run again after an",
           "interruption: what was stored is not read again. --insecure-options=image checks nothing.",
         ].join("\n"),
+        flags: {
+          "trust-bundle-keys": boolFlag("trust the bundle's keys after the fingerprint review"),
+          "skip-fingerprint-review": boolFlag("with --trust-bundle-keys: accept keys without confirmation"),
+          "signature-policy": stringFlag("FILE", "the policy.json to admit images by", { complete: "file" }),
+          os: copyFlags["os"]!,
+          arch: copyFlags["arch"]!,
+          variant: copyFlags["variant"]!,
+          parallel: stringFlag("N", "images at once", { default: "4" }),
+          format: formatFlag("json: a list of {image,status,id,error}"),
+          quiet: quietFlag("print only refusals"),
+        },
+        args: "file",
         load: async () => (await import("./commands/image-bundle.js")).imageLoadCommand,
       },
       {
         name: "bundle",
         summary: "Inspect a signed bundle",
+        flags: {},
         children: [
           {
             name: "inspect",
             summary: "Print what a bundle holds: images, signatures, keys",
             usage: "[--format=text|json] FILE",
+            flags: { format: formatFlag("json: the io.rkt.bundle.v1 description") },
+            args: "file",
             load: async () => (await import("./commands/image-bundle.js")).imageBundleInspectCommand,
           },
         ],
@@ -426,12 +584,15 @@ const commands: readonly CommandSpec[] = [
           "405. A stored ORIGIN/app:v1 answers as app:v1 (what a registries.conf mirror entry with",
           "location = HOST:PORT for prefix = ORIGIN asks for) and as ORIGIN/app:v1. A blob is served",
           "only under a repository one of whose images references it. --debug logs each request.",
-          "",
-          "Flags:",
-          "  --listen HOST:PORT          address to listen on (port 0: any free port, printed)",
-          "  --tls-cert, --tls-key FILE  serve HTTPS with this PEM certificate chain and key",
-          "  -q, --quiet                 do not print the listening address",
         ].join("\n"),
+        flags: {
+          listen: stringFlag("HOST:PORT", "address to listen on (port 0: any free port, printed)"),
+          "tls-cert": stringFlag("FILE", "serve HTTPS with this PEM certificate chain", { complete: "file" }),
+          "tls-key": stringFlag("FILE", "the certificate's PEM key", { complete: "file" }),
+          format: formatFlag("json: {url} once listening"),
+          quiet: quietFlag("do not print the listening address"),
+        },
+        args: "none",
         load: async () => (await import("./commands/image-serve.js")).imageServeCommand,
       },
       {
@@ -449,19 +610,29 @@ const commands: readonly CommandSpec[] = [
           "Simple-signing signatures (the source's lookaside and registry extension) go along to the",
           "destination's lookaside named in registries.d (a file:// one) and its signatures extension",
           "when it announces one; for rkt: into this node's lookaside. Blobs already there are skipped.",
-          "",
-          "Flags:",
-          "  --all                   every platform of an index (default: the host's, or --os/--arch/--variant)",
-          "  --scoped                prefix destination repositories with the source registry",
-          "  --dry-run               compare only; list what would be copied as `planned`",
-          "  --remove-signatures     do not carry signatures",
-          "  --keep-going=false      stop at the first failure",
-          "  --parallel N            images at once (default 4)",
-          "  --format=text|json      one line per image, or a JSON list of results",
-          "  --src-creds, --src-tls-verify, --src-cert-dir    for --src",
-          "  --dest-creds, --dest-tls-verify, --dest-cert-dir, --authfile",
-          "  -q, --quiet             print only failures",
         ].join("\n"),
+        flags: {
+          config: stringFlag("FILE", "skopeo-sync YAML naming the images", { complete: "file" }),
+          src: stringFlag("docker://HOST/REPO[:TAG]", "one repository (every tag without :TAG)"),
+          all: boolFlag("every platform of an index (default: the host's, or --os/--arch/--variant)"),
+          scoped: boolFlag("prefix destination repositories with the source registry"),
+          "dry-run": boolFlag("compare only; list what would be copied as `planned`"),
+          "remove-signatures": boolFlag("do not carry signatures"),
+          "keep-going": boolFlag("false: stop at the first failure", { default: true }),
+          parallel: stringFlag("N", "images at once", { default: "4" }),
+          format: formatFlag("text (one line per image) or json (a list of results)"),
+          quiet: quietFlag("print only failures"),
+          authfile: copyFlags["authfile"]!,
+          "src-creds": copyFlags["src-creds"]!,
+          "src-tls-verify": copyFlags["src-tls-verify"]!,
+          "src-cert-dir": copyFlags["src-cert-dir"]!,
+          "dest-creds": copyFlags["dest-creds"]!,
+          "dest-tls-verify": copyFlags["dest-tls-verify"]!,
+          "dest-cert-dir": copyFlags["dest-cert-dir"]!,
+          os: copyFlags["os"]!,
+          arch: copyFlags["arch"]!,
+          variant: copyFlags["variant"]!,
+        },
         load: async () => (await import("./commands/image-sync.js")).imageSyncCommand,
       },
       { ...fetchSpec, hidden: true },
@@ -480,11 +651,12 @@ const commands: readonly CommandSpec[] = [
           "  docker-archive  `docker save` archive: manifest.json, configs, layer diff_ids",
           "  oci-manifest, oci-index, oci-config, descriptor, image-manifest, pod-manifest",
           "                  single JSON documents (OCI/Docker, appc)",
-          "",
-          "Flags:",
-          "  --type=TYPE         validate every PATH as TYPE",
-          "  --format=text|json  json prints an array of {path,type,ok,issues:[{path,message}]}",
         ].join("\n"),
+        flags: {
+          type: stringFlag("TYPE", "validate every PATH as TYPE"),
+          format: formatFlag("json: an array of {path,type,ok,issues:[{path,message}]}"),
+          quiet: quietFlag("print only the inputs that are invalid"),
+        },
         load: async () => (await import("./commands/image-validate.js")).imageValidateCommand,
       },
     ],
@@ -498,30 +670,80 @@ const commands: readonly CommandSpec[] = [
       "config dir, trusted for images whose name is under PREFIX (or every image with --root).",
       "Without PUBKEY, keys are found by appc discovery of PREFIX (ac-discovery-pubkeys).",
       "The fingerprint is reviewed on a terminal unless --skip-fingerprint-review.",
-      "",
-      "Subcommands (beyond rkt):",
-      "  list [--prefix NAME] [--format text|json]  keys trusted (for images named NAME)",
-      "  rm FINGERPRINT [--prefix P | --root]        remove a local key",
     ].join("\n"),
+    flags: {
+      prefix: stringFlag("PREFIX", "prefix to limit trust to"),
+      root: boolFlag("add root key from filesystem without a prefix"),
+      "skip-fingerprint-review": boolFlag("accept key without fingerprint confirmation"),
+      "insecure-allow-http": boolFlag("allow HTTP use for key discovery and/or retrieval"),
+      format: formatFlag("json: [{location,prefix,root,fingerprint,path,trusted}]"),
+      quiet: quietFlag("no key descriptions (without a review) or pubkey: lines"),
+    },
     load: async () => (await import("./commands/trust.js")).trustCommand,
     children: [
       {
         name: "list",
         summary: "List trusted keys",
         usage: "[--prefix NAME] [--format text|json]",
+        flags: {
+          prefix: stringFlag("NAME", "only the keys that verify images named NAME"),
+          format: formatFlag("json: [{prefix,root,fingerprint,layer,path,identities}]"),
+          quiet: quietFlag("print only the fingerprints"),
+        },
+        args: "none",
         load: async () => (await import("./commands/trust-list.js")).trustListCommand,
       },
       {
         name: "rm",
         summary: "Remove a trusted key from the local config dir",
         usage: "FINGERPRINT [--prefix PREFIX | --root]",
+        flags: {
+          prefix: stringFlag("PREFIX", "the prefix the key is trusted for"),
+          root: boolFlag("the key is a root key"),
+          format: formatFlag("json: {fingerprint,prefix,root,path}"),
+        },
+        args: "none",
         load: async () => (await import("./commands/trust-rm.js")).trustRmCommand,
       },
     ],
   },
   ...podCommands,
-  { name: "version", summary: "Print the version and exit" },
-  { name: "help", summary: "Help about any command", usage: "[COMMAND...]" },
+  {
+    name: "completion",
+    summary: "Print a shell completion script (bash, zsh or fish)",
+    usage: "bash|zsh|fish",
+    help: [
+      "bash: source <(rkt completion bash), or save it as /usr/share/bash-completion/completions/rkt",
+      "zsh:  source <(rkt completion zsh) in ~/.zshrc (through zsh's bashcompinit)",
+      "fish: rkt completion fish > ~/.config/fish/completions/rkt.fish",
+      "`npm run setup` as root installs the bash script (and the man pages, and rkt on PATH).",
+    ].join("\n"),
+    flags: {},
+    args: ["bash", "zsh", "fish"],
+    load: async () => (await import("./commands/completion.js")).completionCommand,
+  },
+  {
+    name: "man",
+    summary: "Print the man page of a command, or write every page with --output",
+    usage: "[--output DIR] [COMMAND...]",
+    help: "Pages: rkt(1), rkt-fetch(1), rkt-image(1), rkt-image-list(1)… (man -l FILE shows one).",
+    flags: {
+      output: stringFlag("DIR", "write every page to DIR (e.g. /usr/local/share/man/man1)", {
+        short: "o",
+        complete: "dir",
+      }),
+      quiet: boolFlag("do not print the paths written", { short: "q" }),
+    },
+    args: "none",
+    load: async () => (await import("./commands/completion.js")).manCommand,
+  },
+  {
+    name: "version",
+    summary: "Print the version and exit",
+    flags: { format: formatFlag("json: {rkt,appc,node,os,arch}") },
+    args: "none",
+  },
+  { name: "help", summary: "Help about any command", usage: "[COMMAND...]", flags: {}, args: "none" },
 ];
 
 /** Our version, from the package's own package.json (the same file in src/ and dist/ layouts). */
@@ -532,42 +754,18 @@ export function rktVersion(): string {
   return pkg.version ?? "0.0.0";
 }
 
+/** The command tree (what help, completion and man pages are made from). */
+export function commandTree(): readonly CommandSpec[] {
+  return commands;
+}
+
 // cobra EnablePrefixMatching: an exact name wins, else a unique prefix.
 function lookup(list: readonly CommandSpec[], word: string): CommandSpec | "ambiguous" | undefined {
   const exact = list.find((c) => c.name === word);
   if (exact !== undefined) return exact;
-  const matches = list.filter((c) => c.name.startsWith(word));
+  const matches = list.filter((c) => c.name.startsWith(word) && c.hidden !== true);
   if (matches.length === 1) return matches[0];
   return matches.length > 1 ? "ambiguous" : undefined;
-}
-
-function helpText(path: readonly CommandSpec[]): string {
-  const cmd = path[path.length - 1];
-  const full = ["rkt", ...path.map((c) => c.name)].join(" ");
-  const lines: string[] = [];
-  if (cmd === undefined) {
-    lines.push("rkt - the image side of rkt: fetch, verify, store, render and run container images", "");
-    lines.push("USAGE:", "  rkt [global options] <command> [command options] [arguments...]", "");
-  } else {
-    lines.push(`${full} - ${cmd.summary}`, "");
-    const usage = cmd.usage ?? (cmd.children !== undefined ? "<command> [arguments...]" : "");
-    lines.push("USAGE:", `  ${full} ${usage}`.trimEnd(), "");
-    if (cmd.help !== undefined) lines.push(cmd.help, "");
-  }
-  const children = cmd === undefined ? commands : cmd.children;
-  if (children !== undefined) {
-    lines.push("COMMANDS:");
-    for (const c of children.filter((x) => x.hidden !== true))
-      lines.push(`  ${c.name.padEnd(12)} ${c.summary}`);
-    lines.push("");
-  }
-  lines.push("GLOBAL OPTIONS:");
-  for (const [flag, text] of globalFlagHelp) lines.push(`  ${flag.padEnd(26)} ${text}`);
-  lines.push(
-    "",
-    `Run '${full} <command> --help' for more information on a command.`.replace("rkt rkt", "rkt"),
-  );
-  return `${lines.join("\n")}\n`;
 }
 
 /** I/O of one `rkt` invocation; everything defaults to the process's own. */
@@ -604,20 +802,68 @@ export function formatError(prefix: string, e: unknown, debug: boolean): string 
   return out;
 }
 
-function printError(stderr: Writable, prefix: string, e: unknown, debug: boolean): void {
-  stderr.write(formatError(prefix, e, debug));
+/** The command a command line names: its path in the tree and the words left for it. */
+interface Resolved {
+  readonly path: readonly CommandSpec[];
+  readonly rest: readonly string[];
 }
 
-function isParseArgsError(e: unknown): boolean {
+function resolveCommand(words: readonly string[]): Resolved {
+  const rest = [...words];
+  const path: CommandSpec[] = [];
+  let list: readonly CommandSpec[] | undefined = commands;
+  while (list !== undefined && rest.length > 0 && !(rest[0] ?? "").startsWith("-")) {
+    const word = rest[0] ?? "";
+    const parent = path[path.length - 1];
+    // A command that runs itself and has subcommands (`rkt trust KEY` / `rkt trust list`): only
+    // exact subcommand names count, so a key file called "l" is not taken for "list".
+    const found: CommandSpec | "ambiguous" | undefined =
+      parent?.load !== undefined ? list.find((c) => c.name === word) : lookup(list, word);
+    if (found === "ambiguous") {
+      throw new UsageError(`ambiguous command ${JSON.stringify(word)}; run 'rkt help' for usage`, {
+        showUsage: false,
+      });
+    }
+    if (found === undefined) {
+      if (path.length === 0 || (parent?.children !== undefined && parent.load === undefined)) {
+        const where = ["rkt", ...path.map((c) => c.name)].join(" ");
+        throw new UsageError(
+          `unknown command ${JSON.stringify(word)} for "${where}"; run '${where} --help' for usage`,
+          { showUsage: false },
+        );
+      }
+      break;
+    }
+    path.push(found);
+    rest.shift();
+    list = found.children;
+    if (found.name === "help") break;
+  }
+  return { path, rest };
+}
+
+/**
+ * Parses the words after a command path as `rkt <path…>` would (for tests of commands that
+ * read tokens in order, such as fetch's `--signature`). UsageError on a bad flag.
+ */
+export function parseCommandArgs(path: readonly string[], argv: readonly string[]): ParsedArgs {
+  const r = resolveCommand(path);
+  const cmd = r.path[r.path.length - 1];
+  return parseCommandLine(argv, cmd?.flags ?? {}, { interspersed: cmd?.interspersed });
+}
+
+function versionText(): string {
   return (
-    e instanceof Error && "code" in e && String((e as { code: unknown }).code).startsWith("ERR_PARSE_ARGS")
+    `rkt Version: ${rktVersion()}\nappc Version: ${appcVersion}\nNode Version: ${process.version}\n` +
+    `Node OS/Arch: ${process.platform}/${process.arch}\n`
   );
 }
 
 /**
  * Runs one `rkt` command line (without the `node rkt` prefix) and returns the exit status; never
  * throws and never calls `process.exit`. Errors are printed here and only here: one line
- * `<command>: <message>` on stderr, exit 254 (with `--debug`, the cause chain and the error code).
+ * `<command>: <message>` on stderr, exit 254 (with `--debug`, the cause chain and the error code);
+ * a bad flag is followed by the command's usage line.
  */
 export async function main(argv: readonly string[], io: MainIO = {}): Promise<number> {
   const stdout = io.stdout ?? process.stdout;
@@ -626,45 +872,33 @@ export async function main(argv: readonly string[], io: MainIO = {}): Promise<nu
   const cwd = io.cwd ?? process.cwd();
   let prefix = "rkt";
   let debug = argv.includes("--debug");
+  let path: readonly CommandSpec[] = [];
   try {
     const split = splitGlobalFlags(argv, env, cwd, io.uid ?? process.getuid?.() ?? 0);
     debug = split.globals.debug;
-    const rest = [...split.rest];
-    const path: CommandSpec[] = [];
-    let list: readonly CommandSpec[] | undefined = commands;
-    while (list !== undefined && rest.length > 0 && !(rest[0] ?? "").startsWith("-")) {
-      const word = rest[0] ?? "";
-      const parent = path[path.length - 1];
-      // A command that runs itself and has subcommands (`rkt trust KEY` / `rkt trust list`): only
-      // exact subcommand names count, so a key file called "l" is not taken for "list".
-      const found: CommandSpec | "ambiguous" | undefined =
-        parent?.load !== undefined ? list.find((c) => c.name === word) : lookup(list, word);
-      if (found === "ambiguous") {
-        throw new UsageError(`ambiguous command ${JSON.stringify(word)}; run 'rkt help' for usage`);
-      }
-      if (found === undefined) {
-        if (path.length === 0 || (parent?.children !== undefined && parent.load === undefined)) {
-          const where = ["rkt", ...path.map((c) => c.name)].join(" ");
-          throw new UsageError(
-            `unknown command ${JSON.stringify(word)} for "${where}"; run '${where} --help' for usage`,
-          );
-        }
-        break;
-      }
-      path.push(found);
-      rest.shift();
-      list = found.children;
-      if (found.name === "help") break;
-    }
+    const resolved = resolveCommand(split.rest);
+    path = resolved.path;
+    const rest = resolved.rest;
     const cmd = path[path.length - 1];
     if (cmd !== undefined) prefix = cmd.name;
     if (cmd === undefined) {
       if (split.help) {
-        stdout.write(helpText([]));
+        stdout.write(helpText(commands, [], globalFlags));
         return ExitCode.Ok;
       }
-      stderr.write(`missing command\n${helpText([])}`);
+      if (rest.length > 0) {
+        const top = parseCommandLine(rest, rootFlags);
+        if (top.bool("version")) {
+          stdout.write(versionText());
+          return ExitCode.Ok;
+        }
+      }
+      stderr.write(`missing command\n${helpText(commands, [], globalFlags)}`);
       return ExitCode.MissingCommand;
+    }
+    if (split.help) {
+      stdout.write(helpText(commands, path, globalFlags));
+      return ExitCode.Ok;
     }
     if (cmd.name === "help") {
       const target: CommandSpec[] = [];
@@ -672,28 +906,35 @@ export async function main(argv: readonly string[], io: MainIO = {}): Promise<nu
       for (const w of rest) {
         const f: CommandSpec | "ambiguous" | undefined = l === undefined ? undefined : lookup(l, w);
         if (f === undefined || f === "ambiguous")
-          throw new UsageError(`unknown help topic ${JSON.stringify(w)}`);
+          throw new UsageError(`unknown help topic ${JSON.stringify(w)}`, { showUsage: false });
         target.push(f);
         l = f.children;
       }
-      stdout.write(helpText(target));
+      stdout.write(helpText(commands, target, globalFlags));
       return ExitCode.Ok;
     }
-    if (split.help) {
-      stdout.write(helpText(path));
-      return ExitCode.Ok;
-    }
+    const args =
+      cmd.ownGrammar === true
+        ? parseCommandLine([], {})
+        : parseCommandLine(rest, cmd.flags ?? {}, { interspersed: cmd.interspersed });
     if (cmd.name === "version") {
-      stdout.write(
-        `rkt Version: ${rktVersion()}\nappc Version: ${appcVersion}\nNode Version: ${process.version}\n` +
-          `Node OS/Arch: ${process.platform}/${process.arch}\n`,
-      );
+      if (args.positionals.length > 0)
+        throw new UsageError(`unexpected argument ${JSON.stringify(args.positionals[0])}`);
+      if (args.string("format") === "json") {
+        stdout.write(
+          `${JSON.stringify({ rkt: rktVersion(), appc: appcVersion, node: process.version, os: process.platform, arch: process.arch })}\n`,
+        );
+      } else stdout.write(versionText());
       return ExitCode.Ok;
     }
     if (cmd.load === undefined) {
-      stderr.write(helpText(path));
-      return ExitCode.MissingCommand;
+      if (args.positionals.length === 0) {
+        stderr.write(helpText(commands, path, globalFlags));
+        return ExitCode.MissingCommand;
+      }
+      throw new UsageError(`unexpected argument ${JSON.stringify(args.positionals[0])}`);
     }
+    for (const n of args.notices) stderr.write(`${n}\n`);
     const run = await cmd.load();
     const ctx: CommandContext = {
       stdout,
@@ -703,26 +944,17 @@ export async function main(argv: readonly string[], io: MainIO = {}): Promise<nu
       cwd,
       globals: split.globals,
       signal: io.signal ?? new AbortController().signal,
+      args,
     };
     return await run(rest, ctx);
   } catch (e) {
-    if (isParseArgsError(e) && e instanceof Error) {
-      // node:util parseArgs errors: keep the first line, drop its advice about `--`.
-      printError(stderr, prefix, new UsageError(e.message.split("\n")[0] ?? e.message), debug);
-      return ExitCode.Error;
-    }
-    printError(stderr, prefix, e, debug);
+    stderr.write(formatError(prefix, e, debug));
+    if (e instanceof UsageError && e.showUsage) stderr.write(`${usageLine(path)}\n`);
     return ExitCode.Error;
   }
 }
 
-/** A bad command line (unknown command, bad flag). Printed like any error; exit 254. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
-}
+export { UsageError };
 
 /**
  * The `bin/rkt.js` entry: runs {@link main} on `process.argv`, aborting on SIGINT/SIGTERM, and sets

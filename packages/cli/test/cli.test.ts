@@ -143,8 +143,9 @@ describe("commands, help and version", () => {
   it("refuses unknown command flags with the command's name, exit 254", async () => {
     const r = await rkt(["image", "validate", "--bogus", "x"]);
     expect(r.code).toBe(254);
-    expect(r.stderr).toMatch(/^validate: Unknown option '--bogus'/);
-    expect(r.stderr.split("\n")).toHaveLength(2);
+    expect(r.stderr).toBe(
+      "validate: unknown flag: --bogus\nUsage: rkt image validate [--type=TYPE] [--format=text|json] PATH...\n",
+    );
   });
 });
 

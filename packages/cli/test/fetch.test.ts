@@ -7,7 +7,10 @@ import { join, resolve } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { MainIO } from "@rkt/cli";
-import { parseFetchArgs, printedId } from "../src/commands/fetch.js";
+import { parseFetchArgs as parseParsed, printedId } from "../src/commands/fetch.js";
+import { parseCommandArgs } from "../src/main.js";
+
+const parseFetchArgs = (argv: string[]) => parseParsed(parseCommandArgs(["fetch"], argv));
 import { runRkt, type RktRun } from "./helpers.js";
 
 const repo = resolve(import.meta.dirname, "..", "..", "..");

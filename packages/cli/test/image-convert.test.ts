@@ -1,33 +1,21 @@
-// `rkt image convert`, called directly (main.ts registers it separately).
+// `rkt image convert` through main, in process.
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { importOciLayout, openOciLayout, validateAci } from "@rkt/fetch";
 import { LocalStore, getImage, listImages } from "@rkt/store";
 import { writeOciLayout } from "@rkt/testkit";
-import type { CommandContext, GlobalOptions } from "../src/context.js";
-import { imageConvertCommand } from "../src/commands/image-convert.js";
+import { runRkt } from "./helpers.js";
 
 let work: string;
 let storeDir: string;
 
-function ctxFor(): { ctx: CommandContext; out: () => string } {
-  const stdout = new PassThrough();
-  const chunks: Buffer[] = [];
-  stdout.on("data", (c: Buffer) => chunks.push(c));
-  const globals = { dir: storeDir, debug: false } as unknown as GlobalOptions;
-  const ctx: CommandContext = {
-    stdout,
-    stderr: new PassThrough(),
-    stdin: new PassThrough(),
-    env: {},
-    cwd: work,
-    globals,
-    signal: new AbortController().signal,
-  };
-  return { ctx, out: () => Buffer.concat(chunks).toString("utf8") };
+// `rkt image convert ARGS` in process; rejects with the error line on failure.
+async function convert(args: string[]): Promise<string> {
+  const r = await runRkt(["--dir", storeDir, "image", "convert", ...args], { cwd: work });
+  if (r.code !== 0) throw new Error(r.stderr);
+  return r.stdout;
 }
 
 beforeAll(async () => {
@@ -51,9 +39,7 @@ afterAll(async () => {
 
 describe("rkt image convert", () => {
   it("imports the squashed ACI into the store and prints its ID", async () => {
-    const { ctx, out } = ctxFor();
-    expect(await imageConvertCommand(["example.com/app"], ctx)).toBe(0);
-    const ids = out().trim().split("\n");
+    const ids = (await convert(["example.com/app"])).trim().split("\n");
     expect(ids).toHaveLength(1);
     const store = await LocalStore.open(storeDir);
     try {
@@ -70,9 +56,7 @@ describe("rkt image convert", () => {
   });
 
   it("writes one gzipped ACI per layer into -o DIR with --no-squash", async () => {
-    const { ctx, out } = ctxFor();
-    expect(await imageConvertCommand(["--no-squash", "-o", "out", "example.com/app"], ctx)).toBe(0);
-    const files = out().trim().split("\n");
+    const files = (await convert(["--no-squash", "-o", "out", "example.com/app"])).trim().split("\n");
     expect(files).toHaveLength(2);
     expect((await readdir(join(work, "out"))).sort()).toEqual(
       files.map((f) => f.slice(join(work, "out").length + 1)).sort(),
@@ -84,12 +68,10 @@ describe("rkt image convert", () => {
   });
 
   it("refuses an unknown compression and an ACI as input", async () => {
-    await expect(imageConvertCommand(["--compression=xz", "example.com/app"], ctxFor().ctx)).rejects.toThrow(
+    await expect(convert(["--compression=xz", "example.com/app"])).rejects.toThrow(
       /unknown compression method: xz/,
     );
-    const first = ctxFor();
-    await imageConvertCommand(["example.com/app"], first.ctx);
-    const id = first.out().trim();
-    await expect(imageConvertCommand([id], ctxFor().ctx)).rejects.toThrow(/already an ACI/);
+    const id = (await convert(["example.com/app"])).trim();
+    await expect(convert([id])).rejects.toThrow(/already an ACI/);
   });
 });

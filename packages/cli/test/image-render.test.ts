@@ -153,12 +153,21 @@ describe("rkt image render", () => {
     const s = await store();
     const mounted = join(tmp, `out${n++}`);
     const r = await rkt(s.dir, ["image", "render", "--rootfs-only", "example.com/top", mounted]);
-    expect(r).toMatchObject({ code: 0, stdout: "" });
+    // stdout says where the rootfs is.
+    expect(r).toMatchObject({ code: 0, stdout: `${mounted}\n` });
     expect(r.stderr).toBe(`image render: ${mounted} is an overlay mount (umount it when done)\n`);
     expect(mountsUnder(tmp)).toContain(mounted);
     const flat = join(tmp, `out${n++}`);
-    const f = await rkt(s.dir, ["image", "render", "--flatten", s.aci, flat]);
-    expect(f).toMatchObject({ code: 0, stdout: "", stderr: "" });
+    const f = await rkt(s.dir, ["image", "render", "--flatten", "--format=json", s.aci, flat]);
+    expect(f).toMatchObject({ code: 0, stderr: "" });
+    expect(JSON.parse(f.stdout)).toEqual({
+      id: s.aci,
+      kind: "aci",
+      path: flat,
+      rootfs: join(flat, "rootfs"),
+      manifest: join(flat, "manifest"),
+      mode: "copy",
+    });
     expect(mountsUnder(tmp)).not.toContain(join(flat, "rootfs"));
     expect(await listTree(mounted)).toEqual(expectedAci);
     expect(await listTree(join(flat, "rootfs"))).toEqual(expectedAci);
@@ -454,7 +463,7 @@ describe("trees in image gc and image rm", () => {
     execFileSync("umount", [mounted]);
     const r = await rkt(s.dir, ["image", "rm", s.oci]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toBe(`successfully removed aci for image: ${JSON.stringify(s.oci)}\n`);
+    expect(r.stdout).toBe(`successfully removed image: ${JSON.stringify(s.oci)}\n`);
     expect(trees(s.dir)).toEqual([]);
     expect(snapshots(s.dir)).toEqual([]);
   });

@@ -191,7 +191,7 @@ describe("rkt image rm", () => {
     const r = await rkt(dir, ["image", "rm", aci.slice(0, 15), "hello-oci:latest"]);
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(
-      `successfully removed aci for image: "${aci}"\nsuccessfully removed aci for image: "${helloOciId}"\n`,
+      `successfully removed aci for image: "${aci}"\nsuccessfully removed image: "${helloOciId}"\n`,
     );
     expect(r.stderr).toBe("rm: 2 image(s) successfully removed\n");
     expect(readdirSync(join(dir, "cas", "blobs", "sha256"))).toEqual([]);

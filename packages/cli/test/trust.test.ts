@@ -263,7 +263,7 @@ describe("rkt trust: flags and errors (rkt's texts, exit 254, nothing stored)", 
     expect(existsSync(c.local)).toBe(false);
   });
 
-  it("without a TTY prints rkt's advice and refuses (no review possible)", async () => {
+  it("without a TTY says to check the fingerprint and use --skip-fingerprint-review, and refuses", async () => {
     const c = configDirs();
     const r = await rkt([...c.args, "trust", "--prefix", "example.com/hello", keyFile]);
     expect(r.code).toBe(254);
@@ -272,9 +272,8 @@ describe("rkt trust: flags and errors (rkt's texts, exit 254, nothing stored)", 
       [
         'pubkey: prefix: "example.com/hello"',
         `key: "${keyFile}"`,
-        'pubkey: To trust the key for "example.com/hello", do one of the following:',
-        "pubkey:  - call rkt with --trust-keys-from-https",
-        'pubkey:  - run: rkt trust --prefix "example.com/hello"',
+        `pubkey: cannot review the fingerprint of "${keyFile}": stdin and stderr are not both a terminal`,
+        "pubkey: to trust it anyway, check the fingerprint above and run again with --skip-fingerprint-review",
         "trust: error reviewing key: unable to ask user to review fingerprint due to lack of tty",
         "",
       ].join("\n"),

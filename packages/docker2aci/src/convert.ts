@@ -4,7 +4,7 @@
 import type { Readable } from "node:stream";
 import type { ImageManifest } from "@rkt/appc";
 import type { Header } from "tar-stream";
-import { ErrorCode, RktError, isRktError } from "@rkt/oci";
+import { ErrorCode, RktError, isRktError, type BlobProgress } from "@rkt/oci";
 import { AciPacker, aciHeader, type AciHeader, type OutputCompression, type PackedAci } from "./aci-pack.js";
 import { layerFileName, squashedFileName, type LayerFileNames } from "./file-names.js";
 import type { ImageInput, LayerInput } from "./input.js";
@@ -31,6 +31,8 @@ export interface ConvertOptions {
   /** Per-layer file names: docker2aci's for `docker save` archives or for OCI layouts (default). */
   layerFileNames?: LayerFileNames | undefined;
   signal?: AbortSignal | undefined;
+  /** Each layer's bytes as it is read to write the ACIs (a planning pass reports nothing). */
+  onProgress?: ((p: BlobProgress) => void) | undefined;
 }
 
 /** Where an ACI goes: its file name and ACI name, known before any byte is written. */
@@ -119,6 +121,7 @@ async function writeSquashed(
   packer: AciPacker,
   plans: ReadonlyMap<number, LayerPlan>,
   signal: AbortSignal | undefined,
+  onProgress?: (p: BlobProgress) => void,
 ): Promise<void> {
   packer.add(manifestHeader, manifestBytes);
   packer.addGeneric({ name: "rootfs", type: "directory", mode: 0o755 });
@@ -139,7 +142,7 @@ async function writeSquashed(
         const link = d.linkname === undefined ? undefined : `rootfs/${d.linkname}`;
         return packEntry(packer, aciHeader(e.header, `rootfs/${d.path}`, link));
       },
-      packer.ready,
+      { ready: packer.ready, onProgress },
     );
     if (level === 0) {
       for (const [p, target] of pass.stdioToAdd()) {
@@ -226,6 +229,7 @@ async function writeLayerAci(
   plan: LayerPlan,
   packer: AciPacker,
   manifestFor: (w: LayerWritten) => Uint8Array,
+  onProgress?: (p: BlobProgress) => void,
 ): Promise<void> {
   packer.addGeneric({ name: "rootfs", type: "directory", mode: 0o755 });
   const w: LayerWritten = { own: new Set(), whiteouts: new Set(), opaques: new Set() };
@@ -249,7 +253,7 @@ async function writeLayerAci(
         ),
       );
     },
-    packer.ready,
+    { ready: packer.ready, onProgress },
   );
   for (const [p, target] of stdioSymlinks) {
     if (w.own.has(`/${p}`)) continue;
@@ -319,7 +323,7 @@ export async function convertImage(
           sink,
           target,
           compression,
-          (p) => writeSquashed(input, bytes, p, plans, o.signal),
+          (p) => writeSquashed(input, bytes, p, plans, o.signal, o.onProgress),
           o.gzipLevel,
         );
         return [{ ...target, ...packed, manifest, rawManifest: bytes }];
@@ -374,13 +378,21 @@ async function convertPerLayer(
           target,
           compression,
           (p) =>
-            writeLayerAci(layer, level, what, plan, p, (w) => {
-              const pwl = nextWhitelist(whitelist, w.own, w.whiteouts, w.opaques);
-              const json = manifestOf([...pwl].sort());
-              const enc = encodeManifest(json);
-              written = { json, ...enc, pwl };
-              return enc.bytes;
-            }),
+            writeLayerAci(
+              layer,
+              level,
+              what,
+              plan,
+              p,
+              (w) => {
+                const pwl = nextWhitelist(whitelist, w.own, w.whiteouts, w.opaques);
+                const json = manifestOf([...pwl].sort());
+                const enc = encodeManifest(json);
+                written = { json, ...enc, pwl };
+                return enc.bytes;
+              },
+              o.onProgress,
+            ),
           o.gzipLevel,
         );
         const wr = written!;

@@ -9,6 +9,8 @@ export interface LayerInput {
   readonly mediaType: string;
   /** The layer's digest as the manifest names it (used in names and annotations). */
   readonly digest: string;
+  /** The blob's size as the manifest gives it, for progress events. */
+  readonly size?: number | undefined;
   /**
    * Opens the layer blob (compressed as stored). Called once per pass over the layer; a stream
    * from a source that verifies digests must fail at its end on a mismatch. The converter always

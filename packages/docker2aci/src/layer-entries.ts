@@ -1,9 +1,18 @@
 // Reading a layer blob as a stream of tar entries, with names made safe and whiteouts recognised
 // (OCI image-spec layer.md: `.wh.<name>` deletes <name>, `.wh..wh..opq` hides the lower contents
 // of its directory). Nothing is extracted: each entry's body is handed on or skipped.
-import type { Readable } from "node:stream";
-import { TarParser, cleanTarPath, decompressStream } from "@rkt/appc";
-import { ErrorCode, RktError, isLayerType, isRktError, normalizeMediaType } from "@rkt/oci";
+import { pipeline, type Readable } from "node:stream";
+import { TarParser, cleanTarPath, decompressStream, tarErrorReason } from "@rkt/appc";
+import {
+  ErrorCode,
+  RktError,
+  byteCounter,
+  isLayerType,
+  isRktError,
+  normalizeMediaType,
+  parseDigest,
+  type BlobProgress,
+} from "@rkt/oci";
 import type { Header } from "tar-stream";
 import type { LayerInput } from "./input.js";
 
@@ -78,6 +87,25 @@ function checkMediaType(layer: LayerInput, what: string): void {
   );
 }
 
+// The layer blob as read, counted for progress when its size is known.
+function counted(src: Readable, layer: LayerInput, on: ((p: BlobProgress) => void) | undefined): Readable {
+  const total = layer.size;
+  if (on === undefined || total === undefined) return src;
+  const digest = parseDigest(layer.digest);
+  const c = byteCounter((bytes) => on({ digest, bytes, total }));
+  // Errors of either end reach the other (the reader destroys its input on failure).
+  pipeline(src, c, () => undefined);
+  return c;
+}
+
+/** Options of {@link forEachLayerEntry}. */
+export interface LayerReadOptions {
+  /** Awaited between chunks of input when it returns a promise: the consumer's backpressure. */
+  readonly ready?: (() => Promise<void> | undefined) | undefined;
+  /** The layer blob's bytes as they are read. */
+  readonly onProgress?: ((p: BlobProgress) => void) | undefined;
+}
+
 /**
  * What to do with an entry's body: a function handed its bytes in order (slices of the
  * decompressed stream), or undefined to skip it.
@@ -87,8 +115,7 @@ export type BodyConsumer = ((chunk: Buffer) => void) | undefined;
 /**
  * Opens `layer`, decompresses it (gzip, zstd, bzip2, xz or plain, detected by magic number: media
  * types are not trusted, as docker2aci) and calls `onEntry` for each tar entry in order,
- * synchronously; the body goes to what `onEntry` returns. `ready` is awaited between chunks of
- * input when it returns a promise (the consumer's backpressure). An empty blob is an empty layer.
+ * synchronously; the body goes to what `onEntry` returns. An empty blob is an empty layer.
  * Errors: RKT_UNSUPPORTED_MEDIA_TYPE (not a layer type), RKT_INVALID_ARCHIVE (not a tar, truncated,
  * an entry escaping the root, a hard link escaping it, a whiteout of the root); errors of the
  * source and of `onEntry` pass through. The source is always consumed or destroyed.
@@ -97,10 +124,10 @@ export async function forEachLayerEntry(
   layer: LayerInput,
   what: string,
   onEntry: (e: LayerEntry) => BodyConsumer,
-  ready?: () => Promise<void> | undefined,
+  o: LayerReadOptions = {},
 ): Promise<void> {
   checkMediaType(layer, what);
-  const src = await layer.open();
+  const src = counted(await layer.open(), layer, o.onProgress);
   let stream: Readable;
   try {
     stream = (await decompressStream(src)).stream;
@@ -153,7 +180,7 @@ export async function forEachLayerEntry(
   try {
     for await (const chunk of stream) {
       parser.push(chunk as Buffer);
-      const wait = ready?.();
+      const wait = o.ready?.();
       if (wait !== undefined) {
         await wait.catch((e: unknown) => {
           entryError = { e };
@@ -172,7 +199,7 @@ export async function forEachLayerEntry(
     if (isRktError(e) || (e instanceof Error && "syscall" in e)) throw e;
     throw new RktError(
       ErrorCode.InvalidArchive,
-      `${what}: not a readable tar archive: ${e instanceof Error ? e.message : String(e)}`,
+      `${what}: not a readable tar archive: ${tarErrorReason(e)}`,
       { cause: e },
     );
   }

@@ -44,6 +44,7 @@ export async function imageInput(
   const layers: LayerInput[] = (await img.layers(o)).map((l) => ({
     mediaType: l.descriptor.mediaType,
     digest: l.descriptor.digest,
+    size: l.descriptor.size,
     open: () => l.open(),
   }));
   return {

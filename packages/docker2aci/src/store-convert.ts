@@ -3,6 +3,7 @@
 // --convert=aci` of a tag that did not move, `rkt image convert` twice) imports nothing and
 // returns the stored ACIs. rkt re-converted on every fetch.
 import type { Readable } from "node:stream";
+import type { BlobProgress } from "@rkt/oci";
 import { getImage, getRemote, importAci, recordRemote, type LocalStore } from "@rkt/store";
 import { convertImage } from "./convert.js";
 import { storeImageInput } from "./sources.js";
@@ -12,6 +13,8 @@ export interface ConvertStoredOptions {
   /** One squashed ACI (default) or one per layer with dependencies. */
   squash?: boolean | undefined;
   signal?: AbortSignal | undefined;
+  /** Each layer's bytes as it is converted. */
+  onProgress?: ((p: BlobProgress) => void) | undefined;
 }
 
 /** What {@link convertStoredImage} produced. */
@@ -59,7 +62,7 @@ export async function convertStoredImage(
     async (t, data: Readable) => {
       ids.push((await importAci(store, data, { what: t.fileName, signal: o.signal })).id);
     },
-    { squash, compression: "none", signal: o.signal },
+    { squash, compression: "none", signal: o.signal, onProgress: o.onProgress },
   );
   const top = ids[ids.length - 1]!;
   recordRemote(store, { url: key }, top, id, Date.now());

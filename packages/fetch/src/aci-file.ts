@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { open } from "node:fs/promises";
 import { Transform, pipeline, type Readable, type TransformCallback } from "node:stream";
-import { ErrorCode, RktError, isRktError } from "@rkt/oci";
+import { ErrorCode, RktError, byteCounter, isRktError } from "@rkt/oci";
 import { importAci, type BeforeCommitInfo, type ImportResult, type LocalStore } from "@rkt/store";
 import type { TrustedKeySource, Verdict } from "@rkt/trust";
 import { verifyAciSignature } from "./appc/verify.js";
@@ -32,6 +32,8 @@ export interface ImportAciFileOptions {
   readonly onInfo?: ((message: string) => void) | undefined;
   /** Mark the stored image "latest" (default false: rkt's file fetches never are). */
   readonly latest?: boolean | undefined;
+  /** Bytes of the file read so far, of its size. */
+  readonly onProgress?: ((p: { bytes: number; total: number }) => void) | undefined;
 }
 
 /** The stored image and, unless verification was disabled, who signed it. */
@@ -51,8 +53,9 @@ export function ascPathFromImgPath(path: string): string {
 }
 
 /**
- * Imports the ACI at `o.path` into `store`, streaming it once into an ingest. With a keystore the
- * signature is read first (missing or unreadable: RKT_IO `error opening signature file: …`),
+ * Imports the ACI at `o.path` into `store`, streaming it once into an ingest. The file is opened
+ * first (missing: RKT_IO `error opening ACI file: …`); with a keystore the signature is read next
+ * (missing or unreadable: RKT_IO `error opening signature file: …`),
  * then, after the archive is read and validated and before anything is committed, verified over
  * the signed bytes against the keys trusted for the manifest name (`verifyDetached`). The signed
  * bytes are the file as given: an uncompressed ACI is re-read from the ingest itself; a
@@ -71,14 +74,27 @@ export async function importAciFile(
   const path = o.path;
   if (o.keystore === null) {
     o.onWarning?.(verificationDisabledWarning);
-    const src = await openAci(path);
+    const src = await openAci(path, o.onProgress);
     return importAci(store, src, { what: path, latest: o.latest, signal: o.signal });
   }
-  const signature = await readSignatureFile(o.signaturePath ?? ascPathFromImgPath(path));
+  // The image first: a missing image is reported as such, not as its missing signature.
+  let first: Readable | undefined = await openAci(path, o.onProgress);
+  let signature: Uint8Array;
+  try {
+    signature = await readSignatureFile(o.signaturePath ?? ascPathFromImgPath(path));
+  } catch (e) {
+    first.destroy();
+    throw e;
+  }
   return importSignedAci(store, {
     ...o,
     keystore: o.keystore,
-    open: () => openAci(path),
+    // The import reads the stream opened above (with progress); a re-read for the signature opens anew.
+    open: () => {
+      const s = first ?? openAci(path);
+      first = undefined;
+      return Promise.resolve(s);
+    },
     what: path,
     signature,
   });
@@ -144,11 +160,20 @@ export async function importSignedAci(
   return { ...result, verdict };
 }
 
-async function openAci(path: string): Promise<Readable> {
+async function openAci(
+  path: string,
+  onProgress?: (p: { bytes: number; total: number }) => void,
+): Promise<Readable> {
   // Open eagerly so a missing file fails here with rkt's wording, not inside the import.
   try {
     const fh = await open(path, "r");
-    return fh.createReadStream({ highWaterMark: 1 << 20 });
+    const s = fh.createReadStream({ highWaterMark: 1 << 20 });
+    if (onProgress === undefined) return s;
+    const total = (await fh.stat()).size;
+    const counted = byteCounter((bytes) => onProgress({ bytes, total }));
+    // Errors of either end reach the other (the import destroys what it reads on failure).
+    pipeline(s, counted, () => undefined);
+    return counted;
   } catch (e) {
     throw new RktError(ErrorCode.Io, `error opening ACI file: ${path}: ${errText(e)}`, { cause: e });
   }

@@ -6,7 +6,7 @@ import { realpathSync } from "node:fs";
 import { ErrorCode, RktError } from "@rkt/oci";
 import type { KeyStore, Policy, RegistriesD } from "@rkt/trust";
 import { policyVerifier, type DockerImageVerifier } from "./docker-policy.js";
-import { dockerSignatureUnsupported } from "./pull.js";
+import { noSignaturePolicyMessage } from "./pull.js";
 import type { HttpOptions } from "./registry/http.js";
 
 /** rkt's configuration directories (`--system-config`, `--local-config`, `--user-config`). */
@@ -30,11 +30,9 @@ async function findPolicy(o: AdmissionOptions) {
   const trust = await import("@rkt/trust");
   const d = o.configDirs;
   const dirs = { userConfig: d.user ?? "", localConfig: d.local, systemConfig: d.system, home: o.home };
-  const found = await trust.findSignaturePolicy(
-    trust.signaturePolicyPaths({ ...dirs, flag: o.signaturePolicy }),
-    { required: o.signaturePolicy !== undefined },
-  );
-  return { trust, dirs, found };
+  const paths = trust.signaturePolicyPaths({ ...dirs, flag: o.signaturePolicy });
+  const found = await trust.findSignaturePolicy(paths, { required: o.signaturePolicy !== undefined });
+  return { trust, dirs, found, paths };
 }
 
 /**
@@ -98,13 +96,13 @@ export async function admitLocal(
 /**
  * The admission check of registry pulls: the policy and registries.d are read and parsed first,
  * so a bad file fails before any network or store access. No policy found:
- * RKT_INVALID_ARGUMENT {@link dockerSignatureUnsupported}.
+ * RKT_INVALID_ARGUMENT {@link noSignaturePolicyMessage}.
  */
 export async function dockerAdmission(
   o: AdmissionOptions & { http?: HttpOptions | undefined; onInfo?: ((line: string) => void) | undefined },
 ): Promise<DockerImageVerifier> {
-  const { trust, dirs, found } = await findPolicy(o);
-  if (found === undefined) throw new RktError(ErrorCode.InvalidArgument, dockerSignatureUnsupported);
+  const { trust, dirs, found, paths } = await findPolicy(o);
+  if (found === undefined) throw new RktError(ErrorCode.InvalidArgument, noSignaturePolicyMessage(paths));
   const { config } = await trust.findRegistriesD(trust.registriesDPaths(dirs));
   return policyVerifier({
     policy: found.policy,

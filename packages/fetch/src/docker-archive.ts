@@ -8,7 +8,7 @@ import { dirname, join, posix } from "node:path";
 import { Readable, Writable } from "node:stream";
 import { buffer } from "node:stream/consumers";
 import { pipeline } from "node:stream/promises";
-import { cleanTarPath, decompressStream, tarStream, type Compression } from "@rkt/appc";
+import { cleanTarPath, decompressStream, tarErrorReason, tarStream, type Compression } from "@rkt/appc";
 import { ErrorCode, RktError, createDigester, isRktError, type Digest, type ParseIssue } from "@rkt/oci";
 
 import {
@@ -68,13 +68,9 @@ export async function listArchiveEntries(
     consumed.status === "rejected" ? consumed.reason : fed.status === "rejected" ? fed.reason : undefined;
   if (e === undefined) return;
   if (isRktError(e) || (e instanceof Error && "syscall" in e)) throw e;
-  throw new RktError(
-    ErrorCode.InvalidArchive,
-    `${file}: not a readable tar archive: ${(e as Error).message}`,
-    {
-      cause: e,
-    },
-  );
+  throw new RktError(ErrorCode.InvalidArchive, `${file}: not a readable tar archive: ${tarErrorReason(e)}`, {
+    cause: e,
+  });
 }
 
 // Entry names we unpack: relative, inside the archive, no `..` (anything else is skipped, so a

@@ -25,7 +25,7 @@ import { chainCredentials, defaultCredentials, type CredentialsProvider } from "
 import type { BlobProgress } from "./registry/client.js";
 import { loadRegistriesConf, registriesConfPaths, type PullSource } from "./registries-conf.js";
 
-/** Progress of a fetch: registry blobs, or an ACI download. */
+/** Progress of a fetch: the blobs of a registry pull or a local import, or an ACI read or downloaded (`url`: its URL or path). */
 export type FetchProgress =
   | ({ readonly kind: "blob" } & BlobProgress)
   | {
@@ -167,13 +167,16 @@ export async function fetchImage(
   const verifying = o.insecure?.image !== true;
   switch (ref.transport) {
     case "file": {
+      const path = resolve(cwd, ref.path);
       const r = await importAciFile(store, {
-        path: resolve(cwd, ref.path),
+        path,
         signaturePath: o.signature === undefined ? undefined : resolve(cwd, o.signature),
         keystore: await keystoreFor(o, dirs),
         signal: o.signal,
         onInfo: o.onInfo,
         onWarning: o.onWarning,
+        onProgress:
+          o.onProgress === undefined ? undefined : (p) => o.onProgress!({ kind: "aci", url: path, ...p }),
       });
       return {
         id: r.id,
@@ -191,7 +194,13 @@ export async function fetchImage(
       const selector = ref.transport === "docker-archive" ? undefined : ref.ref;
       if (verifying)
         await localAdmission({ ...admission, transport: ref.transport, path, ref: selector, what: image });
-      const common = { what: image, signal: o.signal, platform: o.platform };
+      const common = {
+        what: image,
+        signal: o.signal,
+        platform: o.platform,
+        onProgress:
+          o.onProgress === undefined ? undefined : (p: BlobProgress) => o.onProgress!({ kind: "blob", ...p }),
+      };
       if (ref.transport === "docker-archive") {
         const { ref: named, digest, index } = ref;
         return localSummary(await importDockerArchive(store, path, { ...common, ref: named, digest, index }));

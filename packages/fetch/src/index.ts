@@ -7,11 +7,12 @@ export type { FetchImageOptions, FetchedImage, FetchProgress } from "./fetch-ima
 export { localAdmission, dockerAdmission, machineTrust, signatureStorage } from "./admission.js";
 export type { RktConfigDirs, AdmissionOptions, MachineTrust } from "./admission.js";
 export { verificationDisabledWarning } from "./aci-file.js";
-export { dockerSignatureUnsupported } from "./pull.js";
+export { noSignaturePolicyMessage } from "./pull.js";
 
 // The image model's sources and sinks, and copyImage between any pair.
 export { copyImage } from "./image/copy.js";
 export type { CopyImageOptions, CopyResult, CopyEvent } from "./image/copy.js";
+export { copyProgress } from "./image/copy.js";
 export { parseImageLocation, openImageSource, openImageSink } from "./image/transports.js";
 export type {
   ImageLocation,
@@ -46,7 +47,7 @@ export type {
 } from "./local-import.js";
 export { importAciFile } from "./aci-file.js";
 export type { ImportAciFileOptions, ImportAciFileResult } from "./aci-file.js";
-export { pullImage, PullProgress } from "./pull.js";
+export { pullImage } from "./pull.js";
 export type { PullPolicy, PullImageOptions, PullResult } from "./pull.js";
 export { fetchAppcImage } from "./appc/fetch-image.js";
 export type { AppcTarget, FetchAppcOptions, AppcFetchResult } from "./appc/fetch-image.js";

@@ -14,13 +14,14 @@ import {
   parseDockerReference,
   platformImage,
   type Abortable,
+  type BlobProgress,
   type ImageOrIndex,
   type Platform,
 } from "@rkt/oci";
 import type { ArchiveSelector } from "./docker-archive-plan.js";
 import { openDockerArchive } from "./image/docker-archive.js";
 import type { ImportResult, LocalStore } from "@rkt/store";
-import { copyImage } from "./image/copy.js";
+import { copyImage, copyProgress } from "./image/copy.js";
 import { layoutImage } from "./image/layout.js";
 import { openOciArchive } from "./image/oci-archive.js";
 import { storeSink } from "./image/store.js";
@@ -38,6 +39,8 @@ export interface ImportOciLayoutOptions extends Abortable {
   name?: string | undefined;
   /** Names the input in errors (e.g. `oci:/srv/layout:v1`). */
   what?: string | undefined;
+  /** Each blob's bytes as they are copied into the store (blobs the store has: done at once). */
+  onProgress?: ((p: BlobProgress) => void) | undefined;
 }
 
 /** The outcome of a local import: the store's result plus every blob digest the image uses. */
@@ -85,13 +88,17 @@ async function importFound(
   store: LocalStore,
   found: ImageOrIndex,
   named: { name: string; tag?: string | undefined },
-  o: Abortable & { platform?: Platform | undefined; name?: string | undefined },
+  o: Abortable & {
+    platform?: Platform | undefined;
+    name?: string | undefined;
+    onProgress?: ((p: BlobProgress) => void) | undefined;
+  },
   what: string,
 ): Promise<LocalImportResult> {
   const image = await platformImage(found, o.platform ?? hostPlatform(), what, o);
   const { name, tag } = named;
   const sink = storeSink(store, { name: o.name ?? name, what });
-  const c = await copyImage(image, sink, { tag, signal: o.signal });
+  const c = await copyImage(image, sink, { tag, signal: o.signal, onProgress: copyProgress(o.onProgress) });
   const result = sink.imported[0];
   if (result === undefined) throw new RktError(ErrorCode.Internal, `${what}: nothing was imported`);
   const m = image.manifest;
@@ -172,6 +179,8 @@ export interface ImportDockerArchiveOptions extends Abortable, ArchiveSelector {
   name?: string | undefined;
   /** Names the input in errors (e.g. `docker-archive:/media/app.tar:app:1`). */
   what?: string | undefined;
+  /** Each blob's bytes as they are copied into the store. */
+  onProgress?: ((p: BlobProgress) => void) | undefined;
 }
 
 /**

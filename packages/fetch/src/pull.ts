@@ -85,9 +85,18 @@ export interface PullResult {
 /** Default number of blobs downloaded at once. */
 export const defaultPullParallel = 4;
 
-/** rkt's refusal of docker images without `--insecure-options=image` (there is no ACI-style signature). */
-export const dockerSignatureUnsupported =
-  "signature verification for docker images is not supported (try --insecure-options=image)";
+/**
+ * The refusal of a registry image when no policy.json is found (`paths`, in the order looked
+ * at). rkt said verification "is not supported"; here it is, by a policy, so the message says
+ * where one goes and how to fetch without one. Pure.
+ */
+export function noSignaturePolicyMessage(paths: readonly string[]): string {
+  return (
+    `no signature policy for docker images: none of ${paths.join(", ")} exists; ` +
+    "write a policy.json (containers-policy.json(5)) there or give --signature-policy FILE, " +
+    "or fetch without verification with --insecure-options=image"
+  );
+}
 
 /** The key of a registry ref in the store's remotes: `docker://registry/repository:tag` or `@digest`. */
 export function dockerRemoteKey(ref: DockerRef): string {
@@ -293,49 +302,4 @@ export async function pullImage(
     }
   }
   throw new RktError(ErrorCode.Internal, `${what}: no source to pull from`);
-}
-
-/**
- * Aggregates per-blob {@link BlobProgress} into one status line for a terminal:
- * `Downloading 3 blobs: 12.0 MiB / 40.0 MiB, 8.0 MiB/s, ETA 4s`. The rate counts bytes since each
- * blob's first event (a resumed prefix is not a download); it and the ETA appear once bytes
- * arrived. `now` is injectable for tests.
- */
-export class PullProgress {
-  private readonly blobs = new Map<string, { bytes: number; total: number; first: number }>();
-  private readonly start: number;
-
-  constructor(now = Date.now()) {
-    this.start = now;
-  }
-
-  /** Records one progress event. */
-  update(p: BlobProgress): void {
-    const first = this.blobs.get(p.digest)?.first ?? p.bytes;
-    this.blobs.set(p.digest, { bytes: p.bytes, total: p.total, first });
-  }
-
-  /** The status line (no newline). */
-  line(now = Date.now()): string {
-    let bytes = 0;
-    let total = 0;
-    let received = 0;
-    for (const b of this.blobs.values()) {
-      bytes += b.bytes;
-      total += b.total;
-      received += b.bytes - b.first;
-    }
-    const n = this.blobs.size;
-    let s = `Downloading ${n} blob${n === 1 ? "" : "s"}: ${mib(bytes)} / ${mib(total)}`;
-    const secs = (now - this.start) / 1000;
-    if (received > 0 && secs > 0) {
-      const rate = received / secs;
-      s += `, ${mib(rate)}/s, ETA ${Math.ceil((total - bytes) / rate)}s`;
-    }
-    return s;
-  }
-}
-
-function mib(n: number): string {
-  return `${(n / (1 << 20)).toFixed(1)} MiB`;
 }

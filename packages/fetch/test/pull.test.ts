@@ -5,14 +5,7 @@ import { mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promise
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  ErrorCode,
-  isRktError,
-  parseDockerReference,
-  parseImageRef,
-  type Digest,
-  type DockerRef,
-} from "@rkt/oci";
+import { ErrorCode, isRktError, parseDockerReference, parseImageRef, type DockerRef } from "@rkt/oci";
 import { LocalStore, getRemote, listImages, resolveImage } from "@rkt/store";
 import {
   pushLayout,
@@ -23,7 +16,7 @@ import {
   type BuiltImage,
 } from "@rkt/testkit";
 import { Agent, type Dispatcher } from "undici";
-import { PullProgress, dockerRemoteKey, pullImage, type PullImageOptions } from "../src/pull.js";
+import { dockerRemoteKey, pullImage, type PullImageOptions } from "../src/pull.js";
 import { RegistryClient } from "../src/registry/client.js";
 
 const reg = useRegistry({ mode: "plain" });
@@ -332,19 +325,5 @@ describe("pullImage", () => {
     } finally {
       store.close();
     }
-  });
-
-  it("PullProgress sums blobs into one line with rate and ETA (a resumed prefix is not a download)", () => {
-    const p = new PullProgress(0);
-    const a = "sha256:" + "a".repeat(64);
-    const b = "sha256:" + "b".repeat(64);
-    expect(new PullProgress(0).line(1000)).toBe("Downloading 0 blobs: 0.0 MiB / 0.0 MiB");
-    p.update({ digest: a as Digest, bytes: 4 << 20, total: 8 << 20 }); // resumed at 4 MiB
-    expect(p.line(1000)).toBe("Downloading 1 blob: 4.0 MiB / 8.0 MiB");
-    p.update({ digest: a as Digest, bytes: 6 << 20, total: 8 << 20 });
-    p.update({ digest: b as Digest, bytes: 0, total: 2 << 20 });
-    p.update({ digest: b as Digest, bytes: 2 << 20, total: 2 << 20 });
-    // 4 MiB received in 2 s: 2 MiB/s; 2 MiB left: 1 s.
-    expect(p.line(2000)).toBe("Downloading 2 blobs: 8.0 MiB / 10.0 MiB, 2.0 MiB/s, ETA 1s");
   });
 });

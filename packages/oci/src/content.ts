@@ -9,6 +9,19 @@ export interface Abortable {
   signal?: AbortSignal | undefined;
 }
 
+/**
+ * Progress of one blob (a layer, a config, an ACI archive) being moved, read or extracted: every
+ * long operation reports with it (pulls, pushes, copies, local imports, renders, exports,
+ * converts), so that one renderer can show any of them. `bytes` counts from the start of the blob
+ * (a resumed prefix included) and reaches `total` when the blob is done, also when nothing had to
+ * move (a blob the destination had, a snapshot already extracted).
+ */
+export interface BlobProgress {
+  readonly digest: Digest;
+  readonly bytes: number;
+  readonly total: number;
+}
+
 /** What the store knows about one committed blob. */
 export interface BlobInfo {
   readonly digest: Digest;

@@ -93,6 +93,7 @@ export type {
 } from "./reference.js";
 export type {
   Abortable,
+  BlobProgress,
   BlobInfo,
   BlobWriter,
   ContentStore,
@@ -113,3 +114,4 @@ export type {
   WriteBlobOptions,
   WriteManifestOptions,
 } from "./image.js";
+export { byteCounter } from "./byte-counter.js";

@@ -4,9 +4,18 @@ import { randomUUID } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { mkdir, open, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import type { Readable } from "node:stream";
+import { pipeline as pipe, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { ErrorCode, MediaType, RktError, digestHex, parseDigest, type Digest } from "@rkt/oci";
+import {
+  ErrorCode,
+  MediaType,
+  RktError,
+  byteCounter,
+  digestHex,
+  parseDigest,
+  type BlobProgress,
+  type Digest,
+} from "@rkt/oci";
 import { touchImage } from "./images.js";
 import type { LocalStore } from "./local-store.js";
 import { fsyncDir, ioError } from "./internal/fs-util.js";
@@ -35,6 +44,8 @@ async function exists(path: string): Promise<boolean> {
 /** Options of {@link exportImage}. */
 export interface ExportOptions {
   overwrite?: boolean | undefined;
+  /** Each blob's bytes as it is written (an ACI: its archive). */
+  onProgress?: ((p: BlobProgress) => void) | undefined;
 }
 
 /**
@@ -62,9 +73,16 @@ export async function exportImage(
     try {
       const out = createWriteStream(tmp, { flags: "wx", mode: 0o644, highWaterMark: 1 << 20 });
       if (row.kind === "aci") {
-        await pipeline(await store.open(parseDigest(row.manifest_digest)), out);
+        const d = parseDigest(row.manifest_digest);
+        const on = o.onProgress;
+        const total = (await store.info(d)).size;
+        await pipeline(
+          await store.open(d),
+          byteCounter(on && ((bytes) => on({ digest: d, bytes, total }))),
+          out,
+        );
       } else {
-        await pipeline(await ociArchive(store, parseDigest(row.manifest_digest), o.tag), out);
+        await pipeline(await ociArchive(store, parseDigest(row.manifest_digest), o.tag, o.onProgress), out);
       }
       // fsync through a second descriptor: it flushes the same inode.
       const fh = await open(tmp, "r");
@@ -83,6 +101,7 @@ async function ociArchive(
   store: LocalStore,
   manifestDigest: Digest,
   tag: string | undefined,
+  onProgress: ((p: BlobProgress) => void) | undefined,
 ): Promise<Readable> {
   // tar-stream is loaded only by the commands that need it.
   const { pack: tarPack } = await import("tar-stream");
@@ -120,7 +139,12 @@ async function ociArchive(
         mode: 0o444,
         mtime: new Date(0),
       });
-      await pipeline(await store.open(d), entry);
+      const total = r.size;
+      await pipeline(
+        await store.open(d),
+        byteCounter(onProgress && ((bytes) => onProgress({ digest: d, bytes, total }))),
+        entry,
+      );
     }
     p.finalize();
   })().catch((e: unknown) => p.destroy(e instanceof Error ? e : new Error(String(e))));
@@ -133,6 +157,8 @@ export interface ExtractOptions {
   rootfsOnly?: boolean | undefined;
   /** Replace an existing directory. */
   overwrite?: boolean | undefined;
+  /** The archive's (OCI: each layer's) bytes as they are extracted. */
+  onProgress?: ((p: BlobProgress) => void) | undefined;
 }
 
 /**
@@ -160,6 +186,7 @@ export async function extractImage(
       flatten: true,
       rootfsOnly: o.rootfsOnly,
       overwrite: o.overwrite,
+      onProgress: o.onProgress,
     });
     return;
   }
@@ -172,7 +199,13 @@ export async function extractImage(
     try {
       await mkdir(tmp, { recursive: true, mode: 0o755 });
       const { extractTar } = await import("./internal/untar.js");
-      await extractTar(await store.open(parseDigest(row.manifest_digest)), tmp, {
+      const d = parseDigest(row.manifest_digest);
+      const on = o.onProgress;
+      const total = (await store.info(d)).size;
+      const src = byteCounter(on && ((bytes) => on({ digest: d, bytes, total })));
+      // Errors of either end reach the other (extraction destroys its input on failure).
+      pipe(await store.open(d), src, () => undefined);
+      await extractTar(src, tmp, {
         only: o.rootfsOnly === true ? "rootfs" : undefined,
         what: `image ${id}`,
       });

@@ -1,7 +1,7 @@
 // Image rows: identity, resolution with rkt's rules and messages (rkt.md §4.3, §4.5), listing,
 // removal, last-used, manifests. Reads only the index unless a function says otherwise.
 import { buffer } from "node:stream/consumers";
-import { ErrorCode, RktError, parseDigest, type Digest } from "@rkt/oci";
+import { ErrorCode, RktError, parseDigest, parseDockerReference, type Digest } from "@rkt/oci";
 import type { LocalStore } from "./local-store.js";
 import { indexDb } from "./internal/index-db.js";
 
@@ -167,19 +167,50 @@ export function listRefs(store: LocalStore): ImageRef[] {
   return rows.map((r) => ({ name: r.name, tag: r.tag, imageId: r.image_id }));
 }
 
+function refImage(store: LocalStore, name: string, tag: string): string | undefined {
+  const ref = indexDb(store)
+    .prepare("SELECT image_id FROM refs WHERE name = ? AND tag = ?")
+    .get(name, tag) as { image_id: string } | undefined;
+  return ref?.image_id;
+}
+
+function storedTags(store: LocalStore, name: string): string[] {
+  const rows = indexDb(store).prepare("SELECT tag FROM refs WHERE name = ? ORDER BY tag").all(name) as {
+    tag: string;
+  }[];
+  return rows.map((r) => r.tag);
+}
+
+/**
+ * The name docker would look `name` up as (`hello` -> `docker.io/library/hello`, `user/app` ->
+ * `docker.io/user/app`), when that differs from `name`; undefined otherwise or when it is no
+ * docker reference. Names that look like ACI IDs (`sha512-…`) are ACI names. Pure.
+ */
+export function dockerNormalizedName(name: string): string | undefined {
+  if (name.startsWith("sha512-")) return undefined;
+  try {
+    const r = parseDockerReference(name);
+    const full = `${r.registry}/${r.repository}`;
+    return full === name ? undefined : full;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Finds the image for a name and labels (rkt `GetACI`): every requested label must match; without
  * a requested version, images flagged `latest` come first; then the newest import. OCI images
- * are also found by their ref (`name` + tag in `version`, default tag `latest`). RKT_NOT_FOUND
- * `cannot find aci satisfying name: "<n>" and labels: "<labels>" in the local store`.
+ * are also found by their ref (`name` + tag in `version`, default tag `latest`), and by docker's
+ * normalised name (`hello:v1` is `docker.io/library/hello:v1`). RKT_NOT_FOUND: for a name stored
+ * with other tags, or a docker short name, `no image "<name:tag>" in the local store (…)`; else
+ * rkt's `cannot find aci satisfying name: "<n>" and labels: "<labels>" in the local store`.
  */
 export function findImageByName(store: LocalStore, q: ImageNameQuery): string {
   const tag = q.labels["version"] ?? "latest";
-  if (Object.keys(q.labels).every((k) => k === "version")) {
-    const ref = indexDb(store)
-      .prepare("SELECT image_id FROM refs WHERE name = ? AND tag = ?")
-      .get(q.name, tag) as { image_id: string } | undefined;
-    if (ref !== undefined) return ref.image_id;
+  const versionOnly = Object.keys(q.labels).every((k) => k === "version");
+  if (versionOnly) {
+    const id = refImage(store, q.name, tag);
+    if (id !== undefined) return id;
   }
   const rows = indexDb(store)
     .prepare("SELECT id, labels, latest, import_time FROM images WHERE name = ?")
@@ -195,13 +226,34 @@ export function findImageByName(store: LocalStore, q: ImageNameQuery): string {
     return b.import_time - a.import_time;
   });
   const best = matches[0];
-  if (best === undefined) {
-    throw new RktError(
-      ErrorCode.NotFound,
-      `cannot find aci satisfying name: ${JSON.stringify(q.name)} and labels: ${JSON.stringify(formatLabels(q.labels))} in the local store`,
-    );
+  if (best !== undefined) return best.id;
+  const docker = versionOnly ? dockerNormalizedName(q.name) : undefined;
+  if (docker !== undefined) {
+    const id = refImage(store, docker, tag);
+    if (id !== undefined) return id;
   }
-  return best.id;
+  if (versionOnly) {
+    // An OCI/Docker image name: say so in its words, with the tags that are there.
+    for (const name of docker === undefined ? [q.name] : [q.name, docker]) {
+      const tags = storedTags(store, name);
+      if (tags.length > 0) {
+        throw new RktError(
+          ErrorCode.NotFound,
+          `no image ${JSON.stringify(`${q.name}:${tag}`)} in the local store (${name} has tag${tags.length === 1 ? "" : "s"} ${tags.join(", ")})`,
+        );
+      }
+    }
+    if (docker !== undefined) {
+      throw new RktError(
+        ErrorCode.NotFound,
+        `no image ${JSON.stringify(`${q.name}:${tag}`)} in the local store (looked for ${docker}:${tag} and for an ACI named ${JSON.stringify(q.name)})`,
+      );
+    }
+  }
+  throw new RktError(
+    ErrorCode.NotFound,
+    `cannot find aci satisfying name: ${JSON.stringify(q.name)} and labels: ${JSON.stringify(formatLabels(q.labels))} in the local store`,
+  );
 }
 
 /**

@@ -5,6 +5,8 @@ import { ErrorCode, RktError, hostPlatform, type Platform } from "@rkt/oci";
 import type * as Fetch from "@rkt/fetch";
 import type { LocalStore } from "@rkt/store";
 import type { CommandContext } from "../context.js";
+import type { ParsedArgs } from "../flags.js";
+import { progressFor } from "../progress.js";
 
 /** rkt's pull policies; `rkt fetch` defaults to `update`. Local sources always import. */
 export type PullPolicy = "new" | "update" | "never";
@@ -42,143 +44,60 @@ function usage(message: string): RktError {
 }
 
 /**
- * Parses `rkt fetch` arguments as rkt's `parseApps`: flags may sit between images, and
+ * Reads `rkt fetch`'s parsed command line as rkt's `parseApps`: flags may sit between images, and
  * `--signature FILE` applies to the image just before it (`--signature must follow an image`,
  * `--signature specified multiple times for the same image`). `--store-only`/`--no-store` are
  * deprecated aliases of `--pull-policy=never|update` (both: `both --store-only and --no-store
  * specified`). No image: `must provide at least one image`. RKT_INVALID_ARGUMENT. Pure.
  */
-export function parseFetchArgs(argv: readonly string[]): FetchFlags {
+export function parseFetchArgs(args: ParsedArgs): FetchFlags {
+  if (args.dashAt !== undefined) throw usage("unable to parse arguments: app arguments unsupported");
   const images: { image: string; signature?: string | undefined }[] = [];
-  let pullPolicy: string | undefined;
-  let storeOnly = false;
-  let noStore = false;
-  let full = false;
-  let quiet = false;
-  let noRender = false;
-  let signaturePolicy: string | undefined;
-  let format: "" | "json" = "";
-  let convert: "aci" | undefined;
-  let parallel: number | undefined;
-  const platform: { os?: string; arch?: string; variant?: string } = {};
-  const notices: string[] = [];
-  const bool = (name: string, v: string | undefined): boolean => {
-    if (v === undefined || v === "true" || v === "1") return true;
-    if (v === "false" || v === "0") return false;
-    throw usage(
-      `invalid argument ${JSON.stringify(v)} for "--${name}" flag: strconv.ParseBool: parsing failed`,
-    );
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] ?? "";
-    if (a === "--") throw usage("unable to parse arguments: app arguments unsupported");
-    const m = /^--?([a-z-]+)(?:=(.*))?$/s.exec(a);
-    if (m === null || !a.startsWith("-")) {
-      images.push({ image: a });
-      continue;
-    }
-    const name = m[1] ?? "";
-    let value = m[2];
-    const takeValue = (): string => {
-      if (value !== undefined) return value;
-      const v = argv[i + 1];
-      if (v === undefined) throw usage(`flag needs an argument: --${name}`);
-      i++;
-      return v;
-    };
-    switch (name) {
-      case "pull-policy":
-        pullPolicy = takeValue();
-        break;
-      case "store-only":
-        storeOnly = bool(name, value);
-        notices.push("Flag --store-only has been deprecated, please use --pull-policy=never");
-        break;
-      case "no-store":
-        noStore = bool(name, value);
-        notices.push("Flag --no-store has been deprecated, please use --pull-policy=update");
-        break;
-      case "full":
-        full = bool(name, value);
-        break;
-      case "no-render":
-        noRender = bool(name, value);
-        break;
-      case "q":
-      case "quiet":
-        quiet = bool("quiet", value);
-        break;
-      case "format": {
-        value = takeValue();
-        if (value !== "" && value !== "json")
-          throw usage(`invalid argument ${JSON.stringify(value)} for "--format" flag: must be json`);
-        format = value;
-        break;
-      }
-      case "parallel": {
-        const v = takeValue();
-        parallel = Number(v);
-        if (!/^\d+$/.test(v) || parallel < 1 || parallel > 64)
-          throw usage(`invalid argument ${JSON.stringify(v)} for "--parallel" flag: must be 1..64`);
-        break;
-      }
-      case "os":
-      case "arch":
-      case "variant": {
-        const v = takeValue();
-        if (!/^[A-Za-z0-9._-]+$/.test(v))
-          throw usage(`invalid argument ${JSON.stringify(v)} for "--${name}" flag: not a platform component`);
-        platform[name] = v;
-        break;
-      }
-      case "signature-policy":
-        signaturePolicy = takeValue();
-        break;
-      case "convert": {
-        const v = takeValue();
-        if (v !== "aci")
-          throw usage(`invalid argument ${JSON.stringify(v)} for "--convert" flag: must be aci`);
-        convert = v;
-        break;
-      }
-      case "signature": {
-        const sig = takeValue();
-        const last = images[images.length - 1];
-        if (last === undefined) throw usage("--signature must follow an image");
-        if (last.signature !== undefined)
-          throw usage("--signature specified multiple times for the same image");
-        last.signature = sig;
-        break;
-      }
-      default:
-        throw usage(`unknown flag: ${a.split("=")[0] ?? a}`);
+  for (const t of args.tokens) {
+    if (t.kind === "arg") images.push({ image: t.value });
+    else if (t.name === "signature") {
+      const last = images[images.length - 1];
+      if (last === undefined) throw usage("--signature must follow an image");
+      if (last.signature !== undefined)
+        throw usage("--signature specified multiple times for the same image");
+      last.signature = String(t.value);
     }
   }
+  const storeOnly = args.bool("store-only");
+  const noStore = args.bool("no-store");
   if (storeOnly && noStore) throw usage("both --store-only and --no-store specified");
   // rkt tests only `update` and `never`; anything else behaves like `new`.
-  let policy: PullPolicy =
-    pullPolicy === undefined
-      ? "update"
-      : pullPolicy === "update" || pullPolicy === "never"
-        ? pullPolicy
-        : "new";
+  const pullPolicy = args.string("pull-policy");
+  let policy: PullPolicy = pullPolicy === "update" || pullPolicy === "never" ? pullPolicy : "new";
   if (storeOnly) policy = "never";
   if (noStore) policy = "update";
+  const p = args.string("parallel") ?? "4";
+  const parallel = Number(p);
+  if (!/^\d+$/.test(p) || parallel < 1 || parallel > 64)
+    throw usage(`invalid argument ${JSON.stringify(p)} for "--parallel" flag: must be 1..64`);
+  const platform: { os?: string; arch?: string; variant?: string } = {};
+  for (const name of ["os", "arch", "variant"] as const) {
+    const v = args.string(name);
+    if (v === undefined) continue;
+    if (!/^[A-Za-z0-9._-]+$/.test(v))
+      throw usage(`invalid argument ${JSON.stringify(v)} for "--${name}" flag: not a platform component`);
+    platform[name] = v;
+  }
   if (images.length === 0) throw usage("must provide at least one image");
   if (platform.variant !== undefined && platform.arch === undefined)
     throw usage("--variant needs --arch (a variant belongs to one architecture)");
   return {
     images,
     pullPolicy: policy,
-    full,
-    quiet,
-    format,
-    parallel,
+    full: args.bool("full"),
+    quiet: args.bool("quiet"),
+    format: args.string("format") === "json" ? "json" : "",
+    parallel: args.has("parallel") ? parallel : undefined,
     platform: Object.keys(platform).length > 0 ? platform : undefined,
-    signaturePolicy,
-    notices,
-    noRender,
-    convert,
+    signaturePolicy: args.string("signature-policy"),
+    notices: args.notices,
+    noRender: args.bool("no-render"),
+    convert: args.string("convert") === "aci" ? "aci" : undefined,
   };
 }
 
@@ -211,10 +130,11 @@ export function printedId(id: string, full: boolean): string {
 
 /**
  * Fetches one image through @rkt/fetch's `fetchImage` with the command line's options and rkt's
- * configuration directories; `image: ` lines, mirror failures and progress go to stderr. A
- * terminal gets one status line redrawn at most 10 times a second (registry pulls: all blobs;
- * ACI downloads: rkt's "Downloading ACI" line); anything else one plain line per finished
- * registry blob, and no ACI progress. Shared by `rkt fetch` and `rkt run`.
+ * configuration directories; `image: ` lines, mirror failures and progress go to stderr. Progress
+ * is the CLI's one renderer (../progress.ts): on a terminal one status line redrawn in place
+ * (`Downloading 3 blobs: …` for registry pulls, `Importing …` for local sources, `Downloading
+ * ACI: …`); without one, a line now and then, and for registry pulls one `Downloaded` line per
+ * blob. Shared by `rkt fetch`, `rkt run` and `rkt image convert`.
  */
 export async function fetchForCli(
   store: LocalStore,
@@ -226,29 +146,18 @@ export async function fetchForCli(
   const fetch = await import("@rkt/fetch");
   const { discoveryPortFromEnv } = await import("./trust.js");
   const g = ctx.globals;
-  const log = (m: string): void => void ctx.stderr.write(`image: ${m}\n`);
   const quiet = flags.quiet === true;
-  const tty = (ctx.stderr as { isTTY?: boolean }).isTTY === true;
-  const progress = new fetch.PullProgress();
-  const mib = (n: number): string => `${(n / (1 << 20)).toFixed(1)} MiB`;
-  let drawn = 0;
+  const remote = ["docker", "http", "appc-name"].includes(fetch.fetchImageRef(arg.image, ctx.cwd).transport);
+  const registry = arg.image.startsWith("docker://") || arg.image.startsWith("docker:");
+  // Without a terminal, registry pulls log each blob as it completes (as before the renderer).
+  const progress = progressFor(ctx, remote ? "Downloading" : "Importing", {
+    quiet,
+    doneLine: registry ? (digest, total) => `Downloaded ${digest} (${total} bytes)` : undefined,
+  });
+  const log = (m: string): void => progress.println(`image: ${m}`);
   const onProgress = (p: Fetch.FetchProgress): void => {
-    const now = Date.now();
-    if (p.kind === "blob") {
-      if (!tty) {
-        if (p.bytes === p.total) ctx.stderr.write(`Downloaded ${p.digest} (${p.total} bytes)\n`);
-        return;
-      }
-      progress.update(p);
-      if (now - drawn < 100 && p.bytes !== p.total) return;
-      drawn = now;
-      ctx.stderr.write(`\r\x1b[K${progress.line(now)}`);
-    } else if (tty) {
-      if (now - drawn < 100 && p.bytes !== p.total) return;
-      drawn = now;
-      const of = p.total === undefined ? "" : ` / ${mib(p.total)}`;
-      ctx.stderr.write(`\r\x1b[KDownloading ACI: ${mib(p.bytes)}${of}`);
-    }
+    if (p.kind === "blob") progress.blob(p);
+    else progress.update(p.url, p.bytes, p.total ?? p.bytes, "ACI");
   };
   try {
     return await fetch.fetchImage(store, arg.image, {
@@ -269,17 +178,17 @@ export async function fetchForCli(
       onWarning: log,
       onProgress: quiet ? undefined : onProgress,
       onSourceFailed: (src, e) =>
-        void ctx.stderr.write(`mirror ${src.registry} failed, trying the next source: ${e.message}\n`),
+        progress.println(`mirror ${src.registry} failed, trying the next source: ${e.message}`),
       onKeyTrusted: (k) => {
         log(
           `trusting ${JSON.stringify(k.location)} for prefix ${JSON.stringify(k.prefix)} (--trust-keys-from-https):`,
         );
-        ctx.stderr.write(`${k.lines.join("\n")}\n`);
+        progress.println(k.lines.join("\n"));
         log(`added key for prefix ${JSON.stringify(k.prefix)} at ${JSON.stringify(k.path)}`);
       },
     });
   } finally {
-    if (drawn > 0) ctx.stderr.write("\r\x1b[K");
+    progress.end();
   }
 }
 
@@ -312,9 +221,8 @@ async function convertFetched(
  * one JSON array of {@link FetchSummary}). The first failure stops the command (rkt) with one line
  * naming the image; exit 254 through main's error mapper.
  */
-export async function fetchCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const flags = parseFetchArgs(argv);
-  for (const n of flags.notices) ctx.stderr.write(`${n}\n`);
+export async function fetchCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const flags = parseFetchArgs(ctx.args);
   // Every reference is checked before the first fetch starts.
   const { fetchImageRef } = await import("@rkt/fetch");
   for (const a of flags.images) fetchImageRef(a.image, ctx.cwd);
@@ -325,7 +233,8 @@ export async function fetchCommand(argv: readonly string[], ctx: CommandContext)
     for (const arg of flags.images) {
       let s = await fetchForCli(store, arg, ctx, flags);
       if (flags.convert === "aci" && s.kind === "oci") s = await convertFetched(store, s, ctx);
-      if (flags.noRender !== true) await (await import("./image-render.js")).renderOnFetch(store, s.id, ctx);
+      if (flags.noRender !== true)
+        await (await import("./image-render.js")).renderOnFetch(store, s.id, ctx, flags.quiet);
       out.push(s);
       if (flags.format === "") ctx.stdout.write(`${printedId(s.id, flags.full)}\n`);
     }

@@ -4,12 +4,13 @@
 // reviews keys on a terminal as `rkt trust` does, and prints.
 import { homedir } from "node:os";
 import { resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { ErrorCode, RktError } from "@rkt/oci";
 import type * as Fetch from "@rkt/fetch";
 import type { CommandContext } from "../context.js";
+import type { ParsedArgs } from "../flags.js";
+import { outputOf } from "../output.js";
 import { wantedPlatform } from "./fetch.js";
-import { normalizeBoolFlags, parseFlags, usageError, withStore } from "./image-common.js";
+import { usageError, withStore } from "./image-common.js";
 import { parseCreds, registryClients } from "./registry-clients.js";
 
 function admission(ctx: CommandContext, signaturePolicy: string | undefined): Fetch.AdmissionOptions {
@@ -29,76 +30,49 @@ function positive(s: string | undefined, flag: string): number | undefined {
   return n;
 }
 
-function format(v: string): "text" | "json" {
-  if (v !== "text" && v !== "json") throw usageError(`--format wants text or json, not ${JSON.stringify(v)}`);
-  return v;
-}
-
-function platformOf(v: { os?: string | undefined; arch?: string | undefined; variant?: string | undefined }) {
+function platformOf(a: ParsedArgs) {
+  const os = a.string("os");
+  const arch = a.string("arch");
+  const variant = a.string("variant");
   return wantedPlatform({
     platform: {
-      ...(v.os !== undefined && { os: v.os }),
-      ...(v.arch !== undefined && { arch: v.arch }),
-      ...(v.variant !== undefined && { variant: v.variant }),
+      ...(os !== undefined && { os }),
+      ...(arch !== undefined && { arch }),
+      ...(variant !== undefined && { variant }),
     },
   });
 }
-
-const saveFlags = {
-  bundle: { type: "boolean", default: false },
-  output: { type: "string", short: "o" },
-  overwrite: { type: "boolean", default: false },
-  all: { type: "boolean", default: false },
-  os: { type: "string" },
-  arch: { type: "string" },
-  variant: { type: "string" },
-  lookaside: { type: "string" },
-  "signature-policy": { type: "string" },
-  signature: { type: "string", multiple: true },
-  parallel: { type: "string" },
-  format: { type: "string", default: "text" },
-  quiet: { type: "boolean", short: "q", default: false },
-  authfile: { type: "string" },
-  "src-creds": { type: "string" },
-  "src-tls-verify": { type: "boolean", default: true },
-  "src-cert-dir": { type: "string" },
-} as const;
 
 /**
  * `rkt image save --bundle -o FILE IMAGE [--signature FILE] …`: each IMAGE (a stored image, any
  * transport `rkt image copy` reads, or an ACI file) with the signatures found for it and the
  * keys that made them, into one OCI archive. `--signature FILE` after an ACI names its `.asc`.
- * Prints the bundle's description (`--format json`: as JSON); warnings on stderr.
+ * Prints the bundle's description (`--json`: as JSON); warnings on stderr.
  */
-export async function imageSaveBundleCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const bools = Object.entries(saveFlags)
-    .filter(([, s]) => s.type === "boolean")
-    .map(([k]) => k);
-  const { values: v, tokens } = parseArgs({
-    args: normalizeBoolFlags(argv, bools),
-    options: saveFlags,
-    allowPositionals: true,
-    strict: true,
-    tokens: true,
-  });
+export async function imageSaveBundleCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const a = ctx.args;
   // `--signature` belongs to the IMAGE just before it, as in `rkt fetch`.
   const specs: { image: string; signature?: string | undefined }[] = [];
-  for (const t of tokens) {
-    if (t.kind === "positional") specs.push({ image: t.value });
-    else if (t.kind === "option" && t.name === "signature") {
+  for (const t of a.tokens) {
+    if (t.kind === "arg") specs.push({ image: t.value });
+    else if (t.kind === "flag" && t.name === "signature") {
       const last = specs[specs.length - 1];
       if (last === undefined) throw usageError("--signature must follow an image");
       if (last.signature !== undefined)
         throw usageError("--signature specified multiple times for the same image");
-      last.signature = t.value;
+      last.signature = String(t.value);
     }
   }
-  if (v.output === undefined) throw usageError("save needs -o FILE");
+  const output = a.string("output");
+  if (output === undefined) throw usageError("save needs -o FILE");
   if (specs.length === 0) throw usageError("save takes at least one IMAGE");
-  const out = format(v.format);
+  if (a.has("format") && a.string("format") !== "oci-archive")
+    throw usageError("a bundle is an oci-archive: --format does not apply to --bundle");
+  const json = a.bool("json");
+  const quiet = a.bool("quiet");
   const fetch = await import("@rkt/fetch");
   const { rktVersion } = await import("../main.js");
-  const file = resolve(ctx.cwd, v.output);
+  const file = resolve(ctx.cwd, output);
   const warn = (m: string): void => void ctx.stderr.write(`bundle: warning: ${m}\n`);
   const r = await withStore(ctx, async (store) => {
     const opened: Fetch.RegistryClient[] = [];
@@ -107,21 +81,21 @@ export async function imageSaveBundleCommand(argv: readonly string[], ctx: Comma
         fetch,
         ctx,
         {
-          creds: parseCreds(v["src-creds"], "src-creds", usageError),
-          authfile: v.authfile,
-          tlsVerify: v["src-tls-verify"],
-          certDir: v["src-cert-dir"],
+          creds: parseCreds(a.string("src-creds"), "src-creds", usageError),
+          authfile: a.string("authfile"),
+          tlsVerify: a.bool("src-tls-verify"),
+          certDir: a.string("src-cert-dir"),
         },
         opened,
       );
       return await fetch.saveBundle(file, specs, {
         transport: { store, client },
-        trust: await fetch.machineTrust(admission(ctx, v["signature-policy"])),
-        lookaside: v.lookaside,
-        all: v.all,
-        platform: platformOf(v),
-        parallel: positive(v.parallel, "parallel"),
-        overwrite: v.overwrite,
+        trust: await fetch.machineTrust(admission(ctx, a.string("signature-policy"))),
+        lookaside: a.string("lookaside"),
+        all: a.bool("all"),
+        platform: platformOf(a),
+        parallel: positive(a.string("parallel"), "parallel"),
+        overwrite: a.bool("overwrite"),
         cwd: ctx.cwd,
         creator: `rkt ${rktVersion()}`,
         signal: ctx.signal,
@@ -131,8 +105,8 @@ export async function imageSaveBundleCommand(argv: readonly string[], ctx: Comma
       await Promise.all(opened.map((c) => c.close()));
     }
   });
-  if (out === "json") ctx.stdout.write(`${JSON.stringify(r.description, null, 2)}\n`);
-  else if (!v.quiet) await printText(ctx, r.description, file);
+  if (json) ctx.stdout.write(`${JSON.stringify(r.description)}\n`);
+  else if (!quiet) await printText(ctx, r.description, file);
   return 0;
 }
 
@@ -144,31 +118,19 @@ async function printText(ctx: CommandContext, d: Fetch.BundleDescription, file: 
 
 /** `rkt image bundle inspect [--format text|json] FILE`: what a bundle holds, as its description says. */
 export async function imageBundleInspectCommand(
-  argv: readonly string[],
+  _argv: readonly string[],
   ctx: CommandContext,
 ): Promise<number> {
-  const { values: v, positionals } = parseFlags(argv, { format: { type: "string", default: "text" } });
+  const { positionals } = ctx.args;
   if (positionals.length !== 1) throw usageError("inspect takes one bundle FILE");
-  const out = format(v.format);
+  const o = outputOf(ctx);
   const { inspectBundle } = await import("@rkt/fetch");
   const file = resolve(ctx.cwd, positionals[0]!);
   const d = await inspectBundle(file);
-  if (out === "json") ctx.stdout.write(`${JSON.stringify(d, null, 2)}\n`);
+  if (o.json) o.writeJson(d);
   else await printText(ctx, d, positionals[0]!);
   return 0;
 }
-
-const loadFlags = {
-  "trust-bundle-keys": { type: "boolean", default: false },
-  "skip-fingerprint-review": { type: "boolean", default: false },
-  "signature-policy": { type: "string" },
-  os: { type: "string" },
-  arch: { type: "string" },
-  variant: { type: "string" },
-  parallel: { type: "string" },
-  format: { type: "string", default: "text" },
-  quiet: { type: "boolean", short: "q", default: false },
-} as const;
 
 // `--trust-bundle-keys`: each key the bundle carries, for each name it signed, reviewed as
 // `rkt trust` reviews a key, then stored in the local keystore.
@@ -220,11 +182,13 @@ function line(r: Fetch.LoadResult): string {
  * first. One line per image (`loaded|present|refused …`) or, with `--format json`, the results.
  * Exit 254 when any image was refused, naming them.
  */
-export async function imageLoadCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values: v, positionals } = parseFlags(argv, loadFlags);
+export async function imageLoadCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const a = ctx.args;
+  const { positionals } = a;
   if (positionals.length !== 1) throw usageError("load takes one FILE");
-  const out = format(v.format);
-  if (v["skip-fingerprint-review"] && !v["trust-bundle-keys"])
+  const o = outputOf(ctx);
+  const trustKeys = a.bool("trust-bundle-keys");
+  if (a.bool("skip-fingerprint-review") && !trustKeys)
     throw usageError("--skip-fingerprint-review applies to --trust-bundle-keys");
   const fetch = await import("@rkt/fetch");
   const file = resolve(ctx.cwd, positionals[0]!);
@@ -232,30 +196,30 @@ export async function imageLoadCommand(argv: readonly string[], ctx: CommandCont
   const results = await withStore(ctx, async (store) => {
     const archive = await fetch.openLoadableArchive(store, file);
     try {
-      if (v["trust-bundle-keys"]) {
+      if (trustKeys) {
         if (archive.kind !== "bundle")
           throw usageError(
             `${positionals[0]}: --trust-bundle-keys needs a bundle, not a plain ${archive.kind}`,
           );
-        await trustBundleKeys(ctx, archive, v["skip-fingerprint-review"]);
+        await trustBundleKeys(ctx, archive, a.bool("skip-fingerprint-review"));
       }
       const insecure = ctx.globals.insecure.image;
       return await archive.load({
-        trust: insecure ? null : await fetch.machineTrust(admission(ctx, v["signature-policy"])),
-        platform: platformOf(v),
-        parallel: positive(v.parallel, "parallel"),
+        trust: insecure ? null : await fetch.machineTrust(admission(ctx, a.string("signature-policy"))),
+        platform: platformOf(a),
+        parallel: positive(a.string("parallel"), "parallel"),
         signal: ctx.signal,
-        onInfo: v.quiet || out === "json" ? undefined : log,
+        onInfo: o.quiet || o.json ? undefined : log,
         onWarning: log,
         onResult: (r) => {
-          if (out === "text" && !(v.quiet && r.status !== "refused")) ctx.stdout.write(`${line(r)}\n`);
+          if (!o.json && !(o.quiet && r.status !== "refused")) ctx.stdout.write(`${line(r)}\n`);
         },
       });
     } finally {
       await archive.close();
     }
   });
-  if (out === "json") ctx.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+  if (o.json) o.writeJson(results);
   const refused = results.filter((r) => r.status === "refused");
   if (refused.length > 0) {
     throw new RktError(

@@ -1,6 +1,6 @@
 // `rkt image cat-manifest [--pretty-print=true|false] IMAGE`.
 import type { CommandContext } from "../context.js";
-import { parseFlags, usageError, withStore } from "./image-common.js";
+import { usageError, withStore } from "./image-common.js";
 
 /**
  * Prints the manifest of IMAGE. ACI: the stored image manifest, tab-indented when pretty (default,
@@ -8,11 +8,12 @@ import { parseFlags, usageError, withStore } from "./image-common.js";
  * `--pretty-print=false` the exact manifest bytes (their sha256 is the image ID, so no newline is
  * added); pretty re-indents them for display only.
  */
-export async function imageCatManifestCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parseFlags(argv, {
-    "pretty-print": { type: "boolean", default: true },
-  });
-  const pretty = values["pretty-print"];
+export async function imageCatManifestCommand(
+  _argv: readonly string[],
+  ctx: CommandContext,
+): Promise<number> {
+  const { positionals } = ctx.args;
+  const pretty = ctx.args.bool("pretty-print");
   if (positionals.length !== 1) throw usageError("cat-manifest takes exactly one IMAGE");
   const arg = positionals[0] ?? "";
   const { bytes, kind } = await withStore(ctx, async (store) => {

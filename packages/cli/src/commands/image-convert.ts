@@ -4,7 +4,9 @@ import type * as D2A from "@rkt/docker2aci";
 import type * as Fetch from "@rkt/fetch";
 import type { LocalStore } from "@rkt/store";
 import type { CommandContext } from "../context.js";
-import { parseFlags, usageError, withStore } from "./image-common.js";
+import { outputOf } from "../output.js";
+import { progressFor } from "../progress.js";
+import { usageError, withStore } from "./image-common.js";
 import { registryClients } from "./registry-clients.js";
 
 // A transport argument (`docker://`, `oci:`, `oci-archive:`, `docker-archive:`) rather than a stored image.
@@ -66,13 +68,14 @@ async function inputFor(
  * top one from the cache). With `-o DIR` the ACIs are written there under docker2aci's file names
  * (streamed from the source, not stored; `--compression`, default gzip) and their paths printed.
  */
-export async function imageConvertCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parseFlags(argv, {
-    squash: { type: "boolean", default: true },
-    "no-squash": { type: "boolean", default: false },
-    output: { type: "string", short: "o" },
-    compression: { type: "string" },
-  });
+export async function imageConvertCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { positionals } = ctx.args;
+  const values = {
+    squash: ctx.args.bool("squash"),
+    "no-squash": ctx.args.bool("no-squash"),
+    output: ctx.args.string("output"),
+    compression: ctx.args.string("compression"),
+  };
   if (positionals.length !== 1) throw usageError("convert takes one IMAGE");
   const compression = values.compression ?? "gzip";
   if (compression !== "gzip" && compression !== "none") {
@@ -88,24 +91,38 @@ export async function imageConvertCommand(argv: readonly string[], ctx: CommandC
       const { resolveImage } = await import("@rkt/store");
       const { fetchForCli } = await import("./fetch.js");
       const id = transport.test(arg)
-        ? (await fetchForCli(store, { image: arg }, ctx, { pullPolicy: "new" })).id
+        ? (await fetchForCli(store, { image: arg }, ctx, { pullPolicy: "new", quiet: outputOf(ctx).quiet }))
+            .id
         : resolveImage(store, arg);
-      return (await d2a.convertStoredImage(store, id, { squash, signal: ctx.signal })).ids;
+      const progress = progressFor(ctx, "Converting", { quiet: outputOf(ctx).quiet });
+      try {
+        return (
+          await d2a.convertStoredImage(store, id, { squash, signal: ctx.signal, onProgress: progress.blob })
+        ).ids;
+      } finally {
+        progress.end();
+      }
     }
     const { input, close } = await inputFor(store, arg, ctx);
     try {
       const dir = resolve(ctx.cwd, values.output);
-      const acis = await d2a.convertImage(input, d2a.directorySink(dir), {
-        squash,
-        compression,
-        signal: ctx.signal,
-      });
+      const progress = progressFor(ctx, "Converting", { quiet: outputOf(ctx).quiet });
+      const acis = await d2a
+        .convertImage(input, d2a.directorySink(dir), {
+          squash,
+          compression,
+          signal: ctx.signal,
+          onProgress: progress.blob,
+        })
+        .finally(() => progress.end());
       return acis.map((a) => resolve(dir, a.fileName));
     } finally {
       await close();
       await input.close?.();
     }
   });
-  for (const l of lines) ctx.stdout.write(`${l}\n`);
+  const o = outputOf(ctx);
+  if (o.json) o.writeJson(lines.map((l) => (values.output === undefined ? { id: l } : { path: l })));
+  else for (const l of lines) ctx.stdout.write(`${l}\n`);
   return 0;
 }

@@ -5,34 +5,60 @@ import { ErrorCode, RktError, type ImageSink } from "@rkt/oci";
 import type * as Fetch from "@rkt/fetch";
 import type { LocalStore } from "@rkt/store";
 import type { CommandContext } from "../context.js";
+import type { ParsedArgs } from "../flags.js";
+import { progressFor, type Progress } from "../progress.js";
 import { wantedPlatform } from "./fetch.js";
 import { parseCreds, registryClients } from "./registry-clients.js";
-import { parseFlags, usageError, withStore } from "./image-common.js";
+import { usageError, withStore } from "./image-common.js";
 
-const copyFlags = {
-  all: { type: "boolean", default: false },
-  format: { type: "string", default: "text" },
-  quiet: { type: "boolean", short: "q", default: false },
-  overwrite: { type: "boolean", default: false },
-  parallel: { type: "string" },
-  os: { type: "string" },
-  arch: { type: "string" },
-  variant: { type: "string" },
-  "override-os": { type: "string" },
-  "override-arch": { type: "string" },
-  "override-variant": { type: "string" },
-  authfile: { type: "string" },
-  creds: { type: "string" },
-  "src-creds": { type: "string" },
-  "dest-creds": { type: "string" },
-  "src-tls-verify": { type: "boolean", default: true },
-  "dest-tls-verify": { type: "boolean", default: true },
-  "src-cert-dir": { type: "string" },
-  "dest-cert-dir": { type: "string" },
-  "chunk-size": { type: "string" },
-} as const;
+/** The flags of copy, push and save (declared in the command tree). */
+interface CopyValues {
+  readonly all: boolean;
+  readonly format: string;
+  readonly quiet: boolean;
+  readonly overwrite: boolean;
+  readonly parallel: string | undefined;
+  readonly os: string | undefined;
+  readonly arch: string | undefined;
+  readonly variant: string | undefined;
+  readonly "override-os": string | undefined;
+  readonly "override-arch": string | undefined;
+  readonly "override-variant": string | undefined;
+  readonly authfile: string | undefined;
+  readonly creds: string | undefined;
+  readonly "src-creds": string | undefined;
+  readonly "dest-creds": string | undefined;
+  readonly "src-tls-verify": boolean;
+  readonly "dest-tls-verify": boolean;
+  readonly "src-cert-dir": string | undefined;
+  readonly "dest-cert-dir": string | undefined;
+  readonly "chunk-size": string | undefined;
+}
 
-type CopyValues = ReturnType<typeof parseFlags<typeof copyFlags>>["values"];
+function copyValues(a: ParsedArgs): CopyValues {
+  return {
+    all: a.bool("all"),
+    format: a.string("format") ?? "text",
+    quiet: a.bool("quiet"),
+    overwrite: a.bool("overwrite"),
+    parallel: a.has("parallel") ? a.string("parallel") : undefined,
+    os: a.string("os"),
+    arch: a.string("arch"),
+    variant: a.string("variant"),
+    "override-os": a.string("override-os"),
+    "override-arch": a.string("override-arch"),
+    "override-variant": a.string("override-variant"),
+    authfile: a.string("authfile"),
+    creds: a.string("creds"),
+    "src-creds": a.string("src-creds"),
+    "dest-creds": a.string("dest-creds"),
+    "src-tls-verify": a.bool("src-tls-verify"),
+    "dest-tls-verify": a.bool("dest-tls-verify"),
+    "src-cert-dir": a.string("src-cert-dir"),
+    "dest-cert-dir": a.string("dest-cert-dir"),
+    "chunk-size": a.string("chunk-size"),
+  };
+}
 
 function positiveInt(s: string | undefined, flag: string): number | undefined {
   if (s === undefined) return undefined;
@@ -75,13 +101,16 @@ interface CopySummary {
   bytes: Readonly<Record<"exists" | "mounted" | "written", number>>;
 }
 
-function progressPrinter(ctx: CommandContext, quiet: boolean): (e: Fetch.CopyEvent) => void {
-  const tty = (ctx.stderr as { isTTY?: boolean }).isTTY === true;
-  if (quiet) return () => undefined;
+// The copy's events: the status line of the CLI's renderer, and one line per finished blob
+// (what happened to it) above it.
+function copyEvents(progress: Progress): (e: Fetch.CopyEvent) => void {
   return (e) => {
-    if (e.kind !== "blob-done") return;
-    const verb = e.how === "exists" ? "Skipped" : e.how === "mounted" ? "Mounted" : "Copied";
-    ctx.stderr.write(`${tty ? "\r\x1b[K" : ""}${verb} blob ${e.digest} (${e.size} bytes)\n`);
+    if (e.kind === "blob") progress.update(e.digest, e.bytes, e.total);
+    else if (e.kind === "blob-done") {
+      progress.update(e.digest, e.size, e.size);
+      const verb = e.how === "exists" ? "Skipped" : e.how === "mounted" ? "Mounted" : "Copied";
+      progress.info(`${verb} blob ${e.digest} (${e.size} bytes)`);
+    }
   };
 }
 
@@ -100,20 +129,18 @@ async function runCopy(
 ): Promise<CopySummary[]> {
   const fetch = await import("@rkt/fetch");
   const clients: Fetch.RegistryClient[] = [];
-  const platform = wantedPlatform({
-    platform: {
-      ...((v.os ?? v["override-os"]) !== undefined && { os: v.os ?? v["override-os"] }),
-      ...((v.arch ?? v["override-arch"]) !== undefined && { arch: v.arch ?? v["override-arch"] }),
-      ...((v.variant ?? v["override-variant"]) !== undefined && {
-        variant: v.variant ?? v["override-variant"],
-      }),
-    },
-  });
+  const wanted: { os?: string; arch?: string; variant?: string } = {};
+  for (const k of ["os", "arch", "variant"] as const) {
+    const value = v[k] ?? v[`override-${k}`];
+    if (value !== undefined) wanted[k] = value;
+  }
+  const platform = wantedPlatform({ platform: wanted });
   const srcCtx: Fetch.TransportContext = { store, client: clientsFor(fetch, ctx, v, "src", clients) };
   const dstCtx: Fetch.TransportContext = { store, client: clientsFor(fetch, ctx, v, "dest", clients) };
   // One sink for all pairs when given (save: many images, one archive), committed once at the end.
   const shared = sinkFor?.(fetch);
   const out: CopySummary[] = [];
+  const progress = progressFor(ctx, "Copying", { quiet: v.quiet || v.format === "json" });
   try {
     for (const [i, p] of pairs.entries()) {
       const src = await fetch.openImageSource(fetch.parseImageLocation(p.src, ctx.cwd), srcCtx);
@@ -140,7 +167,7 @@ async function runCopy(
           ranged: src.ranged,
           parallel: positiveInt(v.parallel, "parallel"),
           signal: ctx.signal,
-          onProgress: progressPrinter(ctx, v.quiet || v.format === "json"),
+          onProgress: copyEvents(progress),
         });
         out.push({
           source: p.src,
@@ -157,6 +184,7 @@ async function runCopy(
       }
     }
   } finally {
+    progress.end();
     await Promise.all(clients.map((c) => c.close()));
   }
   return out;
@@ -164,7 +192,7 @@ async function runCopy(
 
 function print(ctx: CommandContext, v: CopyValues, out: readonly CopySummary[]): number {
   if (v.format === "json") {
-    ctx.stdout.write(`${JSON.stringify(out.length === 1 ? out[0] : out, null, 2)}\n`);
+    ctx.stdout.write(`${JSON.stringify(out.length === 1 ? out[0] : out)}\n`);
     return 0;
   }
   for (const s of out) ctx.stdout.write(`${s.digest}\n`);
@@ -195,8 +223,9 @@ async function maybeWithStore<T>(
  * or `rkt:[NAME[:TAG]]` / a bare stored image for the store. Blobs the destination has are not
  * sent; on the same registry they are mounted; manifests go last. Prints the digest copied.
  */
-export async function imageCopyCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parseFlags(argv, copyFlags);
+export async function imageCopyCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const values = copyValues(ctx.args);
+  const { positionals } = ctx.args;
   checkFormat(values);
   if (positionals.length !== 2) throw usageError("copy takes SOURCE and DESTINATION");
   const [src = "", dst = ""] = positionals;
@@ -210,8 +239,9 @@ export async function imageCopyCommand(argv: readonly string[], ctx: CommandCont
 }
 
 /** `rkt image push IMAGE docker://HOST/REPO[:TAG]`: a stored image to a registry. */
-export async function imagePushCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parseFlags(argv, copyFlags);
+export async function imagePushCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const values = copyValues(ctx.args);
+  const { positionals } = ctx.args;
   checkFormat(values);
   if (positionals.length !== 2) throw usageError("push takes IMAGE and docker://HOST/REPOSITORY[:TAG]");
   const [image = "", dst = ""] = positionals;
@@ -229,13 +259,13 @@ export async function imagePushCommand(argv: readonly string[], ctx: CommandCont
  * docker's short form). The file appears only when complete.
  */
 export async function imageSaveCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  if (argv.some((a) => a === "--bundle" || a.startsWith("--bundle=")))
-    return (await import("./image-bundle.js")).imageSaveBundleCommand(argv, ctx);
-  const { values, positionals } = parseFlags(argv, {
-    ...copyFlags,
-    output: { type: "string", short: "o" },
-    format: { type: "string", default: "oci-archive" },
-  });
+  if (ctx.args.bool("bundle")) return (await import("./image-bundle.js")).imageSaveBundleCommand(argv, ctx);
+  const { positionals } = ctx.args;
+  const values = {
+    ...copyValues(ctx.args),
+    output: ctx.args.string("output"),
+    format: ctx.args.string("format") ?? "oci-archive",
+  };
   if (values.output === undefined) throw usageError("save needs -o FILE");
   if (positionals.length === 0) throw usageError("save takes at least one IMAGE");
   const kind = values.format;
@@ -246,7 +276,7 @@ export async function imageSaveCommand(argv: readonly string[], ctx: CommandCont
     );
   }
   const file = resolve(ctx.cwd, values.output);
-  const v = { ...values, format: "text" };
+  const v = { ...values, format: ctx.args.bool("json") ? "json" : "text" };
   const out = await withStore(ctx, (store) =>
     runCopy(
       ctx,
@@ -272,5 +302,8 @@ export async function imageSaveCommand(argv: readonly string[], ctx: CommandCont
       },
     ),
   );
-  return print(ctx, v, out);
+  // A list whatever the number of images (copy and push print one object).
+  if (v.format === "json") ctx.stdout.write(`${JSON.stringify(out)}\n`);
+  else print(ctx, v, out);
+  return 0;
 }

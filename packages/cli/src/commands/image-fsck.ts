@@ -1,8 +1,7 @@
 // `rkt image fsck [--repair] [--format=json]` (beyond rkt): check the store against its blobs.
-import { ErrorCode, RktError } from "@rkt/oci";
 import type { FsckFinding, FsckReport } from "@rkt/store";
 import type { CommandContext } from "../context.js";
-import { parseFlags, usageError, withStore } from "./image-common.js";
+import { usageError, withStore } from "./image-common.js";
 
 function line(kind: "problem" | "garbage", f: FsckFinding): string {
   return `${kind}: ${f.kind} ${f.subject}: ${f.message}${f.repaired ? " (repaired)" : ""}\n`;
@@ -17,18 +16,14 @@ function line(kind: "problem" | "garbage", f: FsckFinding): string {
  * repair: when the re-check is), whatever reclaimable garbage it holds (what killed processes
  * leave: stale ingests, dead locks and leases, unreferenced blobs); 254 only for problems.
  */
-export async function imageFsckCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parseFlags(argv, {
-    repair: { type: "boolean", default: false },
-    format: { type: "string", default: "" },
-  });
+export async function imageFsckCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { positionals } = ctx.args;
   if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
-  if (values.format !== "" && values.format !== "json") {
-    throw new RktError(
-      ErrorCode.InvalidArgument,
-      `invalid argument ${JSON.stringify(values.format)} for "--format" flag: must be json`,
-    );
-  }
+  const values = {
+    repair: ctx.args.bool("repair"),
+    format: ctx.args.string("format") ?? "text",
+    quiet: ctx.args.bool("quiet"),
+  };
   const { first, after } = await withStore(ctx, async (store) => {
     const { fsck } = await import("@rkt/store");
     const first = await fsck(store, { repair: values.repair });
@@ -42,17 +37,18 @@ export async function imageFsckCommand(argv: readonly string[], ctx: CommandCont
     for (const f of first.problems) ctx.stdout.write(line("problem", f));
     for (const f of first.garbage) ctx.stdout.write(line("garbage", f));
     if (first.rebuiltImages.length > 0) ctx.stdout.write(`rebuilt: ${first.rebuiltImages.join(" ")}\n`);
-    ctx.stderr.write(
-      `fsck: checked ${first.blobsChecked} blob(s), ${first.imagesChecked} image(s): ` +
-        `${first.problems.length} problem(s), ${first.garbage.length} garbage item(s)` +
-        (after === undefined
-          ? ""
-          : `; after repair: ${after.clean ? "clean" : `${after.problems.length} problem(s), ${after.garbage.length} garbage item(s)`}`) +
-        (final.garbage.length > 0 && final.problems.length === 0
-          ? "; the garbage is reclaimable: `rkt image gc` (or `rkt image fsck --repair`) removes it"
-          : "") +
-        "\n",
-    );
+    if (!values.quiet)
+      ctx.stderr.write(
+        `fsck: checked ${first.blobsChecked} blob(s), ${first.imagesChecked} image(s): ` +
+          `${first.problems.length} problem(s), ${first.garbage.length} garbage item(s)` +
+          (after === undefined
+            ? ""
+            : `; after repair: ${after.clean ? "clean" : `${after.problems.length} problem(s), ${after.garbage.length} garbage item(s)`}`) +
+          (final.garbage.length > 0 && final.problems.length === 0
+            ? "; the garbage is reclaimable: `rkt image gc` (or `rkt image fsck --repair`) removes it"
+            : "") +
+          "\n",
+      );
   }
   return final.ok ? 0 : 254;
 }

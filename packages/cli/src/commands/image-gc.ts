@@ -1,7 +1,9 @@
 // `rkt image gc [--grace-period=DUR] [--trees-only|--images-only]`.
 import { ErrorCode, RktError } from "@rkt/oci";
 import type { CommandContext } from "../context.js";
-import { parseFlags, usageError, withStore } from "./image-common.js";
+import { outputOf } from "../output.js";
+import { usageError, withStore } from "./image-common.js";
+import { removedLine } from "./image-rm.js";
 
 const units: Record<string, number> = {
   ns: 1e-6,
@@ -47,12 +49,13 @@ export function parseGoDuration(s: string): number {
  * not used within the grace period (oldest first, stopping at the first recent one; rkt) with
  * `image rm`'s messages, then blobs, ingests and temp files nothing needs.
  */
-export async function imageGcCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parseFlags(argv, {
-    "grace-period": { type: "string", default: "24h0m0s" },
-    "trees-only": { type: "boolean", default: false },
-    "images-only": { type: "boolean", default: false },
-  });
+export async function imageGcCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { positionals } = ctx.args;
+  const values = {
+    "grace-period": ctx.args.string("grace-period") ?? "24h0m0s",
+    "trees-only": ctx.args.bool("trees-only"),
+    "images-only": ctx.args.bool("images-only"),
+  };
   if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
   if (values["trees-only"] && values["images-only"])
     throw usageError("--trees-only and --images-only are mutually exclusive");
@@ -73,16 +76,25 @@ export async function imageGcCommand(argv: readonly string[], ctx: CommandContex
       imagesOnly: values["images-only"],
     });
   });
-  for (const t of report.removedTrees) ctx.stderr.write(`gc: removed treestore ${JSON.stringify(t)}\n`);
+  const out = outputOf(ctx);
+  if (out.json) {
+    out.writeJson({
+      removedTrees: report.removedTrees,
+      removedSnapshots: report.removedSnapshots.length,
+      removedImages: report.removedImages,
+      removedBlobs: report.removedBlobs.length,
+      removedIngests: report.removedIngests.length,
+    });
+  }
+  for (const t of report.removedTrees) out.info(`gc: removed treestore ${JSON.stringify(t)}`);
   const snaps = report.removedSnapshots.length;
-  if (snaps > 0) ctx.stderr.write(`gc: removed ${snaps} unreferenced layer snapshot(s)\n`);
-  for (const id of report.removedImages)
-    ctx.stdout.write(`successfully removed aci for image: ${JSON.stringify(id)}\n`);
+  if (snaps > 0) out.info(`gc: removed ${snaps} unreferenced layer snapshot(s)`);
+  if (!out.json) for (const id of report.removedImages) ctx.stdout.write(`${removedLine(id)}\n`);
   if (report.removedImages.length > 0)
-    ctx.stderr.write(`gc: ${report.removedImages.length} image(s) successfully removed\n`);
+    out.info(`gc: ${report.removedImages.length} image(s) successfully removed`);
   if (report.removedBlobs.length + report.removedIngests.length > 0) {
-    ctx.stderr.write(
-      `gc: removed ${report.removedBlobs.length} unreferenced blob(s) and ${report.removedIngests.length} stale ingest(s)\n`,
+    out.info(
+      `gc: removed ${report.removedBlobs.length} unreferenced blob(s) and ${report.removedIngests.length} stale ingest(s)`,
     );
   }
   return 0;

@@ -3,7 +3,7 @@
 import { ErrorCode, RktError } from "@rkt/oci";
 import type { ImageRecord, ImageSortField } from "@rkt/store";
 import type { CommandContext } from "../context.js";
-import { parseFlags, withStore } from "./image-common.js";
+import { withStore } from "./image-common.js";
 
 /** Fields `--fields` accepts, in rkt's default order. */
 export const listFields = ["id", "name", "size", "importtime", "lastused"] as const;
@@ -183,15 +183,17 @@ export function formatListJson(images: readonly ImageRecord[], pretty: boolean):
  * `rkt image list [--fields=…] [--sort=…] [--order=asc|desc] [--no-legend] [--full]
  * [--format=json|json-pretty]`: prints the table (or JSON) on stdout. Reads only the index.
  */
-export async function imageListCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parseFlags(argv, {
-    fields: { type: "string", default: listFields.join(",") },
-    sort: { type: "string", default: "importtime" },
-    order: { type: "string", default: "asc" },
-    "no-legend": { type: "boolean", default: false },
-    full: { type: "boolean", default: false },
-    format: { type: "string", default: "" },
-  });
+export async function imageListCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const a = ctx.args;
+  const { positionals } = a;
+  const values = {
+    fields: a.string("fields") ?? listFields.join(","),
+    sort: a.string("sort") ?? "importtime",
+    order: a.string("order") ?? "asc",
+    "no-legend": a.bool("no-legend"),
+    full: a.bool("full"),
+    format: a.string("format") ?? "",
+  };
   if (positionals.length > 0)
     throw new RktError(ErrorCode.InvalidArgument, `unexpected argument ${JSON.stringify(positionals[0])}`);
   const fields = optionList("fields", values.fields, listFields);
@@ -209,6 +211,10 @@ export async function imageListCommand(argv: readonly string[], ctx: CommandCont
   });
   if (format === "json" || format === "json-pretty") {
     ctx.stdout.write(formatListJson(images, format === "json-pretty"));
+    return 0;
+  }
+  if (a.bool("quiet")) {
+    for (const img of images) ctx.stdout.write(`${displayId(img.id, full)}\n`);
     return 0;
   }
   const now = Date.now();

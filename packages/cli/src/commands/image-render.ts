@@ -1,38 +1,58 @@
 // `rkt image render [--rootfs-only] [--overwrite] [--flatten] IMAGE OUTPUT_DIR`.
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import type { LocalStore } from "@rkt/store";
 import type { CommandContext } from "../context.js";
-import { parseFlags, usageError, withStore } from "./image-common.js";
+import { outputOf } from "../output.js";
+import { progressFor } from "../progress.js";
+import { usageError, withStore } from "./image-common.js";
 
 /**
  * Renders IMAGE (an ACI with its dependencies from the store, or an OCI image) through the tree
  * store and gives OUTPUT_DIR its root filesystem, as `manifest` + `rootfs/` or, with
  * `--rootfs-only`, the root filesystem itself. As root with overlayfs the root filesystem is an
  * overlay mount of the tree (stderr says so: umount it when done); with `--flatten`, without
- * overlay or when not root, a flattened copy. Errors exit 254 with one line (rkt's
+ * overlay or when not root, a flattened copy. Prints the root filesystem's path on stdout (or,
+ * with `--format json`, `{id,kind,path,rootfs,manifest,mode}`). Errors exit 254 with one line (rkt's
  * `output directory exists (try --overwrite)` for an existing directory).
  */
-export async function imageRenderCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parseFlags(argv, {
-    "rootfs-only": { type: "boolean", default: false },
-    overwrite: { type: "boolean", default: false },
-    flatten: { type: "boolean", default: false },
-  });
+export async function imageRenderCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { positionals } = ctx.args;
+  const values = {
+    "rootfs-only": ctx.args.bool("rootfs-only"),
+    overwrite: ctx.args.bool("overwrite"),
+    flatten: ctx.args.bool("flatten"),
+  };
   if (positionals.length !== 2) throw usageError("render takes IMAGE and OUTPUT_DIR");
   const [arg = "", out = ""] = positionals;
+  const o = outputOf(ctx);
+  const path = resolve(ctx.cwd, out);
+  let id = "";
+  const progress = progressFor(ctx, "Extracting", { quiet: o.quiet });
   const r = await withStore(ctx, async (store) => {
     const { resolveImage, renderImageTo } = await import("@rkt/store");
-    return renderImageTo(store, resolveImage(store, arg), resolve(ctx.cwd, out), {
+    id = resolveImage(store, arg);
+    return renderImageTo(store, id, path, {
+      onProgress: progress.blob,
       rootfsOnly: values["rootfs-only"],
       overwrite: values.overwrite,
       flatten: values.flatten,
       signal: ctx.signal,
       onFallback: (e) =>
-        ctx.stderr.write(`warning: cannot mount the tree with overlayfs (${e.message}); writing a copy\n`),
+        progress.println(`warning: cannot mount the tree with overlayfs (${e.message}); writing a copy`),
     });
-  });
-  if (r.mode === "overlay")
-    ctx.stderr.write(`image render: ${r.rootfs} is an overlay mount (umount it when done)\n`);
+  }).finally(() => progress.end());
+  if (r.mode === "overlay") o.info(`image render: ${r.rootfs} is an overlay mount (umount it when done)`);
+  const rootfsOnly = values["rootfs-only"];
+  if (o.json) {
+    o.writeJson({
+      id,
+      kind: id.startsWith("sha512-") ? "aci" : "oci",
+      path,
+      rootfs: r.rootfs,
+      manifest: rootfsOnly ? null : join(path, "manifest"),
+      mode: r.mode,
+    });
+  } else ctx.stdout.write(`${r.rootfs}\n`);
   return 0;
 }
 
@@ -41,13 +61,21 @@ export async function imageRenderCommand(argv: readonly string[], ctx: CommandCo
  * tree store so that its first run only mounts. A render failure does not undo the fetch (the
  * image is stored and verified): it is reported as a warning and `image render` can retry.
  */
-export async function renderOnFetch(store: LocalStore, id: string, ctx: CommandContext): Promise<void> {
+export async function renderOnFetch(
+  store: LocalStore,
+  id: string,
+  ctx: CommandContext,
+  quiet?: boolean,
+): Promise<void> {
   const { overlaySupported, renderStoredImage } = await import("@rkt/store");
   if (!(await overlaySupported())) return;
+  const progress = progressFor(ctx, "Extracting", { quiet });
   try {
-    await renderStoredImage(store, id, { signal: ctx.signal });
+    await renderStoredImage(store, id, { signal: ctx.signal, onProgress: progress.blob });
   } catch (e) {
     if (ctx.signal.aborted) throw e;
-    ctx.stderr.write(`fetch: warning: image ${id} stored but not rendered: ${(e as Error).message}\n`);
+    progress.println(`fetch: warning: image ${id} stored but not rendered: ${(e as Error).message}`);
+  } finally {
+    progress.end();
   }
 }

@@ -4,14 +4,7 @@ import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { ErrorCode, RktError } from "@rkt/oci";
 import type { CommandContext } from "../context.js";
-import { parseFlags, usageError, withStore } from "./image-common.js";
-
-const serveFlags = {
-  listen: { type: "string" },
-  "tls-cert": { type: "string" },
-  "tls-key": { type: "string" },
-  quiet: { type: "boolean", short: "q", default: false },
-} as const;
+import { usageError, withStore } from "./image-common.js";
 
 async function readPem(ctx: CommandContext, file: string, flag: string): Promise<Buffer> {
   try {
@@ -21,8 +14,14 @@ async function readPem(ctx: CommandContext, file: string, flag: string): Promise
   }
 }
 
-export async function imageServeCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parseFlags(argv, serveFlags);
+export async function imageServeCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { positionals } = ctx.args;
+  const values = {
+    listen: ctx.args.string("listen"),
+    "tls-cert": ctx.args.string("tls-cert"),
+    "tls-key": ctx.args.string("tls-key"),
+    quiet: ctx.args.bool("quiet"),
+  };
   if (positionals.length > 0) throw usageError("image serve takes no arguments");
   if (values.listen === undefined) throw usageError("image serve needs --listen HOST:PORT");
   const cert = values["tls-cert"];
@@ -40,7 +39,8 @@ export async function imageServeCommand(argv: readonly string[], ctx: CommandCon
       signal: ctx.signal,
       log: ctx.globals.debug ? (line) => ctx.stderr.write(`${line}\n`) : undefined,
     });
-    if (!values.quiet) ctx.stdout.write(`listening on ${server.url}\n`);
+    if (ctx.args.string("format") === "json") ctx.stdout.write(`${JSON.stringify({ url: server.url })}\n`);
+    else if (!values.quiet) ctx.stdout.write(`listening on ${server.url}\n`);
     // Runs until the signal: the store stays open for as long as the server reads it.
     await new Promise<void>((done) => {
       if (ctx.signal.aborted) done();

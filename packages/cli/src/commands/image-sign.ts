@@ -6,10 +6,10 @@ import { open, readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { isAbsolute, resolve } from "node:path";
 import { Readable } from "node:stream";
-import { parseArgs } from "node:util";
 import { ErrorCode, RktError, isRktError, parseDockerReference } from "@rkt/oci";
 import type { PrivateKey } from "openpgp";
 import type { CommandContext } from "../context.js";
+import { outputOf } from "../output.js";
 
 /**
  * `rkt image sign IMAGE --key FILE [--passphrase-file F] [--lookaside DIR] [--reference REF]
@@ -22,19 +22,16 @@ import type { CommandContext } from "../context.js";
  * path. Exit 254 on error: no such image, a bad key or passphrase, a missing `--output` for an
  * ACI, a missing reference for an OCI image.
  */
-export async function imageSignCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: [...argv],
-    options: {
-      key: { type: "string" },
-      "passphrase-file": { type: "string" },
-      lookaside: { type: "string" },
-      reference: { type: "string" },
-      output: { type: "string" },
-    },
-    allowPositionals: true,
-    strict: true,
-  });
+export async function imageSignCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const a = ctx.args;
+  const { positionals } = a;
+  const values = {
+    key: a.string("key"),
+    "passphrase-file": a.string("passphrase-file"),
+    lookaside: a.string("lookaside"),
+    reference: a.string("reference"),
+    output: a.string("output"),
+  };
   if (positionals.length !== 1) {
     throw new RktError(ErrorCode.InvalidArgument, "must provide exactly one image (ID or name)");
   }
@@ -60,7 +57,7 @@ export async function imageSignCommand(argv: readonly string[], ctx: CommandCont
       const { parseDigest } = await import("@rkt/oci");
       const content = await store.open(parseDigest(image.manifestDigest), { signal: ctx.signal });
       await writeDetachedSignature(content, privateKeyArmored, passphrase, out);
-      ctx.stdout.write(`${out}\n`);
+      printSigned(ctx, { id: image.id, kind: "aci", path: out, reference: null });
       return 0;
     }
     const version = image.labels["version"];
@@ -88,11 +85,21 @@ export async function imageSignCommand(argv: readonly string[], ctx: CommandCont
           ? values.lookaside
           : `file://${at(values.lookaside)}`;
     const path = await trust.writeLookasideSignature(base, ref.repository, image.manifestDigest, signature);
-    ctx.stdout.write(`${path}\n`);
+    printSigned(ctx, { id: image.id, kind: "oci", path, reference });
     return 0;
   } finally {
     store.close();
   }
+}
+
+// The signature's path on stdout, or `{id,kind,path,reference}` with --format json.
+function printSigned(
+  ctx: CommandContext,
+  s: { id: string; kind: "aci" | "oci"; path: string; reference: string | null },
+): void {
+  const o = outputOf(ctx);
+  if (o.json) o.writeJson(s);
+  else ctx.stdout.write(`${s.path}\n`);
 }
 
 async function readText(path: string, what: string): Promise<string> {

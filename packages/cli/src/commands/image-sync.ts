@@ -10,33 +10,60 @@ import type * as Fetch from "@rkt/fetch";
 import type * as Yaml from "yaml";
 import type { LocalStore } from "@rkt/store";
 import type { CommandContext } from "../context.js";
-import { parseFlags, usageError, withStore } from "./image-common.js";
+import type { ParsedArgs } from "../flags.js";
+import { progressFor } from "../progress.js";
+import { usageError, withStore } from "./image-common.js";
 import { parseCreds, registryClients } from "./registry-clients.js";
 
-const syncFlags = {
-  config: { type: "string" },
-  src: { type: "string" },
-  all: { type: "boolean", default: false },
-  scoped: { type: "boolean", default: false },
-  "dry-run": { type: "boolean", default: false },
-  "remove-signatures": { type: "boolean", default: false },
-  "keep-going": { type: "boolean", default: true },
-  format: { type: "string", default: "text" },
-  parallel: { type: "string" },
-  quiet: { type: "boolean", short: "q", default: false },
-  authfile: { type: "string" },
-  "src-creds": { type: "string" },
-  "src-tls-verify": { type: "boolean", default: true },
-  "src-cert-dir": { type: "string" },
-  "dest-creds": { type: "string" },
-  "dest-tls-verify": { type: "boolean", default: true },
-  "dest-cert-dir": { type: "string" },
-  os: { type: "string" },
-  arch: { type: "string" },
-  variant: { type: "string" },
-} as const;
+/** The flags of sync (declared in the command tree). */
+interface SyncValues {
+  readonly config: string | undefined;
+  readonly src: string | undefined;
+  readonly all: boolean;
+  readonly scoped: boolean;
+  readonly "dry-run": boolean;
+  readonly "remove-signatures": boolean;
+  readonly "keep-going": boolean;
+  readonly format: string;
+  readonly parallel: string | undefined;
+  readonly quiet: boolean;
+  readonly authfile: string | undefined;
+  readonly "src-creds": string | undefined;
+  readonly "src-tls-verify": boolean;
+  readonly "src-cert-dir": string | undefined;
+  readonly "dest-creds": string | undefined;
+  readonly "dest-tls-verify": boolean;
+  readonly "dest-cert-dir": string | undefined;
+  readonly os: string | undefined;
+  readonly arch: string | undefined;
+  readonly variant: string | undefined;
+}
 
-type SyncValues = ReturnType<typeof parseFlags<typeof syncFlags>>["values"];
+function syncValues(a: ParsedArgs): SyncValues {
+  const s = (n: string): string | undefined => a.string(n);
+  return {
+    config: s("config"),
+    src: s("src"),
+    all: a.bool("all"),
+    scoped: a.bool("scoped"),
+    "dry-run": a.bool("dry-run"),
+    "remove-signatures": a.bool("remove-signatures"),
+    "keep-going": a.bool("keep-going"),
+    format: s("format") ?? "text",
+    parallel: a.has("parallel") ? s("parallel") : undefined,
+    quiet: a.bool("quiet"),
+    authfile: s("authfile"),
+    "src-creds": s("src-creds"),
+    "src-tls-verify": a.bool("src-tls-verify"),
+    "src-cert-dir": s("src-cert-dir"),
+    "dest-creds": s("dest-creds"),
+    "dest-tls-verify": a.bool("dest-tls-verify"),
+    "dest-cert-dir": s("dest-cert-dir"),
+    os: s("os"),
+    arch: s("arch"),
+    variant: s("variant"),
+  };
+}
 
 async function loadConfig(
   fetch: typeof Fetch,
@@ -159,8 +186,9 @@ function platformFlags(v: SyncValues) {
  * failed. Prints one line per image (`copied|unchanged|failed|planned SOURCE -> DEST`) or, with
  * `--format json`, the list of results.
  */
-export async function imageSyncCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values: v, positionals } = parseFlags(argv, syncFlags);
+export async function imageSyncCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const v = syncValues(ctx.args);
+  const { positionals } = ctx.args;
   if (positionals.length !== 1) throw usageError("sync takes one DESTINATION");
   if (v.format !== "text" && v.format !== "json")
     throw usageError(`--format wants text or json, not ${JSON.stringify(v.format)}`);
@@ -197,6 +225,8 @@ export async function imageSyncCommand(argv: readonly string[], ctx: CommandCont
         })),
         http: { insecure: { http: g.insecure.http, tls: g.insecure.tls } },
       };
+  // Quiet prints only failures; JSON keeps stdout for the results (progress stays on stderr).
+  const progress = progressFor(ctx, "Syncing", { quiet: v.quiet });
   const run = async (store: LocalStore | undefined): Promise<Fetch.SyncResult[]> => {
     try {
       const target = targetFor(fetch, dest, v, ctx, store, opened, sources);
@@ -210,17 +240,20 @@ export async function imageSyncCommand(argv: readonly string[], ctx: CommandCont
         dryRun: v["dry-run"],
         signatures,
         signal: ctx.signal,
+        onProgress: progress.blob,
         onResult: (r) => {
-          if (v.format === "text" && !(v.quiet && r.status !== "failed")) ctx.stdout.write(`${line(r)}\n`);
+          if (v.format === "text" && !(v.quiet && r.status !== "failed"))
+            progress.println(line(r), ctx.stdout);
         },
       });
     } finally {
+      progress.end();
       await Promise.all(opened.map((c) => c.close()));
     }
   };
   const results = dest === "rkt:" ? await withStore(ctx, run) : await run(undefined);
   const failed = results.filter((r) => r.status === "failed");
-  if (v.format === "json") ctx.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+  if (v.format === "json") ctx.stdout.write(`${JSON.stringify(results)}\n`);
   if (failed.length > 0) {
     throw new RktError(
       ErrorCode.Unavailable,

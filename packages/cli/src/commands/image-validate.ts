@@ -1,6 +1,5 @@
 // `rkt image validate`: parse flags, call @rkt/fetch's validateFile per input, print verdicts.
 import { resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { validateFile, validateTypes, type ValidateType, type ValidationResult } from "@rkt/fetch";
 import { ErrorCode, RktError } from "@rkt/oci";
 import type { CommandContext } from "../context.js";
@@ -11,13 +10,9 @@ import type { CommandContext } from "../context.js";
  * `{path,type,ok,issues}`. Verdicts go to stdout. Returns 254 if any input is invalid, else 0.
  * Throws RKT_INVALID_ARGUMENT for a bad `--type`/`--format` or no PATH.
  */
-export async function imageValidateCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: [...argv],
-    options: { type: { type: "string" }, format: { type: "string", default: "text" } },
-    allowPositionals: true,
-    strict: true,
-  });
+export async function imageValidateCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { positionals } = ctx.args;
+  const values = { type: ctx.args.string("type"), format: ctx.args.string("format") ?? "text" };
   const type = values.type;
   if (type !== undefined && !(validateTypes as readonly string[]).includes(type)) {
     throw new RktError(
@@ -39,7 +34,8 @@ export async function imageValidateCommand(argv: readonly string[], ctx: Command
       signal: ctx.signal,
     });
     results.push({ ...r, path: p });
-    if (values.format === "text") ctx.stdout.write(formatText({ ...r, path: p }));
+    if (values.format === "text" && !(r.ok && ctx.args.bool("quiet")))
+      ctx.stdout.write(formatText({ ...r, path: p }));
   }
   if (values.format === "json") ctx.stdout.write(`${JSON.stringify(results)}\n`);
   return results.every((r) => r.ok) ? 0 : 254;

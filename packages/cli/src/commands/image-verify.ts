@@ -1,7 +1,8 @@
 // `rkt image verify IMAGE...`: rkt's messages (rkt.md §1.4), repair included.
 import { ErrorCode, RktError, isRktError } from "@rkt/oci";
 import type { CommandContext } from "../context.js";
-import { parseFlags, usageError, withStore } from "./image-common.js";
+import { outputOf } from "../output.js";
+import { usageError, withStore } from "./image-common.js";
 
 /**
  * For each IMAGE: resolves it (failure: `unable to resolve store key for image X: …`, exit 254,
@@ -10,9 +11,14 @@ import { parseFlags, usageError, withStore } from "./image-common.js";
  * needed`, `successfully verified checksum for image: "X" ("<id>")`, or for a bad tree
  * `tree cache verification failed for image X: <why>;  rebuilding...` and repairs it.
  */
-export async function imageVerifyCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { positionals } = parseFlags(argv, {});
+export async function imageVerifyCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { positionals } = ctx.args;
+  const o = outputOf(ctx);
   if (positionals.length === 0) throw usageError("must provide at least one image");
+  const results: { image: string; id: string; status: string; problem: string | null }[] = [];
+  const say = (line: string, quiet: boolean): void => {
+    if (!o.json && !quiet) ctx.stdout.write(`${line}\n`);
+  };
   await withStore(ctx, async (store) => {
     const { resolveImage, verifyStoredImage } = await import("@rkt/store");
     for (const arg of positionals) {
@@ -29,16 +35,22 @@ export async function imageVerifyCommand(argv: readonly string[], ctx: CommandCo
       }
       const r = await verifyStoredImage(store, id, { signal: ctx.signal });
       if (r.status === "not-rendered")
-        ctx.stdout.write(`image ${JSON.stringify(arg)} not rendered; no verification needed\n`);
+        say(`image ${JSON.stringify(arg)} not rendered; no verification needed`, o.quiet);
       else if (r.status === "ok")
-        ctx.stdout.write(
-          `successfully verified checksum for image: ${JSON.stringify(arg)} (${JSON.stringify(id)})\n`,
+        say(
+          `successfully verified checksum for image: ${JSON.stringify(arg)} (${JSON.stringify(id)})`,
+          o.quiet,
         );
       else
-        ctx.stdout.write(
-          `tree cache verification failed for image ${arg}: ${r.problem.message};  rebuilding...\n`,
-        );
+        say(`tree cache verification failed for image ${arg}: ${r.problem.message};  rebuilding...`, false);
+      results.push({
+        image: arg,
+        id,
+        status: r.status,
+        problem: r.status === "repaired" ? r.problem.message : null,
+      });
     }
   });
+  if (o.json) o.writeJson(results);
   return 0;
 }

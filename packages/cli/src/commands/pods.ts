@@ -2,7 +2,7 @@
 import type { PodInfo } from "@rkt/runner";
 import type { LocalStore } from "@rkt/store";
 import type { CommandContext } from "../context.js";
-import { parseFlags, usageError, withStore } from "./image-common.js";
+import { usageError, withStore } from "./image-common.js";
 import { parseGoDuration } from "./image-gc.js";
 
 function shortUuid(uuid: string, full: boolean): string {
@@ -47,12 +47,13 @@ function table(rows: readonly (readonly string[])[]): string {
 }
 
 /** `rkt list [--no-legend] [--full] [--format=json]`: one line per app of every pod. */
-export async function listCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parseFlags(argv, {
-    "no-legend": { type: "boolean", default: false },
-    full: { type: "boolean", default: false },
-    format: { type: "string", default: "" },
-  });
+export async function listCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { positionals } = ctx.args;
+  const values = {
+    "no-legend": ctx.args.bool("no-legend"),
+    full: ctx.args.bool("full"),
+    format: ctx.args.string("format") ?? "",
+  };
   if (positionals.length > 0) throw usageError("list takes no arguments");
   const { listPods } = await import("@rkt/runner");
   const pods = await withStore(ctx, (store) => listPods(store, ctx.globals.dir));
@@ -60,8 +61,11 @@ export async function listCommand(argv: readonly string[], ctx: CommandContext):
     ctx.stdout.write(`${JSON.stringify(pods.map(podJson))}\n`);
     return 0;
   }
-  if (values.format !== "") throw usageError(`--format=${values.format}: only json is supported`);
   const full = values.full;
+  if (ctx.args.bool("quiet")) {
+    for (const p of pods) ctx.stdout.write(`${shortUuid(p.uuid, full)}\n`);
+    return 0;
+  }
   const rows: string[][] = values["no-legend"]
     ? []
     : [["UUID", "APP", "IMAGE NAME", "STATE", "CREATED", "STARTED", "NETWORKS"]];
@@ -84,11 +88,9 @@ export async function listCommand(argv: readonly string[], ctx: CommandContext):
 }
 
 /** `rkt status [--wait[=DURATION]] [--format=json] UUID`. */
-export async function statusCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parseFlags(argv, {
-    wait: { type: "string" },
-    format: { type: "string", default: "" },
-  });
+export async function statusCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { positionals } = ctx.args;
+  const values = { wait: ctx.args.string("wait"), format: ctx.args.string("format") ?? "" };
   if (positionals.length !== 1) throw usageError("status takes one UUID");
   const uuid = positionals[0] ?? "";
   const { podInfo, waitPod } = await import("@rkt/runner");
@@ -109,16 +111,15 @@ export async function statusCommand(argv: readonly string[], ctx: CommandContext
 }
 
 /** `rkt enter [--app=NAME] UUID [CMD [ARGS...]]` (default command: /bin/sh). */
-export async function enterCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  // Flags only before the UUID: what follows it is the command, flags and all.
-  const at = argv.findIndex((a) => !a.startsWith("-"));
-  const { values } = parseFlags(at < 0 ? argv : argv.slice(0, at), { app: { type: "string" } });
-  if (at < 0) throw usageError("enter takes a UUID");
-  const cmd = argv.slice(at + 1);
+export async function enterCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  // Flags only before the UUID (the tree says `interspersed: false`): what follows it is the
+  // command, flags and all.
+  const [uuid, ...cmd] = ctx.args.positionals;
+  if (uuid === undefined) throw usageError("enter takes a UUID");
   const { enterPod } = await import("@rkt/runner");
   return withStore(ctx, (store) =>
-    enterPod(store, ctx.globals.dir, argv[at] ?? "", {
-      app: values.app,
+    enterPod(store, ctx.globals.dir, uuid, {
+      app: ctx.args.string("app"),
       cmd: cmd.length > 0 ? cmd : ["/bin/sh"],
       io: { stdin: ctx.stdin, stdout: ctx.stdout, stderr: ctx.stderr },
     }),
@@ -126,22 +127,26 @@ export async function enterCommand(argv: readonly string[], ctx: CommandContext)
 }
 
 /** `rkt stop [--force] UUID...`: prints each UUID stopped. */
-export async function stopCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parseFlags(argv, { force: { type: "boolean", default: false } });
+export async function stopCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { positionals } = ctx.args;
+  const values = { force: ctx.args.bool("force") };
   if (positionals.length === 0) throw usageError("stop takes at least one UUID");
   const { stopPod } = await import("@rkt/runner");
   return perPod(positionals, ctx, "stop", (store, u) => stopPod(store, ctx.globals.dir, u, values.force));
 }
 
 /** `rkt rm UUID...`: prints each UUID removed. */
-export async function rmCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { positionals } = parseFlags(argv, {});
+export async function rmCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { positionals } = ctx.args;
   if (positionals.length === 0) throw usageError("rm takes at least one UUID");
   const { removePod } = await import("@rkt/runner");
   return perPod(positionals, ctx, "rm", (store, u) => removePod(store, ctx.globals.dir, u));
 }
 
-/** Runs `fn` for each pod, reporting failures as they happen; 254 when any failed (rkt). */
+/**
+ * Runs `fn` for each pod, reporting failures as they happen; 254 when any failed (rkt). With
+ * `--format json`, one `[{uuid,ok,error}]` list instead of the UUID lines.
+ */
 async function perPod(
   uuids: readonly string[],
   ctx: CommandContext,
@@ -149,26 +154,33 @@ async function perPod(
   fn: (store: LocalStore, uuid: string) => Promise<string>,
 ): Promise<number> {
   let failed = 0;
+  const json = ctx.args.string("format") === "json";
+  const results: { uuid: string; ok: boolean; error: string | null }[] = [];
   await withStore(ctx, async (store) => {
     for (const u of uuids) {
       try {
-        ctx.stdout.write(`${await fn(store, u)}\n`);
+        const done = await fn(store, u);
+        results.push({ uuid: done, ok: true, error: null });
+        if (!json) ctx.stdout.write(`${done}\n`);
       } catch (e) {
         failed++;
+        results.push({ uuid: u, ok: false, error: (e as Error).message });
         ctx.stderr.write(`${verb}: ${(e as Error).message}\n`);
       }
     }
   });
+  if (json) ctx.stdout.write(`${JSON.stringify(results)}\n`);
   return failed > 0 ? 254 : 0;
 }
 
 /** `rkt gc [--grace-period=DURATION] [--expire-prepared=DURATION] [--mark-only]`. */
-export async function gcCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parseFlags(argv, {
-    "grace-period": { type: "string", default: "30m0s" },
-    "expire-prepared": { type: "string", default: "24h0m0s" },
-    "mark-only": { type: "boolean", default: false },
-  });
+export async function gcCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { positionals } = ctx.args;
+  const values = {
+    "grace-period": ctx.args.string("grace-period") ?? "30m0s",
+    "expire-prepared": ctx.args.string("expire-prepared") ?? "24h0m0s",
+    "mark-only": ctx.args.bool("mark-only"),
+  };
   if (positionals.length > 0) throw usageError("gc takes no arguments");
   const { gcPods } = await import("@rkt/runner");
   const report = await withStore(ctx, (store) =>
@@ -178,15 +190,28 @@ export async function gcCommand(argv: readonly string[], ctx: CommandContext): P
       markOnly: values["mark-only"],
     }),
   );
-  for (const u of report.marked) ctx.stderr.write(`gc: moving pod ${JSON.stringify(u)} to garbage\n`);
-  for (const u of report.removed) ctx.stdout.write(`gc: garbage collected pod ${JSON.stringify(u)}\n`);
+  const quiet = ctx.args.bool("quiet");
+  if (ctx.args.string("format") === "json") {
+    ctx.stdout.write(
+      `${JSON.stringify({
+        marked: report.marked,
+        removed: report.removed,
+        failed: report.failed.map((f) => ({ uuid: f.uuid, error: f.error.message })),
+      })}\n`,
+    );
+  } else {
+    for (const u of report.marked)
+      if (!quiet) ctx.stderr.write(`gc: moving pod ${JSON.stringify(u)} to garbage\n`);
+    for (const u of report.removed) ctx.stdout.write(`gc: garbage collected pod ${JSON.stringify(u)}\n`);
+  }
   for (const f of report.failed) ctx.stderr.write(`gc: pod ${f.uuid}: ${f.error.message}\n`);
   return report.failed.length > 0 ? 254 : 0;
 }
 
 /** `rkt cat-manifest [--pretty-print=true|false] UUID`. */
-export async function catManifestCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parseFlags(argv, { "pretty-print": { type: "boolean", default: true } });
+export async function catManifestCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { positionals } = ctx.args;
+  const values = { "pretty-print": ctx.args.bool("pretty-print") };
   if (positionals.length !== 1) throw usageError("cat-manifest takes one UUID");
   const { catPodManifest } = await import("@rkt/runner");
   const raw = await catPodManifest(ctx.globals.dir, positionals[0] ?? "");

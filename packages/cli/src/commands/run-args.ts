@@ -5,6 +5,7 @@
 import type { Volume } from "@rkt/appc";
 import { ErrorCode, RktError } from "@rkt/oci";
 import type { NetMode } from "@rkt/runner";
+import { boolFlag, parseGoBool, readFlag, stringFlag, type FlagSet } from "../flags.js";
 
 /** One image of the command line with what was said about its app. */
 export interface RunImageArg {
@@ -37,47 +38,53 @@ export interface RunArgs {
   readonly noOverlay: boolean;
   readonly pullPolicy: "new" | "update" | "never";
   readonly quiet: boolean;
+  /** `prepare --format json`. */
+  readonly format: "text" | "json";
 }
 
-const podValueFlags = [
-  "net",
-  "hostname",
-  "volume",
-  "mount",
-  "set-env",
-  "uuid-file-save",
-  "stage1",
-  "stage1-name",
-  "pull-policy",
-] as const;
-const podBoolFlags = ["inherit-env", "interactive", "no-overlay", "quiet"] as const;
-const appValueFlags = [
-  "exec",
-  "user",
-  "group",
-  "name",
-  "working-dir",
-  "environment",
-  "mount",
-  "signature",
-] as const;
+/** The pod flags of `rkt run` and `rkt prepare` (before the first image). */
+export const podFlags: FlagSet = {
+  net: stringFlag("MODE", "host, none, or default: a private network namespace with loopback only (no CNI)", {
+    default: "default",
+  }),
+  hostname: stringFlag("NAME", "the pod's host name (default rkt-<uuid>)"),
+  volume: stringFlag(
+    "VOLUME",
+    "NAME,kind=host,source=PATH[,readOnly=true] or NAME,kind=empty[,mode=,uid=,gid=]",
+    { multiple: true },
+  ),
+  mount: stringFlag("volume=NAME,target=PATH", "mount a volume in every app", { multiple: true }),
+  "set-env": stringFlag("NAME=VALUE", "environment variable for every app", { multiple: true }),
+  "inherit-env": boolFlag("pass rkt's environment to the apps (under theirs)"),
+  interactive: boolFlag("the app gets rkt's stdin and terminal (one app only)"),
+  "uuid-file-save": stringFlag("FILE", "write the pod UUID to FILE", { complete: "file" }),
+  stage1: stringFlag("STAGE1", "runc, crun, nspawn or fly (default: the first that can run the pod here)"),
+  "stage1-name": stringFlag("NAME", "a stage1 by rkt's image name, e.g. coreos.com/rkt/stage1-fly"),
+  "no-overlay": boolFlag("flattened copies instead of overlay mounts over the tree store"),
+  "pull-policy": stringFlag("POLICY", "new (fetch only missing images), update or never", { default: "new" }),
+  quiet: boolFlag("no fetch progress or informational lines on stderr", { short: "q" }),
+};
+
+/** The app flags of `rkt run` and `rkt prepare` (after the image they apply to). */
+export const appFlags: FlagSet = {
+  exec: stringFlag("CMD", "the app's command instead of the image's"),
+  user: stringFlag("USER", "user to run the app as (a name from the image's /etc/passwd, or a UID)"),
+  group: stringFlag("GROUP", "group to run the app as"),
+  name: stringFlag("NAME", "the app's name in the pod"),
+  "working-dir": stringFlag("DIR", "the app's working directory"),
+  environment: stringFlag("NAME=VALUE", "environment variable for this app", { multiple: true }),
+  mount: stringFlag("volume=NAME,target=PATH", "mount a volume in this app", { multiple: true }),
+  signature: stringFlag("FILE", "the image's detached signature", { complete: "file" }),
+};
 
 function bad(message: string): RktError {
   return new RktError(ErrorCode.InvalidArgument, message);
 }
 
-function splitFlag(arg: string): { name: string; value: string | undefined } {
+function flagName(arg: string): string {
   const body = arg.replace(/^--?/, "");
   const eq = body.indexOf("=");
-  return eq < 0 ? { name: body, value: undefined } : { name: body.slice(0, eq), value: body.slice(eq + 1) };
-}
-
-function goBool(name: string, value: string | undefined): boolean {
-  if (value === undefined || value === "true" || value === "1") return true;
-  if (value === "false" || value === "0") return false;
-  throw bad(
-    `invalid argument ${JSON.stringify(value)} for "--${name}" flag: strconv.ParseBool: parsing failed`,
-  );
+  return eq < 0 ? body : body.slice(0, eq);
 }
 
 /** `NAME=VALUE` of `--set-env` / `--environment`. */
@@ -106,7 +113,7 @@ export function parseVolume(s: string): Volume {
         break;
       case "readOnly":
       case "recursive":
-        v[k] = goBool(`volume ${k}`, value);
+        v[k] = parseGoBool(`volume ${k}`, value);
         break;
       case "uid":
       case "gid":
@@ -151,15 +158,16 @@ interface MutableImage {
 }
 
 /** Parses `rkt run`'s arguments (without `run`). RKT_INVALID_ARGUMENT for anything it does not take. */
-export function parseRunArgs(argv: readonly string[]): RunArgs {
+export function parseRunArgs(argv: readonly string[], pod: FlagSet = podFlags): RunArgs {
   const images: MutableImage[] = [];
   const volumes: Volume[] = [];
   const mounts: { volume: string; path: string }[] = [];
   const setEnv: (readonly [string, string])[] = [];
-  const pod: Record<string, string | boolean | undefined> = {};
+  const given: Record<string, string | boolean | undefined> = {};
   let current: MutableImage | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] ?? "";
+  const work = [...argv];
+  for (let i = 0; i < work.length; i++) {
+    const a = work[i] ?? "";
     if (a === "---") {
       if (current === undefined) throw bad("--- must follow an image");
       current = undefined;
@@ -167,9 +175,9 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
     }
     if (a === "--") {
       if (current === undefined) throw bad("-- must follow an image (its arguments come after it)");
-      const end = argv.indexOf("---", i + 1);
-      current.args = [...argv.slice(i + 1, end < 0 ? argv.length : end)];
-      i = end < 0 ? argv.length : end - 1;
+      const end = work.indexOf("---", i + 1);
+      current.args = work.slice(i + 1, end < 0 ? work.length : end);
+      i = end < 0 ? work.length : end - 1;
       continue;
     }
     if (!a.startsWith("-") || a === "-") {
@@ -177,54 +185,42 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
       images.push(current);
       continue;
     }
-    const { name, value: inline } = splitFlag(a);
-    const takesValue = (current === undefined ? podValueFlags : appValueFlags) as readonly string[];
-    const value = (): string => {
-      if (inline !== undefined) return inline;
-      const next = argv[i + 1];
-      if (next === undefined) throw bad(`flag needs an argument: --${name}`);
-      i++;
-      return next;
-    };
+    const name = flagName(a);
+    if (current !== undefined && !Object.hasOwn(appFlags, name) && Object.hasOwn(pod, name))
+      throw bad(`--${name} is a pod flag: give it before the first image`);
+    const f = readFlag(work, i, current === undefined ? pod : appFlags);
+    if (f.rest !== undefined) {
+      // `-qx`: the other shorthands are read as their own word.
+      work[i] = f.rest;
+      i--;
+    } else i = f.next - 1;
+    const v = f.value;
     if (current === undefined) {
-      if (a === "-q") pod["quiet"] = true;
-      else if ((podBoolFlags as readonly string[]).includes(name)) {
-        pod[name] = goBool(name, inline);
-      } else if (!takesValue.includes(name)) {
-        throw bad(`unknown flag: --${name}`);
-      } else if (name === "volume") volumes.push(parseVolume(value()));
-      else if (name === "mount") mounts.push(parseMount(value()));
-      else if (name === "set-env") setEnv.push(parseEnvPair(name, value()));
-      else pod[name] = value();
+      if (f.name === "volume") volumes.push(parseVolume(String(v)));
+      else if (f.name === "mount") mounts.push(parseMount(String(v)));
+      else if (f.name === "set-env") setEnv.push(parseEnvPair(f.name, String(v)));
+      else given[f.name] = v;
       continue;
     }
-    if (!takesValue.includes(name))
-      throw bad(
-        (podValueFlags as readonly string[]).includes(name) ||
-          (podBoolFlags as readonly string[]).includes(name)
-          ? `--${name} is a pod flag: give it before the first image`
-          : `unknown flag: --${name}`,
-      );
-    const v = value();
-    switch (name) {
+    switch (f.name) {
       case "environment":
-        current.env.push(parseEnvPair(name, v));
+        current.env.push(parseEnvPair(f.name, String(v)));
         break;
       case "mount":
-        current.mounts.push(parseMount(v));
+        current.mounts.push(parseMount(String(v)));
         break;
       case "working-dir":
-        current.workingDir = v;
+        current.workingDir = String(v);
         break;
       default:
-        (current as unknown as Record<string, string>)[name] = v;
+        (current as unknown as Record<string, string>)[f.name] = String(v);
     }
   }
   if (images.length === 0) throw bad("at least one image is required");
-  const net = (pod["net"] as string | undefined) ?? "default";
+  const net = (given["net"] as string | undefined) ?? "default";
   if (net !== "host" && net !== "none" && net !== "default")
     throw bad(`--net=${net}: only host, none and default are supported (no CNI networks)`);
-  const pullPolicy = (pod["pull-policy"] as string | undefined) ?? "new";
+  const pullPolicy = (given["pull-policy"] as string | undefined) ?? "new";
   if (pullPolicy !== "new" && pullPolicy !== "update" && pullPolicy !== "never")
     throw bad(`--pull-policy=${pullPolicy}: expected new, update or never`);
   return {
@@ -232,15 +228,16 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
     volumes,
     mounts,
     setEnv,
-    inheritEnv: pod["inherit-env"] === true,
-    interactive: pod["interactive"] === true,
+    inheritEnv: given["inherit-env"] === true,
+    interactive: given["interactive"] === true,
     net,
-    hostname: pod["hostname"] as string | undefined,
-    uuidFileSave: pod["uuid-file-save"] as string | undefined,
-    stage1: pod["stage1"] as string | undefined,
-    stage1Name: pod["stage1-name"] as string | undefined,
-    noOverlay: pod["no-overlay"] === true,
+    hostname: given["hostname"] as string | undefined,
+    uuidFileSave: given["uuid-file-save"] as string | undefined,
+    stage1: given["stage1"] as string | undefined,
+    stage1Name: given["stage1-name"] as string | undefined,
+    noOverlay: given["no-overlay"] === true,
     pullPolicy,
-    quiet: pod["quiet"] === true,
+    quiet: given["quiet"] === true,
+    format: given["format"] === "json" ? "json" : "text",
   };
 }

@@ -6,8 +6,9 @@ import { ErrorCode, isRktError } from "@rkt/oci";
 import type { AppRequest, NetMode, Stage1Kind } from "@rkt/runner";
 import type { LocalStore } from "@rkt/store";
 import type { CommandContext } from "../context.js";
-import { parseFlags, usageError, withStore } from "./image-common.js";
-import { parseRunArgs, type RunArgs, type RunImageArg } from "./run-args.js";
+import { usageError, withStore } from "./image-common.js";
+import { formatFlag } from "../output.js";
+import { parseRunArgs, podFlags, type RunArgs, type RunImageArg } from "./run-args.js";
 
 function debugLog(ctx: CommandContext): (line: string) => void {
   return (line) => {
@@ -112,20 +113,21 @@ export async function runCommand(argv: readonly string[], ctx: CommandContext): 
 
 /** `rkt prepare`: prints the UUID of a pod ready for `rkt run-prepared`. */
 export async function prepareCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const r = parseRunArgs(argv);
+  const r = parseRunArgs(argv, { ...podFlags, format: formatFlag("json: {uuid}") });
   const uuid = await withStore(ctx, (store) => prepare(store, r, ctx));
-  ctx.stdout.write(`${uuid}\n`);
+  ctx.stdout.write(r.format === "json" ? `${JSON.stringify({ uuid })}\n` : `${uuid}\n`);
   return 0;
 }
 
 /** `rkt run-prepared [--net=…] [--hostname=…] [--interactive] [--inherit-env] UUID`. */
-export async function runPreparedCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parseFlags(argv, {
-    net: { type: "string", default: "default" },
-    hostname: { type: "string" },
-    interactive: { type: "boolean", default: false },
-    "inherit-env": { type: "boolean", default: false },
-  });
+export async function runPreparedCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { positionals } = ctx.args;
+  const values = {
+    net: ctx.args.string("net") ?? "default",
+    hostname: ctx.args.string("hostname"),
+    interactive: ctx.args.bool("interactive"),
+    "inherit-env": ctx.args.bool("inherit-env"),
+  };
   if (positionals.length !== 1) throw usageError("run-prepared takes one UUID");
   const net = values.net;
   if (net !== "host" && net !== "none" && net !== "default")

@@ -1,6 +1,5 @@
 // `rkt trust list` (beyond rkt, which had no way to see what it trusted): the keys of the keystore
 // with their scope, fingerprint, layer and identities.
-import { parseArgs } from "node:util";
 import { ErrorCode, RktError } from "@rkt/oci";
 import { KeyStore, formatFingerprint, type TrustedKey } from "@rkt/trust";
 import type { CommandContext } from "../context.js";
@@ -60,13 +59,9 @@ export function formatTrustList(entries: readonly TrustListEntry[]): string {
  * covering it, after masking). Text table or one JSON array on stdout; exit 0. Keystore errors
  * (a key file that is not a key, a fingerprint mismatch) fail with their own message, exit 254.
  */
-export async function trustListCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: [...argv],
-    options: { prefix: { type: "string" }, format: { type: "string", default: "text" } },
-    allowPositionals: true,
-    strict: true,
-  });
+export async function trustListCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { positionals } = ctx.args;
+  const values = { prefix: ctx.args.string("prefix"), format: ctx.args.string("format") ?? "text" };
   if (positionals.length > 0) {
     throw new RktError(ErrorCode.InvalidArgument, `unexpected argument ${JSON.stringify(positionals[0])}`);
   }
@@ -81,6 +76,8 @@ export async function trustListCommand(argv: readonly string[], ctx: CommandCont
     localConfigDir: ctx.globals.localConfig,
   });
   const entries = (await ks.list({ prefix: values.prefix })).map(trustListEntry);
-  ctx.stdout.write(values.format === "json" ? `${JSON.stringify(entries)}\n` : formatTrustList(entries));
+  if (values.format === "json") ctx.stdout.write(`${JSON.stringify(entries)}\n`);
+  else if (ctx.args.bool("quiet")) for (const e of entries) ctx.stdout.write(`${e.fingerprint}\n`);
+  else ctx.stdout.write(formatTrustList(entries));
   return 0;
 }

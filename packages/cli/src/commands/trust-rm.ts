@@ -1,10 +1,8 @@
 // `rkt trust rm` (beyond rkt, whose keystore API could delete keys but no command did): removes a
 // key file from the LOCAL config dir.
-import { parseArgs } from "node:util";
 import { ErrorCode, RktError } from "@rkt/oci";
 import { KeyStore, type KeyScope } from "@rkt/trust";
 import type { CommandContext } from "../context.js";
-import { normalizeBoolFlags } from "./image-common.js";
 
 /**
  * `rkt trust rm FINGERPRINT [--prefix P | --root]`: removes the local key file of FINGERPRINT
@@ -13,13 +11,9 @@ import { normalizeBoolFlags } from "./image-common.js";
  * key is removed if exactly one local scope holds it (else RKT_AMBIGUOUS listing them). System
  * keys cannot be removed (mask them with an empty local file): RKT_NOT_FOUND. Exit 254 on error.
  */
-export async function trustRmCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: normalizeBoolFlags(argv, ["root"]),
-    options: { prefix: { type: "string" }, root: { type: "boolean", default: false } },
-    allowPositionals: true,
-    strict: true,
-  });
+export async function trustRmCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { positionals } = ctx.args;
+  const values = { prefix: ctx.args.string("prefix"), root: ctx.args.bool("root") };
   if (values.prefix !== undefined && values.root) {
     throw new RktError(ErrorCode.InvalidArgument, "--root and --prefix usage mutually exclusive");
   }
@@ -52,6 +46,13 @@ export async function trustRmCommand(argv: readonly string[], ctx: CommandContex
     scope = e.prefix === "" ? { root: true } : { prefix: e.prefix };
   }
   const path = await ks.remove(fingerprint, scope);
+  if (ctx.args.string("format") === "json") {
+    const root = "root" in scope;
+    ctx.stdout.write(
+      `${JSON.stringify({ fingerprint: fingerprint.replace(/\s+/g, "").toLowerCase(), prefix: "prefix" in scope ? scope.prefix : "", root, path })}\n`,
+    );
+    return 0;
+  }
   ctx.stdout.write(
     "root" in scope
       ? `Removed root key at ${JSON.stringify(path)}\n`

@@ -1,13 +1,12 @@
 // `rkt trust` (rkt/trust.go, rkt/pubkey/pubkey.go): trust public keys for an image-name prefix or
 // for every image, from files, https URLs or appc pubkey discovery, after a fingerprint review.
 import { createInterface } from "node:readline";
-import type { Readable } from "node:stream";
-import { parseArgs } from "node:util";
+import type { Readable, Writable } from "node:stream";
 import { discoverPubkeys, readPubkey, type PubkeyFetchOptions } from "@rkt/fetch";
 import { ErrorCode, RktError } from "@rkt/oci";
 import { KeyStore, describeKey, parseArmoredKeyring, type KeyScope, type ParsedKeyring } from "@rkt/trust";
 import type { CommandContext } from "../context.js";
-import { normalizeBoolFlags } from "./image-common.js";
+import { outputOf, type Output } from "../output.js";
 
 /** rkt's usage of `rkt trust`, printed when neither a prefix nor --root is given. */
 export const trustUsage = [
@@ -60,19 +59,15 @@ export function discoveryPortFromEnv(env: Readonly<Record<string, string | undef
  * scope flags, a prefix with a URL scheme or not an AC identifier, no TTY for the review, and
  * the key's own read/parse errors.
  */
-export async function trustCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parseArgs({
-    // Go bool flags: `--root=true` and `--root=false` are valid too.
-    args: normalizeBoolFlags(argv, ["root", "skip-fingerprint-review", "insecure-allow-http"]),
-    options: {
-      prefix: { type: "string", default: "" },
-      root: { type: "boolean", default: false },
-      "skip-fingerprint-review": { type: "boolean", default: false },
-      "insecure-allow-http": { type: "boolean", default: false },
-    },
-    allowPositionals: true,
-    strict: true,
-  });
+export async function trustCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const a = ctx.args;
+  const { positionals } = a;
+  const values = {
+    prefix: a.string("prefix") ?? "",
+    root: a.bool("root"),
+    "skip-fingerprint-review": a.bool("skip-fingerprint-review"),
+    "insecure-allow-http": a.bool("insecure-allow-http"),
+  };
   const prefix = values.prefix;
   const root = values.root;
   if (prefix === "" && !root) {
@@ -120,62 +115,99 @@ export async function trustCommand(argv: readonly string[], ctx: CommandContext)
   });
   const scope: KeyScope = root ? { root: true } : { prefix };
   const review = values["skip-fingerprint-review"] ? undefined : lineReader(ctx.stdin);
+  const o = outputOf(ctx);
+  const results: TrustResult[] = [];
   try {
     for (const location of locations) {
       const fetched = await readPubkey(location, fetchOptions);
       const parsed = await parseArmoredKeyring(fetched.bytes, location);
       const force = review === undefined || (ctx.globals.trustKeysFromHttps && fetched.kind === "https");
-      if (!(await reviewKey(ctx, { prefix, location, keys: parsed.keys }, force ? undefined : review)))
+      const fingerprint = parsed.keys[0]?.getFingerprint() ?? "";
+      const key = { prefix, location, keys: parsed.keys, https: fetched.kind === "https" };
+      if (!(await reviewKey(ctx, key, force ? undefined : review, o))) {
+        results.push({ location, prefix, root, fingerprint, path: null, trusted: false });
         continue;
+      }
       const path = await keystore.addKey(parsed.armored, scope, location);
-      ctx.stdout.write(
-        root
-          ? `Added root key at ${JSON.stringify(path)}\n`
-          : `Added key for prefix ${JSON.stringify(prefix)} at ${JSON.stringify(path)}\n`,
-      );
+      results.push({ location, prefix, root, fingerprint, path, trusted: true });
+      if (!o.json)
+        ctx.stdout.write(
+          root
+            ? `Added root key at ${JSON.stringify(path)}\n`
+            : `Added key for prefix ${JSON.stringify(prefix)} at ${JSON.stringify(path)}\n`,
+        );
     }
   } finally {
     review?.close();
   }
+  if (o.json) o.writeJson(results);
   return 0;
 }
 
+/** One key of `rkt trust --format json`. */
+interface TrustResult {
+  readonly location: string;
+  readonly prefix: string;
+  readonly root: boolean;
+  /** Lowercase hex of the primary key's fingerprint. */
+  readonly fingerprint: string;
+  /** Where it was stored; null when the review said no. */
+  readonly path: string | null;
+  readonly trusted: boolean;
+}
+
 /**
- * rkt's fingerprint review of one key for `prefix`: prints `pubkey: prefix: …` / `key: …` on
- * stderr and the fingerprint lines on stdout, then, with a `review` reader, asks
+ * What to do when the fingerprint cannot be reviewed (stdin or stderr not a terminal): rkt
+ * advised running `rkt trust --prefix …`, the very command that just failed; the ways that work
+ * without a terminal are --skip-fingerprint-review after checking the fingerprint printed above,
+ * and --trust-keys-from-https for a key that came over https.
+ */
+export function noTtyAdvice(location: string, https: boolean): string {
+  return (
+    `pubkey: cannot review the fingerprint of ${JSON.stringify(location)}: stdin and stderr are not both a terminal\n` +
+    "pubkey: to trust it anyway, check the fingerprint above and run again with --skip-fingerprint-review\n" +
+    (https ? "pubkey: (or with --trust-keys-from-https: the key came over https)\n" : "")
+  );
+}
+
+/**
+ * rkt's fingerprint review of one key for `prefix`: prints `pubkey: prefix: …` / `key: …` (unless
+ * quiet) and the fingerprint lines, then, with a `review` reader, asks
  * `Are you sure you want to trust this key (yes/no)?` (stdin and stderr must be terminals, else
- * RKT_KEY_UNTRUSTED `error reviewing key: … lack of tty` after rkt's hints). True to trust it
- * (and `Trusting … fingerprint review.` is printed), false after a `no`. Without `review`
- * (`--skip-fingerprint-review`) the key is trusted without asking.
+ * RKT_KEY_UNTRUSTED `error reviewing key: … lack of tty` after {@link noTtyAdvice}). True to trust
+ * it (and `Trusting … fingerprint review.` is printed), false after a `no`. Without `review`
+ * (`--skip-fingerprint-review`) the key is trusted without asking. With JSON output, stdout holds
+ * only the JSON: descriptions and questions go to stderr.
  */
 export async function reviewKey(
   ctx: CommandContext,
-  key: { prefix: string; location: string; keys: ParsedKeyring["keys"] },
+  key: { prefix: string; location: string; keys: ParsedKeyring["keys"]; https?: boolean },
   review: LineReader | undefined,
+  o: Output = outputOf(ctx),
 ): Promise<boolean> {
   const { prefix, location } = key;
-  ctx.stderr.write(`pubkey: prefix: ${JSON.stringify(prefix)}\nkey: ${JSON.stringify(location)}\n`);
-  for (const k of key.keys) ctx.stdout.write(`${describeKey(k).lines.join("\n")}\n`);
+  const talk = o.json ? ctx.stderr : ctx.stdout;
+  o.info(`pubkey: prefix: ${JSON.stringify(prefix)}\nkey: ${JSON.stringify(location)}`);
+  // The fingerprint is what a review is about: it is shown whenever one is asked.
+  if (!o.quiet || review !== undefined)
+    for (const k of key.keys) talk.write(`${describeKey(k).lines.join("\n")}\n`);
   if (review !== undefined) {
     if (!isTty(ctx.stdin) || !isTty(ctx.stderr)) {
-      ctx.stderr.write(
-        `pubkey: To trust the key for ${JSON.stringify(prefix)}, do one of the following:\n` +
-          "pubkey:  - call rkt with --trust-keys-from-https\n" +
-          `pubkey:  - run: rkt trust --prefix ${JSON.stringify(prefix)}\n`,
-      );
+      ctx.stderr.write(noTtyAdvice(location, key.https === true));
       throw new RktError(
         ErrorCode.KeyUntrusted,
         "error reviewing key: unable to ask user to review fingerprint due to lack of tty",
       );
     }
-    if (!(await askYesNo(ctx, review))) {
+    if (!(await askYesNo(talk, review))) {
       ctx.stderr.write(`pubkey: not trusting ${JSON.stringify(location)}\n`);
       return false;
     }
   }
-  ctx.stdout.write(
-    `Trusting ${JSON.stringify(location)} for prefix ${JSON.stringify(prefix)} ${review === undefined ? "without" : "after"} fingerprint review.\n`,
-  );
+  if (!o.json)
+    ctx.stdout.write(
+      `Trusting ${JSON.stringify(location)} for prefix ${JSON.stringify(prefix)} ${review === undefined ? "without" : "after"} fingerprint review.\n`,
+    );
   return true;
 }
 
@@ -206,16 +238,16 @@ export function lineReader(input: Readable): LineReader {
 }
 
 // rkt's reviewKey: exactly `yes` or `no`; anything else asks again.
-async function askYesNo(ctx: CommandContext, reader: LineReader): Promise<boolean> {
+async function askYesNo(out: Writable, reader: LineReader): Promise<boolean> {
   for (;;) {
-    ctx.stdout.write("Are you sure you want to trust this key (yes/no)?\n");
+    out.write("Are you sure you want to trust this key (yes/no)?\n");
     const line = await reader.next();
     if (line === undefined) {
       throw new RktError(ErrorCode.KeyUntrusted, "error reviewing key: end of input before an answer");
     }
     if (line === "yes") return true;
     if (line === "no") return false;
-    ctx.stdout.write("Please enter 'yes' or 'no'\n");
+    out.write("Please enter 'yes' or 'no'\n");
   }
 }
 

@@ -10,6 +10,7 @@ import {
   platformImage,
   toOciImage,
   type Abortable,
+  type BlobProgress,
   type BlobWriteOutcome,
   type Descriptor,
   type Digest,
@@ -30,6 +31,21 @@ export type CopyEvent =
       readonly how: BlobWriteOutcome;
     }
   | { readonly kind: "manifest"; readonly digest: Digest; readonly tag?: string | undefined };
+
+/**
+ * A copy's events as {@link BlobProgress}, the one progress type every operation reports: bytes
+ * of each blob as they move, and the whole blob when it is done (also when it was skipped or
+ * mounted, so totals add up). Undefined in, undefined out.
+ */
+export function copyProgress(
+  onBlob: ((p: BlobProgress) => void) | undefined,
+): ((e: CopyEvent) => void) | undefined {
+  if (onBlob === undefined) return undefined;
+  return (e) => {
+    if (e.kind === "blob") onBlob({ digest: e.digest, bytes: e.bytes, total: e.total });
+    else if (e.kind === "blob-done") onBlob({ digest: e.digest, bytes: e.size, total: e.size });
+  };
+}
 
 /** Options of {@link copyImage}. */
 export interface CopyImageOptions extends Abortable {

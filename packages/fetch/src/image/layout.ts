@@ -3,9 +3,10 @@ import { randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
-import { Readable, Transform } from "node:stream";
+import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import {
+  byteCounter,
   ErrorCode,
   MediaType,
   RktError,
@@ -85,17 +86,8 @@ function tempBeside(path: string): string {
   return join(dirname(path), `.tmp-${randomBytes(8).toString("hex")}`);
 }
 
-/** Counts bytes passing through, for progress. */
-export function byteCounter(onBytes: ((n: number) => void) | undefined, start = 0): Transform {
-  let n = start;
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      n += chunk.length;
-      onBytes?.(n);
-      cb(null, chunk);
-    },
-  });
-}
+// The one byte counter of the project lives in @rkt/oci; re-exported for this package's modules.
+export { byteCounter };
 
 async function readIndexIfAny(dir: string): Promise<Index> {
   try {

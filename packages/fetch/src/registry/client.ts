@@ -4,6 +4,7 @@
 // business (the pull orchestration); this layer only moves and verifies bytes.
 import { Readable } from "node:stream";
 import {
+  type BlobProgress,
   DigestMismatchError,
   ErrorCode,
   RktError,
@@ -107,12 +108,8 @@ export interface GetImageOptions extends Abortable {
   readonly platform?: Platform | undefined;
 }
 
-/** Progress of one blob: `bytes` counts from the start of the blob (the resumed prefix included). */
-export interface BlobProgress {
-  readonly digest: Digest;
-  readonly bytes: number;
-  readonly total: number;
-}
+// One progress event type for every operation (pulls included): @rkt/oci's.
+export type { BlobProgress };
 
 /** Options of {@link RegistryClient.pushBlob}. */
 export interface PushBlobOptions extends Abortable {

@@ -14,6 +14,7 @@ import {
   parseDockerReference,
   platformImage,
   type Abortable,
+  type BlobProgress,
   type Digest,
   type DockerRef,
   type Platform,
@@ -21,7 +22,7 @@ import {
 import type { RegistriesD } from "@rkt/trust";
 import { readDockerSignatures } from "../docker-policy.js";
 import type { HttpOptions } from "../registry/http.js";
-import { copyImage } from "../image/copy.js";
+import { copyImage, copyProgress } from "../image/copy.js";
 import { layoutSink } from "../image/layout.js";
 import { registryImage, registrySink, type PushedBlobs } from "../image/registry.js";
 import { runLimited } from "../limit.js";
@@ -90,6 +91,8 @@ export interface SyncCopyOptions extends Abortable {
   readonly client: RegistryClient;
   readonly all: boolean;
   readonly platform: Platform;
+  /** Blob progress of the copy (registry and layout targets). */
+  readonly onProgress?: ((p: BlobProgress) => void) | undefined;
 }
 
 /** How one image went. */
@@ -126,6 +129,8 @@ export interface SyncOptions extends Abortable {
    */
   signatures?: SyncSignatureOptions | undefined;
   onResult?: ((r: SyncResult) => void) | undefined;
+  /** Blob progress of every image being copied (blobs of images in parallel interleave). */
+  onProgress?: ((p: BlobProgress) => void) | undefined;
 }
 
 /**
@@ -189,6 +194,7 @@ export async function syncImages(
       all: o.all === true,
       platform,
       signal,
+      onProgress: o.onProgress,
     };
     let r: SyncResult;
     try {
@@ -294,6 +300,7 @@ async function copyFrom(
     origin: { registry: item.registry, repository: item.repository },
     ranged: true,
     signal: o.signal,
+    onProgress: copyProgress(o.onProgress),
   });
   const digests = [c.descriptor.digest];
   if (c.image === undefined && src.kind === "index")

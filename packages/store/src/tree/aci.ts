@@ -15,7 +15,7 @@ import { join } from "node:path";
 import type { Readable } from "node:stream";
 import type { Dependency, ImageManifest } from "@rkt/appc";
 import { parseImageManifestOrThrow } from "@rkt/appc";
-import { ErrorCode, RktError } from "@rkt/oci";
+import { ErrorCode, RktError, type BlobProgress, type Digest } from "@rkt/oci";
 import { buildSnapshot, extractSnapshot, readSnapshotManifest, snapshotDir } from "./snapshot.js";
 import { flattenDirs, getTree, removeTree, saveTree, type Tree, type TreeStorePaths } from "./tree.js";
 
@@ -24,6 +24,9 @@ export interface AciImage {
   key: string;
   manifest: ImageManifest;
   open: () => Promise<Readable>;
+  /** The archive's digest and size, for progress events. */
+  digest?: Digest | undefined;
+  size?: number | undefined;
 }
 
 /** Resolves a dependency to an image already in the store (no discovery, as rkt). RKT_NOT_FOUND otherwise. */
@@ -106,6 +109,8 @@ export interface RenderAciOptions {
   flatten?: boolean | undefined;
   rebuild?: boolean | undefined;
   signal?: AbortSignal | undefined;
+  /** Each image's archive bytes as it is extracted. */
+  onProgress?: ((p: BlobProgress) => void) | undefined;
 }
 
 /**
@@ -128,14 +133,19 @@ export async function renderAci(
   const keys: string[] = [];
   // Each image extracted once; images of one list are independent, so extract them in parallel.
   const snaps = await Promise.all(
-    list.map((e) =>
-      extractSnapshot(p.layers, e.image.key, e.image.open, {
+    list.map(async (e) => {
+      const { digest, size } = e.image;
+      const on = digest === undefined || size === undefined ? undefined : o.onProgress;
+      const snap = await extractSnapshot(p.layers, e.image.key, e.image.open, {
         format: "aci",
         aciImageId: e.image.key,
         what: `image ${e.image.key}`,
         signal: o.signal,
-      }),
-    ),
+        onBytes: on && ((n) => on({ digest: digest!, bytes: n, total: size! })),
+      });
+      on?.({ digest: digest!, bytes: size!, total: size! });
+      return snap;
+    }),
   );
   // Per image: its filter (own whitelist for non-directories, inherited whitelist for all) and
   // the directories it has only implicitly (parents created 0755, or left out by a filter).

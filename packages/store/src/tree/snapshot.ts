@@ -8,7 +8,8 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import { ErrorCode, RktError, type Digest } from "@rkt/oci";
+import { pipeline } from "node:stream";
+import { ErrorCode, RktError, byteCounter, type BlobProgress, type Digest } from "@rkt/oci";
 import { fsyncDir } from "../internal/fs-util.js";
 import { isAlive, ownedTempName } from "../internal/proc.js";
 import { extractLayer, type ExtractLayerOptions, type ExtractLayerResult } from "./extract.js";
@@ -129,6 +130,8 @@ export async function buildSnapshot(
 export interface ExtractSnapshotOptions extends Omit<ExtractLayerOptions, "what"> {
   what?: string | undefined;
   durable?: boolean | undefined;
+  /** Bytes of the (compressed) input read so far; not called when the snapshot exists. */
+  onBytes?: ((n: number) => void) | undefined;
 }
 
 /**
@@ -146,7 +149,7 @@ export async function extractSnapshot(
     layersDir,
     key,
     async (fsDir) => {
-      const src = await open();
+      const src = counted(await open(), o.onBytes);
       const r: ExtractLayerResult = await extractLayer(src, fsDir, { ...o, what: o.what ?? `layer ${key}` });
       if (r.manifest !== undefined) await writeFile(join(fsDir, "..", "manifest"), r.manifest);
       return {
@@ -163,6 +166,15 @@ export async function extractSnapshot(
   );
 }
 
+// The stream as read, counted for progress.
+function counted(src: Readable, onBytes: ((n: number) => void) | undefined): Readable {
+  if (onBytes === undefined) return src;
+  const c = byteCounter(onBytes);
+  // Errors of either end reach the other (extraction destroys its input on failure).
+  pipeline(src, c, () => undefined);
+  return c;
+}
+
 /** The ACI manifest saved beside an ACI snapshot. */
 export async function readSnapshotManifest(layersDir: string, key: string): Promise<Buffer> {
   return readFile(join(snapshotDir(layersDir, key), "manifest"));
@@ -174,6 +186,9 @@ export interface LayerSource {
   open: () => Promise<Readable>;
   diffId?: Digest | undefined;
   what?: string | undefined;
+  /** The blob's digest and size, for progress events. */
+  digest?: Digest | undefined;
+  size?: number | undefined;
 }
 
 /**
@@ -185,7 +200,11 @@ export interface LayerSource {
 export async function extractLayers(
   layersDir: string,
   layers: readonly LayerSource[],
-  o: Omit<ExtractSnapshotOptions, "diffId" | "what"> & { concurrency?: number | undefined } = {},
+  o: Omit<ExtractSnapshotOptions, "diffId" | "what" | "onBytes"> & {
+    concurrency?: number | undefined;
+    /** Each layer's compressed bytes as they are extracted; an existing snapshot is done at once. */
+    onProgress?: ((p: BlobProgress) => void) | undefined;
+  } = {},
 ): Promise<Snapshot[]> {
   const out: Snapshot[] = new Array<Snapshot>(layers.length);
   const ac = new AbortController();
@@ -196,13 +215,19 @@ export async function extractLayers(
     while (next < layers.length) {
       const i = next++;
       const l = layers[i]!;
+      const report =
+        o.onProgress === undefined || l.digest === undefined || l.size === undefined
+          ? undefined
+          : { on: o.onProgress, digest: l.digest, total: l.size };
       try {
         out[i] = await extractSnapshot(layersDir, l.key, l.open, {
           ...o,
           signal,
           diffId: l.diffId,
           what: l.what,
+          onBytes: report && ((n) => report.on({ digest: report.digest, bytes: n, total: report.total })),
         });
+        report?.on({ digest: report.digest, bytes: report.total, total: report.total });
       } catch (e) {
         first ??= { e };
         ac.abort();

@@ -13,6 +13,7 @@ import {
   parseDigest,
   parseImageConfigOrThrow,
   parseManifestOrThrow,
+  type BlobProgress,
   type Digest,
 } from "@rkt/oci";
 import { readBlobLimited } from "../content-helpers.js";
@@ -53,8 +54,8 @@ function mountsDir(store: LocalStore): string {
 /** The stored ACI `id` as the renderer's input: its manifest from the index, its archive blob. */
 function storedAci(store: LocalStore, id: string): AciImage {
   const row = indexDb(store)
-    .prepare("SELECT kind, manifest, manifest_digest FROM images WHERE id = ?")
-    .get(id) as { kind: string; manifest: Buffer | null; manifest_digest: string } | undefined;
+    .prepare("SELECT kind, manifest, manifest_digest, size FROM images WHERE id = ?")
+    .get(id) as { kind: string; manifest: Buffer | null; manifest_digest: string; size: number } | undefined;
   if (row === undefined) throw new RktError(ErrorCode.NotFound, `cannot find image with key: ${id}`);
   if (row.kind !== "aci" || row.manifest === null)
     throw new RktError(ErrorCode.InvalidArgument, `image ${id} is not an ACI`);
@@ -62,6 +63,8 @@ function storedAci(store: LocalStore, id: string): AciImage {
     key: id,
     manifest: JSON.parse(row.manifest.toString("utf8")) as AciImage["manifest"],
     open: () => store.open(parseDigest(row.manifest_digest)),
+    digest: parseDigest(row.manifest_digest),
+    size: row.size,
   };
 }
 
@@ -129,6 +132,8 @@ export interface RenderStoredOptions {
    * snapshots between the render and a mount (which then holds them) or a copy.
    */
   use?: ((tree: Tree) => Promise<void>) | undefined;
+  /** Each layer's (or ACI's) bytes as it is extracted into its snapshot. */
+  onProgress?: ((p: BlobProgress) => void) | undefined;
 }
 
 /**
@@ -152,7 +157,7 @@ export async function renderStoredImage(
   try {
     const paths = storeTreePaths(store);
     const render = (rebuild: boolean | undefined): Promise<Tree> => {
-      const opts = { flatten: o.flatten, rebuild, signal: o.signal };
+      const opts = { flatten: o.flatten, rebuild, signal: o.signal, onProgress: o.onProgress };
       return img.kind === "oci"
         ? renderOciImage(store, paths, id as Digest, opts)
         : renderAci(paths, storedAci(store, id), storeResolver(store), opts);
@@ -379,6 +384,8 @@ export interface RenderToOptions {
   /** Called when overlay was expected but the mount failed and a copy is written instead. */
   onFallback?: ((why: RktError | Error) => void) | undefined;
   signal?: AbortSignal | undefined;
+  /** Each layer's (or ACI's) bytes as it is extracted; see {@link RenderStoredOptions}. */
+  onProgress?: ((p: BlobProgress) => void) | undefined;
 }
 
 /** What {@link renderImageTo} did. */
@@ -414,6 +421,7 @@ export async function renderImageTo(
   let result: RenderToResult | undefined;
   await renderStoredImage(store, id, {
     signal: o.signal,
+    onProgress: o.onProgress,
     use: async (tree) => {
       result = await materialize(store, id, tree, target, present, o);
     },

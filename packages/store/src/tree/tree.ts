@@ -29,6 +29,7 @@ import {
   digestHex,
   parseImageConfigOrThrow,
   parseManifestOrThrow,
+  type BlobProgress,
   type ContentStore,
   type Digest,
 } from "@rkt/oci";
@@ -495,6 +496,8 @@ export interface RenderOciOptions {
   /** Re-render even when the tree exists (snapshots are still reused). */
   rebuild?: boolean | undefined;
   signal?: AbortSignal | undefined;
+  /** Each layer's compressed bytes as it is extracted. */
+  onProgress?: ((p: BlobProgress) => void) | undefined;
 }
 
 /**
@@ -539,8 +542,10 @@ export async function renderOciImage(
       diffId: diffIds[i],
       what: `layer ${l.digest}`,
       open: () => store.open(l.digest),
+      digest: l.digest,
+      size: l.size,
     })),
-    { concurrency: o.concurrency, signal: o.signal },
+    { concurrency: o.concurrency, signal: o.signal, onProgress: o.onProgress },
   );
   if (o.rebuild === true) await removeTree(p, id);
   return saveTree(
