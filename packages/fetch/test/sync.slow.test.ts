@@ -153,7 +153,7 @@ describe("syncImages, counted from the registries' logs", () => {
   it("an image waiting for the base layer another image sends gives its place: the third image moves meanwhile", async () => {
     const three = names.slice(0, 3);
     const base = built.get(three[0]!)!.layers[0]!.digest;
-    const own = new Set(three.map((n) => built.get(n)!.layers[1]!.digest));
+    const own = new Set<string>(three.map((n) => built.get(n)!.layers[1]!.digest));
     const seen = new Set<string>();
     let release: (() => void) | undefined;
     const allOwn = new Promise<void>((r) => (release = r));

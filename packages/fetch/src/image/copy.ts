@@ -94,7 +94,10 @@ export async function copyImage(
             signal,
             ranged: o.ranged,
             origin: o.origin,
-            onProgress: (n) => o.onProgress?.({ kind: "blob", digest: d.digest, bytes: n, total: d.size }),
+            onProgress:
+              o.onProgress === undefined
+                ? undefined
+                : (n) => o.onProgress?.({ kind: "blob", digest: d.digest, bytes: n, total: d.size }),
           });
         }
         counts[how]++;
