@@ -11,6 +11,8 @@ import { cacheDir } from "../fixtures.js";
 import { bench, spawnMeasured, type BenchResult } from "../harness.js";
 
 const rkt = resolve(import.meta.dirname, "..", "..", "..", "packages", "cli", "bin", "rkt.js");
+// Another build's bin/rkt.js (e.g. main's, before a change), measured in the same rounds.
+const baseline = process.env["RKT_BENCH_BASELINE"];
 const images = 10;
 
 function report(r: BenchResult, goal: number, nodeSeconds: number): void {
@@ -97,9 +99,9 @@ export async function run(): Promise<void> {
       return r;
     };
     // The same TLS settings as skopeo's: the YAML's tls-verify for the origin, --dest-tls-verify.
-    const ours = (host: string) =>
+    const ours = (host: string, bin = rkt) =>
       spawnMeasured(process.execPath, [
-        rkt,
+        bin,
         "--dir",
         join(work, "store"),
         "image",
@@ -122,12 +124,15 @@ export async function run(): Promise<void> {
         host,
       ]);
     const coldRuns = 5;
-    const pool = await Promise.all(Array.from({ length: 2 * (coldRuns + 1) }, fresh));
+    const subjects = baseline === undefined ? 2 : 3;
+    const pool = await Promise.all(Array.from({ length: subjects * (coldRuns + 1) }, fresh));
     const next = (): string => pool.pop()!.host;
+    const before = (host: () => string) =>
+      baseline === undefined ? {} : { "rkt (baseline)": () => ours(host(), baseline) };
     report(
       await bench(`sync of ${images} images sharing a base layer into an empty registry`, {
         ours: () => ours(next()),
-        peers: { "skopeo sync": () => skopeo(next()) },
+        peers: { "skopeo sync": () => skopeo(next()), ...before(next) },
         runs: coldRuns,
       }),
       0.5,
@@ -143,6 +148,7 @@ export async function run(): Promise<void> {
         ours: () => ours(warmOurs.host),
         peers: {
           "skopeo sync": () => skopeo(warmTheirs.host),
+          ...before(() => warmOurs.host),
           "rkt version": () => spawnMeasured(process.execPath, [rkt, "version"]),
           "node -e 0": () => spawnMeasured(process.execPath, ["-e", "0"]),
         },
