@@ -4,20 +4,59 @@
 // and 0 blob bytes sent).
 import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { pushLayout, startRegistry, writeOciLayout, type Registry } from "@rkt/testkit";
 import { cacheDir } from "../fixtures.js";
 import { bench, spawnMeasured, type BenchResult } from "../harness.js";
 
 const rkt = resolve(import.meta.dirname, "..", "..", "..", "packages", "cli", "bin", "rkt.js");
+// Another build's bin/rkt.js (e.g. main's, before a change), measured in the same rounds.
+const baseline = process.env["RKT_BENCH_BASELINE"];
 const images = 10;
 
 function report(r: BenchResult, goal: number, nodeSeconds: number): void {
   const [ours, peer] = r.subjects;
   const ratio = ours!.median / peer!.median;
   process.stdout.write(
-    `${r.name}: ours/skopeo ${ratio.toFixed(2)} (goal ≤ ${goal.toFixed(2)}: ${ratio <= goal ? "ok" : "MISSED"}), ours ${ours!.median.toFixed(2)} s = ${(ours!.median / nodeSeconds).toFixed(1)}× node -e 0, peak RSS ${((ours!.peakRssKiB ?? 0) / 1024).toFixed(1)} MiB\n`,
+    `${r.name}: ours/skopeo ${ratio.toFixed(2)} (goal ≤ ${goal.toFixed(2)}: ${ratio <= goal ? "ok" : "MISSED"}), ours ${ours!.median.toFixed(2)} s = ${(ours!.median / nodeSeconds).toFixed(1)}× node -e 0, peak RSS ${((ours!.peakRssKiB ?? 0) / 1024).toFixed(1)} MiB; load average ${load()}\n`,
   );
+}
+
+const load = (): string =>
+  loadavg()
+    .map((x) => x.toFixed(2))
+    .join(" ");
+
+// What one run asked a registry, from its log (distribution logs every request at level info,
+// with its time): requests per method and kind, logged from `from` to `to` (Date.now() values).
+function requestKinds(log: string, from: number, to = Infinity): { total: number; kinds: string } {
+  const lines = log.split("\n").filter((l) => {
+    if (!l.includes('msg="response completed')) return false;
+    const t = Date.parse(/^time="([^"]+)"/.exec(l)?.[1] ?? "");
+    return t >= from && t < to;
+  });
+  const counts = new Map<string, number>();
+  for (const l of lines) {
+    const method = /http\.request\.method=(\S+)/.exec(l)?.[1] ?? "?";
+    const uri = /http\.request\.uri=("[^"]*"|\S+)/.exec(l)?.[1]?.replace(/"/g, "") ?? "";
+    const kind = /\/manifests\//.test(uri)
+      ? "manifest"
+      : /\/blobs\/uploads\//.test(uri)
+        ? "upload"
+        : /\/blobs\//.test(uri)
+          ? "blob"
+          : uri === "/v2/"
+            ? "/v2/"
+            : uri;
+    const k = `${method} ${kind}`;
+    counts.set(k, (counts.get(k) ?? 0) + 1);
+  }
+  const kinds = [...counts]
+    .sort()
+    .map(([k, n]) => `${n} ${k}`)
+    .join(", ");
+  return { total: lines.length, kinds };
 }
 
 export async function run(): Promise<void> {
@@ -54,20 +93,21 @@ export async function run(): Promise<void> {
         "",
       ].join("\n"),
     );
-    const fresh = async (): Promise<string> => {
+    const fresh = async (): Promise<Registry> => {
       const r = await startRegistry({ mode: "plain" });
       dests.push(r);
-      return r.host;
+      return r;
     };
-    const ours = (host: string) =>
+    // The same TLS settings as skopeo's: the YAML's tls-verify for the origin, --dest-tls-verify.
+    const ours = (host: string, bin = rkt) =>
       spawnMeasured(process.execPath, [
-        rkt,
+        bin,
         "--dir",
         join(work, "store"),
-        "--insecure-options=http",
         "image",
         "sync",
         "-q",
+        "--dest-tls-verify=false",
         "--config",
         yaml,
         `docker://${host}`,
@@ -83,30 +123,55 @@ export async function run(): Promise<void> {
         yaml,
         host,
       ]);
-    const pool = await Promise.all(Array.from({ length: 10 }, fresh));
-    const next = (): string => pool.pop()!;
+    const coldRuns = 5;
+    const subjects = baseline === undefined ? 2 : 3;
+    const pool = await Promise.all(Array.from({ length: subjects * (coldRuns + 1) }, fresh));
+    const next = (): string => pool.pop()!.host;
+    const before = (host: () => string) =>
+      baseline === undefined ? {} : { "rkt (baseline)": () => ours(host(), baseline) };
     report(
       await bench(`sync of ${images} images sharing a base layer into an empty registry`, {
         ours: () => ours(next()),
-        peers: { "skopeo sync": () => skopeo(next()) },
-        runs: 3,
+        peers: { "skopeo sync": () => skopeo(next()), ...before(next) },
+        runs: coldRuns,
       }),
       0.5,
       nodeSeconds,
     );
     const warmOurs = await fresh();
     const warmTheirs = await fresh();
-    await ours(warmOurs);
-    await skopeo(warmTheirs);
+    await ours(warmOurs.host);
+    await skopeo(warmTheirs.host);
+    // The floors of a node CLI, in the same rounds: node itself, and rkt doing nothing.
     report(
       await bench(`re-sync of ${images} unchanged images`, {
-        ours: () => ours(warmOurs),
-        peers: { "skopeo sync": () => skopeo(warmTheirs) },
-        runs: 5,
+        ours: () => ours(warmOurs.host),
+        peers: {
+          "skopeo sync": () => skopeo(warmTheirs.host),
+          ...before(() => warmOurs.host),
+          "rkt version": () => spawnMeasured(process.execPath, [rkt, "version"]),
+          "node -e 0": () => spawnMeasured(process.execPath, ["-e", "0"]),
+        },
+        runs: 9,
       }),
       0.1,
       nodeSeconds,
     );
+    // One more re-sync each, counted at both ends: no blob moves, and what each asks per tag.
+    const t0 = Date.now();
+    await ours(warmOurs.host);
+    const t1 = Date.now();
+    await skopeo(warmTheirs.host);
+    // The registries write their logs as they answer; give the last lines a moment.
+    await new Promise((r) => setTimeout(r, 200));
+    for (const [who, c] of [
+      ["ours, destination", requestKinds(warmOurs.logs(), t0, t1)],
+      ["ours, origin", requestKinds(origin.logs(), t0, t1)],
+      ["skopeo, destination", requestKinds(warmTheirs.logs(), t1)],
+      ["skopeo, origin", requestKinds(origin.logs(), t1)],
+    ] as const) {
+      process.stdout.write(`re-sync requests, ${who}: ${c.total} (${c.kinds})\n`);
+    }
   } finally {
     await Promise.all([origin, ...dests].map((r) => r.stop()));
     await rm(work, { recursive: true, force: true });

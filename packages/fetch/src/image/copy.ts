@@ -61,6 +61,11 @@ export interface CopyImageOptions extends Abortable {
   origin?: { registry: string; repository: string } | undefined;
   /** The source can serve a blob from an offset, so a sink may resume a partial blob. */
   ranged?: boolean | undefined;
+  /**
+   * The caller has just compared what the destination holds under `tag` with this very document
+   * and found it absent or different (a sync): the sink is not asked again.
+   */
+  compared?: boolean | undefined;
   onProgress?: ((e: CopyEvent) => void) | undefined;
 }
 
@@ -105,7 +110,10 @@ export async function copyImage(
             signal,
             ranged: o.ranged,
             origin: o.origin,
-            onProgress: (n) => o.onProgress?.({ kind: "blob", digest: d.digest, bytes: n, total: d.size }),
+            onProgress:
+              o.onProgress === undefined
+                ? undefined
+                : (n) => o.onProgress?.({ kind: "blob", digest: d.digest, bytes: n, total: d.size }),
           });
         }
         counts[how]++;
@@ -141,7 +149,8 @@ export async function copyImage(
     if (top.kind === "image") image = top;
     // The destination may hold this very manifest under this name already (a re-run, a mirror):
     // then nothing needs to move (skopeo's manifest comparison; one HEAD, not one per blob).
-    const unchanged = (await sink.hasManifest?.(top.descriptor, o.tag, { signal })) === true;
+    const unchanged =
+      o.compared !== true && (await sink.hasManifest?.(top.descriptor, o.tag, { signal })) === true;
     if (!unchanged) await copyAll(top, o.tag, true);
     await sink.commit({ signal });
     return { descriptor: top.descriptor, image, blobs: counts, bytes, unchanged };

@@ -94,6 +94,11 @@ export interface RegistrySinkOptions {
    * again, as skopeo does from its blob-info cache.
    */
   pushed?: PushedBlobs | undefined;
+  /**
+   * Wraps the wait for a blob another sink of `pushed` is still sending (a sync gives its image
+   * slot back meanwhile, so that other images go on); default: a plain wait.
+   */
+  park?: (<T>(p: Promise<T>) => Promise<T>) | undefined;
 }
 
 /** Digest → the repository of the registry that holds it (undefined once an upload failed). */
@@ -102,7 +107,9 @@ export type PushedBlobs = Map<string, Promise<string | undefined>>;
 /**
  * Pushes to `repository` of `client`'s registry: a blob the registry has is skipped (one `HEAD`),
  * one on the same registry is mounted from the source repository, others are uploaded (the
- * registry checks the digest and refuses a mismatch); manifests go last, by tag or by digest.
+ * registry checks the digest and refuses a mismatch); manifests go last, by tag or by digest. A
+ * blob another sink of `pushed` sent (or is sending) is mounted from there once it is in, with
+ * no `HEAD` first (a mount into a repository that has the blob succeeds as well).
  */
 export function registrySink(
   client: RegistryClient,
@@ -115,17 +122,20 @@ export function registrySink(
     open: (start: number) => Promise<Readable>,
     wo: WriteBlobOptions,
     mountFrom: string | undefined,
+    knownMissing: boolean,
   ): Promise<BlobWriteOutcome> => {
     const how = await client.pushBlob(
       repository,
       desc,
       async () => {
         const src = await open(0);
+        // One stream stage less per chunk when nobody counts (a sync).
+        if (wo.onProgress === undefined) return src;
         const c = byteCounter(wo.onProgress);
         src.on("error", (e) => c.destroy(e));
         return src.pipe(c);
       },
-      { mountFrom, chunkSize: o.chunkSize, knownMissing: true, signal: wo.signal },
+      { mountFrom, chunkSize: o.chunkSize, knownMissing, signal: wo.signal },
     );
     return how === "uploaded" ? "written" : how;
   };
@@ -133,6 +143,7 @@ export function registrySink(
     what,
     acceptsIndex: true,
     async has(desc: Descriptor, so: Abortable = {}) {
+      if (o.pushed?.has(desc.digest) === true) return false;
       return (
         (await client.statBlob(repository, desc.digest, { forPush: true, signal: so.signal })) !== undefined
       );
@@ -141,10 +152,16 @@ export function registrySink(
       let mountFrom = wo.origin?.registry === client.registry ? wo.origin.repository : undefined;
       const prior = o.pushed?.get(desc.digest);
       let done: ((repo: string | undefined) => void) | undefined;
-      if (prior !== undefined) mountFrom ??= await prior;
-      else if (o.pushed !== undefined) o.pushed.set(desc.digest, new Promise((r) => (done = r)));
+      // Unasked: `has` skipped the HEAD for a blob of `pushed`, so a failed earlier send asks.
+      let knownMissing = true;
+      if (prior !== undefined) {
+        const from = await (o.park === undefined ? prior : o.park(prior));
+        if (from === repository) return "exists";
+        if (from === undefined) knownMissing = false;
+        mountFrom ??= from;
+      } else if (o.pushed !== undefined) o.pushed.set(desc.digest, new Promise((r) => (done = r)));
       try {
-        const how = await push(desc, open, wo, mountFrom);
+        const how = await push(desc, open, wo, mountFrom, knownMissing);
         done?.(repository);
         return how;
       } catch (e) {

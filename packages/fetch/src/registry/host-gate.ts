@@ -2,6 +2,9 @@
 // Retry-After), no request of this process goes to it until the pause is over, whichever client
 // or worker sends it. Without it, a sync's other workers keep hitting a registry that asked them
 // to wait, and each collects its own 429 (skopeo's and regsync's users report exactly this).
+// And the requests of one connection pool to one host, bounded by its connections: a request
+// waits for its turn here, where the pause is checked again, rather than in the pool's queue,
+// from which it would go out whatever the host asked meanwhile.
 
 /** The pause of one host (`scheme://host:port`). */
 export class HostGate {
@@ -40,6 +43,43 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
     }
     signal?.addEventListener("abort", done, { once: true });
   });
+}
+
+/**
+ * Requests of one pool to one host in flight, at most `size` (its connections). A request takes
+ * a turn when the host's gate is open and a turn is free, and gives it back when its response
+ * body has ended or is destroyed.
+ */
+export class InFlight {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+  private readonly size: number;
+
+  constructor(size: number) {
+    this.size = Math.max(1, size);
+  }
+
+  /**
+   * Resolves with the function that gives the turn back (once; later calls do nothing). An
+   * aborted `signal` ends the wait for the pause at once and a wait for a turn at the next free
+   * one; the caller then finds the signal aborted.
+   */
+  async enter(gate: HostGate, signal?: AbortSignal): Promise<() => void> {
+    for (;;) {
+      await gate.wait(signal);
+      if (this.active < this.size || signal?.aborted === true) {
+        this.active++;
+        let done = false;
+        return () => {
+          if (done) return;
+          done = true;
+          this.active--;
+          this.waiting.shift()?.();
+        };
+      }
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    }
+  }
 }
 
 const gates = new Map<string, HostGate>();

@@ -9,7 +9,7 @@ import type { Dispatcher } from "undici";
 import { ErrorCode, RktError, isRktError } from "@rkt/oci";
 import { undici } from "../undici.js";
 import { RegistryError, maxErrorBodyBytes, parseRegistryErrors, parseRetryAfter } from "./errors.js";
-import { hostGate, throttlePause } from "./host-gate.js";
+import { InFlight, hostGate, throttlePause } from "./host-gate.js";
 import { proxyDispatcher, proxyFromEnv } from "./proxy.js";
 import { SmallHttp, bodyTimeoutCode, headersTimeoutCode, type ResponseBody } from "./small-http.js";
 import { loadTlsConfig } from "./tls-config.js";
@@ -76,6 +76,13 @@ export interface HttpOptions {
 /** The most redirects one request follows (as rkt's and Go's HTTP clients). */
 export const maxRedirects = 10;
 
+/**
+ * Keep-alive connections a client opens to one host (each pool: node:http and undici); more
+ * requests at once queue for them. Callers that fan out (a sync's comparisons) bound themselves
+ * by it rather than queue thousands of requests.
+ */
+export const connectionsPerHost = 8;
+
 /** The connection pools of one client. */
 export interface Pools {
   /**
@@ -83,6 +90,8 @@ export interface Pools {
    * every request when `small` is undefined.
    */
   dispatcher(): Dispatcher;
+  /** Whether {@link dispatcher} was made (undici is loaded and connected). */
+  dispatching(): boolean;
   /** node:http pools for the other requests; undefined with a proxy or a caller's dispatcher. */
   readonly small: SmallHttp | undefined;
 }
@@ -97,6 +106,8 @@ export interface Resolved {
    */
   pools(): Promise<Pools>;
   readonly userAgent: string;
+  /** The turns of this client's requests to `origin` (as many as its pools have connections). */
+  inFlight(origin: string): InFlight;
   /** Closes the pools this client created (not a dispatcher the caller gave). */
   close(): Promise<void>;
 }
@@ -108,7 +119,12 @@ export function resolveHttpOptions(o: HttpOptions, tlsHost?: string): Resolved {
   const make = async (): Promise<Pools & { close(): Promise<void> }> => {
     if (o.dispatcher !== undefined) {
       const given = o.dispatcher;
-      return { small: undefined, dispatcher: () => given, close: () => Promise.resolve() };
+      return {
+        small: undefined,
+        dispatcher: () => given,
+        dispatching: () => true,
+        close: () => Promise.resolve(),
+      };
     }
     const proxy = proxyFromEnv(env);
     const tls = await loadTlsConfig({
@@ -119,10 +135,10 @@ export function resolveHttpOptions(o: HttpOptions, tlsHost?: string): Resolved {
       certsDirs: o.certsDirs,
       env,
     });
-    const agent = { connections: 8, keepAliveTimeout: 30_000 };
+    const agent = { connections: connectionsPerHost, keepAliveTimeout: 30_000 };
     let own: Dispatcher | undefined;
     // node:http has no proxy support: with a proxy, every request goes through undici.
-    const small = proxy === undefined ? new SmallHttp(tls) : undefined;
+    const small = proxy === undefined ? new SmallHttp(tls, connectionsPerHost) : undefined;
     return {
       small,
       dispatcher: () =>
@@ -136,6 +152,7 @@ export function resolveHttpOptions(o: HttpOptions, tlsHost?: string): Resolved {
                   ...(tls.secureContext === undefined ? {} : { secureContext: tls.secureContext }),
                 },
               })),
+      dispatching: () => own !== undefined,
       close: async () => {
         small?.close();
         await own?.close();
@@ -143,7 +160,13 @@ export function resolveHttpOptions(o: HttpOptions, tlsHost?: string): Resolved {
     };
   };
   const pools = () => (made ??= make());
+  const turns = new Map<string, InFlight>();
   return {
+    inFlight: (origin) => {
+      let t = turns.get(origin);
+      if (t === undefined) turns.set(origin, (t = new InFlight(connectionsPerHost)));
+      return t;
+    },
     retry: {
       maxAttempts: Math.max(1, o.retry?.maxAttempts ?? 5),
       baseDelayMs: o.retry?.baseDelayMs ?? 250,
@@ -211,30 +234,49 @@ export async function send(r: Resolved, o: SendOptions): Promise<Response> {
       headers["authorization"] = o.authorization;
     // Pings, HEADs, token and signature GETs go over node:http (unless a proxy is set), so that a
     // run which sends only those (a warm fetch of an unchanged tag) never loads undici; manifests,
-    // blobs and uploads use it.
+    // blobs and uploads use it, and so does everything once it is loaded: one pool per host, whose
+    // connections the small requests reuse instead of opening their own.
     const pools = await r.pools();
-    // A host that asked any request of this process to slow down is not asked again before then.
+    // A host that asked any request of this process to slow down is not asked again before then;
+    // nor is it sent more requests at once than the pools have connections (see host-gate.ts).
     const gate = hostGate(url.origin);
-    await gate.wait(o.signal);
-    const res =
-      pools.small !== undefined && body === undefined && (method === "GET" || method === "HEAD") && !o.bulk
-        ? await pools.small.request({
-            url,
-            method,
-            headers,
-            signal: o.signal,
-            stallTimeoutMs: r.stallTimeoutMs,
-          })
-        : await pools.dispatcher().request({
-            origin: url.origin,
-            path: `${url.pathname}${url.search}`,
-            method,
-            headers,
-            ...(body === undefined ? {} : { body }),
-            signal: o.signal,
-            headersTimeout: r.stallTimeoutMs,
-            bodyTimeout: r.stallTimeoutMs,
-          });
+    const leave = await r.inFlight(url.origin).enter(gate, o.signal);
+    const small =
+      pools.small !== undefined && body === undefined && !o.bulk && !pools.dispatching()
+        ? pools.small
+        : undefined;
+    let res;
+    try {
+      res =
+        small !== undefined && (method === "GET" || method === "HEAD")
+          ? await small.request({
+              url,
+              method,
+              headers,
+              signal: o.signal,
+              stallTimeoutMs: r.stallTimeoutMs,
+            })
+          : await pools.dispatcher().request({
+              origin: url.origin,
+              path: `${url.pathname}${url.search}`,
+              method,
+              headers,
+              ...(body === undefined ? {} : { body }),
+              // undici closes the connection after a HEAD by default (for servers that send a body
+              // anyway); registries answer HEADs properly, and a sync's blob HEADs would otherwise
+              // each open a connection (a TLS handshake each on a real registry).
+              ...(method === "HEAD" ? { reset: false } : {}),
+              signal: o.signal,
+              headersTimeout: r.stallTimeoutMs,
+              bodyTimeout: r.stallTimeoutMs,
+            });
+    } catch (e) {
+      leave();
+      throw e;
+    }
+    // A body read to its end, dumped or destroyed frees its connection (an error closes it too).
+    if (res.body.readableEnded || res.body.destroyed) leave();
+    else res.body.once("end", leave).once("close", leave);
     const status = res.statusCode;
     const pause = throttlePause(
       status,

@@ -42,12 +42,18 @@ export class SmallHttp {
   private readonly http: HttpAgent;
   private readonly https: HttpsAgent;
 
-  /** `secureContext`: roots and client certificates (tls-config.ts), shared with the undici agent. */
-  constructor(o: { secureContext?: SecureContext | undefined; rejectUnauthorized: boolean }) {
-    this.http = new HttpAgent({ keepAlive: true, maxSockets: 8 });
+  /**
+   * `secureContext`: roots and client certificates (tls-config.ts), shared with the undici agent;
+   * `maxSockets`: connections per host.
+   */
+  constructor(
+    o: { secureContext?: SecureContext | undefined; rejectUnauthorized: boolean },
+    maxSockets: number,
+  ) {
+    this.http = new HttpAgent({ keepAlive: true, maxSockets });
     this.https = new HttpsAgent({
       keepAlive: true,
-      maxSockets: 8,
+      maxSockets,
       ...(o.secureContext === undefined ? {} : { secureContext: o.secureContext }),
       rejectUnauthorized: o.rejectUnauthorized,
     });

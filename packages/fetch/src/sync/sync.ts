@@ -4,6 +4,7 @@
 // unchanged tag sends no blob and a changed one only what the destination lacks. A failing image
 // is reported and the rest go on; an interrupted sync is resumed by running it again (committed
 // images compare equal).
+import { setMaxListeners } from "node:events";
 import {
   ErrorCode,
   RktError,
@@ -17,18 +18,20 @@ import {
   type BlobProgress,
   type Digest,
   type DockerRef,
+  type ImageOrIndex,
   type Platform,
 } from "@rkt/oci";
 import type { RegistriesD } from "@rkt/trust";
 import { readDockerSignatures } from "../docker-policy.js";
-import type { HttpOptions } from "../registry/http.js";
 import { copyImage, copyProgress } from "../image/copy.js";
 import { layoutSink } from "../image/layout.js";
 import { registryImage, registrySink, type PushedBlobs } from "../image/registry.js";
 import { runLimited } from "../limit.js";
 import { openOciLayout, refNameAnnotation } from "../oci-layout.js";
 import type { RegistryClient } from "../registry/client.js";
+import { connectionsPerHost, type HttpOptions } from "../registry/http.js";
 import type { SourceRegistry, SyncConfig } from "./config.js";
+import { Slots } from "./slots.js";
 
 /** One image to sync: a tag or digest of a source repository. */
 export interface SyncItem {
@@ -93,6 +96,17 @@ export interface SyncCopyOptions extends Abortable {
   readonly platform: Platform;
   /** Blob progress of the copy (registry and layout targets). */
   readonly onProgress?: ((p: BlobProgress) => void) | undefined;
+  /**
+   * What the comparison found at the source (the digest the destination should hold, and the
+   * document when it had to be read): the copy moves exactly that, and does not compare again.
+   * Absent for a target that compares by itself.
+   */
+  readonly source?: { readonly digest: Digest; readonly image?: ImageOrIndex | undefined } | undefined;
+  /**
+   * Waits for `p` (a blob another image of this sync is sending) without holding this image's
+   * place among the `parallel` images moving bytes.
+   */
+  readonly park?: (<T>(p: Promise<T>) => Promise<T>) | undefined;
 }
 
 /** How one image went. */
@@ -113,7 +127,10 @@ export interface SyncResult {
 export interface SyncOptions extends Abortable {
   /** A client for a source registry (its credentials and TLS from the config entry); the caller closes it. */
   client(source: SourceRegistry | undefined, registry: string): RegistryClient;
-  /** Images synced at once; default 4. */
+  /**
+   * Images moving bytes at once; default 4. Comparisons run ahead of the copies (as many as a
+   * host's connections), and an image waiting for a blob another image sends does not count.
+   */
   parallel?: number | undefined;
   /** Every platform of an index; default the host's (`platform`) only, as skopeo sync. */
   all?: boolean | undefined;
@@ -151,32 +168,40 @@ export async function planSync(
     seen.add(k);
     items.push(i);
   };
-  for (const src of config.registries) {
-    for (const sel of src.repositories) {
-      let refs = sel.refs;
-      if (refs.length === 0) {
-        const tags = await client(src).listTags(sel.repository, o);
-        refs = sel.tagRegex === undefined ? tags : tags.filter((t) => sel.tagRegex!.test(t));
-      }
-      for (const ref of refs) add({ registry: src.host, repository: sel.repository, ref });
-    }
-  }
+  const selections = config.registries.flatMap((src) => src.repositories.map((sel) => ({ src, sel })));
+  // Tag lists are read at once (as many as a host's connections), then items made in config order.
+  const listed = new Array<readonly string[]>(selections.length);
+  const toList = selections.map((s, i) => ({ ...s, i })).filter(({ sel }) => sel.refs.length === 0);
+  await runLimited(toList, connectionsPerHost, o.signal, async ({ src, sel, i }, signal) => {
+    const tags = await client(src).listTags(sel.repository, { signal });
+    listed[i] = sel.tagRegex === undefined ? tags : tags.filter((t) => sel.tagRegex!.test(t));
+  });
+  selections.forEach(({ src, sel }, i) => {
+    for (const ref of listed[i] ?? sel.refs) add({ registry: src.host, repository: sel.repository, ref });
+  });
   return items;
 }
 
-// The digest the source's tag names, as the destination would hold it: for an index copied
-// without `all`, the host platform's manifest.
-async function sourceDigest(item: SyncItem, o: SyncCopyOptions): Promise<Digest> {
+// What the source's tag names, as the destination would hold it: one HEAD; for an index copied
+// without `all`, the platform's manifest (the index and that manifest read, and kept for the copy).
+async function sourceManifest(
+  item: SyncItem,
+  o: SyncCopyOptions,
+): Promise<{ digest: Digest; image?: ImageOrIndex | undefined }> {
   const desc = await o.client.resolve(item.repository, item.ref, o);
-  if (o.all || !isIndexType(desc.mediaType)) return desc.digest;
-  const top = await registryImage(o.client, item.repository, desc.digest);
-  return (await platformImage(top, o.platform, itemName(item), o)).descriptor.digest;
+  if (o.all || !isIndexType(desc.mediaType)) return { digest: desc.digest };
+  const top = await registryImage(o.client, item.repository, desc.digest, o);
+  const image = await platformImage(top, o.platform, itemName(item), o);
+  return { digest: image.descriptor.digest, image };
 }
 
 /**
- * Syncs `items` to `target`, `parallel` images at a time. Each image: compared first (equal →
- * `unchanged`, nothing sent), then copied; a failure is a `failed` result with its error code
- * and message, and the others go on (unless `failFast`). Returns the results in item order.
+ * Syncs `items` to `target`. Each image is compared first (one HEAD per side; equal →
+ * `unchanged`, nothing sent), every image's comparison at once as far as a host's connections
+ * go; the images that differ are then copied, `parallel` at a time (an image that waits for a
+ * blob another one is sending gives its place to the next meanwhile). A failure is a `failed`
+ * result with its error code and message, and the others go on (unless `failFast`). Returns the
+ * results in item order.
  */
 export async function syncImages(
   items: readonly SyncItem[],
@@ -187,7 +212,18 @@ export async function syncImages(
   const results: SyncResult[] = new Array<SyncResult>(items.length);
   const indexed = items.map((item, i) => ({ item, i }));
   const platform = o.platform ?? hostPlatform();
-  await runLimited(indexed, o.parallel ?? 4, o.signal, async ({ item, i }, signal) => {
+  // Every image at once; the slots bound the work. The caller's signal, or the first failure
+  // with failFast, aborts them all through `signal`, which every request in flight listens to
+  // (as many as the slots allow, more than node's default warning threshold of 10).
+  const stop = new AbortController();
+  const signal = stop.signal;
+  setMaxListeners(0, signal);
+  const forward = (): void => stop.abort(o.signal?.reason);
+  if (o.signal?.aborted === true) forward();
+  o.signal?.addEventListener("abort", forward, { once: true });
+  const comparing = new Slots(connectionsPerHost, signal);
+  const copying = new Slots(o.parallel ?? 4, signal);
+  const one = async ({ item, i }: { item: SyncItem; i: number }): Promise<void> => {
     const base = { source: itemName(item), destination: target.name(item) };
     const copyOptions: SyncCopyOptions = {
       client: o.client(sources.get(item.registry), item.registry),
@@ -197,32 +233,53 @@ export async function syncImages(
       onProgress: o.onProgress,
     };
     let r: SyncResult;
+    // An image aborted before it got a slot never started: no result of its own.
+    let started = false;
+    // Signatures of what the destination holds after this image, carried in the same slot.
+    const withSignatures = async (x: SyncResult, digests: Digest[]): Promise<SyncResult> =>
+      o.signatures === undefined || target.putSignatures === undefined
+        ? x
+        : { ...x, signatures: await carrySignatures(item, target, digests, copyOptions, o.signatures) };
     try {
       const compare = target.current?.bind(target);
-      const [want, have] = await Promise.all([
-        compare === undefined && o.dryRun !== true ? undefined : sourceDigest(item, copyOptions),
-        compare?.(item, { signal }),
-      ]);
-      let digests: Digest[] | undefined;
-      if (want !== undefined && want === have) {
-        r = { ...base, status: "unchanged", digest: want, bytes: 0 };
-        digests = [want];
-      } else if (o.dryRun === true) r = { ...base, status: "planned", digest: want };
-      else {
-        const c = await target.copy(item, copyOptions);
-        r = {
-          ...base,
-          status: c.unchanged === true ? "unchanged" : "copied",
-          digest: c.digest,
-          bytes: c.bytes,
-        };
-        digests = [...(c.digests ?? [parseDigest(c.digest)])];
+      let want: { digest: Digest; image?: ImageOrIndex | undefined } | undefined;
+      let done: SyncResult | undefined;
+      if (compare !== undefined || o.dryRun === true) {
+        const slot = await comparing.take();
+        started = true;
+        try {
+          let have: Digest | undefined;
+          [want, have] = await Promise.all([sourceManifest(item, copyOptions), compare?.(item, { signal })]);
+          if (want.digest === have) {
+            done = await withSignatures({ ...base, status: "unchanged", digest: want.digest, bytes: 0 }, [
+              want.digest,
+            ]);
+          } else if (o.dryRun === true) done = { ...base, status: "planned", digest: want.digest };
+        } finally {
+          slot.release();
+        }
       }
-      if (digests !== undefined && o.signatures !== undefined && target.putSignatures !== undefined) {
-        r = { ...r, signatures: await carrySignatures(item, target, digests, copyOptions, o.signatures) };
+      if (done === undefined) {
+        const slot = await copying.take();
+        started = true;
+        try {
+          const c = await target.copy(item, { ...copyOptions, source: want, park: (p) => slot.park(p) });
+          done = await withSignatures(
+            {
+              ...base,
+              status: c.unchanged === true ? "unchanged" : "copied",
+              digest: c.digest,
+              bytes: c.bytes,
+            },
+            [...(c.digests ?? [parseDigest(c.digest)])],
+          );
+        } finally {
+          slot.release();
+        }
       }
+      r = done;
     } catch (e) {
-      if (signal.aborted && !isRktError(e, ErrorCode.Aborted)) throw e;
+      if (signal.aborted && (!started || !isRktError(e, ErrorCode.Aborted))) throw e;
       const code = isRktError(e) ? e.code : ErrorCode.Io;
       r = { ...base, status: "failed", error: { code, message: e instanceof Error ? e.message : String(e) } };
       if (o.failFast === true) {
@@ -233,7 +290,22 @@ export async function syncImages(
     }
     results[i] = r;
     o.onResult?.(r);
-  });
+  };
+  let failure: { e: unknown } | undefined;
+  try {
+    await Promise.all(
+      indexed.map((x) =>
+        one(x).catch((e: unknown) => {
+          if (failure !== undefined) return;
+          failure = { e };
+          stop.abort(e);
+        }),
+      ),
+    );
+  } finally {
+    o.signal?.removeEventListener("abort", forward);
+  }
+  if (failure !== undefined) throw failure.e;
   return results;
 }
 
@@ -286,19 +358,24 @@ export async function storeLookasideSignatures(
   return n;
 }
 
+// Copies what the comparison found (by digest: a tag moved since is synced next time), else
+// what the tag names now. `compared`: the sink's own manifest check would repeat the target's.
 async function copyFrom(
   item: SyncItem,
   o: SyncCopyOptions,
   sink: Parameters<typeof copyImage>[1],
   tag: string | undefined,
+  compared: boolean,
 ): Promise<SyncCopied> {
-  const src = await registryImage(o.client, item.repository, item.ref);
+  const src =
+    o.source?.image ?? (await registryImage(o.client, item.repository, o.source?.digest ?? item.ref, o));
   const c = await copyImage(src, sink, {
     tag,
     all: o.all,
     platform: o.platform,
     origin: { registry: item.registry, repository: item.repository },
     ranged: true,
+    compared: compared && o.source !== undefined,
     signal: o.signal,
     onProgress: copyProgress(o.onProgress),
   });
@@ -336,8 +413,15 @@ export function registryTarget(
         throw e;
       }
     },
+    // `current` asked exactly what the sink's manifest check would.
     copy: (i, o) =>
-      copyFrom(i, o, registrySink(client, repo(i), { pushed }), isDigestRef(i.ref) ? undefined : i.ref),
+      copyFrom(
+        i,
+        o,
+        registrySink(client, repo(i), { pushed, park: o.park }),
+        isDigestRef(i.ref) ? undefined : i.ref,
+        true,
+      ),
     // The destination's lookaside as registries.d names it (a file:// one is written; http(s) is
     // read-only), and its signatures extension when /v2/ announces it.
     async putSignatures(i, digests, read, o) {
@@ -384,6 +468,7 @@ export function layoutTarget(dir: string): SyncTarget {
         throw e;
       }
     },
-    copy: (i, o) => copyFrom(i, o, layoutSink(dir), refName(i)),
+    // The layout's own check compares the converted manifest, which `current` cannot.
+    copy: (i, o) => copyFrom(i, o, layoutSink(dir), refName(i), false),
   };
 }
