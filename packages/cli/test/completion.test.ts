@@ -192,7 +192,19 @@ describe("the setup step", () => {
     );
   });
 
-  it.skipIf(!built || !has("setpriv"))("as another user only says how to run rkt", async () => {
+  it.skipIf(!built || !has("setpriv"))("as another user only says how to run rkt", async (t) => {
+    const asNobody = ["--reuid=65534", "--regid=65534", "--clear-groups"];
+    // A checkout in a private directory (a mktemp clone) cannot be read by another user.
+    const readable = await run("setpriv", [
+      ...asNobody,
+      "test",
+      "-r",
+      join(repo, "scripts", "setup.sh"),
+    ]).then(
+      () => true,
+      () => false,
+    );
+    if (!readable) return t.skip();
     const r = await run(
       "setpriv",
       [

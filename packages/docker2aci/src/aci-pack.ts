@@ -3,8 +3,8 @@
 import { Readable, type Writable } from "node:stream";
 import { constants as zlib } from "node:zlib";
 import { aciImageId, encodeTarHeader, tarEnd, tarPadding } from "@rkt/appc";
-import { createOffThreadHash } from "@rkt/oci";
 import type { Header } from "tar-stream";
+import { createOffThreadHash } from "./offthread-hash.js";
 import { createParallelGzip } from "./parallel-gzip.js";
 
 /** How the ACI files are compressed: docker2aci writes gzip (default) or none. */

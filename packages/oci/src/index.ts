@@ -9,8 +9,6 @@ export {
   createDigester,
   verifyDigest,
 } from "./digest.js";
-export { createOffThreadHash } from "./offthread-hash.js";
-export type { OffThreadHash } from "./offthread-hash.js";
 export type { Digest, Algorithm, Digester } from "./digest.js";
 export {
   MediaType,

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { createOffThreadHash } from "../src/index.js";
+import { createOffThreadHash } from "../src/offthread-hash.js";
 
 describe("createOffThreadHash", () => {
   it("gives the digest createHash gives, across ring wrap-arounds and a ring-sized backlog", async () => {

@@ -3,7 +3,7 @@
 // and hashed by the worker while the main thread goes on. Copying costs a tenth of hashing.
 // The worker's source is inline so that bundling the CLI into one file keeps it.
 import { Worker } from "node:worker_threads";
-import { ErrorCode, RktError } from "./errors.js";
+import { ErrorCode, RktError } from "@rkt/oci";
 
 /** A hash fed on this thread and computed on another. */
 export interface OffThreadHash {
