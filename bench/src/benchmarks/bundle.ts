@@ -11,6 +11,7 @@ import { statSync } from "node:fs";
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { cacheDir, ensureFixture } from "../fixtures.js";
+import { benchSigner } from "../gpg-signer.js";
 import { bench, spawnMeasured, type BenchResult } from "../harness.js";
 
 const rkt = resolve(import.meta.dirname, "..", "..", "..", "packages", "cli", "bin", "rkt.js");
@@ -31,21 +32,7 @@ export async function run(): Promise<void> {
   const tmp = await mkdtemp(join(scratch, "rkt-bench-bundle-"));
   const gnupg = join(tmp, "gnupg");
   try {
-    await mkdir(gnupg, { mode: 0o700 });
-    const gpg = (args: string[]): Buffer =>
-      execFileSync(
-        "gpg",
-        ["--batch", "--homedir", gnupg, "--pinentry-mode", "loopback", "--passphrase", "", ...args],
-        {
-          stdio: ["pipe", "pipe", "pipe"],
-        },
-      );
-    gpg(["--quick-gen-key", "Bench Signer <bench@example.com>", "ed25519", "sign", "0"]);
-    const fp = gpg(["--with-colons", "--list-keys", "bench@example.com"])
-      .toString()
-      .split("\n")
-      .find((l) => l.startsWith("fpr:"))!
-      .split(":")[9]!;
+    const { gpg, fingerprint: fp } = await benchSigner(gnupg);
     const priv = join(tmp, "signer.key");
     await writeFile(priv, gpg(["--armor", "--export-secret-keys", "bench@example.com"]));
     const pub = join(tmp, "signer.pub");

@@ -10,6 +10,7 @@ import { join, resolve } from "node:path";
 import { tmpdir } from "node:os";
 import { pathToFileURL } from "node:url";
 import { pushLayout, randomLayer, startRegistry, writeOciLayout } from "@rkt/testkit";
+import { benchSigner } from "../gpg-signer.js";
 import { bench, spawnMeasured } from "../harness.js";
 
 const rkt = resolve(import.meta.dirname, "..", "..", "..", "packages", "cli", "bin", "rkt.js");
@@ -28,21 +29,7 @@ export async function run(): Promise<void> {
     await pushLayout(layout, "bench/signed:1", reg);
     const ref = `${reg.host}/bench/signed:1`;
 
-    await mkdir(gnupg, { mode: 0o700 });
-    const gpg = (args: string[]): Buffer =>
-      execFileSync(
-        "gpg",
-        ["--batch", "--homedir", gnupg, "--pinentry-mode", "loopback", "--passphrase", "", ...args],
-        {
-          stdio: ["pipe", "pipe", "pipe"],
-        },
-      );
-    gpg(["--quick-gen-key", "Bench Signer <bench@example.com>", "ed25519", "sign", "0"]);
-    const fp = gpg(["--with-colons", "--list-keys", "bench@example.com"])
-      .toString()
-      .split("\n")
-      .find((l) => l.startsWith("fpr:"))!
-      .split(":")[9]!;
+    const { gpg, fingerprint: fp } = await benchSigner(gnupg);
     const pub = join(tmp, "signer.gpg");
     await writeFile(pub, gpg(["--export", "bench@example.com"]));
     const lookaside = join(tmp, "lookaside");

@@ -7,6 +7,7 @@ import type { LocalStore } from "@rkt/store";
 import type { CommandContext } from "../context.js";
 import type { ParsedArgs } from "../flags.js";
 import { progressFor } from "../progress.js";
+import { imagesWithSignatures } from "./image-common.js";
 
 /** rkt's pull policies; `rkt fetch` defaults to `update`. Local sources always import. */
 export type PullPolicy = "new" | "update" | "never";
@@ -52,17 +53,7 @@ function usage(message: string): RktError {
  */
 export function parseFetchArgs(args: ParsedArgs): FetchFlags {
   if (args.dashAt !== undefined) throw usage("unable to parse arguments: app arguments unsupported");
-  const images: { image: string; signature?: string | undefined }[] = [];
-  for (const t of args.tokens) {
-    if (t.kind === "arg") images.push({ image: t.value });
-    else if (t.name === "signature") {
-      const last = images[images.length - 1];
-      if (last === undefined) throw usage("--signature must follow an image");
-      if (last.signature !== undefined)
-        throw usage("--signature specified multiple times for the same image");
-      last.signature = String(t.value);
-    }
-  }
+  const images = imagesWithSignatures(args);
   const storeOnly = args.bool("store-only");
   const noStore = args.bool("no-store");
   if (storeOnly && noStore) throw usage("both --store-only and --no-store specified");

@@ -10,7 +10,7 @@ import type { CommandContext } from "../context.js";
 import type { ParsedArgs } from "../flags.js";
 import { outputOf } from "../output.js";
 import { wantedPlatform } from "./fetch.js";
-import { usageError, withStore } from "./image-common.js";
+import { imagesWithSignatures, positiveInt, usageError, withStore } from "./image-common.js";
 import { parseCreds, registryClients } from "./registry-clients.js";
 
 function admission(ctx: CommandContext, signaturePolicy: string | undefined): Fetch.AdmissionOptions {
@@ -20,14 +20,6 @@ function admission(ctx: CommandContext, signaturePolicy: string | undefined): Fe
     home: ctx.env["HOME"] ?? homedir(),
     signaturePolicy: signaturePolicy === undefined ? undefined : resolve(ctx.cwd, signaturePolicy),
   };
-}
-
-function positive(s: string | undefined, flag: string): number | undefined {
-  if (s === undefined) return undefined;
-  const n = Number(s);
-  if (!Number.isSafeInteger(n) || n < 1)
-    throw usageError(`--${flag} wants a positive integer, not ${JSON.stringify(s)}`);
-  return n;
 }
 
 function platformOf(a: ParsedArgs) {
@@ -52,17 +44,7 @@ function platformOf(a: ParsedArgs) {
 export async function imageSaveBundleCommand(_argv: readonly string[], ctx: CommandContext): Promise<number> {
   const a = ctx.args;
   // `--signature` belongs to the IMAGE just before it, as in `rkt fetch`.
-  const specs: { image: string; signature?: string | undefined }[] = [];
-  for (const t of a.tokens) {
-    if (t.kind === "arg") specs.push({ image: t.value });
-    else if (t.kind === "flag" && t.name === "signature") {
-      const last = specs[specs.length - 1];
-      if (last === undefined) throw usageError("--signature must follow an image");
-      if (last.signature !== undefined)
-        throw usageError("--signature specified multiple times for the same image");
-      last.signature = String(t.value);
-    }
-  }
+  const specs = imagesWithSignatures(a);
   const output = a.string("output");
   if (output === undefined) throw usageError("save needs -o FILE");
   if (specs.length === 0) throw usageError("save takes at least one IMAGE");
@@ -94,7 +76,7 @@ export async function imageSaveBundleCommand(_argv: readonly string[], ctx: Comm
         lookaside: a.string("lookaside"),
         all: a.bool("all"),
         platform: platformOf(a),
-        parallel: positive(a.string("parallel"), "parallel"),
+        parallel: positiveInt(a.string("parallel"), "parallel"),
         overwrite: a.bool("overwrite"),
         cwd: ctx.cwd,
         creator: `rkt ${rktVersion()}`,
@@ -207,7 +189,7 @@ export async function imageLoadCommand(_argv: readonly string[], ctx: CommandCon
       return await archive.load({
         trust: insecure ? null : await fetch.machineTrust(admission(ctx, a.string("signature-policy"))),
         platform: platformOf(a),
-        parallel: positive(a.string("parallel"), "parallel"),
+        parallel: positiveInt(a.string("parallel"), "parallel"),
         signal: ctx.signal,
         onInfo: o.quiet || o.json ? undefined : log,
         onWarning: log,

@@ -9,7 +9,7 @@ import type { ParsedArgs } from "../flags.js";
 import { progressFor, type Progress } from "../progress.js";
 import { wantedPlatform } from "./fetch.js";
 import { parseCreds, registryClients } from "./registry-clients.js";
-import { usageError, withStore } from "./image-common.js";
+import { positiveInt, usageError, withStore } from "./image-common.js";
 
 /** The flags of copy, push and save (declared in the command tree). */
 interface CopyValues {
@@ -58,14 +58,6 @@ function copyValues(a: ParsedArgs): CopyValues {
     "dest-cert-dir": a.string("dest-cert-dir"),
     "chunk-size": a.string("chunk-size"),
   };
-}
-
-function positiveInt(s: string | undefined, flag: string): number | undefined {
-  if (s === undefined) return undefined;
-  const n = Number(s);
-  if (!Number.isSafeInteger(n) || n < 1)
-    throw usageError(`--${flag} wants a positive integer, not ${JSON.stringify(s)}`);
-  return n;
 }
 
 // Registry clients for one side of a copy: that side's credentials (`--src-creds` /

@@ -4,10 +4,9 @@
 // signature names those exact bytes. Signatures come from this machine's lookaside (and the
 // registry's extension for registry sources); keys from its keystore and policy.json. What is in
 // the bundle is described by the index.json annotation (description.ts).
-import { createHash } from "node:crypto";
 import { createReadStream, statSync } from "node:fs";
 import { resolve } from "node:path";
-import { Readable, Transform, type TransformCallback } from "node:stream";
+import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import {
   ErrorCode,
@@ -351,24 +350,6 @@ async function aciSignature(
   return { descriptor, keyId, ...(key === undefined ? {} : { fingerprint: key.fingerprint }) };
 }
 
-// Passes bytes through and hashes them (sha512: the digest the blob is stored under).
-function sha512Tap(): Transform & { hex(): string } {
-  const h = createHash("sha512");
-  let hex = "";
-  const t = new Transform({
-    highWaterMark: 1 << 20,
-    transform(chunk: Buffer, _e, cb: TransformCallback) {
-      h.update(chunk);
-      cb(null, chunk);
-    },
-    flush(cb: TransformCallback) {
-      hex = h.digest("hex");
-      cb();
-    },
-  });
-  return Object.assign(t, { hex: () => hex });
-}
-
 async function aciFile(
   path: string,
   spec: BundleImageSpec,
@@ -379,17 +360,18 @@ async function aciFile(
   used: Map<string, KnownKey>,
   addBlob: AddBlob,
 ): Promise<BundleImage> {
-  const { readAci } = await import("@rkt/appc");
   // One pass before the copy: the tar entry is named by the digest, and the manifest gives the
   // name and labels, the uncompressed hash the image ID.
-  const tap = sha512Tap();
-  const read = readAci(tap, undefined, { hash: true, signal: o.signal });
-  await Promise.all([pipeline(createReadStream(path, { highWaterMark: 1 << 20 }), tap), read]);
+  const { createSha512PassThrough, readAci } = await import("@rkt/appc");
+  // The file's sha512 is the digest the blob is stored under.
+  const tap = createSha512PassThrough();
+  const read = readAci(tap.stream, undefined, { hash: true, signal: o.signal });
+  await Promise.all([pipeline(createReadStream(path, { highWaterMark: 1 << 20 }), tap.stream), read]);
   const r = await read;
   const size = statSync(path).size;
   const descriptor: BundleBlob = {
     mediaType: BundleMediaType.Aci,
-    digest: parseDigest(`sha512:${tap.hex()}`),
+    digest: parseDigest(`sha512:${tap.sha512Hex()}`),
     size,
   };
   const name = r.manifest.name;
