@@ -205,6 +205,33 @@ describe("validateLayout on corrupted layouts", () => {
   });
 });
 
+// descriptor.md: a digest of an algorithm that is not registered is valid in a document; content
+// under it is refused only when it has to be verified, with "unsupported algorithm".
+describe("digests of algorithms this project does not compute", () => {
+  const multihash = "multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8";
+
+  it("accepts a manifest naming one as a single document", async () => {
+    const m = firstManifest(umociLayout).json;
+    const f = join(tmp, "multihash-manifest.json");
+    writeFileSync(f, JSON.stringify({ ...m, layers: [{ ...m.layers[0]!, digest: multihash }] }));
+    expect(await validateFile(f, "oci-manifest")).toMatchObject({ ok: true, issues: [] });
+  });
+
+  it("refuses the blob in a layout, where it has to be verified", async () => {
+    const dir = copyLayout(umociLayout, "blake3");
+    const m = firstManifest(dir).json;
+    const layer = m.layers[0]!;
+    const blake3 = `blake3:${layer.digest.slice(7)}`;
+    mkdirSync(join(dir, "blobs", "blake3"));
+    cpSync(blobFile(dir, layer.digest), join(dir, "blobs", "blake3", layer.digest.slice(7)));
+    replaceManifest(dir, { ...m, layers: [{ ...layer, digest: blake3 }] });
+    const r = await validateLayout(dir);
+    expect(issuesOf(r)).toEqual([
+      `$.manifests[0].layers[0]: cannot verify content of ${blake3}: unsupported algorithm "blake3" (sha256 and sha512 are)`,
+    ]);
+  });
+});
+
 describe("nested indexes", () => {
   it("walks an index inside index.json and reports paths through both", async () => {
     const dir = copyLayout(umociLayout, "nested");

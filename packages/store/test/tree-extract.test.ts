@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { lstat, mkdir, readFile, readdir, readlink, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ErrorCode, isRktError } from "@rkt/oci";
+import { ErrorCode, digestOf, isRktError, parseDigest } from "@rkt/oci";
 import { extractLayer, extractLayers, extractSnapshot, getSnapshot, treeHash } from "@rkt/store";
 import {
   cleanup,
@@ -242,6 +242,22 @@ describe("extractLayer refuses hostile entries (naming them)", () => {
     }).catch((e: unknown) => e);
     expect((err as { code: string }).code).toBe(ErrorCode.DigestMismatch);
     expect((err as Error).message).toMatch(/layer L: diffID: digest mismatch/);
+  });
+
+  it("a layer whose diffID names an algorithm it cannot compute, before reading it", async () => {
+    const tar = await tarOf([{ name: "a", content: "a" }]);
+    const err = await extractLayer(streamOf(gz(tar)), dest, {
+      what: "layer L",
+      diffId: parseDigest(`blake3:${diffIdOf(tar).slice(7)}`),
+    }).catch((e: unknown) => e);
+    expect((err as { code: string }).code).toBe(ErrorCode.UnsupportedAlgorithm);
+    expect(await readdir(dest)).toEqual([]);
+    // sha512 is computed: a sha512 diffID is checked like a sha256 one.
+    const ok = await extractLayer(streamOf(gz(tar)), dest, {
+      what: "layer L",
+      diffId: digestOf(tar, "sha512"),
+    });
+    expect(ok.diffId).toBe(diffIdOf(tar));
   });
 
   it("a truncated gzip stream and a truncated tar", async () => {

@@ -44,7 +44,7 @@ import { join, posix } from "node:path";
 import type { Readable } from "node:stream";
 import type { Header } from "tar-stream";
 import { decompressStream, tarStream, type Compression } from "@rkt/appc";
-import { DigestMismatchError, ErrorCode, RktError, type Digest } from "@rkt/oci";
+import { DigestMismatchError, ErrorCode, RktError, verifiableAlgorithm, type Digest } from "@rkt/oci";
 import { makeNodes, setXattrs, type NodeSpec } from "./tools.js";
 
 /** How whiteouts are materialized: overlayfs form (root) or kept as `.wh.` marker files. */
@@ -170,6 +170,8 @@ export async function extractLayer(
   const wmode: WhiteoutMode = o.whiteouts ?? (isRoot ? "overlay" : "aufs");
   const opaqueName = o.opaqueXattr ?? (isRoot ? "trusted.overlay.opaque" : "user.overlay.opaque");
 
+  // Refused before any byte is read: content that cannot be verified is never extracted.
+  const diffAlg = o.diffId === undefined ? "sha256" : verifiableAlgorithm(o.diffId);
   // Read before any stream is wired: nothing may await between piping and consuming the entries.
   const fresh = (await readdir(dest)).length === 0;
   let decompressed: { compression: Compression; stream: Readable };
@@ -182,7 +184,7 @@ export async function extractLayer(
   }
   const sha256: Hash = createHash("sha256");
   const sha512: Hash | undefined =
-    format === "aci" || o.aciImageId !== undefined ? createHash("sha512") : undefined;
+    format === "aci" || o.aciImageId !== undefined || diffAlg === "sha512" ? createHash("sha512") : undefined;
   let size = 0;
   const ex = tarStream().extract();
   const raw = decompressed.stream;
@@ -580,8 +582,9 @@ export async function extractLayer(
 
   const diffId = `sha256:${sha256.digest("hex")}` as Digest;
   const sha512Hex = sha512?.digest("hex");
-  if (o.diffId !== undefined && o.diffId !== diffId) {
-    throw new DigestMismatchError(`${what}: diffID`, o.diffId, diffId, size);
+  const actualDiffId = diffAlg === "sha512" ? `sha512:${sha512Hex ?? ""}` : diffId;
+  if (o.diffId !== undefined && o.diffId !== actualDiffId) {
+    throw new DigestMismatchError(`${what}: diffID`, o.diffId, actualDiffId, size);
   }
   if (o.aciImageId !== undefined && sha512Hex !== undefined) {
     const id = `sha512-${sha512Hex.slice(0, 64)}`;
