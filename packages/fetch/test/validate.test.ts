@@ -3,7 +3,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { Readable } from "node:stream";
 import { gzipSync } from "node:zlib";
 import { writeAci } from "@rkt/appc";
@@ -166,6 +166,20 @@ describe("validateLayout on corrupted layouts", () => {
     expect(r.ok).toBe(false);
     expect(r.issues[0]!.path).toBe("$.manifests[0].layers[0].size");
     expect(r.issues[0]!.message).toMatch(/size/);
+  });
+
+  // image-manifest-schema.json: layers has minItems 1. `umoci new` writes `"layers": []`.
+  it("refuses an image manifest without layers, as oci-image-tool does", async () => {
+    const dir = join(tmp, "umoci-empty");
+    sh("umoci", ["init", "--layout", dir]);
+    sh("umoci", ["new", "--image", `${dir}:v1`]);
+    const { path } = firstManifest(dir);
+    expect(issuesOf(await validateLayout(dir))).toEqual([
+      `$.manifests[0].layers: an image manifest needs at least one layer (in blob sha256:${basename(path)})`,
+    ]);
+    const peer = spawnSync("oci-image-tool", ["validate", "--type", "manifest", path], { encoding: "utf8" });
+    expect(peer.status).not.toBe(0);
+    expect(peer.stderr).toMatch(/layers: Array must have at least 1 items/);
   });
 
   it("reports an invalid config field with its path below the config descriptor", async () => {

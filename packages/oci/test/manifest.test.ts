@@ -175,19 +175,29 @@ describe("parseManifest", () => {
     expect(parseManifest(json(doc), "application/json").ok).toBe(true);
   });
 
-  it("accepts artifacts: empty config with artifactType, no layers, a subject", () => {
+  // manifest.md (artifacts): an artifact without content carries the empty descriptor as its one layer.
+  it("accepts artifacts: empty config with artifactType, the empty layer, a subject", () => {
     const r = parseManifest(
       json({
         schemaVersion: 2,
         mediaType: MediaType.OciManifest,
         artifactType: "application/vnd.example.sbom.v1",
         config: emptyDesc,
-        layers: [],
+        layers: [emptyDesc],
         subject: { mediaType: MediaType.OciManifest, digest: d("c"), size: 1234 },
       }),
     );
     expect(r.ok).toBe(true);
     if (r.ok) expect(r.value.subject?.digest).toBe(d("c"));
+  });
+
+  // image-manifest-schema.json: "layers": {"type": "array", "minItems": 1, ...}.
+  it("refuses an OCI image manifest without layers, artifact or not", () => {
+    for (const over of [{}, { artifactType: "application/vnd.example.sbom.v1", config: emptyDesc }]) {
+      const i = only(parseManifest(json(ociManifest({ ...over, layers: [] }))));
+      expect(i.path).toBe("$.layers");
+      expect(i.message).toBe("an image manifest needs at least one layer");
+    }
   });
 
   it("accepts a Docker schema2 manifest", () => {
