@@ -209,6 +209,21 @@ describe("validateLayout on corrupted layouts", () => {
     });
   });
 
+  it("validates an oci-layout file on its own, by --type layout or detected", async () => {
+    const f = join(tmp, "lone-oci-layout");
+    writeFileSync(f, '{"imageLayoutVersion":"1.0.0","extra":true}');
+    expect(await validateFile(f, "layout")).toMatchObject({ type: "layout", ok: true, issues: [] });
+    expect(await detectInputType(f)).toEqual({ type: "layout" });
+    for (const [text, issue] of [
+      ['{"imageLayoutVersion":"2.0.0"}', '$.imageLayoutVersion: imageLayoutVersion must be "1.0.0"'],
+      ["{}", "$.imageLayoutVersion: required field is missing"],
+      ['{"imageLayoutVersion":"1.0.0",', expect.stringMatching(/^\$: /)],
+    ] as const) {
+      writeFileSync(f, text);
+      expect(issuesOf(await validateFile(f, "layout"))).toEqual([issue]);
+    }
+  });
+
   it("reports an index.json that is not an index", async () => {
     const dir = copyLayout(umociLayout, "badindex");
     writeFileSync(join(dir, "index.json"), '{"schemaVersion": 2, "manifests": [{"digest": "sha256:xyz"}]}');
