@@ -309,7 +309,7 @@ describe("image manifest", () => {
       ["dependencies", 0, "imageID"],
       "sha256-" + "a".repeat(64),
       "$.dependencies[0].imageID",
-      "image ID must be sha512- followed by lowercase hex",
+      "unrecognized hash type: sha256",
     ],
     [
       "negative size",
@@ -344,6 +344,16 @@ describe("image manifest", () => {
 
   it("refuses a non-object", () => {
     expect(issues([])).toEqual([{ path: "$", message: "Invalid input: expected object, received array" }]);
+  });
+
+  // spec/aci.md's example pins its dependency as "sha512-..."; appc's types.Hash accepts any
+  // non-empty value after "sha512-".
+  it("accepts the spec's own dependency imageID, sha512-...", () => {
+    const r = parseImageManifest(
+      JSON.stringify(withPath(specExample, ["dependencies", 0, "imageID"], "sha512-...")),
+    );
+    expect(r.ok).toBe(true);
+    if (r.ok) expect(r.value.dependencies?.[0]?.imageID).toBe("sha512-...");
   });
 
   it("throws RKT_INVALID_MANIFEST naming the input and the first issue", () => {
@@ -382,6 +392,12 @@ describe("pod manifest", () => {
     expect(r.value.apps[0]?.name).toBe("reduce-worker");
     expect(r.value.volumes?.[1]?.kind).toBe("empty");
   });
+  // spec/pods.md's example names each app's image as "sha512-...".
+  it("accepts the spec's own image id, sha512-...", () => {
+    expect(parsePodManifest(JSON.stringify(withPath(pod, ["apps", 0, "image", "id"], "sha512-..."))).ok).toBe(
+      true,
+    );
+  });
   it("accepts a template without image ids", () => {
     expect(parsePodManifest(JSON.stringify(withPath(pod, ["apps", 0, "image", "id"], undefined))).ok).toBe(
       true,
@@ -404,11 +420,25 @@ describe("pod manifest", () => {
       'duplicate apps of name "reduce-worker"',
     ],
     [
-      "bad image id",
+      "image id with two dashes",
       ["apps", 0, "image", "id"],
-      "sha512-XYZ",
+      "sha512-ab-cd",
       "$.apps[0].image.id",
-      "image ID must be sha512- followed by lowercase hex",
+      "badly formatted hash string",
+    ],
+    [
+      "image id without a value",
+      ["apps", 0, "image", "id"],
+      "sha512-",
+      "$.apps[0].image.id",
+      "unexpected empty hash value",
+    ],
+    [
+      "image id without a type",
+      ["apps", 0, "image", "id"],
+      "-abc",
+      "$.apps[0].image.id",
+      "unexpected empty hash type",
     ],
     [
       "relative host source",
