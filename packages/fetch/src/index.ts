@@ -56,6 +56,8 @@ export { RegistryClient } from "./registry/client.js";
 export type { RegistryClientOptions, BlobProgress } from "./registry/client.js";
 export type { InsecureOptions } from "./registry/http.js";
 export { RegistryError } from "./registry/errors.js";
+export { parseWwwAuthenticate } from "./registry/challenge.js";
+export type { Challenge } from "./registry/challenge.js";
 export {
   staticCredentials,
   chainCredentials,
@@ -74,6 +76,7 @@ export type { RegistriesConf, PullSource } from "./registries-conf.js";
 // `rkt image validate` and `rkt trust`'s key fetching.
 export { validateFile, validateTypes, validateAci } from "./validate.js";
 export type { ValidateType, ValidationIssue, ValidationResult } from "./validate.js";
+export { readAppcAuth } from "./appc/auth-files.js";
 export { readPubkey, discoverPubkeys } from "./pubkey.js";
 export type { PubkeyFetchOptions, FetchedPubkey } from "./pubkey.js";
 export { hostOsArch } from "./appc/identity.js";
@@ -95,4 +98,6 @@ export type {
 export { serveStore, parseListenAddress } from "./serve/server.js";
 export type { ServeOptions, StoreServer, ListenAddress } from "./serve/server.js";
 export { parseRoute, parseRange } from "./serve/routes.js";
+export { parseContentRange } from "./content-range.js";
+export type { ContentRange } from "./content-range.js";
 export type { Route, ByteRange, RegistryErrorCode } from "./serve/routes.js";

@@ -33,6 +33,7 @@ import {
   type Manifest,
   type Platform,
 } from "@rkt/oci";
+import { parseContentRange } from "../content-range.js";
 import { Authenticator, readCapped } from "./auth.js";
 import { parseWwwAuthenticate, pullScope, pushScope, type Challenge } from "./challenge.js";
 import type { CredentialsProvider } from "./credentials.js";
@@ -703,17 +704,17 @@ export class RegistryClient {
         throw e;
       }
       if (res.status === 206) {
-        const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(header(res.headers, "content-range") ?? "");
-        if (cr === null || Number(cr[1]) !== pos) {
+        const cr = parseContentRange(header(res.headers, "content-range"));
+        if (cr === undefined || cr.start !== pos) {
           discard(res.body);
           throw new RktError(
             ErrorCode.Registry,
             `${what}: asked for bytes ${pos}-, got Content-Range ${JSON.stringify(header(res.headers, "content-range"))}`,
           );
         }
-        if (cr[3] !== "*" && Number(cr[3]) !== desc.size) {
+        if (cr.total !== undefined && cr.total !== desc.size) {
           discard(res.body);
-          throw new SizeMismatchError(what, desc.size, Number(cr[3]));
+          throw new SizeMismatchError(what, desc.size, cr.total);
         }
         return { res, skip: 0 };
       }
