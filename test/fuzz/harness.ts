@@ -68,6 +68,15 @@ export function refusal(f: () => unknown): void {
   }
 }
 
+/** {@link refusal} for a promise. */
+export async function refused(p: Promise<unknown>): Promise<void> {
+  try {
+    await p;
+  } catch (e) {
+    if (crashReason(e) !== undefined) throw e;
+  }
+}
+
 /** Counts of one suite, printed as its figure line. */
 export class FuzzStats {
   cases = 0;

@@ -70,7 +70,12 @@ export type { BasicCredentials, Credentials, CredentialsProvider } from "./regis
 // Admission and registries.conf.
 export { policyVerifier } from "./docker-policy.js";
 export type { DockerImageVerifier, PolicyVerifierOptions } from "./docker-policy.js";
-export { loadRegistriesConf, parseRegistriesConf, registriesConfPaths } from "./registries-conf.js";
+export {
+  loadRegistriesConf,
+  parseRegistriesConf,
+  registriesConfPaths,
+  pullSources,
+} from "./registries-conf.js";
 export type { RegistriesConf, PullSource } from "./registries-conf.js";
 
 // `rkt image validate` and `rkt trust`'s key fetching.
