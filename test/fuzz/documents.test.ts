@@ -21,7 +21,7 @@ import {
   parseOciLayout,
   selectPlatform,
 } from "@rkt/oci";
-import { rawTar } from "./tar.js";
+import { rawTar } from "@rkt/testkit";
 import { FuzzStats, corpus, fuzz, maxRss, maxRssMiB, mutatedJson, refusal } from "./harness.js";
 
 const stats = new FuzzStats("documents");

@@ -8,6 +8,7 @@ import { Readable } from "node:stream";
 import { gzipSync } from "node:zlib";
 import { writeAci } from "@rkt/appc";
 import { ErrorCode, digestOf, isRktError } from "@rkt/oci";
+import { rawTar } from "@rkt/testkit";
 import { pack } from "tar-stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openOciLayout } from "../src/oci-layout.js";
@@ -258,6 +259,24 @@ describe("digests of algorithms this project does not compute", () => {
     expect(issuesOf(r)).toEqual([
       `$.manifests[0].layers[0]: cannot verify content of ${blake3}: unsupported algorithm "blake3" (sha256 and sha512 are)`,
     ]);
+  });
+});
+
+// Found by test/fuzz (archives): an entry draining a directory that declares a size waited
+// forever, and `rkt image validate` exited 0 without a word.
+describe("archives with directories that declare a size", () => {
+  it("get a verdict", async () => {
+    const f = join(tmp, "dir-size.tar");
+    writeFileSync(
+      f,
+      rawTar([
+        { name: "d/", type: "5", size: 237 },
+        { name: "manifest.json", body: "[]" },
+      ]),
+    );
+    const r = await validateFile(f);
+    expect(r.type).toBe("docker-archive");
+    expect(r.ok).toBe(false);
   });
 });
 

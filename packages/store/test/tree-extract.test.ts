@@ -234,6 +234,44 @@ describe("extractLayer refuses hostile entries (naming them)", () => {
     );
   });
 
+  // Found by test/fuzz (archives): these reached the caller as raw ENOENT, RangeError and
+  // ENAMETOOLONG errors instead of a refusal naming the entry.
+  it("a symlink with an empty target", async () => {
+    await refused(
+      [{ name: "x", type: "symlink", linkname: "" }],
+      ErrorCode.InvalidArchive,
+      /entry "x": symlink with an empty target/,
+    );
+  });
+
+  it("an owner or a time a PAX record makes impossible", async () => {
+    await refused(
+      [{ name: "f", content: "x", pax: { uid: "-100000" } }],
+      ErrorCode.InvalidArchive,
+      /entry "f": invalid uid -100000/,
+    );
+    await refused(
+      [{ name: "f", content: "x", pax: { gid: "99999999999" } }],
+      ErrorCode.InvalidArchive,
+      /entry "f": invalid gid/,
+    );
+    await refused(
+      [{ name: "f", content: "x", pax: { mtime: "1e300" } }],
+      ErrorCode.InvalidArchive,
+      /entry "f": invalid mtime/,
+    );
+  });
+
+  it("a path too long for the file system", async () => {
+    const name = `${"d".repeat(200)}/`.repeat(25) + "f";
+    await refused(
+      [{ name, content: "x" }],
+      ErrorCode.InvalidArchive,
+      /its path is too long for the file system \(ENAMETOOLONG\)/,
+    );
+    await refused([{ name: "n".repeat(300), content: "x" }], ErrorCode.InvalidArchive, /ENAMETOOLONG/);
+  });
+
   it("a layer whose diffID does not match", async () => {
     const tar = await tarOf([{ name: "a", content: "a" }]);
     const err = await extractLayer(streamOf(gz(tar)), dest, {

@@ -103,6 +103,8 @@ function umask(): number {
   return umaskCache;
 }
 const defaultMaxEntrySize = 64 * 1024 ** 3;
+// The largest owner id: 2^32 - 1 means "unchanged" to chown.
+const maxId = 2 ** 32 - 2;
 const defaultMaxEntries = 1_000_000;
 const maxManifest = 1 << 20;
 const smallFile = 256 * 1024;
@@ -333,8 +335,16 @@ export async function extractLayer(
     }
     const uid = paxNumber(h, "uid") ?? h.uid ?? 0;
     const gid = paxNumber(h, "gid") ?? h.gid ?? 0;
+    // PAX records are text: a negative or huge owner reached lchown as a RangeError (test/fuzz).
+    for (const [k, v] of [
+      ["uid", uid],
+      ["gid", gid],
+    ] as const) {
+      if (!Number.isInteger(v) || v < 0 || v > maxId) throw refuse(what, rawName, `invalid ${k} ${v}`);
+    }
     const mtimeSec = paxNumber(h, "mtime");
     const mtime = mtimeSec !== undefined ? new Date(mtimeSec * 1000) : (h.mtime ?? new Date(0));
+    if (Number.isNaN(mtime.getTime())) throw refuse(what, rawName, "invalid mtime");
     const mode = (h.mode ?? 0o644) & 0o7777;
 
     if (rel === "") {
@@ -459,7 +469,10 @@ export async function extractLayer(
         await ensureDir(parent, rawName);
         await clearFor(rel, false);
         // The target is kept verbatim: it is interpreted inside the container, never by us.
-        await symlink(h.linkname ?? "", abs(rel));
+        const target = h.linkname ?? "";
+        if (target === "") throw refuse(what, rawName, "symlink with an empty target");
+        if (target.includes("\0")) throw refuse(what, rawName, "symlink target contains a NUL byte");
+        await symlink(target, abs(rel));
         if (isRoot) await lchown(abs(rel), uid, gid);
         await lutimes(abs(rel), mtime, mtime);
         addXattrs(rel, h);
@@ -540,7 +553,12 @@ export async function extractLayer(
       if (entries > maxEntries) {
         throw new RktError(ErrorCode.TooLarge, `${what}: more than ${maxEntries} entries`);
       }
-      await handle(entry.header as Headers, entry);
+      const h = entry.header as Headers;
+      try {
+        await handle(h, entry);
+      } catch (e) {
+        throw entryError(e, what, h.name);
+      }
       entry.resume(); // drain what handle() did not read (dirs, links, skipped entries)
     }
   } catch (e) {
@@ -605,6 +623,39 @@ export async function extractLayer(
     manifest,
     skipped,
   };
+}
+
+// Errors the file system gives because of what an entry asks for (a name too long, a component
+// that cannot be created), not because the disk failed: the layer is refused, naming the entry.
+const contentErrnos = new Set([
+  "ENAMETOOLONG",
+  "EINVAL",
+  "ELOOP",
+  "ENOTDIR",
+  "EISDIR",
+  "EEXIST",
+  "EMLINK",
+  "ENOENT",
+]);
+
+function entryError(e: unknown, what: string, name: string): unknown {
+  if (e instanceof RktError) return e;
+  const err = e as NodeJS.ErrnoException | undefined;
+  if (
+    err?.code === "ERR_INVALID_ARG_VALUE" ||
+    (err?.syscall !== undefined && contentErrnos.has(err.code ?? ""))
+  ) {
+    const why =
+      err.code === "ENAMETOOLONG" ? "its path is too long for the file system" : "cannot be created";
+    return new RktError(
+      ErrorCode.InvalidArchive,
+      `${what}: entry ${JSON.stringify(name)}: ${why} (${err.code})`,
+      {
+        cause: e,
+      },
+    );
+  }
+  return e;
 }
 
 function asArchiveError(e: unknown, feedError: unknown, what: string): unknown {

@@ -1,5 +1,5 @@
-// A raw tar writer for hostile inputs: any typeflag, any name, declared sizes that lie, PAX records
-// of our choosing. tar-stream refuses to write most of what a hostile layer contains.
+// A raw tar writer for hostile inputs (fuzzing, extractor tests): any typeflag, any name,
+// declared sizes that lie, PAX records of our choosing. tar-stream refuses to write most of these.
 
 /** One entry, written as given. `type` is the typeflag character (`0` file, `5` dir, `2` symlink…). */
 export interface RawEntry {
