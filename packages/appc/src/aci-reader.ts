@@ -315,7 +315,12 @@ async function run(
   };
 
   function mapError(e: unknown): unknown {
-    if (isRktError(e) || (e !== undefined && (e === sourceError || e === callbackError))) return e;
+    if (isRktError(e)) return e;
+    // A callback reading a body sees the tar parser's or the decoder's error through it: that is
+    // still the archive's fault, not the callback's (found by test/fuzz: a truncated entry body).
+    if (e !== undefined && e === sourceError) return e;
+    const fromArchive = e === tarError || e === decompressError;
+    if (!fromArchive && e !== undefined && e === callbackError) return e;
     if (e === decompressError || (decompressError !== undefined && e !== tarError)) {
       return invalid(
         `${compression} data is truncated or corrupt: ${messageOf(decompressError)}`,

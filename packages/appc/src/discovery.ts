@@ -77,39 +77,92 @@ function attributesOf(tagBody: string): [string, string][] {
   return out;
 }
 
+// Elements whose content is raw text to Go's HTML tokenizer: no tags inside, up to the end tag.
+const rawText = new Set([
+  "script",
+  "style",
+  "title",
+  "textarea",
+  "xmp",
+  "iframe",
+  "noembed",
+  "noframes",
+  "noscript",
+]);
+
+// Whitespace (HTML's: space, tab, LF, FF, CR), `/` and `>` end a tag name.
+function endsTagName(c: number): boolean {
+  return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0c || c === 0x0d || c === 0x2f || c === 0x3e;
+}
+
+// Longer than any name that matters here (`plaintext`): longer names are not looked at.
+const maxTagName = 10;
+
+// The tag name at `i` (just after `<`), lowercased, and where it ends: a name ends at whitespace,
+// `/`, `>` or the end, as in Go's tokenizer. Only the first few characters are read, so that a
+// run of `<` costs a constant each.
+function tagNameAt(html: string, i: number): { name: string; end: number } {
+  let end = i;
+  while (end < html.length && end - i <= maxTagName && !endsTagName(html.charCodeAt(end))) end++;
+  return { name: html.slice(i, end).toLowerCase(), end };
+}
+
 /**
  * Every `<meta>` tag whose `name` starts with `ac-` and whose `content` splits (after trimming, on
  * the first space) into a non-empty prefix and a non-empty URI, in document order. Comments and
  * the raw text of `<script>`, `<style>`, `<title>`, `<textarea>` and the other raw-text elements
- * of Go's HTML tokenizer are skipped. Pure.
+ * of Go's HTML tokenizer are skipped, and nothing after `<plaintext>` is markup. One pass over the
+ * document: its time is linear in its length, whatever a server sends. Pure.
  */
 export function parseDiscoveryMeta(html: string): AcMeta[] {
   const out: AcMeta[] = [];
-  const text = html
-    .replace(/<!--[\s\S]*?(?:-->|$)/g, "")
-    .replace(
-      /<(script|style|title|textarea|xmp|iframe|noembed|noframes|noscript)\b[^>]*>[\s\S]*?(?:<\/\1\s*>|$)/gi,
-      "",
-    )
-    .replace(/<plaintext\b[\s\S]*$/i, "");
-  for (const m of text.matchAll(/<meta\b([^>]*)>/gi)) {
-    let name = "";
-    let prefix = "";
-    let uri = "";
-    // As appc's appendMeta: the last `name` wins; a `content` without a space is ignored.
-    for (const [k, v] of attributesOf(m[1]!)) {
-      if (k === "name") name = v;
-      else if (k === "content") {
-        const t = v.trim();
-        const sp = t.indexOf(" ");
-        if (sp < 0) continue;
-        prefix = t.slice(0, sp);
-        uri = t.slice(sp + 1).trim();
-      }
+  let i = html.indexOf("<");
+  while (i >= 0) {
+    if (html.startsWith("<!--", i)) {
+      const close = html.indexOf("-->", i + 4);
+      if (close < 0) break;
+      i = html.indexOf("<", close + 3);
+      continue;
     }
-    if (name.startsWith("ac-") && prefix !== "" && uri !== "") out.push({ name, prefix, uri });
+    const { name, end } = tagNameAt(html, i + 1);
+    if (name === "plaintext") break;
+    if (name === "meta" || rawText.has(name)) {
+      // A tag needs its `>`; with none left in the document, no tag can follow either.
+      const gt = html.indexOf(">", end);
+      if (gt < 0) break;
+      if (name === "meta") {
+        addMeta(html.slice(end, gt), out);
+        i = html.indexOf("<", gt + 1);
+        continue;
+      }
+      const closing = new RegExp(`</${name}\\s*>`, "gi");
+      closing.lastIndex = gt + 1;
+      const m = closing.exec(html);
+      if (m === null) break;
+      i = html.indexOf("<", m.index + m[0].length);
+      continue;
+    }
+    i = html.indexOf("<", i + 1);
   }
   return out;
+}
+
+// As appc's appendMeta: the last `name` wins; a `content` without a space is ignored.
+function addMeta(tagBody: string, out: AcMeta[]): void {
+  let name = "";
+  let prefix = "";
+  let uri = "";
+  for (const [k, v] of attributesOf(tagBody)) {
+    if (k === "name") name = v;
+    else if (k === "content") {
+      const t = v.trim();
+      const sp = t.indexOf(" ");
+      if (sp < 0) continue;
+      prefix = t.slice(0, sp);
+      uri = t.slice(sp + 1).trim();
+    }
+  }
+  if (name.startsWith("ac-") && prefix !== "" && uri !== "") out.push({ name, prefix, uri });
 }
 
 const unexpanded = /\{.*?\}/;

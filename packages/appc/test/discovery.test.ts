@@ -42,6 +42,26 @@ describe("meta tags", () => {
       { name: "ac-discovery", prefix: "example.com/a", uri: "https://a/?x=1&y={name}" },
     ]);
   });
+
+  const tag = '<meta name="ac-discovery" content="a b">';
+  const found = [{ name: "ac-discovery", prefix: "a", uri: "b" }];
+
+  it("ends markup at an unclosed comment, raw-text element or <plaintext>", () => {
+    expect(parseDiscoveryMeta(`${tag}<!-- ${tag}`)).toEqual(found);
+    expect(parseDiscoveryMeta(`${tag}<script>${tag}`)).toEqual(found);
+    expect(parseDiscoveryMeta(`${tag}<style>${tag}</STYLE >${tag}`)).toEqual([...found, ...found]);
+    expect(parseDiscoveryMeta(`${tag}<plaintext>${tag}`)).toEqual(found);
+    // A name that only starts like a raw-text element is an ordinary tag.
+    expect(parseDiscoveryMeta(`<scripts>${tag}<metadata>${tag}`)).toEqual([...found, ...found]);
+  });
+
+  // Found by test/fuzz (appc): a discovery server could make each tag start rescan the rest of
+  // the document, minutes of CPU for the 1 MiB an answer may be.
+  it("reads a megabyte of unterminated tags in one pass", () => {
+    for (const run of ["<meta", "<script", "<a", "<!-"]) {
+      expect(parseDiscoveryMeta(tag + run.repeat(1_000_000 / run.length))).toEqual(found);
+    }
+  });
 });
 
 describe("renderTemplate", () => {

@@ -7,7 +7,7 @@ import {
   parsePodManifestOrThrow,
 } from "@rkt/appc";
 
-// The example of spec/aci.md (trimmed of isolators whose values we do not interpret).
+// The example of spec/aci.md.
 const specExample = {
   acKind: "ImageManifest",
   acVersion: "0.8.11",
@@ -309,7 +309,7 @@ describe("image manifest", () => {
       ["dependencies", 0, "imageID"],
       "sha256-" + "a".repeat(64),
       "$.dependencies[0].imageID",
-      "image ID must be sha512- followed by lowercase hex",
+      "unrecognized hash type: sha256",
     ],
     [
       "negative size",
@@ -344,6 +344,16 @@ describe("image manifest", () => {
 
   it("refuses a non-object", () => {
     expect(issues([])).toEqual([{ path: "$", message: "Invalid input: expected object, received array" }]);
+  });
+
+  // spec/aci.md's example pins its dependency as "sha512-..."; appc's types.Hash accepts any
+  // non-empty value after "sha512-".
+  it("accepts the spec's own dependency imageID, sha512-...", () => {
+    const r = parseImageManifest(
+      JSON.stringify(withPath(specExample, ["dependencies", 0, "imageID"], "sha512-...")),
+    );
+    expect(r.ok).toBe(true);
+    if (r.ok) expect(r.value.dependencies?.[0]?.imageID).toBe("sha512-...");
   });
 
   it("throws RKT_INVALID_MANIFEST naming the input and the first issue", () => {
@@ -382,6 +392,12 @@ describe("pod manifest", () => {
     expect(r.value.apps[0]?.name).toBe("reduce-worker");
     expect(r.value.volumes?.[1]?.kind).toBe("empty");
   });
+  // spec/pods.md's example names each app's image as "sha512-...".
+  it("accepts the spec's own image id, sha512-...", () => {
+    expect(parsePodManifest(JSON.stringify(withPath(pod, ["apps", 0, "image", "id"], "sha512-..."))).ok).toBe(
+      true,
+    );
+  });
   it("accepts a template without image ids", () => {
     expect(parsePodManifest(JSON.stringify(withPath(pod, ["apps", 0, "image", "id"], undefined))).ok).toBe(
       true,
@@ -404,11 +420,25 @@ describe("pod manifest", () => {
       'duplicate apps of name "reduce-worker"',
     ],
     [
-      "bad image id",
+      "image id with two dashes",
       ["apps", 0, "image", "id"],
-      "sha512-XYZ",
+      "sha512-ab-cd",
       "$.apps[0].image.id",
-      "image ID must be sha512- followed by lowercase hex",
+      "badly formatted hash string",
+    ],
+    [
+      "image id without a value",
+      ["apps", 0, "image", "id"],
+      "sha512-",
+      "$.apps[0].image.id",
+      "unexpected empty hash value",
+    ],
+    [
+      "image id without a type",
+      ["apps", 0, "image", "id"],
+      "-abc",
+      "$.apps[0].image.id",
+      "unexpected empty hash type",
     ],
     [
       "relative host source",
@@ -448,5 +478,197 @@ describe("pod manifest", () => {
     expect(() => parsePodManifestOrThrow("{}", "pod.json")).toThrow(
       /^pod\.json: \$\.acVersion: required field is missing \(and 1 more\)$/,
     );
+  });
+});
+
+// Isolator values by appc's types (schema/types/isolator_*.go); cases written from their rules.
+describe("isolators", () => {
+  const withIsolators = (isolators: unknown[]) => withPath(specExample, ["app", "isolators"], isolators);
+  const ok: [string, unknown][] = [
+    ["resource/cpu", { request: "250m", limit: "500m" }],
+    ["resource/cpu", { limit: 2 }],
+    ["resource/memory", { request: "1G", limit: "2Gi" }],
+    ["resource/memory", { Limit: "1.5e9", default: false }],
+    ["resource/block-bandwidth", { default: true, limit: "10M" }],
+    ["resource/network-bandwidth", { default: true, limit: "1G" }],
+    ["os/linux/capabilities-retain-set", { set: ["CAP_NET_BIND_SERVICE"] }],
+    // appc does not check capability names.
+    ["os/linux/capabilities-remove-set", { set: ["CAP_PONIES"] }],
+    ["os/linux/no-new-privileges", true],
+    ["os/linux/seccomp-retain-set", { set: ["@rkt/default-whitelist"], errno: "ENOTSUP" }],
+    ["os/linux/seccomp-remove-set", { set: ["reboot"] }],
+    ["os/linux/oom-score-adj", -1000],
+    ["os/linux/cpu-shares", 2],
+    ["os/linux/cpu-shares", 262144],
+    [
+      "os/linux/selinux-context",
+      { user: "system_u", role: "system_r", type: "svirt_lxc_net_t", level: "s0:c1" },
+    ],
+    ["os/unix/sysctl", { "net.ipv4.tcp_rfc1337": "1" }],
+    // A name appc does not know keeps any value.
+    ["example.com/ponies", { anything: [1, 2] }],
+  ];
+  it.each(ok)("accepts %s %j", (name, value) => {
+    const r = parseImageManifest(JSON.stringify(withIsolators([{ name, value }])));
+    expect(r.ok ? [] : r.issues).toEqual([]);
+  });
+
+  const bad: [string, unknown, string, string][] = [
+    [
+      "os/linux/cpu-shares",
+      1,
+      "$.app.isolators[0].value",
+      "os/linux/cpu-shares must be between 2 and 262144, got 1",
+    ],
+    [
+      "os/linux/cpu-shares",
+      262145,
+      "$.app.isolators[0].value",
+      "os/linux/cpu-shares must be between 2 and 262144, got 262145",
+    ],
+    ["os/linux/cpu-shares", "1024", "$.app.isolators[0].value", "os/linux/cpu-shares must be an integer"],
+    [
+      "os/linux/oom-score-adj",
+      -2500,
+      "$.app.isolators[0].value",
+      "os/linux/oom-score-adj must be between -1000 and 1000, got -2500",
+    ],
+    ["os/linux/oom-score-adj", 1.5, "$.app.isolators[0].value", "os/linux/oom-score-adj must be an integer"],
+    ["os/linux/no-new-privileges", "yes", "$.app.isolators[0].value", "value must be a boolean"],
+    ["os/linux/no-new-privileges", null, "$.app.isolators[0].value", "required field is missing"],
+    [
+      "os/linux/capabilities-retain-set",
+      { set: [] },
+      "$.app.isolators[0].value.set",
+      "set must be non-empty",
+    ],
+    ["os/linux/capabilities-remove-set", {}, "$.app.isolators[0].value.set", "set must be non-empty"],
+    [
+      "os/linux/capabilities-retain-set",
+      { set: "CAP_KILL" },
+      "$.app.isolators[0].value.set",
+      "set must be a list of strings",
+    ],
+    [
+      "os/linux/capabilities-retain-set",
+      ["CAP_KILL"],
+      "$.app.isolators[0].value",
+      "a capabilities set must be an object",
+    ],
+    ["os/linux/seccomp-retain-set", { set: [] }, "$.app.isolators[0].value.set", "set must be non-empty"],
+    [
+      "os/linux/seccomp-remove-set",
+      { set: ["reboot"], errno: "eperm" },
+      "$.app.isolators[0].value.errno",
+      "errno must be an upper case string",
+    ],
+    [
+      "resource/memory",
+      { default: true, limit: "1G" },
+      "$.app.isolators[0].value.default",
+      "default must be false",
+    ],
+    ["resource/cpu", { limit: "2Mk" }, "$.app.isolators[0].value.limit", "unable to parse quantity's suffix"],
+    [
+      "resource/cpu",
+      { limit: "10mm" },
+      "$.app.isolators[0].value.limit",
+      "unable to parse quantity's suffix",
+    ],
+    [
+      "resource/memory",
+      { request: "1.5Gi" },
+      "$.app.isolators[0].value.request",
+      "numbers with binary-style SI suffixes can't have fractional parts",
+    ],
+    [
+      "resource/memory",
+      { limit: "1.2.3G" },
+      "$.app.isolators[0].value.limit",
+      "unable to parse numeric part of quantity",
+    ],
+    [
+      "resource/memory",
+      { limit: "lots" },
+      "$.app.isolators[0].value.limit",
+      "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+    ],
+    ["resource/memory", "1G", "$.app.isolators[0].value", "a resource isolator value must be an object"],
+    ["resource/block-iops", { limit: "100" }, "$.app.isolators[0].value.default", "default must be true"],
+    [
+      "resource/network-bandwidth",
+      { default: true, request: "1M", limit: "1G" },
+      "$.app.isolators[0].value.request",
+      "request not supported by this resource, must be empty",
+    ],
+    [
+      "os/linux/selinux-context",
+      { user: "system_u", role: "a:b", type: "t", level: "s0" },
+      "$.app.isolators[0].value.role",
+      'invalid role value "a:b"',
+    ],
+    [
+      "os/linux/selinux-context",
+      { user: "u", role: "r", type: "t" },
+      "$.app.isolators[0].value.level",
+      'invalid level value ""',
+    ],
+    [
+      "os/unix/sysctl",
+      { "net.ipv4.tcp_rfc1337": 1 },
+      "$.app.isolators[0].value",
+      "os/unix/sysctl must be an object of strings",
+    ],
+  ];
+  it.each(bad)("refuses %s %j", (name, value, path, message) => {
+    expect(issues(withIsolators([{ name, value }]))).toEqual([{ path, message }]);
+  });
+
+  it("refuses a second isolator of a single-instance type and conflicting seccomp sets", () => {
+    expect(
+      issues(
+        withIsolators([
+          { name: "os/linux/cpu-shares", value: 512 },
+          { name: "os/linux/no-new-privileges", value: true },
+          { name: "os/linux/no-new-privileges", value: false },
+          { name: "os/linux/cpu-shares", value: 1024 },
+        ]),
+      ),
+    ).toEqual([
+      {
+        path: "$.app.isolators[3].name",
+        message: "isolators set contains too many instances of type os/linux/cpu-shares",
+      },
+    ]);
+    expect(
+      issues(
+        withIsolators([
+          { name: "os/linux/seccomp-retain-set", value: { set: ["read"] } },
+          { name: "os/linux/seccomp-remove-set", value: { set: ["reboot"] } },
+        ]),
+      ),
+    ).toEqual([{ path: "$.app.isolators[1].name", message: "isolators set contains incompatible types" }]);
+  });
+
+  it("checks a pod's isolators and its apps' overrides alike", () => {
+    const r = parsePodManifest(
+      JSON.stringify({
+        ...pod,
+        isolators: [{ name: "resource/memory", value: { limit: "1e" } }],
+        apps: [
+          {
+            ...pod.apps[0],
+            app: { ...pod.apps[0]!.app, isolators: [{ name: "os/linux/cpu-shares", value: 0 }] },
+          },
+        ],
+      }),
+    );
+    expect(r.ok ? [] : r.issues).toEqual([
+      {
+        path: "$.apps[0].app.isolators[0].value",
+        message: "os/linux/cpu-shares must be between 2 and 262144, got 0",
+      },
+      { path: "$.isolators[0].value.limit", message: "unable to parse quantity's suffix" },
+    ]);
   });
 });

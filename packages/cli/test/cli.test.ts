@@ -173,6 +173,20 @@ describe("rkt image validate", () => {
     ]);
   });
 
+  // image-layout.md: the oci-layout file is a JSON object with imageLayoutVersion "1.0.0".
+  it("--type layout on an oci-layout file validates that file", async () => {
+    const good = await rkt(["image", "validate", "--type", "layout", "examples/hello-oci/oci-layout"]);
+    expect(good).toEqual({ code: 0, stdout: "examples/hello-oci/oci-layout: ok\n", stderr: "" });
+    const f = join(tmp, "oci-layout");
+    writeFileSync(f, '{"imageLayoutVersion":"1.1.0"}');
+    const bad = await rkt(["image", "validate", "--type=layout", f]);
+    expect(bad).toEqual({
+      code: 254,
+      stdout: `${f}: invalid: $.imageLayoutVersion: imageLayoutVersion must be "1.0.0"\n`,
+      stderr: "",
+    });
+  });
+
   it("--format json prints the structured verdicts", async () => {
     const r = await rkt([
       "image",

@@ -229,6 +229,25 @@ describe("rkt image render", () => {
     expect(v.code).toBe(254);
     expect(v.stderr).toMatch(/unable to resolve store key for image example.com\/nope: cannot find aci/);
   });
+
+  // appc's hash strings are "sha512-" and any value (the spec writes "sha512-..."); only the
+  // dependency actually looked up needs an ID the store can resolve.
+  it("stores an ACI whose dependency imageID is the spec's sha512-..., and says so when rendering it", async () => {
+    const d = mkdtempSync(join(tmp, "store-"));
+    const pinned = await aciFile(
+      {
+        name: "example.com/pinned",
+        dependencies: [{ imageName: "example.com/base", imageID: "sha512-..." }],
+      },
+      [file("p", "p")],
+    );
+    const f = await rkt(d, ["fetch", "--no-render", aciBase, pinned]);
+    expect(f.code).toBe(0);
+    const r = await rkt(d, ["image", "render", "example.com/pinned", join(tmp, `out${n++}`)]);
+    expect(r.code).toBe(254);
+    expect(r.stderr.trimEnd().split("\n")).toHaveLength(1);
+    expect(r.stderr).toMatch(/dependency "example.com\/base" is not in the store: no image IDs found/);
+  });
 });
 
 describe("as an unprivileged user", () => {

@@ -57,6 +57,8 @@ export { RegistryClient } from "./registry/client.js";
 export type { RegistryClientOptions, BlobProgress } from "./registry/client.js";
 export type { InsecureOptions } from "./registry/http.js";
 export { RegistryError } from "./registry/errors.js";
+export { parseWwwAuthenticate } from "./registry/challenge.js";
+export type { Challenge } from "./registry/challenge.js";
 export {
   staticCredentials,
   chainCredentials,
@@ -69,12 +71,18 @@ export type { BasicCredentials, Credentials, CredentialsProvider } from "./regis
 // Admission and registries.conf.
 export { policyVerifier } from "./docker-policy.js";
 export type { DockerImageVerifier, PolicyVerifierOptions } from "./docker-policy.js";
-export { loadRegistriesConf, parseRegistriesConf, registriesConfPaths } from "./registries-conf.js";
+export {
+  loadRegistriesConf,
+  parseRegistriesConf,
+  registriesConfPaths,
+  pullSources,
+} from "./registries-conf.js";
 export type { RegistriesConf, PullSource } from "./registries-conf.js";
 
 // `rkt image validate` and `rkt trust`'s key fetching.
 export { validateFile, validateTypes, validateAci } from "./validate.js";
 export type { ValidateType, ValidationIssue, ValidationResult } from "./validate.js";
+export { readAppcAuth } from "./appc/auth-files.js";
 export { readPubkey, discoverPubkeys } from "./pubkey.js";
 export type { PubkeyFetchOptions, FetchedPubkey } from "./pubkey.js";
 export { hostOsArch } from "./appc/identity.js";
@@ -104,6 +112,8 @@ export type {
 export { serveStore, parseListenAddress } from "./serve/server.js";
 export type { ServeOptions, StoreServer, ListenAddress } from "./serve/server.js";
 export { parseRoute, parseRange } from "./serve/routes.js";
+export { parseContentRange } from "./content-range.js";
+export type { ContentRange } from "./content-range.js";
 export type { Route, ByteRange, RegistryErrorCode } from "./serve/routes.js";
 
 // Signed bundles for air gaps: `rkt image save --bundle`, `rkt image load`, `rkt image bundle inspect`.

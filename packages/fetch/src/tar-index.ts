@@ -19,6 +19,8 @@ export interface SeekableArchiveIndex extends ArchiveIndex {
 }
 
 const maxDocument = 4 << 20;
+// PAX records and GNU long names are read whole: as tar-stream, refuse larger ones.
+const maxMetaHeader = 1 << 20;
 const maxDocuments = 64 << 20;
 
 function field(b: Buffer, off: number, len: number): string {
@@ -102,7 +104,16 @@ export async function indexTarFile(
       const type = String.fromCharCode(h[156] ?? 0x30);
       let bodySize = octal(h, 124, 12);
       const body = pos + 512;
+      // Found by test/fuzz: a size that is not a count made the walk go backwards (forever, for a
+      // negative PAX size) or allocate what the header claimed.
+      const bad = (why: string) =>
+        new RktError(
+          ErrorCode.InvalidArchive,
+          `${file}: not a readable tar archive: ${why} at offset ${pos}`,
+        );
+      if (!Number.isSafeInteger(bodySize) || bodySize < 0) throw bad("invalid size");
       if (type === "x" || type === "g" || type === "L" || type === "K") {
+        if (bodySize > maxMetaHeader) throw bad(`a ${bodySize}-byte extended header`);
         const data = await read(body, bodySize);
         if (type === "x") pax = paxRecords(data);
         else if (type === "L") longName = field(data, 0, data.length);
@@ -115,7 +126,11 @@ export async function indexTarFile(
         pax.get("path") ?? longName ?? (prefix === "" ? field(h, 0, 100) : `${prefix}/${field(h, 0, 100)}`);
       const linkname = pax.get("linkpath") ?? longLink ?? field(h, 157, 100);
       const paxSize = pax.get("size");
-      if (paxSize !== undefined) bodySize = Number(paxSize);
+      if (paxSize !== undefined) {
+        if (!/^[0-9]{1,15}$/.test(paxSize))
+          throw bad(`invalid PAX size ${JSON.stringify(paxSize.slice(0, 40))}`);
+        bodySize = Number(paxSize);
+      }
       pax = new Map();
       longName = undefined;
       longLink = undefined;

@@ -339,14 +339,30 @@ export async function validateDocument(
   );
 }
 
+/**
+ * Validates an `oci-layout` file on its own (image-layout.md: a JSON object whose
+ * `imageLayoutVersion` is "1.0.0"); issue paths are rooted at the file. Read whole, capped at 4 MiB.
+ */
+export async function validateOciLayoutFile(file: string): Promise<ValidationResult> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFileLimited(file, maxDocumentBytes, file);
+  } catch (e) {
+    if (!isRktError(e)) throw e;
+    return result(file, "layout", [{ path: "$", message: stripPrefix(e.message, file) }]);
+  }
+  const r = parseOciLayout(bytes);
+  return result(file, "layout", r.ok ? [] : r.issues.map((i) => ({ path: i.path, message: i.message })));
+}
+
 function stripPrefix(message: string, prefix: string): string {
   return message.startsWith(`${prefix}: `) ? message.slice(prefix.length + 2) : message;
 }
 
 /**
  * Validates `path` as `type`, or as the type {@link detectInputType} finds. A layout may be a
- * directory or a tar archive of one (`oci-archive`); an archive is unpacked into a temporary
- * directory that is removed afterwards. Never throws for bad content; an input whose type cannot
+ * directory, a tar archive of one (`oci-archive`), unpacked into a temporary directory that is
+ * removed afterwards, or a layout's `oci-layout` file alone (a JSON file). Never throws for bad content; an input whose type cannot
  * be told gets one issue saying so (type `layout` for directories, else the closest guess).
  */
 export async function validateFile(
@@ -367,6 +383,9 @@ export async function validateFile(
       const st = await stat(path).catch(() => undefined);
       if (st === undefined) return result(path, t, [{ path: "$", message: "no such file or directory" }]);
       if (st.isDirectory()) return validateLayout(path, o);
+      // A layout's own `oci-layout` file (JSON) is validated as that document; other files are
+      // layout archives.
+      if (looksLikeJson(await readHead(path))) return validateOciLayoutFile(path);
       const issues = await withExtractedArchive(path, (dir) => layoutIssues(dir, o));
       return result(path, t, issues);
     }
@@ -404,7 +423,8 @@ export type DetectedType =
  * Tells what an input is: a directory with `oci-layout` is a layout; a tar (any compression) with
  * an `oci-layout` entry is a layout archive, with `manifest.json` a docker-archive, with `manifest`
  * or `rootfs/…` entries an ACI; a JSON document is classified by `acKind` (appc), then by
- * mediaType and shape (OCI/Docker; a bare `{mediaType, digest, size}` is a descriptor). Reads at
+ * mediaType and shape (OCI/Docker; `imageLayoutVersion` is an `oci-layout` file, validated as a
+ * layout on its own; a bare `{mediaType, digest, size}` is a descriptor). Reads at
  * most the archive's entry headers.
  */
 export async function detectInputType(path: string): Promise<DetectedType> {
@@ -420,18 +440,9 @@ export async function detectInputType(path: string): Promise<DetectedType> {
       ? { guess: "layout", problem: "directory is not an OCI image layout (no oci-layout file)" }
       : { type: "layout" };
   }
-  const fh = await open(path, "r");
-  let head: Buffer;
-  try {
-    head = Buffer.alloc(512);
-    const r = await fh.read(head, 0, 512, 0);
-    head = head.subarray(0, r.bytesRead);
-  } finally {
-    await fh.close();
-  }
+  const head = await readHead(path);
   if (head.length === 0) return { guess: "aci", problem: "file is empty" };
-  const text = head.toString("latin1").trimStart();
-  if (text.startsWith("{") || text.startsWith("[")) return detectJson(path);
+  if (looksLikeJson(head)) return detectJson(path);
   const compressed = detectCompression(head) !== "none";
   const isTar = head.length >= 262 && head.toString("latin1", 257, 262) === "ustar";
   if (!compressed && !isTar) {
@@ -463,6 +474,23 @@ export async function detectInputType(path: string): Promise<DetectedType> {
   return { type: kind };
 }
 
+// The first 512 bytes of a file: enough for a tar header or a compression magic.
+async function readHead(path: string): Promise<Buffer> {
+  const fh = await open(path, "r");
+  try {
+    const head = Buffer.alloc(512);
+    const r = await fh.read(head, 0, 512, 0);
+    return head.subarray(0, r.bytesRead);
+  } finally {
+    await fh.close();
+  }
+}
+
+function looksLikeJson(head: Buffer): boolean {
+  const text = head.toString("latin1").trimStart();
+  return text.startsWith("{") || text.startsWith("[");
+}
+
 async function detectJson(path: string): Promise<DetectedType> {
   let bytes: Uint8Array;
   try {
@@ -492,10 +520,7 @@ async function detectJson(path: string): Promise<DetectedType> {
       case "image-config":
         return { type: "oci-config" };
       case "oci-layout":
-        return {
-          guess: "layout",
-          problem: "this is an oci-layout file: validate the layout directory instead",
-        };
+        return { type: "layout" };
       case "unknown":
         if ("digest" in o && "size" in o) return { type: "descriptor" };
         if ("acVersion" in o || "acKind" in o) return { type: "image-manifest" };

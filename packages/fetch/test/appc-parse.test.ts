@@ -1,6 +1,7 @@
 // The pure halves of appc fetching: auth.d files, cache headers, identities and URLs.
 import { authorizationFor, mergeAppcAuth, parseAppcAuth } from "../src/appc/auth.js";
-import { contentRangeStart, isFresh, parseMaxAge, rangeValidator } from "../src/appc/cache-control.js";
+import { isFresh, parseMaxAge, rangeValidator } from "../src/appc/cache-control.js";
+import { parseContentRange } from "../src/content-range.js";
 import {
   appKey,
   ascUrlFromAciUrl,
@@ -95,7 +96,7 @@ describe("cache headers", () => {
     expect(parseMaxAge("max-age=abc")).toBe(0);
   });
 
-  it("isFresh, rangeValidator, contentRangeStart", () => {
+  it("isFresh, rangeValidator, parseContentRange", () => {
     expect(isFresh({ maxAge: 10, downloadTime: 1_000 }, 10_999)).toBe(true);
     expect(isFresh({ maxAge: 10, downloadTime: 1_000 }, 11_000)).toBe(false);
     expect(isFresh({ maxAge: undefined, downloadTime: 1_000 }, 1_000)).toBe(false);
@@ -104,9 +105,17 @@ describe("cache headers", () => {
       "Sun, 29 Nov 2026 05:00:00 GMT",
     );
     expect(rangeValidator({ etag: 'W/"abc"' })).toBeUndefined();
-    expect(contentRangeStart("bytes 100-199/200")).toBe(100);
-    expect(contentRangeStart("bytes */200")).toBeUndefined();
-    expect(contentRangeStart(undefined)).toBeUndefined();
+    expect(parseContentRange("bytes 100-199/200")).toEqual({ start: 100, end: 199, total: 200 });
+    expect(parseContentRange(" BYTES 5-9/* ")).toEqual({ start: 5, end: 9, total: undefined });
+    for (const bad of [
+      "bytes */200",
+      "bytes 9-5/20",
+      "bytes 0-20/20",
+      "items 0-1/2",
+      `bytes 0-1/${"9".repeat(16)}`,
+    ])
+      expect(parseContentRange(bad)).toBeUndefined();
+    expect(parseContentRange(undefined)).toBeUndefined();
   });
 });
 

@@ -529,7 +529,13 @@ describe("redirects", () => {
           digest: `sha256:${"a".repeat(64)}`,
           size: 2,
         },
-        layers: [],
+        layers: [
+          {
+            mediaType: "application/vnd.oci.image.layer.v1.tar",
+            digest: `sha256:${"c".repeat(64)}`,
+            size: 1,
+          },
+        ],
       }),
     );
     const expected = `Basic ${Buffer.from("u:p").toString("base64")}`;
@@ -562,7 +568,9 @@ describe("bearer tokens", () => {
         digest: `sha256:${"d".repeat(64)}`,
         size: 2,
       },
-      layers: [],
+      layers: [
+        { mediaType: "application/vnd.oci.image.layer.v1.tar", digest: `sha256:${"c".repeat(64)}`, size: 1 },
+      ],
     }),
   );
 
@@ -671,7 +679,9 @@ describe("manifest faults", () => {
         digest: `sha256:${"b".repeat(64)}`,
         size: 2,
       },
-      layers: [],
+      layers: [
+        { mediaType: "application/vnd.oci.image.layer.v1.tar", digest: `sha256:${"c".repeat(64)}`, size: 1 },
+      ],
     }),
   );
   const digest = `sha256:${createHash("sha256").update(ociManifest).digest("hex")}`;

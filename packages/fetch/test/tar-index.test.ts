@@ -3,6 +3,8 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ErrorCode, isRktError } from "@rkt/oci";
+import { rawTar } from "@rkt/testkit";
 import { indexTarFile } from "../src/tar-index.js";
 
 let dir: string;
@@ -43,5 +45,33 @@ describe("indexTarFile", () => {
     execFileSync("tar", ["-cf", file, "-C", join(dir, "src"), "big", "manifest.json"]);
     await writeFile(join(dir, "cut.tar"), (await readFile(file)).subarray(0, 30_000));
     await expect(indexTarFile(join(dir, "cut.tar"))).rejects.toThrow(/truncated/);
+  });
+
+  // Found by test/fuzz (archives): a negative PAX size sent the walk backwards forever, a huge
+  // extended header was allocated whole (a RangeError), a size of 1e400 read as infinity.
+  it("refuses sizes that are not counts, and extended headers over 1 MiB", async () => {
+    const cases: [string, Buffer, RegExp][] = [
+      [
+        "neg",
+        rawTar([{ name: "a", body: "x".repeat(2000), pax: { size: "-3000" } }, { name: "b" }]),
+        /invalid PAX size "-3000"/,
+      ],
+      ["inf", rawTar([{ name: "a", body: "x", pax: { size: "1e400" } }]), /invalid PAX size "1e400"/],
+      [
+        "huge",
+        Buffer.concat([
+          rawTar([{ name: "x", type: "x", size: 2 ** 40 }]).subarray(0, 512),
+          Buffer.alloc(2048),
+        ]),
+        /1099511627776-byte extended header/,
+      ],
+    ];
+    for (const [name, bytes, why] of cases) {
+      const file = join(dir, `${name}.tar`);
+      await writeFile(file, bytes);
+      const e: unknown = await indexTarFile(file).catch((x: unknown) => x);
+      expect(isRktError(e, ErrorCode.InvalidArchive), name).toBe(true);
+      expect((e as Error).message).toMatch(why);
+    }
   });
 });

@@ -3,11 +3,12 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { Readable } from "node:stream";
 import { gzipSync } from "node:zlib";
 import { writeAci } from "@rkt/appc";
 import { ErrorCode, digestOf, isRktError } from "@rkt/oci";
+import { rawTar } from "@rkt/testkit";
 import { pack } from "tar-stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openOciLayout } from "../src/oci-layout.js";
@@ -168,6 +169,20 @@ describe("validateLayout on corrupted layouts", () => {
     expect(r.issues[0]!.message).toMatch(/size/);
   });
 
+  // image-manifest-schema.json: layers has minItems 1. `umoci new` writes `"layers": []`.
+  it("refuses an image manifest without layers, as oci-image-tool does", async () => {
+    const dir = join(tmp, "umoci-empty");
+    sh("umoci", ["init", "--layout", dir]);
+    sh("umoci", ["new", "--image", `${dir}:v1`]);
+    const { path } = firstManifest(dir);
+    expect(issuesOf(await validateLayout(dir))).toEqual([
+      `$.manifests[0].layers: an image manifest needs at least one layer (in blob sha256:${basename(path)})`,
+    ]);
+    const peer = spawnSync("oci-image-tool", ["validate", "--type", "manifest", path], { encoding: "utf8" });
+    expect(peer.status).not.toBe(0);
+    expect(peer.stderr).toMatch(/layers: Array must have at least 1 items/);
+  });
+
   it("reports an invalid config field with its path below the config descriptor", async () => {
     const dir = copyLayout(umociLayout, "badconfig");
     const m = firstManifest(dir).json;
@@ -195,6 +210,21 @@ describe("validateLayout on corrupted layouts", () => {
     });
   });
 
+  it("validates an oci-layout file on its own, by --type layout or detected", async () => {
+    const f = join(tmp, "lone-oci-layout");
+    writeFileSync(f, '{"imageLayoutVersion":"1.0.0","extra":true}');
+    expect(await validateFile(f, "layout")).toMatchObject({ type: "layout", ok: true, issues: [] });
+    expect(await detectInputType(f)).toEqual({ type: "layout" });
+    for (const [text, issue] of [
+      ['{"imageLayoutVersion":"2.0.0"}', '$.imageLayoutVersion: imageLayoutVersion must be "1.0.0"'],
+      ["{}", "$.imageLayoutVersion: required field is missing"],
+      ['{"imageLayoutVersion":"1.0.0",', expect.stringMatching(/^\$: /)],
+    ] as const) {
+      writeFileSync(f, text);
+      expect(issuesOf(await validateFile(f, "layout"))).toEqual([issue]);
+    }
+  });
+
   it("reports an index.json that is not an index", async () => {
     const dir = copyLayout(umociLayout, "badindex");
     writeFileSync(join(dir, "index.json"), '{"schemaVersion": 2, "manifests": [{"digest": "sha256:xyz"}]}');
@@ -202,6 +232,51 @@ describe("validateLayout on corrupted layouts", () => {
     expect(r.ok).toBe(false);
     expect(r.issues[0]!.path).toMatch(/^\$\.manifests\[0\]/);
     expect(r.issues[0]!.message).toMatch(/^index\.json: /);
+  });
+});
+
+// descriptor.md: a digest of an algorithm that is not registered is valid in a document; content
+// under it is refused only when it has to be verified, with "unsupported algorithm".
+describe("digests of algorithms this project does not compute", () => {
+  const multihash = "multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8";
+
+  it("accepts a manifest naming one as a single document", async () => {
+    const m = firstManifest(umociLayout).json;
+    const f = join(tmp, "multihash-manifest.json");
+    writeFileSync(f, JSON.stringify({ ...m, layers: [{ ...m.layers[0]!, digest: multihash }] }));
+    expect(await validateFile(f, "oci-manifest")).toMatchObject({ ok: true, issues: [] });
+  });
+
+  it("refuses the blob in a layout, where it has to be verified", async () => {
+    const dir = copyLayout(umociLayout, "blake3");
+    const m = firstManifest(dir).json;
+    const layer = m.layers[0]!;
+    const blake3 = `blake3:${layer.digest.slice(7)}`;
+    mkdirSync(join(dir, "blobs", "blake3"));
+    cpSync(blobFile(dir, layer.digest), join(dir, "blobs", "blake3", layer.digest.slice(7)));
+    replaceManifest(dir, { ...m, layers: [{ ...layer, digest: blake3 }] });
+    const r = await validateLayout(dir);
+    expect(issuesOf(r)).toEqual([
+      `$.manifests[0].layers[0]: cannot verify content of ${blake3}: unsupported algorithm "blake3" (sha256 and sha512 are)`,
+    ]);
+  });
+});
+
+// Found by test/fuzz (archives): an entry draining a directory that declares a size waited
+// forever, and `rkt image validate` exited 0 without a word.
+describe("archives with directories that declare a size", () => {
+  it("get a verdict", async () => {
+    const f = join(tmp, "dir-size.tar");
+    writeFileSync(
+      f,
+      rawTar([
+        { name: "d/", type: "5", size: 237 },
+        { name: "manifest.json", body: "[]" },
+      ]),
+    );
+    const r = await validateFile(f);
+    expect(r.type).toBe("docker-archive");
+    expect(r.ok).toBe(false);
   });
 });
 

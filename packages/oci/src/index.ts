@@ -2,8 +2,11 @@ export { ErrorCode, RktError, isRktError, DigestMismatchError, SizeMismatchError
 export type { RktErrorOptions } from "./errors.js";
 export {
   parseDigest,
+  parseVerifiableDigest,
   isDigest,
+  isVerifiableDigest,
   digestAlgorithm,
+  verifiableAlgorithm,
   digestHex,
   digestOf,
   createDigester,

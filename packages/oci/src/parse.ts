@@ -234,7 +234,7 @@ function orThrow<T>(r: ParseResult<T>, what: string, code: ErrorCode): { value: 
 
 /**
  * {@link parseManifest}, throwing RktError (RKT_INVALID_MANIFEST, RKT_UNSUPPORTED_MEDIA_TYPE for
- * schema1 or an unknown type, RKT_UNSUPPORTED_ALGORITHM) whose message starts with `what` (a
+ * schema1 or an unknown type) whose message starts with `what` (a
  * reference or digest) and names the first issue's path.
  */
 export function parseManifestOrThrow(

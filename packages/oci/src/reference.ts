@@ -2,7 +2,7 @@
 // reference grammar, rkt's `docker:`/`docker://` prefixes), skopeo-style local transports
 // (`oci:`, `oci-archive:`, `docker-archive:`), and rkt's appc classification of everything else
 // (rkt `DistFromImageString` / `guessAppcOrPath`). Pure: no file system access.
-import { parseDigest, type Digest } from "./digest.js";
+import { parseVerifiableDigest, type Digest } from "./digest.js";
 import { ErrorCode, RktError, isRktError } from "./errors.js";
 
 /** The default registry of names without one, as users and docker write it. */
@@ -118,7 +118,7 @@ export function parseDockerReference(s: string, raw = s): DockerRef {
     const d = rest.slice(at + 1);
     rest = rest.slice(0, at);
     try {
-      digest = parseDigest(d);
+      digest = parseVerifiableDigest(d);
     } catch (e) {
       if (!isRktError(e)) throw e;
       invalid(raw, e.message, e);
@@ -231,7 +231,7 @@ function parseDockerArchiveRef(raw: string, rest: string): DockerArchiveRef {
   if (index !== undefined) return { transport: "docker-archive", path, index, raw };
   if (ref.startsWith("@")) {
     try {
-      return { transport: "docker-archive", path, digest: parseDigest(ref.slice(1)), raw };
+      return { transport: "docker-archive", path, digest: parseVerifiableDigest(ref.slice(1)), raw };
     } catch (e) {
       if (!isRktError(e)) throw e;
       invalid(raw, e.message, e);

@@ -8,8 +8,7 @@ export interface ParseIssue {
   readonly message: string;
   /**
    * The error code a throwing caller should use, when more specific than the document's default
-   * (RKT_UNSUPPORTED_ALGORITHM for a well-formed digest we cannot verify, RKT_UNSUPPORTED_MEDIA_TYPE
-   * for schema1).
+   * (RKT_UNSUPPORTED_MEDIA_TYPE for schema1 or an unknown document type).
    */
   readonly code?: ErrorCode | undefined;
 }

@@ -132,7 +132,7 @@ describe("docker references (rkt TestDistFromImageString, docker2aci TestParseDo
   }
 
   it("keeps the digest error as the cause", () => {
-    expect(isRktError(refusal("docker://busybox@blake3:aa").cause, ErrorCode.UnsupportedAlgorithm)).toBe(
+    expect(isRktError(refusal(`docker://busybox@blake3:${hex}`).cause, ErrorCode.UnsupportedAlgorithm)).toBe(
       true,
     );
   });

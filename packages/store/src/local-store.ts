@@ -35,6 +35,7 @@ import {
   SizeMismatchError,
   createDigester,
   digestAlgorithm,
+  verifiableAlgorithm,
   isDigest,
   parseDigest,
   type Algorithm,
@@ -208,7 +209,7 @@ export class LocalStore implements ContentStore {
         throw new RktError(ErrorCode.AlreadyExists, `content ${o.expected.digest} already exists`);
       }
       const alg: Algorithm =
-        o.expected !== undefined ? digestAlgorithm(o.expected.digest) : (o.algorithm ?? "sha256");
+        o.expected !== undefined ? verifiableAlgorithm(o.expected.digest) : (o.algorithm ?? "sha256");
       const dir = ingestDir(this.paths, o.ref);
       const data = join(dir, "data");
       const total = o.expected?.size;
@@ -549,7 +550,7 @@ class LocalWriter implements BlobWriter {
       if (want !== undefined && want.size !== size) throw new SizeMismatchError(what, want.size, size);
       let digest = this.s.digester.digest();
       if (want !== undefined && digestAlgorithm(want.digest) !== digestAlgorithm(digest)) {
-        digest = await hashFile(this.s.data, digestAlgorithm(want.digest));
+        digest = await hashFile(this.s.data, verifiableAlgorithm(want.digest));
       }
       if (want !== undefined && want.digest !== digest)
         throw new DigestMismatchError(what, want.digest, digest, size);

@@ -5,7 +5,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { buffer } from "node:stream/consumers";
 import { afterEach, describe, expect, it } from "vitest";
-import { ErrorCode, digestOf, isRktError, type ContentStore, type Digest } from "@rkt/oci";
+import { ErrorCode, digestOf, isRktError, parseDigest, type ContentStore, type Digest } from "@rkt/oci";
 
 /** A store under test; `reopen` simulates a process restart on the same storage. */
 export interface SuiteStore {
@@ -104,6 +104,15 @@ export function contentStoreSuite(name: string, make: () => Promise<SuiteStore>)
       const again = await store.writer({ ref: "bad" });
       expect(again.status().offset).toBe(0);
       await again.abort();
+    });
+
+    it("refuses to take content under a digest it cannot verify", async () => {
+      const { store } = await fresh();
+      const d = parseDigest(`blake3:${digestOf("x").slice(7)}`);
+      expect(await codeOf(store.writer({ ref: "b3", expected: { digest: d, size: 1 } }))).toBe(
+        ErrorCode.UnsupportedAlgorithm,
+      );
+      expect(await list(store)).toEqual([]);
     });
 
     it("refuses a size mismatch at commit and while writing", async () => {

@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { lstat, mkdir, readFile, readdir, readlink, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ErrorCode, isRktError } from "@rkt/oci";
+import { ErrorCode, digestOf, isRktError, parseDigest } from "@rkt/oci";
 import { extractLayer, extractLayers, extractSnapshot, getSnapshot, treeHash } from "@rkt/store";
 import {
   cleanup,
@@ -234,6 +234,44 @@ describe("extractLayer refuses hostile entries (naming them)", () => {
     );
   });
 
+  // Found by test/fuzz (archives): these reached the caller as raw ENOENT, RangeError and
+  // ENAMETOOLONG errors instead of a refusal naming the entry.
+  it("a symlink with an empty target", async () => {
+    await refused(
+      [{ name: "x", type: "symlink", linkname: "" }],
+      ErrorCode.InvalidArchive,
+      /entry "x": symlink with an empty target/,
+    );
+  });
+
+  it("an owner or a time a PAX record makes impossible", async () => {
+    await refused(
+      [{ name: "f", content: "x", pax: { uid: "-100000" } }],
+      ErrorCode.InvalidArchive,
+      /entry "f": invalid uid -100000/,
+    );
+    await refused(
+      [{ name: "f", content: "x", pax: { gid: "99999999999" } }],
+      ErrorCode.InvalidArchive,
+      /entry "f": invalid gid/,
+    );
+    await refused(
+      [{ name: "f", content: "x", pax: { mtime: "1e300" } }],
+      ErrorCode.InvalidArchive,
+      /entry "f": invalid mtime/,
+    );
+  });
+
+  it("a path too long for the file system", async () => {
+    const name = `${"d".repeat(200)}/`.repeat(25) + "f";
+    await refused(
+      [{ name, content: "x" }],
+      ErrorCode.InvalidArchive,
+      /its path is too long for the file system \(ENAMETOOLONG\)/,
+    );
+    await refused([{ name: "n".repeat(300), content: "x" }], ErrorCode.InvalidArchive, /ENAMETOOLONG/);
+  });
+
   it("a layer whose diffID does not match", async () => {
     const tar = await tarOf([{ name: "a", content: "a" }]);
     const err = await extractLayer(streamOf(gz(tar)), dest, {
@@ -242,6 +280,22 @@ describe("extractLayer refuses hostile entries (naming them)", () => {
     }).catch((e: unknown) => e);
     expect((err as { code: string }).code).toBe(ErrorCode.DigestMismatch);
     expect((err as Error).message).toMatch(/layer L: diffID: digest mismatch/);
+  });
+
+  it("a layer whose diffID names an algorithm it cannot compute, before reading it", async () => {
+    const tar = await tarOf([{ name: "a", content: "a" }]);
+    const err = await extractLayer(streamOf(gz(tar)), dest, {
+      what: "layer L",
+      diffId: parseDigest(`blake3:${diffIdOf(tar).slice(7)}`),
+    }).catch((e: unknown) => e);
+    expect((err as { code: string }).code).toBe(ErrorCode.UnsupportedAlgorithm);
+    expect(await readdir(dest)).toEqual([]);
+    // sha512 is computed: a sha512 diffID is checked like a sha256 one.
+    const ok = await extractLayer(streamOf(gz(tar)), dest, {
+      what: "layer L",
+      diffId: digestOf(tar, "sha512"),
+    });
+    expect(ok.diffId).toBe(diffIdOf(tar));
   });
 
   it("a truncated gzip stream and a truncated tar", async () => {

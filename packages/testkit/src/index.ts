@@ -25,3 +25,5 @@ export type {
   BuiltIndex,
   BuiltDockerArchive,
 } from "./image-builder.js";
+export { rawTar, entryBlocks, endOfArchive } from "./raw-tar.js";
+export type { RawEntry } from "./raw-tar.js";

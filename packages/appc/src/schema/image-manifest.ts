@@ -2,6 +2,7 @@
 // appc's where it has one.
 import { onFirstUse, zod } from "@rkt/oci";
 import type { z } from "zod";
+import { isolatorSetProblems, isolatorValueProblems } from "../isolators.js";
 import { absolutePath, appcSchemas, goObject, uniqueNamed } from "./common.js";
 
 /** acKind: required and exactly `kind`, with appc's messages. */
@@ -25,8 +26,24 @@ export const imageManifestSchemas = onFirstUse((z) => {
   const { acIdentifierSchema, acNameSchema, acVersionSchema, imageIdSchema, labelsSchema } = appcSchemas();
   const stringList = z.array(z.string());
 
-  /** An isolator: an AC Identifier name and a value whose shape depends on the name (not checked). */
-  const isolatorSchema = goObject({ name: acIdentifierSchema, value: z.unknown() });
+  /**
+   * An isolator: an AC Identifier name and a value whose shape depends on the name; the values of
+   * the names appc knows are checked as appc's types check them, others are kept as they are.
+   */
+  const isolatorSchema = goObject({ name: acIdentifierSchema, value: z.unknown() }).superRefine(
+    (iso, ctx) => {
+      for (const p of isolatorValueProblems(iso.name, iso.value)) {
+        ctx.addIssue({ code: "custom", path: [...p.path], message: p.message });
+      }
+    },
+  );
+
+  /** A list of isolators: each checked, then the set (single-instance and conflicting names). */
+  const isolatorsSchema = z.array(isolatorSchema).superRefine((list, ctx) => {
+    for (const p of isolatorSetProblems(list)) {
+      ctx.addIssue({ code: "custom", path: [p.index, "name"], message: p.message });
+    }
+  });
 
   const eventHandlerSchema = goObject({
     name: z.string().superRefine((n, ctx) => {
@@ -108,7 +125,7 @@ export const imageManifestSchemas = onFirstUse((z) => {
     environment: uniqueNamed(environmentVariableSchema, "environment variables")
       .optional()
       .transform((e) => e ?? []),
-    isolators: z.array(isolatorSchema).optional(),
+    isolators: isolatorsSchema.optional(),
     mountPoints: uniqueNamed(mountPointSchema, "mountPoints").optional(),
     ports: uniqueNamed(portSchema, "ports").optional(),
     userAnnotations: stringMap.optional(),
@@ -169,6 +186,7 @@ export const imageManifestSchemas = onFirstUse((z) => {
   });
   return {
     isolatorSchema,
+    isolatorsSchema,
     appSchema,
     annotationSchema,
     annotationsSchema,

@@ -9,7 +9,7 @@ const modeRe = /^0?[0-7]{3,4}$/;
 /** Zod schemas of the pod manifest and its parts. */
 export const podManifestSchemas = onFirstUse((z) => {
   const { acIdentifierSchema, acNameSchema, acVersionSchema, imageIdSchema, labelsSchema } = appcSchemas();
-  const { annotationsSchema, appSchema, isolatorSchema } = imageManifestSchemas();
+  const { annotationsSchema, appSchema, isolatorsSchema } = imageManifestSchemas();
   const mountSchema = goObject({
     volume: acNameSchema,
     path: z.string().min(1, { error: "mount path is required" }),
@@ -76,7 +76,7 @@ export const podManifestSchemas = onFirstUse((z) => {
       .optional()
       .transform((a) => a ?? []),
     volumes: uniqueNamed(volumeSchema, "volumes").optional(),
-    isolators: z.array(isolatorSchema).optional(),
+    isolators: isolatorsSchema.optional(),
     annotations: annotationsSchema.optional(),
     ports: z.array(exposedPortSchema).optional(),
     userAnnotations: stringMap.optional(),

@@ -2,6 +2,7 @@
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ErrorCode, RktError } from "@rkt/oci";
+import { parseJsonConfig } from "../json-file.js";
 import { mergeAppcAuth, parseAppcAuth, type AppcAuthConfig, type AppcAuthMap } from "./auth.js";
 
 /**
@@ -27,14 +28,13 @@ export async function readAppcAuth(configDirs: readonly string[]): Promise<AppcA
       .map((e) => e.name)
       .sort()) {
       const path = join(authDir, name);
-      let json: unknown;
+      let text: string;
       try {
-        json = JSON.parse(await readFile(path, "utf8"));
+        text = await readFile(path, "utf8");
       } catch (e) {
-        const code = e instanceof SyntaxError ? ErrorCode.InvalidArgument : ErrorCode.Io;
-        throw new RktError(code, `${path}: ${(e as Error).message}`, { cause: e });
+        throw new RktError(ErrorCode.Io, `${path}: ${(e as Error).message}`, { cause: e });
       }
-      const config = parseAppcAuth(json, path);
+      const config = parseAppcAuth(parseJsonConfig(text, path), path);
       if (config !== undefined) layer.push({ what: path, config });
     }
     layers.push(layer);

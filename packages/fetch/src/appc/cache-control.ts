@@ -40,12 +40,3 @@ export function rangeValidator(h: {
   if (h.lastModified !== undefined && h.lastModified !== "") return h.lastModified;
   return undefined;
 }
-
-/**
- * The first byte offset of a `Content-Range: bytes A-B/N` answer, or undefined when the header
- * does not have that form. Pure.
- */
-export function contentRangeStart(header: string | undefined): number | undefined {
-  const m = /^bytes\s+(\d+)-(\d+)\/(\d+|\*)$/i.exec(header?.trim() ?? "");
-  return m === null ? undefined : Number(m[1]);
-}

@@ -9,7 +9,8 @@ import type { BlobWriter } from "@rkt/oci";
 import { ErrorCode, RktError, isRktError } from "@rkt/oci";
 import { batchChunks, ingestPaths, type LocalStore } from "@rkt/store";
 import { discard } from "../registry/http.js";
-import { contentRangeStart, parseMaxAge, rangeValidator } from "./cache-control.js";
+import { parseContentRange } from "../content-range.js";
+import { parseMaxAge, rangeValidator } from "./cache-control.js";
 import { transportError, type AppcHttpClient, type AppcResponse } from "./http.js";
 
 /** The server said the copy we have is current (HTTP 304). */
@@ -101,7 +102,7 @@ export async function downloadAci(
           maxAge: parseMaxAge(res.header("cache-control")),
         };
       }
-      if (res.status === 206 && kept > 0 && contentRangeStart(res.header("content-range")) === kept) {
+      if (res.status === 206 && kept > 0 && parseContentRange(res.header("content-range"))?.start === kept) {
         return await receive(res, w, kept, validatorFile, data, o);
       }
       if (res.status === 200) {

@@ -68,8 +68,10 @@ function parseOne(s: string, out: Challenge[]): void {
     // A token68 credential (`Negotiate abc==`) rather than auth-params: keep it, do not misparse it.
     const t68 = token68.exec(s.slice(i))?.[0];
     if (t68 !== undefined && !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+\s*=[^=]/.test(s.slice(i)) && t68.length > 0) {
-      const rest = s.slice(i + t68.length).trimStart();
-      if (rest === "" || rest.startsWith(",")) {
+      // Look past the spaces without copying the rest: a header of many challenges stays linear.
+      let k = i + t68.length;
+      while (k < s.length && /\s/.test(s[k]!)) k++;
+      if (k === s.length || s[k] === ",") {
         current.params["token68"] = t68;
         i += t68.length;
       }

@@ -10,17 +10,17 @@ import {
   RktError,
   SizeMismatchError,
   createDigester,
-  digestAlgorithm,
+  verifiableAlgorithm,
   digestOf,
   hostPlatform,
-  isDigest,
+  isVerifiableDigest,
   isIndexType,
   isManifestType,
   isRktError,
   isSchema1,
   manifestAcceptTypes,
   normalizeMediaType,
-  parseDigest,
+  parseVerifiableDigest,
   parseManifestOrIndexOrThrow,
   refuseSchema1,
   registryApiHost,
@@ -34,6 +34,7 @@ import {
   type Manifest,
   type Platform,
 } from "@rkt/oci";
+import { parseContentRange } from "../content-range.js";
 import { Authenticator, readCapped } from "./auth.js";
 import { parseWwwAuthenticate, pullScope, pushScope, type Challenge } from "./challenge.js";
 import type { CredentialsProvider } from "./credentials.js";
@@ -368,7 +369,7 @@ export class RegistryClient {
         `repository ${JSON.stringify(repository)} is not a valid name`,
       );
     }
-    if (reference.includes(":")) return { digest: parseDigest(reference) };
+    if (reference.includes(":")) return { digest: parseVerifiableDigest(reference) };
     if (!tagGrammar.test(reference)) {
       throw new RktError(ErrorCode.InvalidReference, `tag ${JSON.stringify(reference)} is not a valid tag`);
     }
@@ -410,7 +411,7 @@ export class RegistryClient {
     const known = isManifestType(type) || isIndexType(type);
     if (
       hd !== undefined &&
-      isDigest(hd) &&
+      isVerifiableDigest(hd) &&
       known &&
       Number.isSafeInteger(length) &&
       (digest === undefined || hd === digest)
@@ -509,12 +510,13 @@ export class RegistryClient {
       throw networkError(e, what, o.signal);
     }
     if (digest !== undefined) {
-      const actual = digestOf(raw, digestAlgorithm(digest));
+      const actual = digestOf(raw, verifiableAlgorithm(digest));
       if (actual !== digest) throw new DigestMismatchError(what, digest, actual, raw.length);
     }
     const hd = header(res.headers, "docker-content-digest");
-    if (hd !== undefined && isDigest(hd)) {
-      const actual = digestOf(raw, digestAlgorithm(hd));
+    // A header digest of an algorithm we cannot compute says nothing we can check; ours stands.
+    if (hd !== undefined && isVerifiableDigest(hd)) {
+      const actual = digestOf(raw, verifiableAlgorithm(hd));
       if (actual !== hd)
         throw new DigestMismatchError(`${what} (Docker-Content-Digest)`, hd, actual, raw.length);
     }
@@ -712,7 +714,7 @@ export class RegistryClient {
         `${what}: resuming at ${offset} needs the digester of exactly those ${offset} bytes`,
       );
     }
-    const digester = o.digester ?? createDigester(digestAlgorithm(desc.digest));
+    const digester = o.digester ?? createDigester(verifiableAlgorithm(desc.digest));
     const signal = o.signal;
     let pos = offset;
 
@@ -737,17 +739,17 @@ export class RegistryClient {
         throw e;
       }
       if (res.status === 206) {
-        const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(header(res.headers, "content-range") ?? "");
-        if (cr === null || Number(cr[1]) !== pos) {
+        const cr = parseContentRange(header(res.headers, "content-range"));
+        if (cr === undefined || cr.start !== pos) {
           discard(res.body);
           throw new RktError(
             ErrorCode.Registry,
             `${what}: asked for bytes ${pos}-, got Content-Range ${JSON.stringify(header(res.headers, "content-range"))}`,
           );
         }
-        if (cr[3] !== "*" && Number(cr[3]) !== desc.size) {
+        if (cr.total !== undefined && cr.total !== desc.size) {
           discard(res.body);
-          throw new SizeMismatchError(what, desc.size, Number(cr[3]));
+          throw new SizeMismatchError(what, desc.size, cr.total);
         }
         return { res, skip: 0 };
       }
@@ -954,7 +956,7 @@ export class RegistryClient {
   ): Promise<Descriptor> {
     const { digest } = this.checkNames(repository, reference);
     const what = `manifest ${this.name(repository, reference)}`;
-    const actual = digestOf(raw, digest === undefined ? "sha256" : digestAlgorithm(digest));
+    const actual = digestOf(raw, digest === undefined ? "sha256" : verifiableAlgorithm(digest));
     if (digest !== undefined && actual !== digest)
       throw new DigestMismatchError(what, digest, actual, raw.length);
     if (raw.length > this.maxManifestBytes) {
@@ -976,11 +978,11 @@ export class RegistryClient {
     });
     await res.body.dump();
     const hd = header(res.headers, "docker-content-digest");
-    if (hd !== undefined && isDigest(hd) && hd !== digestOf(raw, digestAlgorithm(hd))) {
+    if (hd !== undefined && isVerifiableDigest(hd) && hd !== digestOf(raw, verifiableAlgorithm(hd))) {
       throw new DigestMismatchError(
         `${what} (Docker-Content-Digest)`,
         hd,
-        digestOf(raw, digestAlgorithm(hd)),
+        digestOf(raw, verifiableAlgorithm(hd)),
         raw.length,
       );
     }

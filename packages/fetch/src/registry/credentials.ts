@@ -7,6 +7,7 @@ import { readFile, readdir } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { ErrorCode, RktError, dockerHubApiHost, dockerHubRegistry } from "@rkt/oci";
+import { parseJsonConfig } from "../json-file.js";
 
 /** A user name and password (or a registry-issued token used as the password). */
 export interface BasicCredentials {
@@ -151,13 +152,7 @@ async function readJsonFile(path: string): Promise<unknown> {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw new RktError(ErrorCode.Io, `${path}: cannot read: ${(e as Error).message}`, { cause: e });
   }
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (e) {
-    throw new RktError(ErrorCode.InvalidArgument, `${path}: not valid JSON: ${(e as Error).message}`, {
-      cause: e,
-    });
-  }
+  return parseJsonConfig(text, path);
 }
 
 /** Options of {@link runCredentialHelper}. */

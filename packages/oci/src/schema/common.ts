@@ -1,7 +1,7 @@
 // Building blocks shared by the document schemas, and the translation of zod issues into
 // ParseIssues with JSONPath locations.
 import type { z } from "zod";
-import { digestOf, parseDigest, digestAlgorithm, type Digest } from "../digest.js";
+import { digestOf, isVerifiableDigest, parseDigest, verifiableAlgorithm, type Digest } from "../digest.js";
 import { ErrorCode, isRktError } from "../errors.js";
 import { formatJsonPath, type ParseIssue } from "../result.js";
 import { onFirstUse } from "./zod.js";
@@ -29,10 +29,9 @@ export const commonSchemas = onFirstUse((z) => ({
   mediaTypeSchema: z.string().regex(mediaTypeRe, msg("not a valid media type (RFC 6838)")),
 
   /**
-   * A digest, validated by parseDigest. A digest that matches the OCI grammar but names an
-   * algorithm we do not compute (blake3, multihash+base58, ...) is refused with
-   * RKT_UNSUPPORTED_ALGORITHM: the spec says such digests SHOULD pass validation, but this project
-   * stores only content it has verified, and it cannot verify those.
+   * A digest, validated by parseDigest: any algorithm that matches the OCI grammar passes
+   * (descriptor.md: unsupported digests SHOULD pass validation); content under one this project
+   * cannot compute is refused when it has to be verified, not here.
    */
   digestSchema: z.string().transform((s, ctx): Digest => {
     try {
@@ -62,7 +61,8 @@ export const commonSchemas = onFirstUse((z) => ({
 
 /**
  * Checks that a descriptor's embedded `data` decodes to exactly `size` bytes hashing to `digest`
- * (descriptor.md: the decoded bytes MUST equal the referenced content).
+ * (descriptor.md: the decoded bytes MUST equal the referenced content). Under a digest whose
+ * algorithm this project cannot compute only the size is checked; the content stays unverified.
  */
 export function checkData(
   d: { data?: string | undefined; size: number; digest: Digest },
@@ -80,7 +80,8 @@ export function checkData(
     });
     return;
   }
-  if (digestOf(bytes, digestAlgorithm(d.digest)) !== d.digest) {
+  if (!isVerifiableDigest(d.digest)) return;
+  if (digestOf(bytes, verifiableAlgorithm(d.digest)) !== d.digest) {
     ctx.addIssue({ code: "custom", path: ["data"], message: `data does not match digest ${d.digest}` });
   }
 }
@@ -105,7 +106,7 @@ function toIssue(iss: z.core.$ZodIssue): ParseIssue {
   const path = formatJsonPath(iss.path);
   const params = iss.code === "custom" ? (iss.params as { rktCode?: unknown } | undefined) : undefined;
   const code = params?.rktCode;
-  if (code === ErrorCode.UnsupportedAlgorithm || code === ErrorCode.UnsupportedMediaType) {
+  if (code === ErrorCode.UnsupportedMediaType) {
     return { path, message: iss.message, code };
   }
   return { path, message: iss.message };

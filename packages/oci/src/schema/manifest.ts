@@ -14,7 +14,7 @@ export interface Manifest {
   readonly mediaType?: string | undefined;
   readonly artifactType?: string | undefined;
   readonly config: Descriptor;
-  /** Base layer first, in stack order. May be empty (artifacts). */
+  /** Base layer first, in stack order. At least one in an OCI manifest (artifacts: the empty one). */
   readonly layers: readonly Descriptor[];
   /** A weak reference to another manifest (referrers API); it need not exist. */
   readonly subject?: Descriptor | undefined;
@@ -44,9 +44,10 @@ export const manifestSchemas = onFirstUse((z) => {
     z.literal(expected, msg(`mediaType must be ${expected} for ${what}`));
 
   /**
-   * Zod schema of the OCI image manifest. Stricter than the JSON schema where the prose is:
-   * `artifactType` MUST be set when the config is the empty descriptor. Looser where the prose is:
-   * `layers` may be empty (the JSON schema's minItems 1 contradicts "SHOULD have at least one").
+   * Zod schema of the OCI image manifest: the JSON schema (image-manifest-schema.json, whose
+   * `layers` has minItems 1; an artifact without content uses the empty descriptor as its layer),
+   * plus the prose where it is stricter: `artifactType` MUST be set when the config is the empty
+   * descriptor.
    */
   const ociManifestSchema: z.ZodType<Manifest> = z
     .object({
@@ -54,7 +55,7 @@ export const manifestSchemas = onFirstUse((z) => {
       mediaType: mediaTypeIs(MediaType.OciManifest, "an OCI image manifest").optional(),
       artifactType: mediaTypeSchema.optional(),
       config: descriptorSchema,
-      layers: z.array(descriptorSchema),
+      layers: z.array(descriptorSchema).min(1, msg("an image manifest needs at least one layer")),
       subject: descriptorSchema.optional(),
       annotations: annotationsSchema.optional(),
     })

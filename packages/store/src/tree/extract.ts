@@ -44,7 +44,7 @@ import { join, posix } from "node:path";
 import type { Readable } from "node:stream";
 import type { Header } from "tar-stream";
 import { decompressStream, tarStream, type Compression } from "@rkt/appc";
-import { DigestMismatchError, ErrorCode, RktError, type Digest } from "@rkt/oci";
+import { DigestMismatchError, ErrorCode, RktError, verifiableAlgorithm, type Digest } from "@rkt/oci";
 import { makeNodes, setXattrs, type NodeSpec } from "./tools.js";
 
 /** How whiteouts are materialized: overlayfs form (root) or kept as `.wh.` marker files. */
@@ -103,6 +103,8 @@ function umask(): number {
   return umaskCache;
 }
 const defaultMaxEntrySize = 64 * 1024 ** 3;
+// The largest owner id: 2^32 - 1 means "unchanged" to chown.
+const maxId = 2 ** 32 - 2;
 const defaultMaxEntries = 1_000_000;
 const maxManifest = 1 << 20;
 const smallFile = 256 * 1024;
@@ -170,6 +172,8 @@ export async function extractLayer(
   const wmode: WhiteoutMode = o.whiteouts ?? (isRoot ? "overlay" : "aufs");
   const opaqueName = o.opaqueXattr ?? (isRoot ? "trusted.overlay.opaque" : "user.overlay.opaque");
 
+  // Refused before any byte is read: content that cannot be verified is never extracted.
+  const diffAlg = o.diffId === undefined ? "sha256" : verifiableAlgorithm(o.diffId);
   // Read before any stream is wired: nothing may await between piping and consuming the entries.
   const fresh = (await readdir(dest)).length === 0;
   let decompressed: { compression: Compression; stream: Readable };
@@ -182,7 +186,7 @@ export async function extractLayer(
   }
   const sha256: Hash = createHash("sha256");
   const sha512: Hash | undefined =
-    format === "aci" || o.aciImageId !== undefined ? createHash("sha512") : undefined;
+    format === "aci" || o.aciImageId !== undefined || diffAlg === "sha512" ? createHash("sha512") : undefined;
   let size = 0;
   const ex = tarStream().extract();
   const raw = decompressed.stream;
@@ -331,8 +335,16 @@ export async function extractLayer(
     }
     const uid = paxNumber(h, "uid") ?? h.uid ?? 0;
     const gid = paxNumber(h, "gid") ?? h.gid ?? 0;
+    // PAX records are text: a negative or huge owner reached lchown as a RangeError (test/fuzz).
+    for (const [k, v] of [
+      ["uid", uid],
+      ["gid", gid],
+    ] as const) {
+      if (!Number.isInteger(v) || v < 0 || v > maxId) throw refuse(what, rawName, `invalid ${k} ${v}`);
+    }
     const mtimeSec = paxNumber(h, "mtime");
     const mtime = mtimeSec !== undefined ? new Date(mtimeSec * 1000) : (h.mtime ?? new Date(0));
+    if (Number.isNaN(mtime.getTime())) throw refuse(what, rawName, "invalid mtime");
     const mode = (h.mode ?? 0o644) & 0o7777;
 
     if (rel === "") {
@@ -457,7 +469,10 @@ export async function extractLayer(
         await ensureDir(parent, rawName);
         await clearFor(rel, false);
         // The target is kept verbatim: it is interpreted inside the container, never by us.
-        await symlink(h.linkname ?? "", abs(rel));
+        const target = h.linkname ?? "";
+        if (target === "") throw refuse(what, rawName, "symlink with an empty target");
+        if (target.includes("\0")) throw refuse(what, rawName, "symlink target contains a NUL byte");
+        await symlink(target, abs(rel));
         if (isRoot) await lchown(abs(rel), uid, gid);
         await lutimes(abs(rel), mtime, mtime);
         addXattrs(rel, h);
@@ -538,7 +553,12 @@ export async function extractLayer(
       if (entries > maxEntries) {
         throw new RktError(ErrorCode.TooLarge, `${what}: more than ${maxEntries} entries`);
       }
-      await handle(entry.header as Headers, entry);
+      const h = entry.header as Headers;
+      try {
+        await handle(h, entry);
+      } catch (e) {
+        throw entryError(e, what, h.name);
+      }
       entry.resume(); // drain what handle() did not read (dirs, links, skipped entries)
     }
   } catch (e) {
@@ -580,8 +600,9 @@ export async function extractLayer(
 
   const diffId = `sha256:${sha256.digest("hex")}` as Digest;
   const sha512Hex = sha512?.digest("hex");
-  if (o.diffId !== undefined && o.diffId !== diffId) {
-    throw new DigestMismatchError(`${what}: diffID`, o.diffId, diffId, size);
+  const actualDiffId = diffAlg === "sha512" ? `sha512:${sha512Hex ?? ""}` : diffId;
+  if (o.diffId !== undefined && o.diffId !== actualDiffId) {
+    throw new DigestMismatchError(`${what}: diffID`, o.diffId, actualDiffId, size);
   }
   if (o.aciImageId !== undefined && sha512Hex !== undefined) {
     const id = `sha512-${sha512Hex.slice(0, 64)}`;
@@ -602,6 +623,39 @@ export async function extractLayer(
     manifest,
     skipped,
   };
+}
+
+// Errors the file system gives because of what an entry asks for (a name too long, a component
+// that cannot be created), not because the disk failed: the layer is refused, naming the entry.
+const contentErrnos = new Set([
+  "ENAMETOOLONG",
+  "EINVAL",
+  "ELOOP",
+  "ENOTDIR",
+  "EISDIR",
+  "EEXIST",
+  "EMLINK",
+  "ENOENT",
+]);
+
+function entryError(e: unknown, what: string, name: string): unknown {
+  if (e instanceof RktError) return e;
+  const err = e as NodeJS.ErrnoException | undefined;
+  if (
+    err?.code === "ERR_INVALID_ARG_VALUE" ||
+    (err?.syscall !== undefined && contentErrnos.has(err.code ?? ""))
+  ) {
+    const why =
+      err.code === "ENAMETOOLONG" ? "its path is too long for the file system" : "cannot be created";
+    return new RktError(
+      ErrorCode.InvalidArchive,
+      `${what}: entry ${JSON.stringify(name)}: ${why} (${err.code})`,
+      {
+        cause: e,
+      },
+    );
+  }
+  return e;
 }
 
 function asArchiveError(e: unknown, feedError: unknown, what: string): unknown {
