@@ -20,6 +20,7 @@ import {
   type Digest,
   type ImageConfig,
 } from "@rkt/oci";
+import { isNoSpace } from "./free-space.js";
 import { recordRemote, type ImportResult, type RemoteInfo } from "./import-aci.js";
 import type { LocalStore } from "./local-store.js";
 import { indexDb } from "./internal/index-db.js";
@@ -72,6 +73,11 @@ export interface IngestBlobOptions extends Abortable {
   ranged?: boolean | undefined;
   /** Bytes of the blob held so far, counted from its start (a resumed prefix included). */
   onProgress?: ((bytes: number) => void) | undefined;
+  /**
+   * Hears the bytes of a partial ingest dropped because the disk is full (the failure, or the
+   * reason `signal` fired with, is ENOSPC/EDQUOT): kept for a resume, it would leave no room.
+   */
+  onDropped?: ((bytes: number) => void) | undefined;
 }
 
 /** How {@link ingestBlob} got the blob, and the bytes of a partial ingest it resumed from. */
@@ -155,9 +161,15 @@ export async function ingestBlob(
     await w.commit();
     return { how: "written", resumed };
   } catch (e) {
-    // Keep what a ranged source can resume; nothing written is nothing worth keeping.
-    if (o.ranged === true && w.status().offset > 0) await w.close();
-    else await w.abort();
+    // Keep what a ranged source can resume; nothing written is nothing worth keeping, and on a
+    // full disk a kept partial would leave the disk full.
+    const held = w.status().offset;
+    const full = isNoSpace(e) || isNoSpace(o.signal?.reason);
+    if (o.ranged === true && held > 0 && !full) await w.close();
+    else {
+      await w.abort();
+      if (full && held > 0) o.onDropped?.(held);
+    }
     throw e;
   }
 }

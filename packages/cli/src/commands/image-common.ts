@@ -58,13 +58,17 @@ export function parseFlags<S extends Spec>(argv: readonly string[], options: S):
   return parsed;
 }
 
-/** Opens the store under `--dir`, runs `fn`, always closes it. */
+/**
+ * Opens the store under `--dir`, runs `fn`, always closes it. `cleanup` for commands that free
+ * space: they work on a full disk (the store's reserve is released first, put back after).
+ */
 export async function withStore<T>(
   ctx: CommandContext,
   fn: (store: LocalStore) => Promise<T> | T,
+  o: { cleanup?: boolean | undefined } = {},
 ): Promise<T> {
   const { LocalStore } = await import("@rkt/store");
-  const store = await LocalStore.open(ctx.globals.dir);
+  const store = await LocalStore.open(ctx.globals.dir, o);
   try {
     return await fn(store);
   } finally {

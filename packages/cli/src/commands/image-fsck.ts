@@ -29,12 +29,16 @@ export async function imageFsckCommand(argv: readonly string[], ctx: CommandCont
       `invalid argument ${JSON.stringify(values.format)} for "--format" flag: must be json`,
     );
   }
-  const { first, after } = await withStore(ctx, async (store) => {
-    const { fsck } = await import("@rkt/store");
-    const first = await fsck(store, { repair: values.repair });
-    const after: FsckReport | undefined = values.repair ? await fsck(store) : undefined;
-    return { first, after };
-  });
+  const { first, after } = await withStore(
+    ctx,
+    async (store) => {
+      const { fsck } = await import("@rkt/store");
+      const first = await fsck(store, { repair: values.repair });
+      const after: FsckReport | undefined = values.repair ? await fsck(store) : undefined;
+      return { first, after };
+    },
+    { cleanup: values.repair },
+  );
   const final = after ?? first;
   if (values.format === "json") {
     ctx.stdout.write(`${JSON.stringify(after === undefined ? first : { ...first, after })}\n`);

@@ -2,6 +2,7 @@
 import { ErrorCode, RktError } from "@rkt/oci";
 import type { CommandContext } from "../context.js";
 import { parseFlags, usageError, withStore } from "./image-common.js";
+import { humanizeBytes } from "./image-list.js";
 
 const units: Record<string, number> = {
   ns: 1e-6,
@@ -65,14 +66,18 @@ export async function imageGcCommand(argv: readonly string[], ctx: CommandContex
       `invalid argument ${JSON.stringify(values["grace-period"])} for "--grace-period" flag: ${(e as Error).message}`,
     );
   }
-  const report = await withStore(ctx, async (store) => {
-    const { gc } = await import("@rkt/store");
-    return gc(store, {
-      gracePeriodMs: grace,
-      treesOnly: values["trees-only"],
-      imagesOnly: values["images-only"],
-    });
-  });
+  const report = await withStore(
+    ctx,
+    async (store) => {
+      const { gc } = await import("@rkt/store");
+      return gc(store, {
+        gracePeriodMs: grace,
+        treesOnly: values["trees-only"],
+        imagesOnly: values["images-only"],
+      });
+    },
+    { cleanup: true },
+  );
   for (const t of report.removedTrees) ctx.stderr.write(`gc: removed treestore ${JSON.stringify(t)}\n`);
   const snaps = report.removedSnapshots.length;
   if (snaps > 0) ctx.stderr.write(`gc: removed ${snaps} unreferenced layer snapshot(s)\n`);
@@ -85,5 +90,6 @@ export async function imageGcCommand(argv: readonly string[], ctx: CommandContex
       `gc: removed ${report.removedBlobs.length} unreferenced blob(s) and ${report.removedIngests.length} stale ingest(s)\n`,
     );
   }
+  if (report.freedBytes > 0) ctx.stderr.write(`gc: freed ${humanizeBytes(report.freedBytes)}\n`);
   return 0;
 }

@@ -2,6 +2,7 @@
 import { isRktError } from "@rkt/oci";
 import type { CommandContext } from "../context.js";
 import { parseFlags, usageError, withStore } from "./image-common.js";
+import { humanizeBytes } from "./image-list.js";
 
 /**
  * Resolves each IMAGE (ID, unique ID prefix or name); unresolvable ones are reported on stderr
@@ -13,40 +14,48 @@ import { parseFlags, usageError, withStore } from "./image-common.js";
 export async function imageRmCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
   const { positionals } = parseFlags(argv, {});
   if (positionals.length === 0) throw usageError("must provide at least one image ID");
-  return withStore(ctx, async (store) => {
-    const { resolveImage, removeImages, collectSnapshots, releaseStaleMounts } = await import("@rkt/store");
-    const ids: string[] = [];
-    let unresolved = 0;
-    for (const arg of positionals) {
-      try {
-        ids.push(resolveImage(store, arg));
-      } catch (e) {
-        if (!isRktError(e)) throw e;
-        unresolved++;
-        ctx.stderr.write(`rm: cannot resolve image ${JSON.stringify(arg)}: ${e.message}\n`);
+  return withStore(
+    ctx,
+    async (store) => {
+      const { resolveImage, removeImages, collectSnapshots, releaseStaleMounts } = await import("@rkt/store");
+      const ids: string[] = [];
+      let unresolved = 0;
+      for (const arg of positionals) {
+        try {
+          ids.push(resolveImage(store, arg));
+        } catch (e) {
+          if (!isRktError(e)) throw e;
+          unresolved++;
+          ctx.stderr.write(`rm: cannot resolve image ${JSON.stringify(arg)}: ${e.message}\n`);
+        }
       }
-    }
-    // `image render` mounts the user has since unmounted no longer hold their image.
-    await releaseStaleMounts(store);
-    const results = await removeImages(store, ids);
-    // Their trees went with them; the layer snapshots only those trees used go too.
-    if (results.some((r) => r.removed)) await collectSnapshots(store);
-    let done = 0;
-    let failed = 0;
-    for (const r of results) {
-      if (r.removed) {
-        done++;
-        ctx.stdout.write(`successfully removed aci for image: ${JSON.stringify(r.id)}\n`);
-      } else {
-        failed++;
-        ctx.stderr.write(
-          `rm: error removing aci for image ${JSON.stringify(r.id)}: ${r.error?.message ?? "unknown error"}\n`,
-        );
+      // `image render` mounts the user has since unmounted no longer hold their image.
+      await releaseStaleMounts(store);
+      const results = await removeImages(store, ids);
+      // Their trees went with them; the layer snapshots only those trees used go too.
+      if (results.some((r) => r.removed)) await collectSnapshots(store);
+      let done = 0;
+      let failed = 0;
+      for (const r of results) {
+        if (r.removed) {
+          done++;
+          ctx.stdout.write(`successfully removed aci for image: ${JSON.stringify(r.id)}\n`);
+        } else {
+          failed++;
+          ctx.stderr.write(
+            `rm: error removing aci for image ${JSON.stringify(r.id)}: ${r.error?.message ?? "unknown error"}\n`,
+          );
+        }
       }
-    }
-    if (done > 0) ctx.stderr.write(`rm: ${done} image(s) successfully removed\n`);
-    if (failed > 0) ctx.stderr.write(`rm: ${failed} image(s) cannot be removed\n`);
-    if (done === 0 && failed === 0 && unresolved > 0) ctx.stderr.write("rm: no image removed\n");
-    return failed > 0 || done === 0 ? 254 : 0;
-  });
+      if (done > 0) {
+        ctx.stderr.write(`rm: ${done} image(s) successfully removed\n`);
+        const freed = results.reduce((n, r) => n + r.freedBytes, 0);
+        if (freed > 0) ctx.stderr.write(`rm: freed ${humanizeBytes(freed)}\n`);
+      }
+      if (failed > 0) ctx.stderr.write(`rm: ${failed} image(s) cannot be removed\n`);
+      if (done === 0 && failed === 0 && unresolved > 0) ctx.stderr.write("rm: no image removed\n");
+      return failed > 0 || done === 0 ? 254 : 0;
+    },
+    { cleanup: true },
+  );
 }
