@@ -21,6 +21,7 @@ import {
   type ImageConfig,
 } from "@rkt/oci";
 import { isNoSpace } from "./free-space.js";
+import { ingestPaths } from "./ingest-files.js";
 import { recordRemote, type ImportResult, type RemoteInfo } from "./import-aci.js";
 import type { LocalStore } from "./local-store.js";
 import { indexDb } from "./internal/index-db.js";
@@ -130,10 +131,11 @@ export async function ingestBlob(
 ): Promise<IngestOutcome> {
   if (o.lease !== undefined) store.leaseAdd(o.lease, "blob", desc.digest);
   if (await store.exists(desc.digest)) return { how: "exists", resumed: 0 };
+  const ref = `blob-${desc.digest}`;
   let w;
   try {
     w = await store.writer({
-      ref: `blob-${desc.digest}`,
+      ref,
       expected: { digest: desc.digest, size: desc.size },
       wait: true,
       signal: o.signal,
@@ -167,8 +169,15 @@ export async function ingestBlob(
     const full = isNoSpace(e) || isNoSpace(o.signal?.reason);
     if (o.ranged === true && held > 0 && !full) await w.close();
     else {
+      // On a full disk, what the file holds (a short write included) is what dropping it frees.
+      const onDisk = full
+        ? await stat(ingestPaths(store, ref).data).then(
+            (s) => s.size,
+            () => 0,
+          )
+        : 0;
       await w.abort();
-      if (full && held > 0) o.onDropped?.(held);
+      if (onDisk > 0) o.onDropped?.(onDisk);
     }
     throw e;
   }
