@@ -87,7 +87,7 @@ describe("file-system faults", () => {
       expect(dropped).toHaveLength(1);
       expect(dropped[0]).toBeGreaterThan(0);
       expect(await readdir(join(mnt, "store", "cas", "ingest"))).toEqual([]);
-      expect((fs).free()).toBeGreaterThan(dropped[0]!);
+      expect(fs.free()).toBeGreaterThan(dropped[0]!);
     } finally {
       store.close();
     }
@@ -101,7 +101,7 @@ describe("file-system faults", () => {
     first.close();
     expect(statSync(join(dir, "cas", "reserve")).size).toBe(reserveBytes);
     const filler = fillDisk(join(mnt, "filler"));
-    expect((fs).free()).toBe(0);
+    expect(fs.free()).toBe(0);
     const refused = await failure(LocalStore.open(dir));
     expect(refused.message).toBe(`store index ${join(dir, "cas", "index.db")}: no space left on device`);
     const store = await LocalStore.open(dir, { cleanup: true });
@@ -130,7 +130,7 @@ describe("file-system faults", () => {
     const rw = await LocalStore.open(dir);
     await importAci(rw, readable(await makeAci("example.com/ro")));
     rw.close();
-    (fs).remount("ro");
+    fs.remount("ro");
     let store: LocalStore | undefined;
     try {
       store = await LocalStore.open(dir);
