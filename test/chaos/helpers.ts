@@ -55,9 +55,10 @@ export async function rktHere(
 /** Runs `rkt image fsck --format json`; expects exit 0 (a consistent store) and returns its report. */
 export async function fsckOk(dir: string): Promise<FsckJson> {
   const r = await rktHere(dir, ["image", "fsck", "--format", "json"]);
-  const report = JSON.parse(r.stdout || "{}") as FsckJson;
-  expect(report.problems ?? [], r.stderr).toEqual([]);
-  expect(r.code, r.stderr).toBe(0);
+  const said = `rkt image fsck: ${r.stdout}${r.stderr}`;
+  expect(r.code, said).toBe(0);
+  const report = JSON.parse(r.stdout) as FsckJson;
+  expect(report.problems, said).toEqual([]);
   return report;
 }
 

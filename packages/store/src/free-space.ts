@@ -28,10 +28,14 @@ export function isNoSpace(e: unknown): boolean {
   return false;
 }
 
-/** True when the file system holding `dir` has no block left for an unprivileged writer. */
+/**
+ * True when the file system holding `dir` has less room than SQLite needs to open an index
+ * (its 32 KiB -shm file) for an unprivileged writer.
+ */
 export function diskFull(dir: string): boolean {
   try {
-    return statfsSync(dir).bavail === 0;
+    const s = statfsSync(dir);
+    return s.bavail * s.bsize < 64 << 10;
   } catch {
     return false;
   }
