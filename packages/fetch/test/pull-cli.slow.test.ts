@@ -7,7 +7,15 @@ import { createConnection, createServer, type AddressInfo, type Server, type Soc
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { pushLayout, randomLayer, useRegistry, writeOciLayout, type BuiltImage } from "@rkt/testkit";
+import {
+  pushLayout,
+  randomLayer,
+  runNode,
+  useRegistry,
+  writeOciLayout,
+  type BuiltImage,
+  type ChildRun,
+} from "@rkt/testkit";
 
 const repo = resolve(import.meta.dirname, "..", "..", "..");
 const bin = join(repo, "packages", "cli", "bin", "rkt.js");
@@ -27,19 +35,8 @@ function rkt(dir: string, args: string[]): { code: number | null; stdout: string
 }
 
 // Asynchronous: the relay below lives in this process's event loop.
-function rktAsync(
-  dir: string,
-  args: string[],
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((ok, fail) => {
-    const c = spawn(process.execPath, [bin, "--dir", dir, ...args]);
-    let stdout = "";
-    let stderr = "";
-    c.stdout.on("data", (b: Buffer) => (stdout += b.toString()));
-    c.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
-    c.on("error", fail);
-    c.on("close", (code) => ok({ code, stdout, stderr }));
-  });
+function rktAsync(dir: string, args: string[]): Promise<ChildRun> {
+  return runNode(bin, ["--dir", dir, ...args]);
 }
 
 async function push(

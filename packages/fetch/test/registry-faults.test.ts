@@ -882,6 +882,26 @@ describe("manifest faults", () => {
     expect(heads).toBe(2);
   });
 
+  it("a manifest GET whose body is cut short (reset after the headers) is retried", async () => {
+    const s = await serve();
+    const answer = manifestRoute(ociManifest, "application/vnd.oci.image.manifest.v1+json");
+    let gets = 0;
+    s.handle = (req, res) => {
+      if (req.method === "GET" && req.url !== "/v2/" && ++gets === 1) {
+        res.writeHead(200, {
+          "content-type": "application/vnd.oci.image.manifest.v1+json",
+          "content-length": String(ociManifest.length),
+        });
+        res.write(ociManifest.subarray(0, 10));
+        return void setImmediate(() => req.socket.resetAndDestroy());
+      }
+      answer(req, res);
+    };
+    const m = await client(s).getManifest("r", "latest");
+    expect(m.descriptor).toMatchObject({ digest, size: ociManifest.length });
+    expect(gets).toBe(2);
+  });
+
   it("rejects invalid names before any request", async () => {
     const s = await serve();
     await expect(client(s).getManifest("Bad/Name", "latest")).rejects.toMatchObject({

@@ -260,6 +260,10 @@ export interface ImageSink {
   writeManifest(x: ImageOrIndex, o?: WriteManifestOptions): Promise<void>;
   /** Ends a successful copy: an archive is finished and moved into place. */
   commit(o?: Abortable): Promise<void>;
-  /** Ends a failed copy: nothing it wrote stays visible but blobs it committed. Safe after commit. */
-  abort(): Promise<void>;
+  /**
+   * Ends a failed copy: nothing it wrote stays visible but blobs it committed. Safe after commit.
+   * Given the failure, a sink may return the error to report instead (the store's says which
+   * partial blobs it dropped to leave room on a full disk).
+   */
+  abort(failure?: unknown): Promise<unknown>;
 }

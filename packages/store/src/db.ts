@@ -1,7 +1,9 @@
 // The SQLite index: opened in WAL mode with a busy timeout, schema versioned by `user_version`
 // and migrated in one IMMEDIATE transaction so concurrent openers serialise and run it once.
+import { dirname } from "node:path";
 import Database from "better-sqlite3";
-import { ErrorCode, RktError } from "@rkt/oci";
+import { ErrorCode, RktError, isRktError } from "@rkt/oci";
+import { diskFull } from "./free-space.js";
 import { ioError } from "./internal/fs-util.js";
 
 /** The better-sqlite3 handle type, re-exported for the package's modules. */
@@ -136,6 +138,10 @@ export function openIndex(path: string): IndexDb {
     return db;
   } catch (e) {
     db?.close();
+    // SQLite reports a -shm file it cannot extend as an I/O error (SQLITE_IOERR_SHMSIZE).
+    if (!isRktError(e) && diskFull(dirname(path))) {
+      throw new RktError(ErrorCode.Io, `store index ${path}: no space left on device`, { cause: e });
+    }
     throw ioError(`store index ${path}`, e);
   }
 }

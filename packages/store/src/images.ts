@@ -388,12 +388,18 @@ export async function removeImages(store: LocalStore, ids: readonly string[]): P
       }
     }
   });
-  for (let i = 0; i < unique.length; i += 1000) run.immediate(unique.slice(i, i + 1000));
-  for (const t of treeDirs) await store.removeTreeDir(t.id);
-  const swept = store.sweepBlobs(candidates);
+  // Files go after each batch's rows: on a full disk the space the first batch frees is there
+  // for the next batch's log writes (free-space.ts).
+  let sweptBytes = 0;
+  for (let i = 0; i < unique.length; i += 100) {
+    run.immediate(unique.slice(i, i + 100));
+    for (const t of treeDirs.splice(0)) await store.removeTreeDir(t.id);
+    sweptBytes += store.sweepBlobs(candidates).bytes;
+    candidates.clear();
+  }
   // Attribute freed blob bytes to the images in order; exact per-image accounting is not needed.
   const first = unique.find((id) => results.get(id)?.removed === true);
-  if (first !== undefined) results.get(first)!.freed += swept.bytes;
+  if (first !== undefined) results.get(first)!.freed += sweptBytes;
   return unique.map((id) => {
     const r = results.get(id)!;
     return { id, removed: r.removed, error: r.error, freedBytes: r.freed };

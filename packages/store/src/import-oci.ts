@@ -20,6 +20,8 @@ import {
   type Digest,
   type ImageConfig,
 } from "@rkt/oci";
+import { isNoSpace } from "./free-space.js";
+import { ingestPaths } from "./ingest-files.js";
 import { recordRemote, type ImportResult, type RemoteInfo } from "./import-aci.js";
 import type { LocalStore } from "./local-store.js";
 import { indexDb } from "./internal/index-db.js";
@@ -72,6 +74,11 @@ export interface IngestBlobOptions extends Abortable {
   ranged?: boolean | undefined;
   /** Bytes of the blob held so far, counted from its start (a resumed prefix included). */
   onProgress?: ((bytes: number) => void) | undefined;
+  /**
+   * Hears the bytes of a partial ingest dropped because the disk is full (the failure, or the
+   * reason `signal` fired with, is ENOSPC/EDQUOT): kept for a resume, it would leave no room.
+   */
+  onDropped?: ((bytes: number) => void) | undefined;
 }
 
 /** How {@link ingestBlob} got the blob, and the bytes of a partial ingest it resumed from. */
@@ -124,10 +131,11 @@ export async function ingestBlob(
 ): Promise<IngestOutcome> {
   if (o.lease !== undefined) store.leaseAdd(o.lease, "blob", desc.digest);
   if (await store.exists(desc.digest)) return { how: "exists", resumed: 0 };
+  const ref = `blob-${desc.digest}`;
   let w;
   try {
     w = await store.writer({
-      ref: `blob-${desc.digest}`,
+      ref,
       expected: { digest: desc.digest, size: desc.size },
       wait: true,
       signal: o.signal,
@@ -155,9 +163,22 @@ export async function ingestBlob(
     await w.commit();
     return { how: "written", resumed };
   } catch (e) {
-    // Keep what a ranged source can resume; nothing written is nothing worth keeping.
-    if (o.ranged === true && w.status().offset > 0) await w.close();
-    else await w.abort();
+    // Keep what a ranged source can resume; nothing written is nothing worth keeping, and on a
+    // full disk a kept partial would leave the disk full.
+    const held = w.status().offset;
+    const full = isNoSpace(e) || isNoSpace(o.signal?.reason);
+    if (o.ranged === true && held > 0 && !full) await w.close();
+    else {
+      // On a full disk, what the file holds (a short write included) is what dropping it frees.
+      const onDisk = full
+        ? await stat(ingestPaths(store, ref).data).then(
+            (s) => s.size,
+            () => 0,
+          )
+        : 0;
+      await w.abort();
+      if (onDisk > 0) o.onDropped?.(onDisk);
+    }
     throw e;
   }
 }

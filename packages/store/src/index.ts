@@ -1,6 +1,7 @@
 // Public entry of @rkt/store: explicit named re-exports only.
 export { LocalStore } from "./local-store.js";
-export type { LocalWriterOptions, LeaseOptions, LeaseKind } from "./local-store.js";
+export type { LocalWriterOptions, LeaseOptions, LeaseKind, OpenOptions } from "./local-store.js";
+export { reserveBytes } from "./free-space.js";
 export { openIndex, schemaVersion } from "./db.js";
 export type { IndexDb } from "./db.js";
 export { acquireLock, tryLock, isLocked, clearDeadLocks } from "./store-locks.js";

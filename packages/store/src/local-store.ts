@@ -51,6 +51,7 @@ import {
 import { openIndex, type IndexDb } from "./db.js";
 import { acquireLock, type LockHandle } from "./locks.js";
 import { errnoOf, ioError, removeQuiet } from "./internal/fs-util.js";
+import { keepReserve, releaseReserve } from "./free-space.js";
 import { blobPath, ingestDir, storePaths, type StorePaths } from "./internal/paths.js";
 import { isAlive, selfProcess } from "./internal/proc.js";
 import { registerIndexDb } from "./internal/index-db.js";
@@ -79,6 +80,16 @@ export interface LeaseOptions {
   labels?: Readonly<Record<string, string>> | undefined;
 }
 
+/** Options of {@link LocalStore.open}. */
+export interface OpenOptions {
+  /**
+   * The caller frees space (image gc, image rm, fsck --repair): the store's reserve file is
+   * released before the index opens, so a full disk does not stop the cleanup, and put back by
+   * {@link LocalStore.close}. See free-space.ts.
+   */
+  cleanup?: boolean | undefined;
+}
+
 /** What a lease or GC root protects. */
 export type LeaseKind = "image" | "blob" | "tree";
 
@@ -95,18 +106,21 @@ export class LocalStore implements ContentStore {
   readonly paths: StorePaths;
   // The index: internal to this package (see internal/index-db.ts); others use its functions.
   private readonly db: IndexDb;
+  private readonly cleanup: boolean;
 
-  private constructor(paths: StorePaths, db: IndexDb) {
+  private constructor(paths: StorePaths, db: IndexDb, cleanup: boolean) {
     this.paths = paths;
     this.db = db;
+    this.cleanup = cleanup;
     registerIndexDb(this, db);
   }
 
   /**
    * Opens (creating and migrating if needed) the store under `dir`. RKT_IO naming the directory
    * when it cannot be created or the index cannot be opened (read-only, full disk, permissions).
+   * Keeps the reserve of free space in place (released instead with `cleanup`).
    */
-  static async open(dir: string): Promise<LocalStore> {
+  static async open(dir: string, o: OpenOptions = {}): Promise<LocalStore> {
     const p = storePaths(dir);
     try {
       for (const d of [
@@ -127,12 +141,21 @@ export class LocalStore implements ContentStore {
     } catch (e) {
       throw ioError(`store ${dir}`, e);
     }
-    return new LocalStore(p, openIndex(p.db));
+    const cleanup = o.cleanup === true;
+    if (cleanup) releaseReserve(p);
+    else keepReserve(p);
+    return new LocalStore(p, openIndex(p.db), cleanup);
   }
 
-  /** Closes the index. Writers still open are abandoned (their ingests stay resumable). */
+  /**
+   * Closes the index. Writers still open are abandoned (their ingests stay resumable). A store
+   * opened for a cleanup puts its reserve of free space back (when there is room for it).
+   */
   close(): void {
-    if (this.db.open) this.db.close();
+    if (this.db.open) {
+      this.db.close();
+      if (this.cleanup) keepReserve(this.paths);
+    }
   }
 
   /**

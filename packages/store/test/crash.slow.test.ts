@@ -1,6 +1,6 @@
 // Crash and concurrency tests with real child processes on one store: SIGKILL at random points
 // must never corrupt the store or block the next process; concurrent imports all succeed.
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -8,33 +8,15 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fsck, gc, importAci, listImages, LocalStore, removeImages } from "@rkt/store";
+import { runNode, type ChildRun } from "@rkt/testkit";
 import { gzip, makeAci, makeOciImage, makeTar, readable, sha512Id, type OciImage } from "./helpers.js";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 const child = join(here, "fixtures", "child-import.mjs");
 const root = join(here, "..", "..", "..");
 
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(args: readonly string[], killAfterMs?: number): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [child, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-    p.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    const timer = killAfterMs === undefined ? undefined : setTimeout(() => p.kill("SIGKILL"), killAfterMs);
-    p.on("error", reject);
-    p.on("close", (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
+function run(args: readonly string[], killAfterMs?: number): Promise<ChildRun> {
+  return runNode(child, args, { killAfterMs });
 }
 
 let work: string;

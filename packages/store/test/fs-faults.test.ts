@@ -1,39 +1,34 @@
 // File-system faults on real mounts: a full disk (a 2 MiB tmpfs) and a read-only store.
 // Needs root for mount(8); skipped otherwise.
-import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ErrorCode, isRktError } from "@rkt/oci";
-import { LocalStore, fsck, importAci, importOciImage, listImages } from "@rkt/store";
+import { existsSync, statSync } from "node:fs";
+import { ErrorCode, digestOf, isRktError } from "@rkt/oci";
+import {
+  LocalStore,
+  fsck,
+  importAci,
+  importOciImage,
+  ingestBlob,
+  listImages,
+  removeImages,
+  reserveBytes,
+} from "@rkt/store";
+import { fillDisk, mountTmpfs, type Tmpfs } from "@rkt/testkit";
 import { makeAci, makeOciImage, makeTar, readable } from "./helpers.js";
 
-const isRoot = process.getuid?.() === 0;
+let fs: Tmpfs | { skip: string };
 let mnt: string;
-let mounted = false;
-
-function mount(args: string[]): void {
-  execFileSync("mount", args, { stdio: "pipe" });
-}
 
 beforeEach(async () => {
-  mnt = await mkdtemp(join(tmpdir(), "rkt-fault-"));
-  if (isRoot) {
-    try {
-      mount(["-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt]);
-      mounted = true;
-    } catch {
-      mounted = false;
-    }
-  }
+  fs = await mountTmpfs("2m");
+  mnt = "skip" in fs ? "" : fs.dir;
 });
 
 afterEach(async () => {
-  if (mounted) execFileSync("umount", [mnt]);
-  mounted = false;
-  await rm(mnt, { recursive: true, force: true });
+  if (!("skip" in fs)) await fs.unmount();
 });
 
 async function failure(p: Promise<unknown>): Promise<{ code: string; message: string }> {
@@ -48,7 +43,7 @@ async function failure(p: Promise<unknown>): Promise<{ code: string; message: st
 
 describe("file-system faults", () => {
   it("a full disk fails the import with one clear error and leaves nothing behind", async (ctx) => {
-    if (!mounted) ctx.skip();
+    if ("skip" in fs) return ctx.skip(fs.skip);
     const store = await LocalStore.open(join(mnt, "store"));
     try {
       const aci = await makeAci("example.com/big", {}, [{ name: "rootfs/big", body: randomBytes(3 << 20) }]);
@@ -75,13 +70,67 @@ describe("file-system faults", () => {
     }
   });
 
+  it("a resumable ingest that fills the disk is dropped, not kept for a resume", async (ctx) => {
+    if ("skip" in fs) return ctx.skip(fs.skip);
+    const store = await LocalStore.open(join(mnt, "store"));
+    try {
+      const bytes = randomBytes(3 << 20);
+      const desc = { mediaType: "application/octet-stream", digest: digestOf(bytes), size: bytes.length };
+      const dropped: number[] = [];
+      const f = await failure(
+        ingestBlob(store, desc, (start) => Promise.resolve(readable(bytes.subarray(start))), {
+          ranged: true,
+          onDropped: (n) => dropped.push(n),
+        }),
+      );
+      expect(f.message).toMatch(/no space left on device/);
+      expect(dropped).toHaveLength(1);
+      expect(dropped[0]).toBeGreaterThan(0);
+      expect(await readdir(join(mnt, "store", "cas", "ingest"))).toEqual([]);
+      expect(fs.free()).toBeGreaterThan(dropped[0]!);
+    } finally {
+      store.close();
+    }
+  });
+
+  it("on a disk with 0 bytes free, a cleanup opens the store through its reserve and removes images", async (ctx) => {
+    if ("skip" in fs) return ctx.skip(fs.skip);
+    const dir = join(mnt, "store");
+    const first = await LocalStore.open(dir);
+    const { id } = await importAci(first, readable(await makeAci("example.com/kept")));
+    first.close();
+    expect(statSync(join(dir, "cas", "reserve")).size).toBe(reserveBytes);
+    const filler = fillDisk(join(mnt, "filler"));
+    expect(fs.free()).toBe(0);
+    const refused = await failure(LocalStore.open(dir));
+    expect(refused.message).toBe(`store index ${join(dir, "cas", "index.db")}: no space left on device`);
+    const store = await LocalStore.open(dir, { cleanup: true });
+    try {
+      expect(existsSync(join(dir, "cas", "reserve"))).toBe(false);
+      const [r] = await removeImages(store, [id]);
+      expect(r).toMatchObject({ id, removed: true });
+      expect(r!.freedBytes).toBeGreaterThan(0);
+    } finally {
+      store.close();
+    }
+    // Closed, the index gives its log back: the reserve is in place again for the next cleanup.
+    expect(statSync(join(dir, "cas", "reserve")).size).toBe(reserveBytes);
+    filler.remove();
+    const check = await LocalStore.open(dir);
+    try {
+      expect((await fsck(check)).problems).toEqual([]);
+    } finally {
+      check.close();
+    }
+  });
+
   it("a read-only store gives one clear error naming it", async (ctx) => {
-    if (!mounted) ctx.skip();
+    if ("skip" in fs) return ctx.skip(fs.skip);
     const dir = join(mnt, "store");
     const rw = await LocalStore.open(dir);
     await importAci(rw, readable(await makeAci("example.com/ro")));
     rw.close();
-    mount(["-o", "remount,ro", mnt]);
+    fs.remount("ro");
     let store: LocalStore | undefined;
     try {
       store = await LocalStore.open(dir);

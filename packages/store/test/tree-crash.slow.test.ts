@@ -1,12 +1,11 @@
 // Crash and concurrency of snapshot extraction with real child processes: a SIGKILL at any point
 // leaves no complete-looking snapshot (only a tmp dir that removeStaleSnapshotTemps clears), and
 // processes extracting the same layer at once all succeed with one intact snapshot.
-import { spawn } from "node:child_process";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { randomLayer, writeLayer } from "@rkt/testkit";
+import { randomLayer, runNode, writeLayer, type ChildRun } from "@rkt/testkit";
 import { getSnapshot, removeStaleSnapshotTemps } from "@rkt/store";
 import { cleanup, tempDir } from "./tree-helpers.js";
 
@@ -15,23 +14,8 @@ let root: string;
 let layerFile: string;
 let diffId: string;
 
-function run(
-  args: readonly string[],
-  killAfterMs?: number,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [child, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-    p.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    const timer = killAfterMs === undefined ? undefined : setTimeout(() => p.kill("SIGKILL"), killAfterMs);
-    p.on("error", reject);
-    p.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+function run(args: readonly string[], killAfterMs?: number): Promise<ChildRun> {
+  return runNode(child, args, { killAfterMs });
 }
 
 beforeAll(async () => {

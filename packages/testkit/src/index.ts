@@ -1,6 +1,6 @@
 // Public entry of @rkt/testkit: private helpers for the test suites and benchmarks.
 export { startRegistry } from "./registry.js";
-export type { Registry, RegistryMode, RegistryOptions } from "./registry.js";
+export type { Registry, RegistryMode, RegistryOptions, RegistryRequest } from "./registry.js";
 export { useRegistry } from "./use-registry.js";
 export { startAppcServer } from "./appc-server.js";
 export { gnupgHome } from "./gnupg.js";
@@ -27,3 +27,10 @@ export type {
 } from "./image-builder.js";
 export { rawTar, entryBlocks, endOfArchive } from "./raw-tar.js";
 export type { RawEntry } from "./raw-tar.js";
+export { runNode } from "./child.js";
+export type { ChildRun, RunNodeOptions } from "./child.js";
+export { mountTmpfs, fillDisk } from "./tmpfs.js";
+export type { Tmpfs } from "./tmpfs.js";
+export { seededRandom, chaosSeed } from "./prng.js";
+export { startFaultProxy, isBlobGet } from "./fault-proxy.js";
+export type { Fault, FaultRule, FaultProxy, ProxiedRequest, ProxyLogEntry } from "./fault-proxy.js";

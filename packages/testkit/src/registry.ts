@@ -42,6 +42,17 @@ export interface RegistryOptions {
    * earlier comes back at the same address with its content (an origin that goes down and up).
    */
   port?: number | undefined;
+  /** Turn the registry's access log on: {@link Registry.requests} lists what it served. */
+  accessLog?: boolean | undefined;
+}
+
+/** One line of the registry's access log. */
+export interface RegistryRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly status: number;
+  /** Body bytes the registry wrote (for a response cut short: what it got out). */
+  readonly bytes: number;
 }
 
 /** A running registry. */
@@ -70,6 +81,8 @@ export interface Registry {
   readonly storageDir: string;
   /** The registry's log output so far (last 256 KiB). */
   logs(): string;
+  /** Every request served so far, in order (empty unless started with `accessLog`). */
+  requests(): readonly RegistryRequest[];
   /** Kills the registry and removes its temporary files. Idempotent; never throws. */
   stop(): Promise<void>;
 }
@@ -141,7 +154,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
       "log:",
       "  level: info",
       "  accesslog:",
-      "    disabled: true",
+      `    disabled: ${opts.accessLog === true ? "false" : "true"}`,
       "storage:",
       "  filesystem:",
       `    rootdirectory: ${JSON.stringify(storageDir)}`,
@@ -212,7 +225,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
       await writeFile(config, template.replace("__PORT__", String(port)));
       const started = await launch(config, port, useTls, caPem, opts.readyTimeoutMs ?? 20_000, dirs);
       if (started.ok) {
-        const { child, logs, entry } = started;
+        const { child, logs, requests, entry } = started;
         const tokenServer = token;
         let stopping: Promise<void> | undefined;
         const host = `127.0.0.1:${port}`;
@@ -230,6 +243,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
           tokenRequests: tokenServer?.issued ?? [],
           storageDir,
           logs,
+          requests: () => requests,
           stop: () =>
             (stopping ??= (async () => {
               await terminate(child);
@@ -254,8 +268,11 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
 }
 
 type Launch =
-  | { ok: true; child: ChildProcess; logs: () => string; entry: Live }
+  | { ok: true; child: ChildProcess; logs: () => string; requests: RegistryRequest[]; entry: Live }
   | { ok: false; reason: string; log: string };
+
+// `127.0.0.1 - - [date] "GET /v2/x/blobs/sha256:… HTTP/1.1" 200 157 "" "agent"` (combined log format).
+const accessLine = /^\S+ \S+ \S+ \[[^\]]*\] "(\S+) (\S+) [^"]*" (\d{3}) (\d+|-)/;
 
 async function launch(
   config: string,
@@ -266,9 +283,20 @@ async function launch(
   dirs: string[],
 ): Promise<Launch> {
   let log = "";
+  // Access log lines are parsed as they arrive (the kept log text is capped; they are not).
+  const requests: RegistryRequest[] = [];
+  let partial = "";
   const append = (b: Buffer): void => {
-    log += b.toString("utf8");
+    const text = b.toString("utf8");
+    log += text;
     if (log.length > logCap) log = log.slice(-logCap);
+    const lines = (partial + text).split("\n");
+    partial = lines.pop() ?? "";
+    for (const l of lines) {
+      const m = accessLine.exec(l);
+      if (m !== null)
+        requests.push({ method: m[1]!, path: m[2]!, status: Number(m[3]), bytes: Number(m[4]) || 0 });
+    }
   };
   // detached: its own process group, so stop() kills the shell, the registry and the watchdog.
   const child = spawn("sh", ["-c", watchdog, registryBin, config, dirs[0] ?? ""], {
@@ -300,7 +328,7 @@ async function launch(
       lastError = e.message;
       return 0;
     });
-    if (status === 200 || status === 401) return { ok: true, child, logs: () => log, entry };
+    if (status === 200 || status === 401) return { ok: true, child, logs: () => log, requests, entry };
     if (status !== 0) lastError = `GET /v2/ answered ${status}`;
     await new Promise((r) => setTimeout(r, 50));
   }

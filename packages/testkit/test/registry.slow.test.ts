@@ -171,6 +171,27 @@ describe("startRegistry", () => {
     }
   });
 
+  it("with accessLog, lists every request it served (method, path, status, bytes)", async () => {
+    const reg = await startRegistry({ accessLog: true });
+    try {
+      await pushLayout(layout, "logged/app:v1", reg);
+      const blob = img.layers[0]!;
+      await status(`${reg.url}/v2/logged/app/blobs/${blob.digest}`);
+      await status(`${reg.url}/v2/logged/app/blobs/sha256:${"0".repeat(64)}`);
+      // the log is written as requests end; give its pipe a moment
+      for (let i = 0; i < 50 && reg.requests().length < 3; i++) await new Promise((r) => setTimeout(r, 20));
+      const gets = reg.requests().filter((q) => q.method === "GET" && q.path.includes("/blobs/"));
+      expect(gets.slice(-2)).toEqual([
+        { method: "GET", path: `/v2/logged/app/blobs/${blob.digest}`, status: 200, bytes: blob.size },
+        expect.objectContaining({ path: `/v2/logged/app/blobs/sha256:${"0".repeat(64)}`, status: 404 }),
+      ]);
+      expect(reg.requests().some((q) => q.method === "PUT" && q.path.includes("/manifests/v1"))).toBe(true);
+    } finally {
+      await reg.stop();
+    }
+    expect((await startRegistry().then(async (r) => [r.requests(), await r.stop()]))[0]).toEqual([]);
+  });
+
   it("fails cleanly, leaving nothing behind, when its storage cannot be created", async () => {
     const file = join(work, "not-a-dir");
     await writeFile(file, "x");

@@ -4,13 +4,17 @@ import type { LocalStore } from "@rkt/store";
 import type { CommandContext } from "../context.js";
 import type { ParsedArgs } from "../flags.js";
 
-/** Opens the store under `--dir`, runs `fn`, always closes it. */
+/**
+ * Opens the store under `--dir`, runs `fn`, always closes it. `cleanup` for commands that free
+ * space: they work on a full disk (the store's reserve is released first, put back after).
+ */
 export async function withStore<T>(
   ctx: CommandContext,
   fn: (store: LocalStore) => Promise<T> | T,
+  o: { cleanup?: boolean | undefined } = {},
 ): Promise<T> {
   const { LocalStore } = await import("@rkt/store");
-  const store = await LocalStore.open(ctx.globals.dir);
+  const store = await LocalStore.open(ctx.globals.dir, o);
   try {
     return await fn(store);
   } finally {

@@ -150,7 +150,7 @@ async function runCopy(
         // A shared sink commits only after its last image.
         const target: ImageSink = last
           ? sink
-          : { ...sink, commit: () => Promise.resolve(), abort: () => sink.abort() };
+          : { ...sink, commit: () => Promise.resolve(), abort: (f) => sink.abort(f) };
         const r = await fetch.copyImage(src.image, target, {
           tag,
           all: v.all,

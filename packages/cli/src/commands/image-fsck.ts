@@ -24,12 +24,16 @@ export async function imageFsckCommand(_argv: readonly string[], ctx: CommandCon
     format: ctx.args.string("format") ?? "text",
     quiet: ctx.args.bool("quiet"),
   };
-  const { first, after } = await withStore(ctx, async (store) => {
-    const { fsck } = await import("@rkt/store");
-    const first = await fsck(store, { repair: values.repair });
-    const after: FsckReport | undefined = values.repair ? await fsck(store) : undefined;
-    return { first, after };
-  });
+  const { first, after } = await withStore(
+    ctx,
+    async (store) => {
+      const { fsck } = await import("@rkt/store");
+      const first = await fsck(store, { repair: values.repair });
+      const after: FsckReport | undefined = values.repair ? await fsck(store) : undefined;
+      return { first, after };
+    },
+    { cleanup: values.repair },
+  );
   const final = after ?? first;
   if (values.format === "json") {
     ctx.stdout.write(`${JSON.stringify(after === undefined ? first : { ...first, after })}\n`);

@@ -3,6 +3,7 @@ import { ErrorCode, RktError } from "@rkt/oci";
 import type { CommandContext } from "../context.js";
 import { outputOf } from "../output.js";
 import { usageError, withStore } from "./image-common.js";
+import { humanizeBytes } from "./image-list.js";
 import { removedLine } from "./image-rm.js";
 
 const units: Record<string, number> = {
@@ -68,14 +69,18 @@ export async function imageGcCommand(_argv: readonly string[], ctx: CommandConte
       `invalid argument ${JSON.stringify(values["grace-period"])} for "--grace-period" flag: ${(e as Error).message}`,
     );
   }
-  const report = await withStore(ctx, async (store) => {
-    const { gc } = await import("@rkt/store");
-    return gc(store, {
-      gracePeriodMs: grace,
-      treesOnly: values["trees-only"],
-      imagesOnly: values["images-only"],
-    });
-  });
+  const report = await withStore(
+    ctx,
+    async (store) => {
+      const { gc } = await import("@rkt/store");
+      return gc(store, {
+        gracePeriodMs: grace,
+        treesOnly: values["trees-only"],
+        imagesOnly: values["images-only"],
+      });
+    },
+    { cleanup: true },
+  );
   const out = outputOf(ctx);
   if (out.json) {
     out.writeJson({
@@ -84,6 +89,7 @@ export async function imageGcCommand(_argv: readonly string[], ctx: CommandConte
       removedImages: report.removedImages,
       removedBlobs: report.removedBlobs.length,
       removedIngests: report.removedIngests.length,
+      freedBytes: report.freedBytes,
     });
   }
   for (const t of report.removedTrees) out.info(`gc: removed treestore ${JSON.stringify(t)}`);
@@ -97,5 +103,6 @@ export async function imageGcCommand(_argv: readonly string[], ctx: CommandConte
       `gc: removed ${report.removedBlobs.length} unreferenced blob(s) and ${report.removedIngests.length} stale ingest(s)`,
     );
   }
+  if (report.freedBytes > 0) out.info(`gc: freed ${humanizeBytes(report.freedBytes)}`);
   return 0;
 }

@@ -155,10 +155,10 @@ export async function copyImage(
     await sink.commit({ signal });
     return { descriptor: top.descriptor, image, blobs: counts, bytes, unchanged };
   } catch (e) {
-    await sink.abort();
+    const reported = (await sink.abort(e)) ?? e;
     if (signal?.aborted === true && !isRktError(e, ErrorCode.Aborted)) {
       throw new RktError(ErrorCode.Aborted, `copy to ${sink.what} aborted`, { cause: e });
     }
-    throw e;
+    throw reported;
   }
 }

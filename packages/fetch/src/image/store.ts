@@ -5,6 +5,7 @@ import {
   MediaType,
   RktError,
   imageFromRaw,
+  isRktError,
   maxManifestBytes,
   parseDigest,
   type BlobFetcher,
@@ -71,6 +72,8 @@ export interface StoreSink extends ImageSink {
   readonly imported: readonly ImportResult[];
   /** Bytes that partial ingests of earlier attempts already held (resumed, not received). */
   readonly bytesResumed: number;
+  /** Partial blobs dropped because the disk filled up (kept, they would leave no room). */
+  readonly dropped: readonly { readonly digest: string; readonly bytes: number }[];
 }
 
 /**
@@ -85,6 +88,7 @@ export function storeSink(store: LocalStore, o: StoreSinkOptions = {}): StoreSin
   const leased = (): string =>
     (lease ??= store.createLease({ labels: { purpose: `import ${o.what ?? "image"}` } }));
   const imported: ImportResult[] = [];
+  const dropped: { digest: string; bytes: number }[] = [];
   const release = (): Promise<void> => {
     if (lease !== undefined) store.deleteLease(lease);
     lease = undefined;
@@ -95,6 +99,7 @@ export function storeSink(store: LocalStore, o: StoreSinkOptions = {}): StoreSin
     what: "the store",
     acceptsIndex: false,
     imported,
+    dropped,
     get bytesResumed() {
       return bytesResumed;
     },
@@ -109,6 +114,7 @@ export function storeSink(store: LocalStore, o: StoreSinkOptions = {}): StoreSin
         ranged: wo.ranged,
         signal: wo.signal,
         onProgress: wo.onProgress,
+        onDropped: (bytes) => dropped.push({ digest: d.digest, bytes }),
       });
       bytesResumed += r.resumed;
       return r.how;
@@ -132,6 +138,25 @@ export function storeSink(store: LocalStore, o: StoreSinkOptions = {}): StoreSin
       );
     },
     commit: release,
-    abort: release,
+    // Every blob write has settled when a copy aborts, so the list of dropped blobs is complete.
+    async abort(failure) {
+      await release();
+      if (dropped.length === 0 || !isRktError(failure)) return undefined;
+      const bytes = dropped.reduce((n, x) => n + x.bytes, 0);
+      const what =
+        dropped.length === 1
+          ? `the partial download of ${dropped[0]!.digest}`
+          : `the partial downloads of ${dropped.length} blobs`;
+      return new RktError(
+        failure.code,
+        `${failure.message} (dropped ${what}, ${mib(bytes)}, to leave room; \`rkt image gc\` frees unused images)`,
+        { cause: failure },
+      );
+    },
   };
+}
+
+/** `12.3 MiB`. */
+export function mib(n: number): string {
+  return `${(n / (1 << 20)).toFixed(1)} MiB`;
 }

@@ -477,37 +477,47 @@ export class RegistryClient {
   ): Promise<FetchedManifest> {
     const { digest } = this.checkNames(repository, reference);
     const what = `manifest ${this.name(repository, reference)}`;
-    const res = await this.request({
-      method: "GET",
-      path: `/v2/${repository}/manifests/${reference}`,
-      repository,
-      scope: pullScope(repository),
-      headers: { accept: manifestAcceptTypes.join(", ") },
-      signal: o.signal,
-      what,
-      bulk: true,
-    });
-    const type = normalizeMediaType(header(res.headers, "content-type") ?? "");
-    const length = Number(header(res.headers, "content-length") ?? Number.NaN);
-    if (isSchema1(type) || (Number.isSafeInteger(length) && length > this.maxManifestBytes)) {
-      discard(res.body);
-      refuseSchema1(type, what);
-      throw new RktError(
-        ErrorCode.TooLarge,
-        `${what}: ${length} bytes is over the ${this.maxManifestBytes}-byte manifest limit`,
-      );
-    }
+    // A body cut short (reset, early close, stall) is asked for again, as a failure before the
+    // headers is: the document is small and the request idempotent.
+    const budget = new RetryBudget(this.http, o.signal);
+    let res: Response;
+    let type: string;
     let raw: Buffer;
-    try {
-      raw = await readCapped(res.body, this.maxManifestBytes, what);
-    } catch (e) {
-      if (isRktError(e, ErrorCode.TooLarge)) {
+    for (;;) {
+      res = await this.request({
+        method: "GET",
+        path: `/v2/${repository}/manifests/${reference}`,
+        repository,
+        scope: pullScope(repository),
+        headers: { accept: manifestAcceptTypes.join(", ") },
+        signal: o.signal,
+        what,
+        bulk: true,
+      });
+      type = normalizeMediaType(header(res.headers, "content-type") ?? "");
+      const length = Number(header(res.headers, "content-length") ?? Number.NaN);
+      if (isSchema1(type) || (Number.isSafeInteger(length) && length > this.maxManifestBytes)) {
+        discard(res.body);
+        refuseSchema1(type, what);
         throw new RktError(
           ErrorCode.TooLarge,
-          `${what}: over the ${this.maxManifestBytes}-byte manifest limit`,
+          `${what}: ${length} bytes is over the ${this.maxManifestBytes}-byte manifest limit`,
         );
       }
-      throw networkError(e, what, o.signal);
+      try {
+        raw = await readCapped(res.body, this.maxManifestBytes, what);
+        break;
+      } catch (e) {
+        if (isRktError(e, ErrorCode.TooLarge)) {
+          throw new RktError(
+            ErrorCode.TooLarge,
+            `${what}: over the ${this.maxManifestBytes}-byte manifest limit`,
+          );
+        }
+        const err = networkError(e, what, o.signal);
+        if (await budget.next(err)) continue;
+        throw err;
+      }
     }
     if (digest !== undefined) {
       const actual = digestOf(raw, verifiableAlgorithm(digest));

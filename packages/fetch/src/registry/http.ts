@@ -475,6 +475,9 @@ function hint(code: unknown): string {
   if (/WRONG_VERSION_NUMBER|^EPROTO$|HTTP_REQUEST/.test(code)) {
     return " (does it speak plain http? allow with --insecure-options=http)";
   }
+  // What the network codes mean, for a reader who does not know them.
+  if (code === "ECONNRESET") return " (the connection was reset)";
+  if (code === "UND_ERR_SOCKET") return " (the server closed the connection in the middle of the response)";
   return "";
 }
 
