@@ -32,6 +32,8 @@ export interface ImportAciFileOptions {
   readonly onInfo?: ((message: string) => void) | undefined;
   /** Mark the stored image "latest" (default false: rkt's file fetches never are). */
   readonly latest?: boolean | undefined;
+  /** Extract the image into its snapshot (and tree) in the same pass (`importAci`'s `render`). */
+  readonly render?: boolean | undefined;
 }
 
 /** The stored image and, unless verification was disabled, who signed it. */
@@ -72,7 +74,7 @@ export async function importAciFile(
   if (o.keystore === null) {
     o.onWarning?.(verificationDisabledWarning);
     const src = await openAci(path);
-    return importAci(store, src, { what: path, latest: o.latest, signal: o.signal });
+    return importAci(store, src, { what: path, latest: o.latest, signal: o.signal, render: o.render });
   }
   const keystore = o.keystore;
   const signature = await readSignatureFile(o.signaturePath ?? ascPathFromImgPath(path));
@@ -106,6 +108,7 @@ export async function importAciFile(
     what: path,
     latest: o.latest,
     signal: o.signal,
+    render: o.render,
     beforeCommit,
   });
   return { ...result, verdict };

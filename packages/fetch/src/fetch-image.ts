@@ -70,6 +70,12 @@ export interface FetchImageOptions extends Abortable {
   credentials?: CredentialsProvider | undefined;
   /** A key trusted through `trustKeysFromHttps` (its fingerprint lines are for the user). */
   onKeyTrusted?: ((key: TrustedDiscoveredKey) => void) | undefined;
+  /**
+   * Render what is stored into the tree store in the same pass (rkt's render on fetch as root,
+   * and `rkt run`): layers and ACIs are extracted into their snapshots while they are written.
+   * An image found already stored is not rendered here. Default false.
+   */
+  render?: boolean | undefined;
 }
 
 /** What {@link fetchImage} stored. */
@@ -174,6 +180,7 @@ export async function fetchImage(
         signal: o.signal,
         onInfo: o.onInfo,
         onWarning: o.onWarning,
+        render: o.render,
       });
       return {
         id: r.id,
@@ -191,7 +198,7 @@ export async function fetchImage(
       const selector = ref.transport === "docker-archive" ? undefined : ref.ref;
       if (verifying)
         await localAdmission({ ...admission, transport: ref.transport, path, ref: selector, what: image });
-      const common = { what: image, signal: o.signal, platform: o.platform };
+      const common = { what: image, signal: o.signal, platform: o.platform, render: o.render };
       if (ref.transport === "docker-archive") {
         const { ref: named, digest, index } = ref;
         return localSummary(await importDockerArchive(store, path, { ...common, ref: named, digest, index }));
@@ -219,6 +226,7 @@ export async function fetchImage(
         platform: o.platform,
         registriesConf,
         verify,
+        render: o.render,
         onSourceFailed: o.onSourceFailed,
         insecure,
         env,
@@ -288,6 +296,7 @@ async function fetchAppc(
     onInfo: o.onInfo,
     onWarning: o.onWarning,
     onProgress: o.onProgress === undefined ? undefined : (p) => o.onProgress!({ kind: "aci", ...p }),
+    render: o.render,
   });
   const stored = getImage(store, r.id);
   return {

@@ -38,6 +38,8 @@ export interface ImportOciLayoutOptions extends Abortable {
   name?: string | undefined;
   /** Names the input in errors (e.g. `oci:/srv/layout:v1`). */
   what?: string | undefined;
+  /** Render the image in the same pass (storeSink's `render`). */
+  render?: boolean | undefined;
 }
 
 /** The outcome of a local import: the store's result plus every blob digest the image uses. */
@@ -85,12 +87,12 @@ async function importFound(
   store: LocalStore,
   found: ImageOrIndex,
   named: { name: string; tag?: string | undefined },
-  o: Abortable & { platform?: Platform | undefined; name?: string | undefined },
+  o: Abortable & { platform?: Platform | undefined; name?: string | undefined; render?: boolean | undefined },
   what: string,
 ): Promise<LocalImportResult> {
   const image = await platformImage(found, o.platform ?? hostPlatform(), what, o);
   const { name, tag } = named;
-  const sink = storeSink(store, { name: o.name ?? name, what });
+  const sink = storeSink(store, { name: o.name ?? name, what, render: o.render });
   const c = await copyImage(image, sink, { tag, signal: o.signal });
   const result = sink.imported[0];
   if (result === undefined) throw new RktError(ErrorCode.Internal, `${what}: nothing was imported`);
@@ -168,6 +170,8 @@ export async function importOciArchive(
 
 /** Options of {@link importDockerArchive}. */
 export interface ImportDockerArchiveOptions extends Abortable, ArchiveSelector {
+  /** Render the image in the same pass (storeSink's `render`). */
+  render?: boolean | undefined;
   /** Repository name to record; default the selected RepoTag's, else the file's base name. */
   name?: string | undefined;
   /** Names the input in errors (e.g. `docker-archive:/media/app.tar:app:1`). */

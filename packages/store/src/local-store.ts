@@ -488,7 +488,8 @@ interface WriterState {
   lease: string | undefined;
 }
 
-class LocalWriter implements BlobWriter {
+/** The writer of {@link LocalStore.writer}. @internal */
+export class LocalWriter implements BlobWriter {
   readonly stream: Writable;
   private readonly store: LocalStore;
   private readonly s: WriterState;
@@ -498,10 +499,18 @@ class LocalWriter implements BlobWriter {
     this.store = store;
     this.s = s;
     const what = `ingest ${JSON.stringify(s.ref)}`;
+    // Chunks that arrive while a write is in flight are written together (writev): network-sized
+    // chunks cost one syscall per megabyte, with no copy to join them.
     this.stream = new Writable({
       highWaterMark: 1 << 20,
       write: (chunk: Buffer, _enc, cb) => {
-        this.writeChunk(chunk).then(
+        this.writeChunks([chunk]).then(
+          () => cb(),
+          (e: unknown) => cb(ioError(what, e)),
+        );
+      },
+      writev: (chunks, cb) => {
+        this.writeChunks(chunks.map((c) => c.chunk as Buffer)).then(
           () => cb(),
           (e: unknown) => cb(ioError(what, e)),
         );
@@ -509,14 +518,17 @@ class LocalWriter implements BlobWriter {
     });
   }
 
-  private async writeChunk(chunk: Buffer): Promise<void> {
-    let off = 0;
-    while (off < chunk.length) {
-      const { bytesWritten } = await this.s.fh.write(chunk, off, chunk.length - off);
-      off += bytesWritten;
+  private async writeChunks(chunks: Buffer[]): Promise<void> {
+    let total = 0;
+    for (const c of chunks) total += c.length;
+    let rest = chunks;
+    for (let left = total; left > 0;) {
+      const { bytesWritten } = await this.s.fh.writev(rest);
+      left -= bytesWritten;
+      if (left > 0) rest = dropPrefix(rest, bytesWritten);
     }
-    this.s.digester.update(chunk);
-    this.s.offset += chunk.length;
+    for (const c of chunks) this.s.digester.update(c);
+    this.s.offset += total;
     if (this.s.total !== undefined && this.s.offset > this.s.total) {
       throw new SizeMismatchError(`ingest ${JSON.stringify(this.s.ref)}`, this.s.total, this.s.offset);
     }
@@ -530,6 +542,20 @@ class LocalWriter implements BlobWriter {
     if (!this.stream.writableEnded) this.stream.end();
     if (!this.stream.writableFinished && !this.stream.destroyed) await finished(this.stream);
     if (this.stream.errored !== null) throw this.stream.errored;
+  }
+
+  /**
+   * Checks what was written against the expected size and digest, without committing: throws
+   * RKT_SIZE_MISMATCH or RKT_DIGEST_MISMATCH. The writer can then only be aborted. @internal
+   */
+  async check(): Promise<void> {
+    const what = `ingest ${JSON.stringify(this.s.ref)}`;
+    const want = this.s.expected;
+    await this.settle();
+    if (want === undefined) return;
+    if (want.size !== this.s.offset) throw new SizeMismatchError(what, want.size, this.s.offset);
+    const digest = this.s.digester.digest();
+    if (digest !== want.digest) throw new DigestMismatchError(what, want.digest, digest, this.s.offset);
   }
 
   async commit(expected?: Pick<Descriptor, "digest" | "size">): Promise<Descriptor> {
@@ -586,6 +612,15 @@ class LocalWriter implements BlobWriter {
       this.s.lock.release();
     }
   }
+}
+
+// The buffers left after `n` bytes were written from the front of `bufs`.
+function dropPrefix(bufs: Buffer[], n: number): Buffer[] {
+  let i = 0;
+  while (i < bufs.length && n >= bufs[i]!.length) n -= bufs[i++]!.length;
+  const out = bufs.slice(i);
+  if (n > 0 && out.length > 0) out[0] = out[0]!.subarray(n);
+  return out;
 }
 
 /** Streams a file through a hasher. @internal */

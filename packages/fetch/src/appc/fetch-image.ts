@@ -71,6 +71,8 @@ export interface FetchAppcOptions {
   readonly onWarning?: ((message: string) => void) | undefined;
   /** Bytes of the ACI received so far for `url`. */
   readonly onProgress?: ((p: { url: string; bytes: number; total?: number | undefined }) => void) | undefined;
+  /** Extract the image asked for into its snapshot (and tree) while it is imported (`importAci`'s `render`). */
+  readonly render?: boolean | undefined;
 }
 
 /** How an image was obtained. */
@@ -143,12 +145,13 @@ export async function fetchAppcImage(
   try {
     const f = new Fetcher(store, http, o);
     let top: AppcImageResult;
-    if ("url" in target) top = await f.fromUrl(target.url, { latest: false, signature: o.signature });
+    const render = o.render;
+    if ("url" in target) top = await f.fromUrl(target.url, { latest: false, signature: o.signature, render });
     else {
       const parsed = parseAppString(target.app);
       const app = withOsArchDefaults({ name: parsed.name, labels: parsed.labels }, host);
       // rkt marks an image fetched without a version as "latest".
-      top = await f.byName(app, target.app, !parsed.labels.has("version"), o.signature);
+      top = await f.byName(app, target.app, !parsed.labels.has("version"), o.signature, render);
     }
     const dependencies: AppcImageResult[] = [];
     if (o.dependencies !== false) {
@@ -201,6 +204,7 @@ class Fetcher {
     typed: string,
     latest: boolean,
     signature?: Uint8Array,
+    render?: boolean,
   ): Promise<AppcImageResult> {
     if (this.policy !== "update") {
       try {
@@ -218,7 +222,7 @@ class Fetcher {
     const failures: { url: string; error: unknown }[] = [];
     for (const ep of endpoints) {
       try {
-        return await this.fromUrl(ep.aci, { asc: ep.asc, expect: app, latest, signature });
+        return await this.fromUrl(ep.aci, { asc: ep.asc, expect: app, latest, signature, render });
       } catch (e) {
         if (isRktError(e, ErrorCode.Aborted)) throw e;
         failures.push({ url: ep.aci, error: e });
@@ -241,6 +245,7 @@ class Fetcher {
       expect?: AppcApp | undefined;
       latest: boolean;
       signature?: Uint8Array | undefined;
+      render?: boolean | undefined;
     },
   ): Promise<AppcImageResult> {
     const { store, o } = this;
@@ -314,6 +319,7 @@ class Fetcher {
         what: url,
         latest: t.latest,
         signal: o.signal,
+        render: t.render,
         remote: {
           url,
           etag: dl.etag,

@@ -12,6 +12,7 @@ import {
   type ImageSink,
 } from "@rkt/oci";
 import {
+  createLayerUnpack,
   getImage,
   importOciImage,
   ingestBlob,
@@ -63,6 +64,12 @@ export interface StoreSinkOptions {
   remote?: RemoteInfo | undefined;
   /** Names the source in errors. */
   what?: string | undefined;
+  /**
+   * Render each image into the tree store in the same pass (what `rkt fetch` does as root, and
+   * `rkt run`): every layer blob written is also decompressed and extracted into its snapshot as
+   * it streams in, and the image is recorded with its tree. Default false.
+   */
+  render?: boolean | undefined;
 }
 
 /** The store sink, with what it recorded. */
@@ -91,6 +98,11 @@ export function storeSink(store: LocalStore, o: StoreSinkOptions = {}): StoreSin
     return Promise.resolve();
   };
   let bytesResumed = 0;
+  const unpack = o.render === true ? createLayerUnpack(store) : undefined;
+  const end = async (): Promise<void> => {
+    await unpack?.discard();
+    await release();
+  };
   return {
     what: "the store",
     acceptsIndex: false,
@@ -109,6 +121,7 @@ export function storeSink(store: LocalStore, o: StoreSinkOptions = {}): StoreSin
         ranged: wo.ranged,
         signal: wo.signal,
         onProgress: wo.onProgress,
+        unpack,
       });
       bytesResumed += r.resumed;
       return r.how;
@@ -128,10 +141,12 @@ export function storeSink(store: LocalStore, o: StoreSinkOptions = {}): StoreSin
           remote: o.remote,
           what: o.what,
           signal: mo.signal,
+          render: o.render,
+          unpack,
         }),
       );
     },
-    commit: release,
-    abort: release,
+    commit: end,
+    abort: end,
   };
 }
