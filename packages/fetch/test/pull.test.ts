@@ -348,8 +348,12 @@ describe("pullImage", () => {
       expect(await readdir(store.paths.trees)).toEqual([treeId]);
       expect(await verifyStoredImage(store, r.id)).toEqual({ status: "ok", treeId });
       const [baseDiff, midDiff] = img.diffIds;
-      expect((await getSnapshot(store.paths.layers, layerSnapshotKey(midDiff!)))?.info.hashFrom).toBe("stream");
-      expect((await getSnapshot(store.paths.layers, layerSnapshotKey(baseDiff!)))?.info.diffId).toBe(baseDiff);
+      expect((await getSnapshot(store.paths.layers, layerSnapshotKey(midDiff!)))?.info.hashFrom).toBe(
+        "stream",
+      );
+      expect((await getSnapshot(store.paths.layers, layerSnapshotKey(baseDiff!)))?.info.diffId).toBe(
+        baseDiff,
+      );
       expect(other.diffIds[0]).toBe(baseDiff);
       // Nothing half-made is left: no snapshot temp dirs, no ingests.
       expect((await readdir(store.paths.layers)).filter((x) => x.startsWith("."))).toEqual([]);

@@ -4,7 +4,6 @@
 // from the stream, the trees verify, and a failure of either branch leaves neither the blob nor
 // the snapshot.
 import { readdir } from "node:fs/promises";
-import { join } from "node:path";
 import { Readable } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ErrorCode, MediaType, digestOf, isRktError, type Descriptor } from "@rkt/oci";
@@ -101,7 +100,9 @@ describe("one pass into a tree", () => {
     const gz = img.blobs.get(layer.digest)!;
     // An earlier attempt left half of the layer in its ingest.
     const w = await t.store.writer({ ref: `blob-${layer.digest}`, expected: layer });
-    await new Promise<void>((res, rej) => w.stream.write(gz.subarray(0, gz.length >> 1), (e) => (e ? rej(e) : res())));
+    await new Promise<void>((res, rej) =>
+      w.stream.write(gz.subarray(0, gz.length >> 1), (e) => (e ? rej(e) : res())),
+    );
     await (w as unknown as { close(): Promise<void> }).close();
     await onePass(img, { ranged: true });
     const snap = await getSnapshot(t.store.paths.layers, layerSnapshotKey(digestOf(base)));
@@ -128,14 +129,25 @@ describe("one pass into a tree", () => {
     // Same layer blob, but the config names another diffID.
     const lying = makeOciImage([app]);
     const config = Buffer.from(
-      JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [digestOf(app)] } }),
+      JSON.stringify({
+        architecture: "amd64",
+        os: "linux",
+        rootfs: { type: "layers", diff_ids: [digestOf(app)] },
+      }),
     );
     const cfg = { mediaType: MediaType.OciConfig, digest: digestOf(config), size: config.length };
     const raw = Buffer.from(
       JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: cfg, layers: img.layers }),
     );
     const blobs = new Map([...img.blobs, [cfg.digest, config]]);
-    const err = await onePass({ ...lying, raw, digest: digestOf(raw), blobs, config: cfg, layers: img.layers }).then(
+    const err = await onePass({
+      ...lying,
+      raw,
+      digest: digestOf(raw),
+      blobs,
+      config: cfg,
+      layers: img.layers,
+    }).then(
       () => undefined,
       (e: unknown) => e,
     );
@@ -161,7 +173,11 @@ describe("one pass into a tree", () => {
   });
 
   it("an ACI the extractor refuses is not stored", async () => {
-    const manifest = JSON.stringify({ acKind: "ImageManifest", acVersion: "0.8.11", name: "example.com/bad" });
+    const manifest = JSON.stringify({
+      acKind: "ImageManifest",
+      acVersion: "0.8.11",
+      name: "example.com/bad",
+    });
     const bad = await tarOf([
       { name: "manifest", content: manifest },
       { name: "rootfs/", type: "directory" },
