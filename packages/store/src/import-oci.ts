@@ -27,6 +27,7 @@ import { recordRemote, type ImportResult, type RemoteInfo } from "./import-aci.j
 import type { LocalStore, LocalWriter } from "./local-store.js";
 import { indexDb } from "./internal/index-db.js";
 import { ingestDir } from "./internal/paths.js";
+import { fsyncDir } from "./internal/fs-util.js";
 import { lockTree, renderLocked } from "./tree/store-render.js";
 import {
   discardSnapshot,
@@ -87,7 +88,12 @@ const configCap = 16 << 20;
 
 /** Options of {@link ingestBlob}. */
 export interface IngestBlobOptions extends Abortable {
-  /** Protects the committed blob from GC until the caller records it. */
+  /**
+   * Protects the committed blob from GC until the caller records it. With a lease the blob's
+   * index row is the caller's to write, with the image that needs it (importOciImage does, after
+   * one fsync of the blob directory): a blob nobody records is an orphan GC removes once the
+   * lease is gone. Without one, the commit records the row itself.
+   */
   lease?: string | undefined;
   /**
    * `open` serves from an offset (an HTTP Range, a file): a partial ingest an earlier attempt left
@@ -183,6 +189,8 @@ export async function ingestBlob(
       signal: o.signal,
       mediaType: desc.mediaType,
       lease: o.lease,
+      // With a lease the caller records the blob with its image (importOciImage does).
+      deferIndex: o.lease !== undefined,
       fresh: o.ranged !== true,
     });
   } catch (e) {
@@ -346,7 +354,10 @@ export async function importOciImage(store: LocalStore, o: ImportOciOptions): Pr
       { d: manifest.config, role: "config", pos: 0 },
       ...manifest.layers.map((d, pos) => ({ d, role: "layer" as const, pos })),
     ];
-    // Every blob is durable and leased; stat them for the rows (the file is the truth).
+    // Every blob's data is durable and leased, its name renamed into place: one fsync of the
+    // directory makes the names durable before the rows that name them. Stat them for the rows
+    // (the file is the truth).
+    await fsyncDir(join(store.paths.blobs, "sha256"));
     const sizes = new Map<string, number>();
     for (const b of all) sizes.set(b.d.digest, (await stat(store.blobFile(b.d.digest))).size);
     const size = [...sizes.values()].reduce((a, b) => a + b, 0);
@@ -402,6 +413,7 @@ export async function importOciImage(store: LocalStore, o: ImportOciOptions): Pr
       }
       if (o.remote !== undefined) recordRemote(store, o.remote, digest, digest, now);
     }).immediate();
+    store.recorded(all.map((b) => b.d.digest));
     if (treeLock !== undefined) await renderLocked(store, digest, { signal });
     return { id: digest, kind: "oci", name: o.name ?? "", size, cached: false };
   } catch (e) {
