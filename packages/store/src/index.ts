@@ -42,7 +42,7 @@ export type {
 } from "./import-aci.js";
 export { importOciImage, ingestBlob, batchChunks, diffIdOf } from "./import-oci.js";
 export type { ImageSource, ImportOciOptions, IngestBlobOptions, IngestOutcome } from "./import-oci.js";
-export { createLayerUnpack } from "./unpack.js";
+export { createLayerUnpack, sideTap } from "./unpack.js";
 export type { LayerUnpack, UnpackedLayer, UnpackTap } from "./unpack.js";
 export { exportImage, extractImage } from "./export.js";
 export type { ExportOptions, ExtractOptions } from "./export.js";

@@ -110,10 +110,10 @@ function drained(side: Writable): Promise<void> {
 }
 
 /**
- * Passes every chunk on and writes it to `side` too, at the pace of the slower of the two. Once
- * `side` fails (`failed()` says why), `stop`: the stream fails with that error; otherwise the
- * chunks keep passing without it (so that the main branch can still check what it received).
- * @internal
+ * A pass-through that also writes every chunk to `side`, at the pace of the slower of the two,
+ * and ends `side` after the last chunk. Once `side` fails (`failed()` says why), with `stop` the
+ * stream fails with that error; otherwise the chunks keep passing without it (so that the main
+ * branch can still check what it received).
  */
 export function sideTap(side: Writable, failed: () => unknown, o: { stop: boolean }): Transform {
   let off = false;
