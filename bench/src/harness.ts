@@ -3,12 +3,42 @@
 import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { profileDir, profiledSpawn, profileSummary, profileViews, type ProfileView } from "./profile.js";
+
+/** The `rkt` CLI of this checkout. */
+export const rktBin = resolve(import.meta.dirname, "..", "..", "packages", "cli", "bin", "rkt.js");
+
+/** The subject name of the baseline build ({@link withBaseline}). */
+export const baselineName = "rkt (baseline)";
+
+/**
+ * `RKT_BASELINE`: the `packages/cli/bin/rkt.js` of another checkout (the code before a change),
+ * measured beside ours in the same rounds wherever a benchmark runs the CLI.
+ */
+export function baselineBin(): string | undefined {
+  const b = process.env["RKT_BASELINE"];
+  return b === undefined || b === "" ? undefined : resolve(b);
+}
+
+/** `peers` plus the baseline build's run of the same command (`make(bin)`), when there is one. */
+export function withBaseline(
+  peers: Record<string, Subject>,
+  make: (bin: string) => Subject,
+): Record<string, Subject> {
+  const b = baselineBin();
+  return b === undefined ? peers : { ...peers, [baselineName]: make(b) };
+}
+
+// Set while a subject runs once more to be profiled: node children then run under the view.
+let profiling: { view: ProfileView; dir: string } | undefined;
 
 /** What a subject may report about one run. */
 export interface RunReport {
   /** Peak resident set size in KiB (from {@link spawnMeasured} for a child process). */
   peakRssKiB?: number | undefined;
+  /** Wall seconds of the measured part, when the subject prepares state it does not want timed. */
+  seconds?: number | undefined;
 }
 
 /** One timed unit of work. Resolve when done; throw to fail the benchmark. */
@@ -21,6 +51,8 @@ export interface BenchOptions {
   runs?: number | undefined;
   /** Unmeasured warm-up runs per subject (default 1). */
   warmup?: number | undefined;
+  /** With `RKT_BENCH_PROFILE`, profile ours and the baseline after the rounds (default true). */
+  profile?: boolean | undefined;
 }
 
 export interface SubjectResult {
@@ -66,7 +98,7 @@ async function measure(
   const canPeak = inProcess && (await resetPeak());
   const t0 = process.hrtime.bigint();
   const report = await s();
-  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const seconds = report?.seconds ?? Number(process.hrtime.bigint() - t0) / 1e9;
   const rss = report?.peakRssKiB ?? (canPeak ? await readPeakKiB() : undefined);
   return { seconds, rss };
 }
@@ -106,7 +138,32 @@ export async function bench(name: string, o: BenchOptions): Promise<BenchResult>
     })),
   };
   process.stdout.write(formatTable(result));
+  const pdir = profileDir();
+  if (pdir !== undefined && o.profile !== false) {
+    for (const [n, s] of subjects) {
+      if (n !== "ours" && n !== baselineName) continue;
+      const lines: string[] = [];
+      for (const view of profileViews()) {
+        const dir = join(pdir, slug(name), slug(n), view);
+        profiling = { view, dir };
+        try {
+          await s();
+        } finally {
+          profiling = undefined;
+        }
+        lines.push(`  ${view}: ${profileSummary(view, dir)}`);
+      }
+      process.stdout.write(`profile of ${n}, ${name}:\n${lines.join("\n")}\n`);
+    }
+  }
   return result;
+}
+
+function slug(s: string): string {
+  return s
+    .replace(/[^A-Za-z0-9.-]+/g, "-")
+    .replace(/^-|-$/g, "")
+    .slice(0, 80);
 }
 
 /** The result as a text table. */
@@ -142,9 +199,12 @@ export async function spawnMeasured(
     const chunks: Buffer[] = [];
     let stderr = "";
     const code = await new Promise<number | null>((resolve, reject) => {
-      const c = spawn("/usr/bin/time", ["-f", "%M", "-o", out, cmd, ...args], {
+      let run = { cmd, args: [...args], env: o.env ?? process.env };
+      if (profiling !== undefined && cmd === process.execPath)
+        run = profiledSpawn(profiling.view, profiling.dir, cmd, args, run.env);
+      const c = spawn("/usr/bin/time", ["-f", "%M", "-o", out, run.cmd, ...run.args], {
         stdio: ["ignore", o.capture === true ? "pipe" : "ignore", "pipe"],
-        env: o.env ?? process.env,
+        env: run.env,
         ...(o.cwd === undefined ? {} : { cwd: o.cwd }),
       });
       c.stdout?.on("data", (b: Buffer) => chunks.push(b));

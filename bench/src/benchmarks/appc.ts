@@ -8,13 +8,13 @@
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { buffer } from "node:stream/consumers";
 import { writeAci } from "@rkt/appc";
 import { startAppcServer } from "@rkt/testkit";
-import { bench, spawnMeasured } from "../harness.js";
+import { bench, rktBin, spawnMeasured, withBaseline } from "../harness.js";
 
-const rkt = resolve(import.meta.dirname, "..", "..", "..", "packages", "cli", "bin", "rkt.js");
+const rkt = rktBin;
 const size = 128 << 20;
 
 export async function run(): Promise<void> {
@@ -29,8 +29,8 @@ export async function run(): Promise<void> {
     server.route("/small", { body: "x" });
     const url = `${server.origin}/big.aci`;
     const env = { ...process.env, NODE_EXTRA_CA_CERTS: server.caCert };
-    const fetchArgs = (dir: string) => [
-      rkt,
+    const fetchArgs = (dir: string, bin = rkt) => [
+      bin,
       "--dir",
       dir,
       "--insecure-options=image",
@@ -39,23 +39,27 @@ export async function run(): Promise<void> {
       url,
     ];
     let n = 0;
+    const cold = (bin: string) => async () => {
+      const dir = join(tmp, `cold-${n++}`);
+      const r = await spawnMeasured(process.execPath, fetchArgs(dir, bin), { env });
+      await rm(dir, { recursive: true, force: true });
+      return r;
+    };
     await bench("appc: cold rkt fetch of a 128 MiB ACI over https vs curl + sha512sum", {
-      ours: async () => {
-        const dir = join(tmp, `cold-${n++}`);
-        const r = await spawnMeasured(process.execPath, fetchArgs(dir), { env });
-        await rm(dir, { recursive: true, force: true });
-        return r;
-      },
-      peers: {
-        "curl+sha512sum": () =>
-          spawnMeasured("sh", [
-            "-c",
-            `curl -sf --cacert "$0" -o "$1" "$2" && sha512sum "$1" >/dev/null && rm "$1"`,
-            server.caCert!,
-            join(tmp, "curl.aci"),
-            url,
-          ]),
-      },
+      ours: cold(rkt),
+      peers: withBaseline(
+        {
+          "curl+sha512sum": () =>
+            spawnMeasured("sh", [
+              "-c",
+              `curl -sf --cacert "$0" -o "$1" "$2" && sha512sum "$1" >/dev/null && rm "$1"`,
+              server.caCert!,
+              join(tmp, "curl.aci"),
+              url,
+            ]),
+        },
+        cold,
+      ),
       runs: 3,
     });
     const warm = join(tmp, "warm");

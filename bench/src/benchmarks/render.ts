@@ -15,9 +15,9 @@ import { mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { LocalStore, mountStoredTree, renderStoredImage } from "@rkt/store";
 import { cacheDir, ensureFixture } from "../fixtures.js";
-import { bench, median, spawnMeasured } from "../harness.js";
+import { bench, median, rktBin, spawnMeasured, withBaseline, type RunReport } from "../harness.js";
 
-const rkt = resolve(import.meta.dirname, "..", "..", "..", "packages", "cli", "bin", "rkt.js");
+const rkt = rktBin;
 const runs = 3;
 const warmup = 1;
 
@@ -94,42 +94,47 @@ export async function run(): Promise<void> {
   const fx = await ensureFixture("debian");
   const scratch = await mkdtemp(join(cacheDir(), "scratch", "render-"));
   try {
-    // A store holding the fixture (not rendered), copied once per run of ours.
+    // A store holding the fixture (not rendered), copied (untimed) before each run.
     const base = join(scratch, "base");
     sh(process.execPath, [rkt, "--dir", base, "fetch", "--no-render", `oci:${fx.layoutDir}:${fx.layoutRef}`]);
-    const stores: string[] = [];
-    for (let i = 0; i < runs + warmup; i++) {
-      const d = join(scratch, `store-${i}`);
-      sh("cp", ["-a", base, d]);
-      stores.push(d);
-    }
     const layers = layoutLayers(fx.layoutDir, fx.layoutRef);
     let k = 0;
     const out = (): string => join(scratch, `out-${k++}`);
+    let lastStore = "";
+    const renderFresh = (bin: string) => async (): Promise<RunReport> => {
+      const d = join(scratch, `store-${k++}`);
+      sh("cp", ["-a", base, d]);
+      lastStore = d;
+      const t0 = process.hrtime.bigint();
+      const r = await spawnMeasured(process.execPath, [
+        bin,
+        "--dir",
+        d,
+        "image",
+        "render",
+        "--rootfs-only",
+        fx.digest,
+        out(),
+      ]);
+      return { peakRssKiB: r.peakRssKiB, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+    };
     const first = await bench(`first render of the debian fixture (${layers.length} layers) from the store`, {
-      ours: () =>
-        spawnMeasured(process.execPath, [
-          rkt,
-          "--dir",
-          stores.shift()!,
-          "image",
-          "render",
-          "--rootfs-only",
-          fx.digest,
-          out(),
-        ]),
-      peers: {
-        "umoci unpack": () =>
-          spawnMeasured("umoci", ["unpack", "--image", `${fx.layoutDir}:${fx.layoutRef}`, out()]),
-        "tar -xzf layers": async () => {
-          const d = out();
-          await mkdir(d);
-          let peak = 0;
-          for (const l of layers)
-            peak = Math.max(peak, (await spawnMeasured("tar", ["-xzf", l, "-C", d])).peakRssKiB ?? 0);
-          return { peakRssKiB: peak };
+      ours: renderFresh(rkt),
+      peers: withBaseline(
+        {
+          "umoci unpack": () =>
+            spawnMeasured("umoci", ["unpack", "--image", `${fx.layoutDir}:${fx.layoutRef}`, out()]),
+          "tar -xzf layers": async () => {
+            const d = out();
+            await mkdir(d);
+            let peak = 0;
+            for (const l of layers)
+              peak = Math.max(peak, (await spawnMeasured("tar", ["-xzf", l, "-C", d])).peakRssKiB ?? 0);
+            return { peakRssKiB: peak };
+          },
         },
-      },
+        renderFresh,
+      ),
       runs,
       warmup,
     });
@@ -139,7 +144,8 @@ export async function run(): Promise<void> {
     );
 
     // Second tree: the last store used above has the tree.
-    const rendered = join(scratch, `store-${runs + warmup - 1}`);
+    unmountUnder(scratch);
+    const rendered = lastStore;
     const store = await LocalStore.open(rendered);
     const lib: number[] = [];
     try {
@@ -168,31 +174,39 @@ export async function run(): Promise<void> {
     unmountUnder(scratch);
 
     const aci = await debianAci();
+    const fetchAci = (bin: string) => () =>
+      spawnMeasured(bin.endsWith(".js") ? process.execPath : bin, [
+        ...(bin.endsWith(".js") ? [bin] : []),
+        "--dir",
+        join(scratch, `aci-store-${k++}`),
+        "--insecure-options=image",
+        "fetch",
+        aci,
+      ]);
+    // rkt 1.30 itself, when RKT names its binary: as root it renders on fetch too.
+    const rkt130 = process.env["RKT"];
     const fetched = await bench(
       `rkt fetch + render of a gzip'd Debian rootfs ACI (${(Number(sh("stat", ["-c", "%s", aci])) / 2 ** 20).toFixed(0)} MiB gz)`,
       {
-        ours: () =>
-          spawnMeasured(process.execPath, [
-            rkt,
-            "--dir",
-            join(scratch, `aci-store-${k++}`),
-            "--insecure-options=image",
-            "fetch",
-            aci,
-          ]),
-        peers: {
-          "tar -xzf": async () => {
-            const d = out();
-            await mkdir(d);
-            return spawnMeasured("tar", ["-xzf", aci, "-C", d]);
+        ours: fetchAci(rkt),
+        peers: withBaseline(
+          {
+            ...(rkt130 !== undefined && rkt130 !== "" ? { "rkt 1.30": fetchAci(resolve(rkt130)) } : {}),
+            "tar -xzf": async () => {
+              const d = out();
+              await mkdir(d);
+              return spawnMeasured("tar", ["-xzf", aci, "-C", d]);
+            },
           },
-        },
+          fetchAci,
+        ),
         runs,
         warmup,
       },
     );
+    const peer = fetched.subjects.find((x) => x.name === "rkt 1.30");
     process.stdout.write(
-      `fetch + render wall: ${fetched.subjects[0]!.median.toFixed(2)} s (rkt ~4.5 s; goal <= 2.2 s)\n`,
+      `fetch + render wall: ${fetched.subjects[0]!.median.toFixed(2)} s${peer === undefined ? " (set RKT to rkt 1.30's binary to compare)" : `, ${(fetched.subjects[0]!.median / peer.median).toFixed(2)}× rkt 1.30 (goal ≤ 0.5×)`}\n`,
     );
   } finally {
     unmountUnder(scratch);

@@ -10,15 +10,23 @@
 import { spawnSync } from "node:child_process";
 import { createWriteStream, existsSync } from "node:fs";
 import { mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { writeAci } from "@rkt/appc";
 import { LocalStore, importAci } from "@rkt/store";
 import { randomStream } from "@rkt/testkit";
 import { cacheDir } from "../fixtures.js";
-import { bench, formatTable, median, spawnMeasured, type BenchResult } from "../harness.js";
+import {
+  bench,
+  formatTable,
+  median,
+  rktBin,
+  spawnMeasured,
+  withBaseline,
+  type BenchResult,
+} from "../harness.js";
 
-const rkt = resolve(import.meta.dirname, "..", "..", "..", "packages", "cli", "bin", "rkt.js");
+const rkt = rktBin;
 const bigSize = 2 ** 30;
 const storeImages = 10_000;
 /** Peak RSS the issue allows for the 1 GiB ingest. */
@@ -103,37 +111,41 @@ export async function run(): Promise<void> {
   const scratch = join(cacheDir(), "scratch");
   await mkdir(scratch, { recursive: true });
   const fresh = () => mkdtemp(join(scratch, "rkt-bench-store-"));
+  const ingestWith = (bin: string) => async () => {
+    const dir = await fresh();
+    try {
+      return await spawnMeasured(process.execPath, [
+        bin,
+        "--dir",
+        dir,
+        "--insecure-options=image",
+        "fetch",
+        // The ingest alone: as root with overlayfs, fetch would also render (the render bench's case).
+        "--no-render",
+        file,
+      ]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  };
   const ingest = await bench("ingest a 1 GiB ACI: rkt fetch vs cp + sha512sum", {
-    ours: async () => {
-      const dir = await fresh();
-      try {
-        return await spawnMeasured(process.execPath, [
-          rkt,
-          "--dir",
-          dir,
-          "--insecure-options=image",
-          "fetch",
-          // The ingest alone: as root with overlayfs, fetch would also render (the render bench's case).
-          "--no-render",
-          file,
-        ]);
-      } finally {
-        await rm(dir, { recursive: true, force: true });
-      }
-    },
-    peers: {
-      "cp+sha512sum": async () => {
-        const dir = await fresh();
-        try {
-          const copy = join(dir, "copy.aci");
-          const cp = await spawnMeasured("cp", [file, copy]);
-          const sum = await spawnMeasured("sha512sum", [copy]);
-          return { peakRssKiB: Math.max(cp.peakRssKiB ?? 0, sum.peakRssKiB ?? 0) };
-        } finally {
-          await rm(dir, { recursive: true, force: true });
-        }
+    ours: ingestWith(rkt),
+    peers: withBaseline(
+      {
+        "cp+sha512sum": async () => {
+          const dir = await fresh();
+          try {
+            const copy = join(dir, "copy.aci");
+            const cp = await spawnMeasured("cp", [file, copy]);
+            const sum = await spawnMeasured("sha512sum", [copy]);
+            return { peakRssKiB: Math.max(cp.peakRssKiB ?? 0, sum.peakRssKiB ?? 0) };
+          } finally {
+            await rm(dir, { recursive: true, force: true });
+          }
+        },
       },
-    },
+      ingestWith,
+    ),
     runs: 3,
     warmup: 1,
   });
@@ -143,11 +155,14 @@ export async function run(): Promise<void> {
   );
 
   const many = await manyImagesStore();
-  await timedRuns(
-    `rkt image list, ${storeImages} images`,
-    5,
-    () => Promise.resolve(many),
-    () => ["image", "list"],
+  const list = (bin: string) => () => spawnMeasured(process.execPath, [bin, "--dir", many, "image", "list"]);
+  const listed = await bench(`rkt image list, ${storeImages} images, vs node -e 0`, {
+    ours: list(rkt),
+    peers: withBaseline({ "node -e 0": () => spawnMeasured(process.execPath, ["-e", "0"]) }, list),
+    runs: 5,
+  });
+  process.stdout.write(
+    `image list: ${(listed.subjects[0]!.median / listed.subjects[1]!.median).toFixed(2)}× node -e 0 (goal ≤ 2.0×)\n`,
   );
   await timedRuns(
     `rkt image list --format=json, ${storeImages} images`,

@@ -31,7 +31,7 @@ export {
   parsePodManifestOrThrow,
 } from "./manifest.js";
 export { detectCompression, decompressor, decompressStream, compressionMagicLength } from "./compression.js";
-export type { Compression } from "./compression.js";
+export type { Compression, DecompressOptions } from "./compression.js";
 export { tarStream } from "./tar.js";
 export {
   TarParser,

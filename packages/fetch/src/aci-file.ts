@@ -34,6 +34,8 @@ export interface ImportAciFileOptions {
   readonly latest?: boolean | undefined;
   /** Bytes of the file read so far, of its size. */
   readonly onProgress?: ((p: { bytes: number; total: number }) => void) | undefined;
+  /** Extract the image into its snapshot (and tree) in the same pass (`importAci`'s `render`). */
+  readonly render?: boolean | undefined;
 }
 
 /** The stored image and, unless verification was disabled, who signed it. */
@@ -75,7 +77,7 @@ export async function importAciFile(
   if (o.keystore === null) {
     o.onWarning?.(verificationDisabledWarning);
     const src = await openAci(path, o.onProgress);
-    return importAci(store, src, { what: path, latest: o.latest, signal: o.signal });
+    return importAci(store, src, { what: path, latest: o.latest, signal: o.signal, render: o.render });
   }
   // The image first: a missing image is reported as such, not as its missing signature.
   let first: Readable | undefined = await openAci(path, o.onProgress);
@@ -112,6 +114,8 @@ export interface ImportSignedAciOptions {
   readonly signal?: AbortSignal | undefined;
   readonly onInfo?: ((message: string) => void) | undefined;
   readonly latest?: boolean | undefined;
+  /** Extract the image into its snapshot (and tree) in the same pass. */
+  readonly render?: boolean | undefined;
 }
 
 /**
@@ -155,6 +159,7 @@ export async function importSignedAci(
     what,
     latest: o.latest,
     signal: o.signal,
+    render: o.render,
     beforeCommit,
   });
   return { ...result, verdict };

@@ -70,6 +70,12 @@ export interface FetchImageOptions extends Abortable {
   credentials?: CredentialsProvider | undefined;
   /** A key trusted through `trustKeysFromHttps` (its fingerprint lines are for the user). */
   onKeyTrusted?: ((key: TrustedDiscoveredKey) => void) | undefined;
+  /**
+   * Render what is stored into the tree store in the same pass (rkt's render on fetch as root,
+   * and `rkt run`): layers and ACIs are extracted into their snapshots while they are written.
+   * An image found already stored is not rendered here. Default false.
+   */
+  render?: boolean | undefined;
 }
 
 /** What {@link fetchImage} stored. */
@@ -177,6 +183,7 @@ export async function fetchImage(
         onWarning: o.onWarning,
         onProgress:
           o.onProgress === undefined ? undefined : (p) => o.onProgress!({ kind: "aci", url: path, ...p }),
+        render: o.render,
       });
       return {
         id: r.id,
@@ -198,6 +205,7 @@ export async function fetchImage(
         what: image,
         signal: o.signal,
         platform: o.platform,
+        render: o.render,
         onProgress:
           o.onProgress === undefined ? undefined : (p: BlobProgress) => o.onProgress!({ kind: "blob", ...p }),
       };
@@ -228,6 +236,7 @@ export async function fetchImage(
         platform: o.platform,
         registriesConf,
         verify,
+        render: o.render,
         onSourceFailed: o.onSourceFailed,
         insecure,
         env,
@@ -297,6 +306,7 @@ async function fetchAppc(
     onInfo: o.onInfo,
     onWarning: o.onWarning,
     onProgress: o.onProgress === undefined ? undefined : (p) => o.onProgress!({ kind: "aci", ...p }),
+    render: o.render,
   });
   const stored = getImage(store, r.id);
   return {

@@ -41,6 +41,8 @@ export interface ImportOciLayoutOptions extends Abortable {
   what?: string | undefined;
   /** Each blob's bytes as they are copied into the store (blobs the store has: done at once). */
   onProgress?: ((p: BlobProgress) => void) | undefined;
+  /** Render the image in the same pass (storeSink's `render`). */
+  render?: boolean | undefined;
 }
 
 /** The outcome of a local import: the store's result plus every blob digest the image uses. */
@@ -91,13 +93,14 @@ async function importFound(
   o: Abortable & {
     platform?: Platform | undefined;
     name?: string | undefined;
+    render?: boolean | undefined;
     onProgress?: ((p: BlobProgress) => void) | undefined;
   },
   what: string,
 ): Promise<LocalImportResult> {
   const image = await platformImage(found, o.platform ?? hostPlatform(), what, o);
   const { name, tag } = named;
-  const sink = storeSink(store, { name: o.name ?? name, what });
+  const sink = storeSink(store, { name: o.name ?? name, what, render: o.render });
   const c = await copyImage(image, sink, { tag, signal: o.signal, onProgress: copyProgress(o.onProgress) });
   const result = sink.imported[0];
   if (result === undefined) throw new RktError(ErrorCode.Internal, `${what}: nothing was imported`);
@@ -175,6 +178,8 @@ export async function importOciArchive(
 
 /** Options of {@link importDockerArchive}. */
 export interface ImportDockerArchiveOptions extends Abortable, ArchiveSelector {
+  /** Render the image in the same pass (storeSink's `render`). */
+  render?: boolean | undefined;
   /** Repository name to record; default the selected RepoTag's, else the file's base name. */
   name?: string | undefined;
   /** Names the input in errors (e.g. `docker-archive:/media/app.tar:app:1`). */

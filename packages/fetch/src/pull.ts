@@ -20,7 +20,7 @@ import { getImage, getRemote, imageContent, recordRemote, touchImage, type Local
 import type { DockerImageVerifier } from "./docker-policy.js";
 import { copyImage } from "./image/copy.js";
 import { registryImage } from "./image/registry.js";
-import { mib, storeSink } from "./image/store.js";
+import { storeSink } from "./image/store.js";
 import { RegistryClient, type BlobProgress } from "./registry/client.js";
 import type { CredentialsProvider } from "./registry/credentials.js";
 import type { InsecureOptions } from "./registry/http.js";
@@ -59,6 +59,8 @@ export interface PullImageOptions extends Abortable {
    * it throws to refuse. Store hits that ask no registry (`new`, `never`, stored digests) skip it.
    */
   verify?: DockerImageVerifier | undefined;
+  /** Render the pulled image in the same pass (storeSink's `render`). */
+  render?: boolean | undefined;
 }
 
 /** The outcome of {@link pullImage}. */
@@ -263,7 +265,7 @@ export async function pullImage(
       });
       // Blobs go through the store's writer under the sink's lease, with ingests kept on failure:
       // an interrupted pull (Ctrl-C, network loss, kill) resumes where it stopped on the next run.
-      const sink = storeSink(store, { name, what });
+      const sink = storeSink(store, { name, what, render: o.render });
       const c = await copyImage(image, sink, {
         tag: tag ?? "latest",
         parallel: o.parallel ?? defaultPullParallel,

@@ -341,6 +341,23 @@ describe("fetchAppcImage by URL", () => {
     }
   });
 
+  it("render: the ACI is verified, stored and extracted while it downloads (a resumed download too)", async () => {
+    const c = await setup({ prefix: "example.com" });
+    const aci = await buildAci({ name: "example.com/rendered", payload: 4 << 20 });
+    const path = `${c.base}/rendered.aci`;
+    server.route(path, { body: aci, truncateOnce: 2 << 20 });
+    server.route(`${c.base}/rendered.aci.asc`, { body: sign(aci) });
+    const url = `${server.origin}${path}`;
+    await refusal(fetchAppcImage(c.store, { url }, { ...c.opts(), render: true }));
+    expect(listImages(c.store)).toEqual([]);
+    const r = await fetchAppcImage(c.store, { url }, { ...c.opts(), render: true });
+    expect(r.id).toBe(sha512Id(aci));
+    const { getSnapshot, verifyStoredImage } = await import("@rkt/store");
+    expect((await getSnapshot(c.store.paths.layers, r.id))?.info.hashFrom).toBe("stream");
+    expect((await verifyStoredImage(c.store, r.id)).status).toBe("ok");
+    expect((await fsck(c.store)).problems).toEqual([]);
+  });
+
   it("a stalled download fails after the stall timeout and is resumed by the next run", async () => {
     const c = await setup(null);
     const aci = await buildAci({ name: "example.com/stalled", payload: 4 << 20 });

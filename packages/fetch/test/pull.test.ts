@@ -326,4 +326,33 @@ describe("pullImage", () => {
       store.close();
     }
   });
+
+  it("render: the layers are extracted while they are pulled; the tree verifies, a shared layer is reused", async () => {
+    const img = await push({ layers: [base, mid] }, "render/app:v1");
+    const other = await push({ layers: [base] }, "render/base:v1");
+    const store = await newStore();
+    try {
+      // The base layer comes first without rendering: the rendered pull must extract it from the store.
+      await pull(store, "render/base:v1");
+      const r = await pull(store, "render/app:v1", { render: true });
+      expect(r.id).toBe(img.descriptor.digest);
+      const { getSnapshot, layerSnapshotKey, storedTreeId, verifyStoredImage } = await import("@rkt/store");
+      const treeId = await storedTreeId(store, r.id);
+      expect(await readdir(store.paths.trees)).toEqual([treeId]);
+      expect(await verifyStoredImage(store, r.id)).toEqual({ status: "ok", treeId });
+      const [baseDiff, midDiff] = img.diffIds;
+      expect((await getSnapshot(store.paths.layers, layerSnapshotKey(midDiff!)))?.info.hashFrom).toBe(
+        "stream",
+      );
+      expect((await getSnapshot(store.paths.layers, layerSnapshotKey(baseDiff!)))?.info.diffId).toBe(
+        baseDiff,
+      );
+      expect(other.diffIds[0]).toBe(baseDiff);
+      // Nothing half-made is left: no snapshot temp dirs, no ingests.
+      expect((await readdir(store.paths.layers)).filter((x) => x.startsWith("."))).toEqual([]);
+      expect(await readdir(store.paths.ingest)).toEqual([]);
+    } finally {
+      store.close();
+    }
+  });
 });

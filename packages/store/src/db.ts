@@ -146,6 +146,22 @@ export function openIndex(path: string): IndexDb {
   }
 }
 
+/**
+ * Runs `fn` (one or more autocommit writes) without waiting for the disk: for rows that die with
+ * this process anyway (locks, process leases), whose loss in a power failure changes nothing,
+ * since their holder is then dead too. SQLite stays consistent (WAL, synchronous=NORMAL), and the
+ * next FULL commit makes them durable with it. Inside a transaction `fn` just runs.
+ */
+export function relaxed<T>(db: IndexDb, fn: () => T): T {
+  if (db.inTransaction) return fn();
+  db.pragma("synchronous = NORMAL");
+  try {
+    return fn();
+  } finally {
+    db.pragma("synchronous = FULL");
+  }
+}
+
 function migrate(db: IndexDb): void {
   const run = db.transaction(() => {
     // Re-read inside the write transaction: another process may have migrated meanwhile.

@@ -14,6 +14,10 @@ import { aciImageId } from "./images.js";
 import { ingestDir } from "./internal/paths.js";
 import type { LocalStore } from "./local-store.js";
 import { acquireLock, type LockHandle } from "./locks.js";
+import { aciTreeId } from "./tree/aci.js";
+import { discardSnapshot, publishSnapshots, type PreparedSnapshot } from "./tree/snapshot.js";
+import { lockTree, renderLocked } from "./tree/store-render.js";
+import { asError, sideTap, unpackTap, type UnpackTap } from "./unpack.js";
 import { indexDb } from "./internal/index-db.js";
 
 /** Where an image came from, recorded in `remotes` for cache revalidation (rkt's remote table). */
@@ -41,6 +45,13 @@ export interface ImportAciOptions {
    * nothing becomes visible, and the error reaches the caller unchanged.
    */
   beforeCommit?: ((info: BeforeCommitInfo) => Promise<void>) | undefined;
+  /**
+   * Render the image in the same pass: the decompressed bytes are also extracted into the
+   * image's snapshot while they are hashed and stored; after the commit the snapshot is
+   * published and, for an image without dependencies, its tree recorded (one with dependencies
+   * gets its tree when rendered, once they are stored). A failed extraction fails the import.
+   */
+  render?: boolean | undefined;
 }
 
 /** What {@link ImportAciOptions.beforeCommit} gets to decide on an image before it is stored. */
@@ -208,6 +219,8 @@ export async function importAci(
   let decompressError: unknown;
   let remoteLock: LockHandle | undefined;
   let hookError: { e: unknown } | undefined;
+  let unpack: UnpackTap | undefined;
+  let unpackError: unknown;
   try {
     lease = store.createLease({ labels: { purpose: `import ${what}` } });
     if (o.remote !== undefined) {
@@ -242,18 +255,36 @@ export async function importAci(
     const appc = await import("@rkt/appc");
     const sniffed = await sniff(appc, src);
     compression = sniffed.compression;
-    const dec = appc.decompressor(compression);
+    // Larger gunzip steps: fewer threadpool round trips (see extract.ts).
+    const dec = appc.decompressor(compression, { chunkSize: 256 << 10 });
     dec.on("error", (e: unknown) => {
       decompressError ??= e;
     });
     const { tap, result } = aciTap(appc);
+    if (o.render === true) unpack = unpackTap(store.paths.layers, what, "aci", o.signal);
+    const u = unpack;
+    u?.done.catch((e: unknown) => {
+      unpackError ??= e;
+    });
     try {
-      await pipeline(sniffed.rest, dec, tap, w.stream, { signal: o.signal ?? new AbortController().signal });
+      const signal = o.signal ?? new AbortController().signal;
+      if (u === undefined) await pipeline(sniffed.rest, dec, tap, w.stream, { signal });
+      else
+        await pipeline(
+          sniffed.rest,
+          dec,
+          tap,
+          sideTap(u.input, () => unpackError, { stop: true }),
+          w.stream,
+          { signal },
+        );
     } catch (e) {
+      if (unpackError !== undefined && !(e === decompressError)) throw asError(unpackError);
       throw e === decompressError && !isRktError(e) && !(e instanceof StageError)
         ? new StageError("decompress", e)
         : e;
     }
+    const unpacked = await u?.done;
     const read = result();
     if (read === undefined)
       throw new RktError(ErrorCode.Internal, `${what}: archive was not read to its end`);
@@ -303,15 +334,41 @@ export async function importAci(
       ).run(id, desc.digest);
       if (o.remote !== undefined) recordRemote(store, o.remote, id, desc.digest, now);
     }).immediate();
+    if (unpacked !== undefined) {
+      unpack = undefined;
+      await renderImported(store, id, m, unpacked.prepared, o.signal);
+    }
     return { id, kind: "aci", name: m.name, size: desc.size, cached: false };
   } catch (e) {
     await w?.abort().catch(() => undefined);
+    unpack?.input.destroy();
+    const left = await unpack?.done.catch(() => undefined);
+    if (left !== undefined) await discardSnapshot(left.prepared);
     src.destroy();
     if (hookError !== undefined && hookError.e === e) throw e;
     throw classify(e, what, compression);
   } finally {
     remoteLock?.release();
     if (lease !== undefined) store.deleteLease(lease);
+  }
+}
+
+// Publishes the snapshot extracted during the import of ACI `id` and, without dependencies,
+// records its tree. Under the tree lock: GC must not collect the snapshot before a tree names it.
+async function renderImported(
+  store: LocalStore,
+  id: string,
+  m: ImageManifest,
+  prepared: PreparedSnapshot,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const deps = (m.dependencies ?? []).length > 0;
+  const lock = await lockTree(store, deps ? `pending-${id}` : aciTreeId([id]), signal);
+  try {
+    await publishSnapshots(store.paths.layers, [{ key: id, prepared }]);
+    if (!deps) await renderLocked(store, id, { signal });
+  } finally {
+    lock.release();
   }
 }
 

@@ -1,17 +1,20 @@
 // The generic OCI/Docker image recording path: every transport (OCI layout, oci-archive,
 // docker-archive, registry) hands a manifest and a way to open blobs; blobs are kept exactly as
 // received, so layers are shared between images.
-import { existsSync } from "node:fs";
+import { createReadStream, existsSync } from "node:fs";
 import { stat } from "node:fs/promises";
+import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { buffer } from "node:stream/consumers";
 import {
+  DigestMismatchError,
   ErrorCode,
   MediaType,
   RktError,
   digestOf,
   isConfigType,
+  isLayerType,
   isRktError,
   parseImageConfigOrThrow,
   parseManifestOrThrow,
@@ -23,8 +26,21 @@ import {
 import { isNoSpace } from "./free-space.js";
 import { ingestPaths } from "./ingest-files.js";
 import { recordRemote, type ImportResult, type RemoteInfo } from "./import-aci.js";
-import type { LocalStore } from "./local-store.js";
+import type { LocalStore, LocalWriter } from "./local-store.js";
 import { indexDb } from "./internal/index-db.js";
+import { fsyncDir } from "./internal/fs-util.js";
+import { lockTree, renderLocked } from "./tree/store-render.js";
+import {
+  discardSnapshot,
+  getSnapshot,
+  layerSnapshotKey,
+  prepareExtracted,
+  publishSnapshots,
+  type PreparedSnapshot,
+} from "./tree/snapshot.js";
+import { ociTreeId } from "./tree/tree.js";
+import type { LockHandle } from "./locks.js";
+import { sideTap, writeSide, type LayerUnpack } from "./unpack.js";
 
 /**
  * Where an importer gets blob bytes from. Transports implement it (an OCI layout reads
@@ -58,13 +74,27 @@ export interface ImportOciOptions extends Abortable {
   what?: string | undefined;
   /** Blobs fetched at once; default 3. */
   concurrency?: number | undefined;
+  /**
+   * Render the image into the tree store as part of the import: layers unpacked on the way in
+   * (`unpack`, see ingestBlob) are published once their diffIDs match the config, the others are
+   * extracted from their stored blobs, all behind one durability barrier; then the tree is
+   * recorded. Ignored for an image without layers or config.
+   */
+  render?: boolean | undefined;
+  /** Layers already unpacked while their blobs were written (the caller discards what is left). */
+  unpack?: LayerUnpack | undefined;
 }
 
 const configCap = 16 << 20;
 
 /** Options of {@link ingestBlob}. */
 export interface IngestBlobOptions extends Abortable {
-  /** Protects the committed blob from GC until the caller records it. */
+  /**
+   * Protects the committed blob from GC until the caller records it. With a lease the blob's
+   * index row is the caller's to write, with the image that needs it (importOciImage does, after
+   * one fsync of the blob directory): a blob nobody records is an orphan GC removes once the
+   * lease is gone. Without one, the commit records the row itself.
+   */
   lease?: string | undefined;
   /**
    * `open` serves from an offset (an HTTP Range, a file): a partial ingest an earlier attempt left
@@ -79,6 +109,14 @@ export interface IngestBlobOptions extends Abortable {
    * reason `signal` fired with, is ENOSPC/EDQUOT): kept for a resume, it would leave no room.
    */
   onDropped?: ((bytes: number) => void) | undefined;
+  /**
+   * Unpack the blob, when it is a layer (by media type), in the same pass: its bytes are also
+   * decompressed, hashed and
+   * extracted into a snapshot that `unpack` keeps for the image import to publish. The blob is
+   * committed only when both the blob's digest and the extraction succeed; either failing
+   * discards both.
+   */
+  unpack?: LayerUnpack | undefined;
 }
 
 /** How {@link ingestBlob} got the blob, and the bytes of a partial ingest it resumed from. */
@@ -115,6 +153,24 @@ export async function* batchChunks(
 }
 const batchBytes = 1 << 20;
 
+// Passes chunks on as they are (the store writer joins them with writev) and reports the bytes
+// seen about once a megabyte, and at the end.
+async function* countChunks(
+  src: AsyncIterable<Buffer>,
+  onBytes: (n: number) => void,
+): AsyncGenerator<Buffer> {
+  let unreported = 0;
+  for await (const c of src) {
+    unreported += c.length;
+    if (unreported >= batchBytes) {
+      onBytes(unreported);
+      unreported = 0;
+    }
+    yield c;
+  }
+  if (unreported > 0) onBytes(unreported);
+}
+
 /**
  * The store's one blob writer: writes `desc` from `open(start)` unless it is stored. Leases the
  * digest before looking (a concurrent GC must not remove what is reused), takes the ingest
@@ -141,6 +197,8 @@ export async function ingestBlob(
       signal: o.signal,
       mediaType: desc.mediaType,
       lease: o.lease,
+      // With a lease the caller records the blob with its image (importOciImage does).
+      deferIndex: o.lease !== undefined,
       fresh: o.ranged !== true,
     });
   } catch (e) {
@@ -148,6 +206,11 @@ export async function ingestBlob(
     throw e;
   }
   const resumed = w.status().offset;
+  let tapError: unknown;
+  const tap = isLayerType(desc.mediaType) ? o.unpack?.begin(desc, { signal: o.signal }) : undefined;
+  tap?.done.catch((e: unknown) => {
+    tapError ??= e;
+  });
   try {
     if (resumed < desc.size) {
       let bytes = resumed;
@@ -156,18 +219,57 @@ export async function ingestBlob(
         o.onProgress?.(bytes);
       };
       const src = await open(resumed);
-      await pipeline(src, (s: AsyncIterable<Buffer>) => batchChunks(s, count), w.stream, {
-        signal: o.signal ?? new AbortController().signal,
-      });
+      const signal = o.signal ?? new AbortController().signal;
+      if (tap === undefined) {
+        await pipeline(src, (s: AsyncIterable<Buffer>) => countChunks(s, count), w.stream, { signal });
+      } else {
+        // The extractor needs the blob from its first byte: a resumed prefix is read back first.
+        if (resumed > 0) {
+          const { data } = ingestPaths(store, ref);
+          await writeSide(tap.input, createReadStream(data, { highWaterMark: 1 << 20, end: resumed - 1 }));
+        }
+        await pipeline(
+          src,
+          (s: AsyncIterable<Buffer>) => countChunks(s, count),
+          // A failed extraction lets the blob flow on: a corrupt blob is then reported as one.
+          sideTap(tap.input, () => tapError, { stop: false }),
+          w.stream,
+          { signal },
+        );
+      }
     }
+    if (tap !== undefined && resumed >= desc.size) {
+      await writeSide(tap.input, createReadStream(ingestPaths(store, ref).data, { highWaterMark: 1 << 20 }));
+      tap.input.end();
+    }
+    // A failed extraction of a blob that is itself corrupt is reported as the corrupt blob.
+    if (
+      tap !== undefined &&
+      (await tap.done.then(
+        () => false,
+        () => true,
+      ))
+    )
+      await (w as LocalWriter).check();
+    const unpacked = await tap?.done;
     await w.commit();
+    if (unpacked !== undefined) o.unpack!.add(desc.digest, unpacked);
     return { how: "written", resumed };
   } catch (e) {
-    // Keep what a ranged source can resume; nothing written is nothing worth keeping, and on a
-    // full disk a kept partial would leave the disk full.
+    tap?.input.destroy();
+    const extracted = await tap?.done.then(
+      (u) => u,
+      (err: unknown) => {
+        tapError ??= err;
+        return undefined;
+      },
+    );
+    if (extracted !== undefined) await discardSnapshot(extracted.prepared);
+    // Keep what a ranged source can resume (a failed extraction discards the blob too); nothing
+    // written is nothing worth keeping, and on a full disk a kept partial would leave the disk full.
     const held = w.status().offset;
-    const full = isNoSpace(e) || isNoSpace(o.signal?.reason);
-    if (o.ranged === true && held > 0 && !full) await w.close();
+    const full = isNoSpace(e) || isNoSpace(tapError) || isNoSpace(o.signal?.reason);
+    if (o.ranged === true && held > 0 && !full && tapError === undefined) await w.close();
     else {
       // On a full disk, what the file holds (a short write included) is what dropping it frees.
       const onDisk = full
@@ -179,7 +281,11 @@ export async function ingestBlob(
       await w.abort();
       if (onDisk > 0) o.onDropped?.(onDisk);
     }
-    throw e;
+    throw tapError !== undefined &&
+      !isRktError(e, ErrorCode.DigestMismatch) &&
+      !isRktError(e, ErrorCode.SizeMismatch)
+      ? tapError
+      : e;
   }
 }
 
@@ -215,6 +321,7 @@ export async function importOciImage(store: LocalStore, o: ImportOciOptions): Pr
   const digest = digestOf(o.rawManifest);
   const what = o.what ?? digest;
   let lease: string | undefined;
+  let treeLock: LockHandle | undefined;
   try {
     const manifest = parseManifestOrThrow(o.rawManifest, o.mediaType, `${what}: manifest`).value;
     const manifestType = manifest.mediaType ?? MediaType.OciManifest;
@@ -251,14 +358,25 @@ export async function importOciImage(store: LocalStore, o: ImportOciOptions): Pr
       }
     }
     await runLimited(manifest.layers, o.concurrency ?? 3, (d) =>
-      ingestBlob(store, d, fromSource(d), { lease: l, ranged, signal }).then(() => undefined),
+      ingestBlob(store, d, fromSource(d), { lease: l, ranged, signal, unpack: o.unpack }).then(
+        () => undefined,
+      ),
     );
+    if (o.render === true && config !== undefined && manifest.layers.length > 0) {
+      // Snapshots become visible before the tree that names them: the tree lock, taken first,
+      // keeps GC from collecting them in between (and serialises renders of this tree).
+      treeLock = await lockTree(store, ociTreeId(config.rootfs.diff_ids), signal);
+      await publishLayers(store, manifest.layers, config.rootfs.diff_ids, o.unpack, signal);
+    }
     const all: { d: Descriptor; role: "manifest" | "config" | "layer"; pos: number }[] = [
       { d: { mediaType: manifestType, digest, size: raw.length }, role: "manifest", pos: 0 },
       { d: manifest.config, role: "config", pos: 0 },
       ...manifest.layers.map((d, pos) => ({ d, role: "layer" as const, pos })),
     ];
-    // Every blob is durable and leased; stat them for the rows (the file is the truth).
+    // Every blob's data is durable and leased, its name renamed into place: one fsync of the
+    // directory makes the names durable before the rows that name them. Stat them for the rows
+    // (the file is the truth).
+    await fsyncDir(join(store.paths.blobs, "sha256"));
     const sizes = new Map<string, number>();
     for (const b of all) sizes.set(b.d.digest, (await stat(store.blobFile(b.d.digest))).size);
     const size = [...sizes.values()].reduce((a, b) => a + b, 0);
@@ -314,14 +432,70 @@ export async function importOciImage(store: LocalStore, o: ImportOciOptions): Pr
       }
       if (o.remote !== undefined) recordRemote(store, o.remote, digest, digest, now);
     }).immediate();
+    store.recorded(all.map((b) => b.d.digest));
+    if (treeLock !== undefined) await renderLocked(store, digest, { signal });
     return { id: digest, kind: "oci", name: o.name ?? "", size, cached: false };
   } catch (e) {
     if (isRktError(e))
       throw e.message.startsWith(what) ? e : new RktError(e.code, `${what}: ${e.message}`, { cause: e });
     throw new RktError(ErrorCode.Io, `${what}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   } finally {
+    treeLock?.release();
     if (lease !== undefined) store.deleteLease(lease);
   }
+}
+
+/**
+ * Makes the snapshot of every layer exist: the ones unpacked on the way in (their diffID checked
+ * against the config: a mismatch is RKT_DIGEST_MISMATCH and nothing is published), the others
+ * extracted from their stored blobs (two at a time), all published behind one syncfs.
+ */
+async function publishLayers(
+  store: LocalStore,
+  layers: readonly Descriptor[],
+  diffIds: readonly Digest[],
+  unpack: LayerUnpack | undefined,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const dir = store.paths.layers;
+  const ready: { key: string; prepared: PreparedSnapshot }[] = [];
+  const missing: { d: Descriptor; diffId: Digest; key: string }[] = [];
+  const keys = new Set<string>();
+  try {
+    for (const [i, d] of layers.entries()) {
+      const diffId = diffIds[i]!;
+      const key = layerSnapshotKey(diffId);
+      const u = unpack?.take(d.digest);
+      if (u !== undefined && u.diffId !== diffId) {
+        await discardSnapshot(u.prepared);
+        throw new DigestMismatchError(
+          `layer ${d.digest}: diffID`,
+          diffId,
+          u.diffId,
+          u.prepared.fill.uncompressedSize,
+        );
+      }
+      if (keys.has(key) || (await getSnapshot(dir, key)) !== undefined) {
+        if (u !== undefined) await discardSnapshot(u.prepared);
+        continue;
+      }
+      keys.add(key);
+      if (u !== undefined) ready.push({ key, prepared: u.prepared });
+      else missing.push({ d, diffId, key });
+    }
+    await runLimited(missing, 2, async (m) => {
+      const prepared = await prepareExtracted(dir, () => store.open(m.d.digest, { signal }), {
+        what: `layer ${m.d.digest}`,
+        diffId: m.diffId,
+        signal,
+      });
+      ready.push({ key: m.key, prepared });
+    });
+  } catch (e) {
+    for (const r of ready) await discardSnapshot(r.prepared);
+    throw e;
+  }
+  await publishSnapshots(dir, ready);
 }
 
 /** The layer digest ↔ diffID pairs the store knows (for the tree store and docker2aci). */

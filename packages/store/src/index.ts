@@ -43,6 +43,8 @@ export type {
 } from "./import-aci.js";
 export { importOciImage, ingestBlob, batchChunks, diffIdOf } from "./import-oci.js";
 export type { ImageSource, ImportOciOptions, IngestBlobOptions, IngestOutcome } from "./import-oci.js";
+export { createLayerUnpack, sideTap } from "./unpack.js";
+export type { LayerUnpack, UnpackedLayer, UnpackTap } from "./unpack.js";
 export { exportImage, extractImage } from "./export.js";
 export type { ExportOptions, ExtractOptions } from "./export.js";
 export { writeBlob, readBlobLimited } from "./content-helpers.js";

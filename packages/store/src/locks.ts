@@ -10,7 +10,7 @@
 // its holder. Limitation: all users of a store must share a pid namespace (true for rkt on a node).
 import { randomUUID } from "node:crypto";
 import { ErrorCode, RktError } from "@rkt/oci";
-import type { IndexDb } from "./db.js";
+import { relaxed, type IndexDb } from "./db.js";
 import { pollUntil } from "./internal/fs-util.js";
 import { isAlive, selfProcess } from "./internal/proc.js";
 
@@ -39,7 +39,8 @@ export function tryLock(db: IndexDb, key: string): LockHandle | { heldBy: number
     ).run(key, owner, me.pid, me.start, Date.now());
     return undefined;
   });
-  const heldBy = take.immediate();
+  // A lock row dies with its holder: no fsync for it (see relaxed).
+  const heldBy = relaxed(db, () => take.immediate());
   if (heldBy !== undefined) return { heldBy };
   let released = false;
   return {
@@ -48,7 +49,7 @@ export function tryLock(db: IndexDb, key: string): LockHandle | { heldBy: number
       if (released) return;
       released = true;
       try {
-        db.prepare("DELETE FROM locks WHERE key = ? AND owner = ?").run(key, owner);
+        relaxed(db, () => db.prepare("DELETE FROM locks WHERE key = ? AND owner = ?").run(key, owner));
       } catch {
         // A lock row we cannot delete (read-only, full disk) dies with this process anyway.
       }

@@ -7,7 +7,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { fsck, gc, importAci, listImages, LocalStore, removeImages } from "@rkt/store";
+import {
+  fsck,
+  gc,
+  getSnapshot,
+  importAci,
+  listImages,
+  LocalStore,
+  removeImages,
+  verifyStoredImage,
+} from "@rkt/store";
+import { readdir } from "node:fs/promises";
 import { runNode, type ChildRun } from "@rkt/testkit";
 import { gzip, makeAci, makeOciImage, makeTar, readable, sha512Id, type OciImage } from "./helpers.js";
 
@@ -123,6 +133,95 @@ describe("SIGKILL during import", () => {
       store.close();
     }
   }, 600_000);
+});
+
+describe("SIGKILL during fetch and render", () => {
+  it("over 50 kills while layers are stored and extracted: fsck finds no problem, no damaged snapshot or tree is visible, the next fetch renders", async () => {
+    const dir = join(work, "store-render-kill");
+    const modes = [
+      [dir, "aci-render", aciFile],
+      [dir, "oci-render", layout],
+    ];
+    // Calibrate: one full fetch + render of each.
+    const full: number[] = [];
+    for (const m of modes) {
+      const t0 = Date.now();
+      const r = await run(m);
+      expect(r.stderr).toBe("");
+      full.push(Date.now() - t0);
+      const store = await LocalStore.open(dir);
+      try {
+        await removeImages(
+          store,
+          listImages(store).map((rec) => rec.id),
+        );
+        await gc(store, { gracePeriodMs: 0 });
+      } finally {
+        store.close();
+      }
+    }
+    let killed = 0;
+    let midExtraction = 0; // kills that left a snapshot being built
+    let published = 0; // rounds that left published snapshots (killed after, or the complete runs)
+    for (let i = 0; i < 80; i++) {
+      const k = i % 2;
+      const r = await run(modes[k]!, Math.floor(Math.random() * full[k]! * 0.8));
+      if (r.signal === "SIGKILL") killed++;
+      else expect(r.stderr).toBe("");
+      const store = await LocalStore.open(dir);
+      try {
+        expect((await fsck(store)).problems).toEqual([]);
+        // A snapshot under its own name is complete; a tree that exists verifies as it is.
+        const names = await readdir(store.paths.layers);
+        if (names.some((n) => n.startsWith(".tmp-"))) midExtraction++;
+        if (names.some((n) => !n.startsWith("."))) published++;
+        for (const name of names) {
+          if (!name.startsWith(".")) expect(await getSnapshot(store.paths.layers, name), name).toBeDefined();
+        }
+        for (const rec of listImages(store)) {
+          expect(["ok", "not-rendered"]).toContain((await verifyStoredImage(store, rec.id)).status);
+        }
+        await removeImages(
+          store,
+          listImages(store).map((rec) => rec.id),
+        );
+        // What the kill left (ingests, snapshot temp dirs of the dead process, orphans) goes.
+        await gc(store, { gracePeriodMs: 0 });
+      } finally {
+        store.close();
+      }
+      // Every tenth round, the next fetch completes and renders.
+      if (i % 10 === 9) {
+        const ok = await run(modes[k]!);
+        expect(ok.stderr).toBe("");
+        const store = await LocalStore.open(dir);
+        try {
+          const id = (JSON.parse(ok.stdout) as { id: string }).id;
+          expect((await verifyStoredImage(store, id)).status).toBe("ok");
+          if ((await readdir(store.paths.layers)).some((n) => !n.startsWith("."))) published++;
+          await removeImages(store, [id]);
+          await gc(store, { gracePeriodMs: 0 });
+        } finally {
+          store.close();
+        }
+      }
+    }
+    expect(killed).toBeGreaterThanOrEqual(50);
+    expect(midExtraction).toBeGreaterThanOrEqual(5);
+    expect(published).toBeGreaterThanOrEqual(1);
+    process.stdout.write(
+      `render kills: ${killed} of 80, ${midExtraction} mid-extraction, ${published} after a snapshot was published\n`,
+    );
+    const store = await LocalStore.open(dir);
+    try {
+      const report = await fsck(store);
+      expect(report.problems).toEqual([]);
+      expect(report.garbage).toEqual([]);
+      expect((await readdir(store.paths.layers)).filter((n) => n.startsWith("."))).toEqual([]);
+    } finally {
+      store.close();
+    }
+  }, 900_000);
 });
 
 describe("concurrent processes", () => {

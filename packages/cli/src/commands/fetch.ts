@@ -132,7 +132,7 @@ export async function fetchForCli(
   arg: FetchArg,
   ctx: CommandContext,
   flags: Pick<FetchFlags, "pullPolicy" | "quiet" | "parallel" | "platform" | "signaturePolicy">,
-  extra: Pick<Fetch.FetchImageOptions, "credentials" | "insecure"> = {},
+  extra: Pick<Fetch.FetchImageOptions, "credentials" | "insecure" | "render"> = {},
 ): Promise<FetchSummary> {
   const fetch = await import("@rkt/fetch");
   const { discoveryPortFromEnv } = await import("./trust.js");
@@ -157,6 +157,7 @@ export async function fetchForCli(
       cwd: ctx.cwd,
       insecure: { ...g.insecure, ...extra.insecure },
       credentials: extra.credentials,
+      render: extra.render,
       pullPolicy: flags.pullPolicy,
       platform: wantedPlatform(flags),
       parallel: flags.parallel,
@@ -221,8 +222,12 @@ export async function fetchCommand(_argv: readonly string[], ctx: CommandContext
   const store = await LocalStore.open(ctx.globals.dir);
   try {
     const out: FetchSummary[] = [];
+    // Render on fetch happens in the fetch's own pass where it can (the image ends up as it would
+    // after renderOnFetch, which then finds the tree); a converted image renders afterwards.
+    const { overlaySupported } = await import("@rkt/store");
+    const render = flags.noRender !== true && flags.convert === undefined && (await overlaySupported());
     for (const arg of flags.images) {
-      let s = await fetchForCli(store, arg, ctx, flags);
+      let s = await fetchForCli(store, arg, ctx, flags, { render });
       if (flags.convert === "aci" && s.kind === "oci") s = await convertFetched(store, s, ctx);
       if (flags.noRender !== true)
         await (await import("./image-render.js")).renderOnFetch(store, s.id, ctx, flags.quiet);

@@ -31,7 +31,9 @@ async function imageFor(store: LocalStore, a: RunImageArg, r: RunArgs, ctx: Comm
   }
   const { fetchForCli } = await import("./fetch.js");
   const arg = { image: a.image, signature: a.signature };
-  return (await fetchForCli(store, arg, ctx, { pullPolicy: r.pullPolicy, quiet: r.quiet })).id;
+  // The pod renders the image next: extract it while it is fetched (one pass).
+  return (await fetchForCli(store, arg, ctx, { pullPolicy: r.pullPolicy, quiet: r.quiet }, { render: true }))
+    .id;
 }
 
 /** The pod's stage1: asked for, or the first that works here (`--debug` says which and why). */

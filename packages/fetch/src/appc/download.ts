@@ -4,10 +4,11 @@
 // never committed under its own digest: the import re-reads it, then it is discarded.
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { BlobWriter } from "@rkt/oci";
 import { ErrorCode, RktError, isRktError } from "@rkt/oci";
-import { batchChunks, ingestPaths, type LocalStore } from "@rkt/store";
+import { ingestPaths, sideTap, type LocalStore } from "@rkt/store";
 import { discard } from "../registry/http.js";
 import { parseContentRange } from "../content-range.js";
 import { parseMaxAge, rangeValidator } from "./cache-control.js";
@@ -46,6 +47,19 @@ export interface DownloadAciOptions {
   readonly signal?: AbortSignal | undefined;
   /** Bytes received so far in this attempt, and the total when the server said it. */
   readonly onProgress?: ((p: { bytes: number; total?: number | undefined }) => void) | undefined;
+  /**
+   * Also hands the body to a consumer as it arrives (the import, so that the ACI is read once):
+   * called when the body starts, with the bytes the ingest `data` already holds from an earlier
+   * attempt (`from`) and the response's ETag and max-age; returns where the rest goes. A consumer that fails stops the download with
+   * its error (what arrived is kept for a resume).
+   */
+  readonly tee?:
+    | ((
+        from: number,
+        data: string,
+        entity: { etag?: string | undefined; maxAge: number },
+      ) => { side: Writable; failed: () => unknown })
+    | undefined;
 }
 
 /** The ingest ref of a download of `url`. */
@@ -153,9 +167,13 @@ async function receive(
       yield c;
     }
   }
+  const tee = o.tee?.(from, data, { etag, maxAge: parseMaxAge(res.header("cache-control")) });
   try {
-    await pipeline(res.body, counted, (src: AsyncIterable<Buffer>) => batchChunks(src), w.stream);
+    // The writer joins network chunks itself (writev): no copy into larger buffers here.
+    if (tee === undefined) await pipeline(res.body, counted, w.stream);
+    else await pipeline(res.body, counted, sideTap(tee.side, tee.failed, { stop: true }), w.stream);
   } catch (e) {
+    tee?.side.destroy();
     throw transportError(e, res.url, o.signal);
   }
   return {

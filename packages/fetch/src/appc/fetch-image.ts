@@ -3,6 +3,7 @@
 // the store's remotes, resumable downloads, and dependencies fetched breadth-first.
 // (rkt/image/{fetcher,namefetcher,httpfetcher,asc,httpops}.go)
 import { createReadStream } from "node:fs";
+import { PassThrough, Readable } from "node:stream";
 import { parseAppString, parseImageManifestOrThrow, type ImageManifest } from "@rkt/appc";
 import { ErrorCode, RktError, isRktError } from "@rkt/oci";
 import {
@@ -13,6 +14,7 @@ import {
   importAci,
   refreshRemote,
   type ImageRecord,
+  type ImportResult,
   type LocalStore,
 } from "@rkt/store";
 import type { TrustedKeySource } from "@rkt/trust";
@@ -22,7 +24,7 @@ import { discard } from "../registry/http.js";
 import type { AppcAuthMap } from "./auth.js";
 import { isFresh } from "./cache-control.js";
 import { discoverAci } from "./discover.js";
-import { downloadAci } from "./download.js";
+import { downloadAci, type AciDownloaded } from "./download.js";
 import { AppcHttpClient, transportError } from "./http.js";
 import {
   appKey,
@@ -71,6 +73,8 @@ export interface FetchAppcOptions {
   readonly onWarning?: ((message: string) => void) | undefined;
   /** Bytes of the ACI received so far for `url`. */
   readonly onProgress?: ((p: { url: string; bytes: number; total?: number | undefined }) => void) | undefined;
+  /** Extract the image asked for into its snapshot (and tree) while it is imported (`importAci`'s `render`). */
+  readonly render?: boolean | undefined;
 }
 
 /** How an image was obtained. */
@@ -143,12 +147,13 @@ export async function fetchAppcImage(
   try {
     const f = new Fetcher(store, http, o);
     let top: AppcImageResult;
-    if ("url" in target) top = await f.fromUrl(target.url, { latest: false, signature: o.signature });
+    const render = o.render;
+    if ("url" in target) top = await f.fromUrl(target.url, { latest: false, signature: o.signature, render });
     else {
       const parsed = parseAppString(target.app);
       const app = withOsArchDefaults({ name: parsed.name, labels: parsed.labels }, host);
       // rkt marks an image fetched without a version as "latest".
-      top = await f.byName(app, target.app, !parsed.labels.has("version"), o.signature);
+      top = await f.byName(app, target.app, !parsed.labels.has("version"), o.signature, render);
     }
     const dependencies: AppcImageResult[] = [];
     if (o.dependencies !== false) {
@@ -178,6 +183,12 @@ export async function fetchAppcImage(
   }
 }
 
+// The first `from` bytes of `data` (what an earlier attempt downloaded), then what `rest` brings.
+async function* prefixThen(data: string, from: number, rest: Readable): AsyncGenerator<Buffer> {
+  for await (const c of createReadStream(data, { highWaterMark: 1 << 20, end: from - 1 })) yield c as Buffer;
+  for await (const c of rest) yield c as Buffer;
+}
+
 async function storedManifest(store: LocalStore, id: string): Promise<ImageManifest> {
   return parseImageManifestOrThrow(await catManifest(store, id), `image ${id}`).value;
 }
@@ -201,6 +212,7 @@ class Fetcher {
     typed: string,
     latest: boolean,
     signature?: Uint8Array,
+    render?: boolean,
   ): Promise<AppcImageResult> {
     if (this.policy !== "update") {
       try {
@@ -218,7 +230,7 @@ class Fetcher {
     const failures: { url: string; error: unknown }[] = [];
     for (const ep of endpoints) {
       try {
-        return await this.fromUrl(ep.aci, { asc: ep.asc, expect: app, latest, signature });
+        return await this.fromUrl(ep.aci, { asc: ep.asc, expect: app, latest, signature, render });
       } catch (e) {
         if (isRktError(e, ErrorCode.Aborted)) throw e;
         failures.push({ url: ep.aci, error: e });
@@ -241,6 +253,7 @@ class Fetcher {
       expect?: AppcApp | undefined;
       latest: boolean;
       signature?: Uint8Array | undefined;
+      render?: boolean | undefined;
     },
   ): Promise<AppcImageResult> {
     const { store, o } = this;
@@ -272,7 +285,7 @@ class Fetcher {
     const asc = t.asc ?? ascUrlFromAciUrl(url);
     const keystore = o.keystore;
     if (keystore === null) o.onWarning?.(verificationDisabled);
-    let signature = keystore === null ? undefined : (t.signature ?? (await this.signature(asc)));
+    const signature = keystore === null ? undefined : (t.signature ?? (await this.signature(asc)));
     if (signature === "deferred") o.onWarning?.("server requested deferring the signature download");
     else if (signature !== undefined && keystore !== null && t.expect !== undefined) {
       // A name fetch knows the name before the download: an untrusted signer fails before it.
@@ -284,60 +297,116 @@ class Fetcher {
         onInfo: o.onInfo,
       });
     }
-    const dl = await downloadAci(store, this.http, url, {
-      // Read once the download's ingest is ours: a concurrent fetch of this URL that held it may
-      // have just stored the image, and then this one costs a 304.
-      ifNoneMatch: () => {
-        remote = getRemote(store, url);
-        stored = remote === undefined ? undefined : storedImage(store, remote.imageId);
-        return stored === undefined ? undefined : remote?.etag;
-      },
-      signal: o.signal,
-      onProgress: o.onProgress === undefined ? undefined : (p) => o.onProgress!({ url, ...p }),
-    });
+    // The ACI is imported while it downloads (one pass: decompressed, hashed, stored and, with
+    // render, extracted as the bytes arrive); the download's ingest keeps the bytes as served for
+    // a resume and for the signature, checked once the download is complete and before the
+    // import commits. The remote's ETag and max-age are known when the response starts.
+    let downloaded!: (d: AciDownloaded | undefined) => void;
+    const complete = new Promise<AciDownloaded | undefined>((r) => (downloaded = r));
+    let importing: Promise<ImportResult> | undefined;
+    let importError: unknown;
+    let dl: Awaited<ReturnType<typeof downloadAci>>;
+    try {
+      dl = await downloadAci(store, this.http, url, {
+        // Read once the download's ingest is ours: a concurrent fetch of this URL that held it
+        // may have just stored the image, and then this one costs a 304.
+        ifNoneMatch: () => {
+          remote = getRemote(store, url);
+          stored = remote === undefined ? undefined : storedImage(store, remote.imageId);
+          return stored === undefined ? undefined : remote?.etag;
+        },
+        signal: o.signal,
+        onProgress: o.onProgress === undefined ? undefined : (p) => o.onProgress!({ url, ...p }),
+        tee: (from, data, entity) => {
+          const side = new PassThrough({ highWaterMark: 1 << 20 });
+          const src = from === 0 ? side : Readable.from(prefixThen(data, from, side), { objectMode: false });
+          importing = this.importDownload(store, src, url, entity, t, asc, signature, complete);
+          importing.catch((e: unknown) => {
+            importError ??= e;
+          });
+          return { side, failed: () => importError };
+        },
+      });
+    } catch (e) {
+      downloaded(undefined);
+      // A concurrent fetch of the URL stored the image meanwhile: the import used it, unread.
+      const r = await importing?.catch(() => undefined);
+      if (r?.cached === true)
+        return { id: r.id, name: r.name, source: "downloaded", url, bytesDownloaded: 0 };
+      throw importError !== undefined && isRktError(importError) ? importError : e;
+    }
     if (dl.kind === "not-modified") {
       refreshRemote(store, url, { etag: dl.etag, maxAge: dl.maxAge });
       return fromStore("unchanged");
     }
     try {
-      if (signature === "deferred") {
-        signature = await this.signature(asc);
-        if (signature === "deferred") {
-          throw new RktError(
-            ErrorCode.Io,
-            "error downloading the signature file: server asked to defer the download again",
-          );
-        }
-      }
-      const sig = signature;
-      const r = await importAci(store, createReadStream(dl.data, { highWaterMark: 1 << 20 }), {
-        what: url,
-        latest: t.latest,
-        signal: o.signal,
-        remote: {
-          url,
-          etag: dl.etag,
-          maxAge: dl.maxAge,
-          sigUrl: keystore === null || t.signature !== undefined ? undefined : asc,
-        },
-        beforeCommit: async (info) => {
-          if (t.expect !== undefined) checkManifestIdentity(t.expect, info.manifest);
-          if (keystore === null || sig === undefined) return;
-          // The signed bytes are the ACI as served, which the held ingest keeps unchanged.
-          await verifyAciSignature({
-            name: t.expect?.name ?? info.manifest.name,
-            open: () => Promise.resolve(createReadStream(dl.data, { highWaterMark: 1 << 20 })),
-            signature: sig,
-            keystore,
-            signal: o.signal,
-            onInfo: o.onInfo,
-          });
-        },
-      });
+      downloaded(dl);
+      const r = await importing!;
       return { id: r.id, name: r.name, source: "downloaded", url, bytesDownloaded: dl.received };
     } finally {
       await dl.discard();
     }
+  }
+
+  // The import half of a download: reads `src` as it arrives; before committing, waits for the
+  // download to complete (its ingest then holds the signed bytes) and admits the image.
+  private importDownload(
+    store: LocalStore,
+    src: Readable,
+    url: string,
+    entity: { etag?: string | undefined; maxAge: number },
+    t: {
+      expect?: AppcApp | undefined;
+      latest: boolean;
+      signature?: Uint8Array | undefined;
+      render?: boolean | undefined;
+    },
+    asc: string,
+    first: Uint8Array | "deferred" | undefined,
+    complete: Promise<AciDownloaded | undefined>,
+  ): Promise<ImportResult> {
+    const o = this.o;
+    const keystore = o.keystore;
+    let dl: AciDownloaded | undefined;
+    return importAci(store, src, {
+      what: url,
+      latest: t.latest,
+      signal: o.signal,
+      render: t.render,
+      remote: {
+        url,
+        etag: entity.etag,
+        maxAge: entity.maxAge,
+        sigUrl: keystore === null || t.signature !== undefined ? undefined : asc,
+      },
+      beforeCommit: async (info) => {
+        dl = await complete;
+        if (dl === undefined) throw new RktError(ErrorCode.Aborted, `${url}: the download did not complete`);
+        if (t.expect !== undefined) checkManifestIdentity(t.expect, info.manifest);
+        if (keystore === null) return;
+        let sig = first;
+        if (sig === "deferred") {
+          sig = await this.signature(asc);
+          if (sig === "deferred") {
+            throw new RktError(
+              ErrorCode.Io,
+              "error downloading the signature file: server asked to defer the download again",
+            );
+          }
+        }
+        if (sig === undefined) return;
+        const data = dl.data;
+        // The signed bytes are the ACI as served, which the held ingest keeps unchanged.
+        await verifyAciSignature({
+          name: t.expect?.name ?? info.manifest.name,
+          open: () => Promise.resolve(createReadStream(data, { highWaterMark: 1 << 20 })),
+          signature: sig,
+          keystore,
+          signal: o.signal,
+          onInfo: o.onInfo,
+        });
+      },
+    });
   }
 
   // The detached signature, or "deferred" when the server answers 202 (rkt's Quay protocol).

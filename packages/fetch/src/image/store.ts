@@ -13,6 +13,7 @@ import {
   type ImageSink,
 } from "@rkt/oci";
 import {
+  createLayerUnpack,
   getImage,
   importOciImage,
   ingestBlob,
@@ -64,6 +65,12 @@ export interface StoreSinkOptions {
   remote?: RemoteInfo | undefined;
   /** Names the source in errors. */
   what?: string | undefined;
+  /**
+   * Render each image into the tree store in the same pass (what `rkt fetch` does as root, and
+   * `rkt run`): every layer blob written is also decompressed and extracted into its snapshot as
+   * it streams in, and the image is recorded with its tree. Default false.
+   */
+  render?: boolean | undefined;
 }
 
 /** The store sink, with what it recorded. */
@@ -95,6 +102,11 @@ export function storeSink(store: LocalStore, o: StoreSinkOptions = {}): StoreSin
     return Promise.resolve();
   };
   let bytesResumed = 0;
+  const unpack = o.render === true ? createLayerUnpack(store) : undefined;
+  const end = async (): Promise<void> => {
+    await unpack?.discard();
+    await release();
+  };
   return {
     what: "the store",
     acceptsIndex: false,
@@ -115,6 +127,7 @@ export function storeSink(store: LocalStore, o: StoreSinkOptions = {}): StoreSin
         signal: wo.signal,
         onProgress: wo.onProgress,
         onDropped: (bytes) => dropped.push({ digest: d.digest, bytes }),
+        unpack,
       });
       bytesResumed += r.resumed;
       return r.how;
@@ -134,13 +147,15 @@ export function storeSink(store: LocalStore, o: StoreSinkOptions = {}): StoreSin
           remote: o.remote,
           what: o.what,
           signal: mo.signal,
+          render: o.render,
+          unpack,
         }),
       );
     },
-    commit: release,
+    commit: end,
     // Every blob write has settled when a copy aborts, so the list of dropped blobs is complete.
     async abort(failure) {
-      await release();
+      await end();
       if (dropped.length === 0 || !isRktError(failure)) return undefined;
       const bytes = dropped.reduce((n, x) => n + x.bytes, 0);
       const what =

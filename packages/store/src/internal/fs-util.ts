@@ -13,6 +13,16 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/** fsync a file's data and metadata. */
+export async function fsyncFile(path: string): Promise<void> {
+  const fh = await open(path, "r");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
 const reasons: Record<string, string> = {
   ENOSPC: "no space left on device",
   EDQUOT: "disk quota exceeded",

@@ -16,7 +16,7 @@ import type { Readable } from "node:stream";
 import type { Dependency, ImageManifest } from "@rkt/appc";
 import { parseImageManifestOrThrow } from "@rkt/appc";
 import { ErrorCode, RktError, type BlobProgress, type Digest } from "@rkt/oci";
-import { buildSnapshot, extractSnapshot, readSnapshotManifest, snapshotDir } from "./snapshot.js";
+import { buildSnapshot, extractLayers, readSnapshotManifest, snapshotDir } from "./snapshot.js";
 import { flattenDirs, getTree, removeTree, saveTree, type Tree, type TreeStorePaths } from "./tree.js";
 
 /** An ACI in the store: its image ID, manifest and a way to read the archive (any compression). */
@@ -131,21 +131,18 @@ export async function renderAci(
     if (t !== undefined && o.flatten !== true) return t;
   } else await removeTree(p, id);
   const keys: string[] = [];
-  // Each image extracted once; images of one list are independent, so extract them in parallel.
-  const snaps = await Promise.all(
-    list.map(async (e) => {
-      const { digest, size } = e.image;
-      const on = digest === undefined || size === undefined ? undefined : o.onProgress;
-      const snap = await extractSnapshot(p.layers, e.image.key, e.image.open, {
-        format: "aci",
-        aciImageId: e.image.key,
-        what: `image ${e.image.key}`,
-        signal: o.signal,
-        onBytes: on && ((n) => on({ digest: digest!, bytes: n, total: size! })),
-      });
-      on?.({ digest: digest!, bytes: size!, total: size! });
-      return snap;
-    }),
+  // Each image extracted once (in parallel: they are independent), all published together.
+  const snaps = await extractLayers(
+    p.layers,
+    list.map((e) => ({
+      key: e.image.key,
+      open: e.image.open,
+      aciImageId: e.image.key,
+      what: `image ${e.image.key}`,
+      digest: e.image.digest,
+      size: e.image.size,
+    })),
+    { format: "aci", signal: o.signal, onProgress: o.onProgress },
   );
   // Per image: its filter (own whitelist for non-directories, inherited whitelist for all) and
   // the directories it has only implicitly (parents created 0755, or left out by a filter).

@@ -45,6 +45,8 @@ import type { Readable } from "node:stream";
 import type { Header } from "tar-stream";
 import { decompressStream, tarStream, type Compression } from "@rkt/appc";
 import { DigestMismatchError, ErrorCode, RktError, verifiableAlgorithm, type Digest } from "@rkt/oci";
+import { treeHash } from "./hash.js";
+import { StreamTreeHash, type StreamHashSource } from "./stream-hash.js";
 import { makeNodes, setXattrs, type NodeSpec } from "./tools.js";
 
 /** How whiteouts are materialized: overlayfs form (root) or kept as `.wh.` marker files. */
@@ -69,6 +71,11 @@ export interface ExtractLayerOptions {
   /** Opaque xattr name; default `trusted.overlay.opaque` as root, `user.overlay.opaque` otherwise. */
   opaqueXattr?: string | undefined;
   signal?: AbortSignal | undefined;
+  /**
+   * Compute the tree hash of `dest` (see treeHash) as entries are written, so that nothing is
+   * read back when the tar is in walk order (result `treeHash`). Default false.
+   */
+  treeHash?: boolean | undefined;
 }
 
 /** What {@link extractLayer} did. */
@@ -88,6 +95,14 @@ export interface ExtractLayerResult {
   implicitDirs: string[];
   /** Entries not materialized, each with the reason (devices when not root, non-UTF-8 xattr values). */
   skipped: string[];
+  /** With `treeHash`: the tree hash of `dest` as treeHash computes it. */
+  treeHash?: string | undefined;
+  /**
+   * How it was computed: `stream` from the tar stream alone; `reordered` from the entries
+   * recorded while extracting, in walk order, with file contents read back (a tar not in walk
+   * order); `walk` by treeHash over the finished directory.
+   */
+  treeHashFrom?: StreamHashSource | "walk" | undefined;
 }
 
 const isRoot = process.getuid?.() === 0;
@@ -108,6 +123,14 @@ const maxId = 2 ** 32 - 2;
 const defaultMaxEntries = 1_000_000;
 const maxManifest = 1 << 20;
 const smallFile = 256 * 1024;
+// gunzip output per threadpool round trip: zlib's 16 KiB default made ~20,000 round trips (and
+// main-thread callbacks) per 300 MB; 256 KiB makes ~1,200.
+const inflateChunk = 256 << 10;
+const opaqueValue = Buffer.from("y");
+
+function xattrMap(list: readonly [string, Buffer][]): Map<string, Buffer> | undefined {
+  return list.length === 0 ? undefined : new Map(list);
+}
 /** A whiteout device is a 0:0 character device (overlayfs). */
 export const whiteoutPrefix = ".wh.";
 export const opaqueMarker = ".wh..wh..opq";
@@ -176,9 +199,17 @@ export async function extractLayer(
   const diffAlg = o.diffId === undefined ? "sha256" : verifiableAlgorithm(o.diffId);
   // Read before any stream is wired: nothing may await between piping and consuming the entries.
   const fresh = (await readdir(dest)).length === 0;
+  const model =
+    o.treeHash === true && fresh
+      ? new StreamTreeHash(await lstat(dest), {
+          isRoot,
+          euid: process.geteuid?.() ?? 0,
+          egid: process.getegid?.() ?? 0,
+        })
+      : undefined;
   let decompressed: { compression: Compression; stream: Readable };
   try {
-    decompressed = await decompressStream(src);
+    decompressed = await decompressStream(src, { chunkSize: inflateChunk });
   } catch (e) {
     throw new RktError(ErrorCode.InvalidArchive, `${what}: cannot read the layer: ${(e as Error).message}`, {
       cause: e,
@@ -221,6 +252,8 @@ export async function extractLayer(
   let entries = 0;
 
   const abs = (rel: string): string => (rel === "" ? dest : join(dest, rel));
+  const underOpaque = (k: string): boolean =>
+    [...opaque].some((op) => op !== k && (op === "" || k.startsWith(`${op}/`)));
   const under = (rel: string, p: string): boolean => p === rel || p.startsWith(`${rel}/`);
 
   // Ensures `rel` is a real directory reached without symlinks, creating missing ones (0755).
@@ -240,6 +273,10 @@ export async function extractLayer(
         if (!create) throw refuse(what, entry, `${JSON.stringify(cur)} does not exist in this layer`);
         await mkdir(abs(cur));
         await chmod(abs(cur), 0o755); // exact, whatever the umask
+        if (model !== undefined) {
+          const parentRel = posix.dirname(cur) === "." ? "" : posix.dirname(cur);
+          model.put(cur, { tf: "5", mode: 0o755, ...model.owner(parentRel) });
+        }
         created.add(cur);
         dirs.add(cur);
         implicit.add(cur);
@@ -257,6 +294,7 @@ export async function extractLayer(
   async function clearFor(rel: string, isDir: boolean): Promise<boolean> {
     if (deferred.has(rel)) {
       deferred.delete(rel);
+      model?.remove(rel);
       return false;
     }
     if (fresh && !created.has(rel)) {
@@ -280,24 +318,36 @@ export async function extractLayer(
     }
     xattrs.delete(rel);
     await rm(abs(rel), { recursive: true, force: true });
+    model?.remove(rel);
     return false;
+  }
+
+  // The xattrs an entry's PAX records carry. tar-stream decodes PAX values as UTF-8; a binary
+  // value (e.g. security.capability) cannot be recovered exactly, so it is skipped (once, when
+  // recorded) rather than written corrupted.
+  function paxXattrs(h: Headers): [string, Buffer][] {
+    const pax = h.pax;
+    if (pax === undefined || pax === null) return [];
+    const out: [string, Buffer][] = [];
+    for (const [k, v] of Object.entries(pax)) {
+      if (!k.startsWith("SCHILY.xattr.") || v.includes("\uFFFD")) continue;
+      out.push([k.slice("SCHILY.xattr.".length), Buffer.from(v, "utf8")]);
+    }
+    return out;
   }
 
   function addXattrs(rel: string, h: Headers): void {
     const pax = h.pax;
     if (pax === undefined || pax === null) return;
     for (const [k, v] of Object.entries(pax)) {
-      if (!k.startsWith("SCHILY.xattr.")) continue;
-      const name = k.slice("SCHILY.xattr.".length);
-      // tar-stream decodes PAX values as UTF-8; a binary value (e.g. security.capability) cannot be
-      // recovered exactly, so it is skipped rather than written corrupted.
-      if (v.includes("\uFFFD")) {
-        skipped.push(`${rel}: xattr ${name} (binary value)`);
-        continue;
-      }
+      if (k.startsWith("SCHILY.xattr.") && v.includes("\uFFFD"))
+        skipped.push(`${rel}: xattr ${k.slice("SCHILY.xattr.".length)} (binary value)`);
+    }
+    for (const [name, value] of paxXattrs(h)) {
       let m = xattrs.get(rel);
       if (m === undefined) xattrs.set(rel, (m = new Map<string, Buffer>()));
-      m.set(name, Buffer.from(v, "utf8"));
+      m.set(name, value);
+      model?.xattr(rel, name, value);
     }
   }
 
@@ -351,6 +401,7 @@ export async function extractLayer(
       if (h.type !== "directory") throw refuse(what, rawName, "the root must be a directory");
       if (isRoot) await lchown(dest, uid, gid);
       await chmod(dest, mode);
+      model?.attrs("", isRoot ? { mode, uid, gid } : { mode });
       dirTimes.set("", mtime);
       addXattrs("", h);
       return;
@@ -361,8 +412,11 @@ export async function extractLayer(
     if (format === "oci" && base.startsWith(whiteoutPrefix)) {
       await ensureDir(parent, rawName);
       if (base === opaqueMarker) {
-        if (wmode === "aufs") await writeMarker(rel);
-        else opaque.add(parent);
+        if (wmode === "aufs") await writeMarker(rel, parent);
+        else {
+          opaque.add(parent);
+          model?.xattr(parent, opaqueName, opaqueValue);
+        }
         return;
       }
       if (base.startsWith(`${whiteoutPrefix}${whiteoutPrefix}`)) return; // AUFS meta (.wh..wh.plnk…)
@@ -370,7 +424,7 @@ export async function extractLayer(
       if (target === "" || target === "." || target === "..") throw refuse(what, rawName, "invalid whiteout");
       const trel = parent === "" ? target : `${parent}/${target}`;
       if (wmode === "aufs") {
-        await writeMarker(rel);
+        await writeMarker(rel, parent);
         return;
       }
       // Whiteouts only hide lower layers: a same-layer entry already hides them, and a same-layer
@@ -382,7 +436,10 @@ export async function extractLayer(
         if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
       }
       if (deferred.has(trel)) return;
-      if (st?.isDirectory() === true) opaque.add(trel);
+      if (st?.isDirectory() === true) {
+        opaque.add(trel);
+        model?.xattr(trel, opaqueName, opaqueValue);
+      }
       if (st !== undefined) return;
       deferred.set(trel, {
         rel: trel,
@@ -396,6 +453,9 @@ export async function extractLayer(
         mtime,
         whiteout: true,
       });
+      // Under a directory already known to be opaque the whiteout is dropped at the end (below):
+      // never in the tree, so never in its hash.
+      if (!underOpaque(trel)) model?.put(trel, { tf: "3", mode: 0, uid: 0, gid: 0 });
       whitedOut.add(trel);
       return;
     }
@@ -410,8 +470,16 @@ export async function extractLayer(
         implicit.delete(rel);
         if (isRoot) await lchown(abs(rel), uid, gid);
         await chmod(abs(rel), mode);
+        if (model !== undefined) {
+          const own = isRoot ? { uid, gid } : undefined;
+          if (merge) model.attrs(rel, { mode, ...own });
+          else model.put(rel, { tf: "5", mode, ...(own ?? model.owner(parent)) });
+        }
         dirTimes.set(rel, mtime);
-        if (wasWhiteout) opaque.add(rel);
+        if (wasWhiteout) {
+          opaque.add(rel);
+          model?.xattr(rel, opaqueName, opaqueValue);
+        }
         addXattrs(rel, h);
         return;
       }
@@ -424,12 +492,24 @@ export async function extractLayer(
         // and chmod when that is not already right (two syscalls less per file).
         const chown = isRoot && (uid !== 0 || gid !== 0 || !rootGroup);
         const chmodNeeded = chown || (mode & 0o7000) !== 0 || (mode & umask()) !== 0;
+        let hashData: ((chunk: Buffer) => void) | undefined;
+        if (model !== undefined) {
+          const node = model.put(rel, {
+            tf: "0",
+            mode,
+            ...(chown ? { uid, gid } : model.owner(parent)),
+            size: declared,
+            xattrs: xattrMap(paxXattrs(h)),
+          });
+          hashData = model.file(rel, node);
+        }
         if (declared <= smallFile) {
           // Small files (most of a rootfs) are written with synchronous calls once their bytes are
           // in memory: four threadpool round trips per file cost more than the syscalls themselves
           // (profiled), and decompression of other layers keeps running on the threadpool meanwhile.
           const chunks: Buffer[] = [];
           for await (const c of body) chunks.push(c as Buffer);
+          if (hashData !== undefined) for (const c of chunks) hashData(c);
           const fd = openSync(abs(rel), flags, mode & 0o777);
           try {
             if (chunks.length > 0) writevSync(fd, chunks);
@@ -447,6 +527,7 @@ export async function extractLayer(
           let pending: Buffer[] = [];
           let pendingBytes = 0;
           for await (const c of body) {
+            hashData?.(c as Buffer);
             pending.push(c as Buffer);
             pendingBytes += (c as Buffer).length;
             if (pendingBytes >= 1 << 20) {
@@ -474,6 +555,12 @@ export async function extractLayer(
         if (target.includes("\0")) throw refuse(what, rawName, "symlink target contains a NUL byte");
         await symlink(target, abs(rel));
         if (isRoot) await lchown(abs(rel), uid, gid);
+        model?.put(rel, {
+          tf: "2",
+          mode: 0o777,
+          ...(isRoot ? { uid, gid } : model.owner(parent)),
+          linkname: target,
+        });
         await lutimes(abs(rel), mtime, mtime);
         addXattrs(rel, h);
         return;
@@ -508,6 +595,8 @@ export async function extractLayer(
         if (st.isDirectory()) throw refuse(what, rawName, "hard link to a directory");
         await clearFor(rel, false);
         await link(abs(target), abs(rel));
+        if (model !== undefined && !model.has(target)) model.giveUp(`hard link to ${JSON.stringify(target)}`);
+        model?.link(rel, target);
         return;
       }
       case "character-device":
@@ -520,6 +609,13 @@ export async function extractLayer(
           return;
         }
         const kind = h.type === "fifo" ? "p" : h.type === "block-device" ? "b" : "c";
+        model?.put(rel, {
+          tf: kind === "p" ? "6" : kind === "b" ? "4" : "3",
+          mode,
+          ...(isRoot ? { uid, gid } : model.owner(parent)),
+          major: kind === "p" ? 0 : (h.devmajor ?? 0),
+          minor: kind === "p" ? 0 : (h.devminor ?? 0),
+        });
         deferred.set(rel, {
           rel,
           path: abs(rel),
@@ -541,10 +637,11 @@ export async function extractLayer(
     }
   }
 
-  async function writeMarker(rel: string): Promise<void> {
+  async function writeMarker(rel: string, parent: string): Promise<void> {
     await clearFor(rel, false);
     const fh = await open(abs(rel), fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
     await fh.close();
+    model?.put(rel, { tf: "0", mode: 0o600 & ~umask(), ...model.owner(parent) });
   }
 
   try {
@@ -574,8 +671,10 @@ export async function extractLayer(
   // times (directories last, since creating children changes them).
   // Whiteouts beneath an opaque directory of the same layer are redundant and confuse overlayfs (umoci).
   for (const [k, d] of deferred) {
-    if (d.whiteout && [...opaque].some((op) => op !== k && (op === "" || k.startsWith(`${op}/`))))
+    if (d.whiteout && underOpaque(k)) {
       deferred.delete(k);
+      model?.remove(k);
+    }
   }
   for (const d of deferred.values()) {
     await ensureDir(posix.dirname(d.rel) === "." ? "" : posix.dirname(d.rel), d.rel); // re-check: no symlink crept in
@@ -586,11 +685,15 @@ export async function extractLayer(
     if (!d.whiteout) await chmod(d.path, d.mode);
     await lutimes(d.path, d.mtime, d.mtime);
   }
-  for (const l of deferredLinks) await link(abs(l.target), abs(l.rel));
+  for (const l of deferredLinks) {
+    await link(abs(l.target), abs(l.rel));
+    model?.link(l.rel, l.target);
+  }
   for (const op of opaque) {
     let m = xattrs.get(op);
     if (m === undefined) xattrs.set(op, (m = new Map<string, Buffer>()));
-    m.set(opaqueName, Buffer.from("y"));
+    m.set(opaqueName, opaqueValue);
+    model?.xattr(op, opaqueName, opaqueValue);
   }
   const absAttrs = new Map<string, Map<string, Buffer>>();
   for (const [k, v] of xattrs) absAttrs.set(abs(k), v);
@@ -612,7 +715,11 @@ export async function extractLayer(
   }
   if (format === "aci" && manifest === undefined) throw refuse(what, "manifest", "the ACI has no manifest");
   const whiteouts = [...deferred.values()].filter((d) => d.whiteout).length + opaque.size;
+  let hashed: { hash: string; source: StreamHashSource | "walk" } | undefined;
+  if (o.treeHash === true) hashed = model?.finish(dest) ?? { hash: await treeHash(dest), source: "walk" };
   return {
+    treeHash: hashed?.hash,
+    treeHashFrom: hashed?.source,
     diffId,
     whiteouts,
     implicitDirs: [...implicit].sort(),

@@ -7,6 +7,37 @@ import { createReadStream, lstatSync, readFileSync, readdirSync, readlinkSync, t
 import { join } from "node:path";
 import { devMajor, devMinor, readXattrsTree } from "./tools.js";
 
+/** One entry of the tree hash: the tar-like header rkt's treestore hashes (field order matters). */
+export interface HashHeader {
+  Name: string;
+  Mode: number;
+  Uid: number;
+  Gid: number;
+  Size: number;
+  Typeflag: string;
+  Linkname: string;
+  Devmajor: number;
+  Devminor: number;
+  /** Sorted by name. */
+  Xattrs: readonly (readonly [string, Buffer])[];
+}
+
+/** The bytes hashed for one entry's header (the walk and the stream hash share it). Pure. */
+export function hashHeaderText(h: HashHeader): string {
+  return JSON.stringify({
+    Name: h.Name,
+    Mode: h.Mode,
+    Uid: h.Uid,
+    Gid: h.Gid,
+    Size: h.Size,
+    Typeflag: h.Typeflag,
+    Linkname: h.Linkname,
+    Devmajor: h.Devmajor,
+    Devminor: h.Devminor,
+    Xattrs: h.Xattrs.map(([n, v]) => ({ Name: n, Value: v.toString("base64") })),
+  });
+}
+
 /** Options of {@link treeHash}. */
 export interface TreeHashOptions {
   /** Top-level names to leave out (rkt skips `manifest`, `hash`, `rendered`, `image`). */
@@ -42,19 +73,20 @@ async function hashInto(h: Hash, root: string, prefix: string, o: TreeHashOption
     const name = prefix + (rel === "" ? "." : rel);
     const ino = `${st.dev}:${st.ino}`;
     const first = tf === "0" && st.nlink > 1 ? seen.get(ino) : undefined;
-    const header = {
-      Name: name,
-      Mode: st.mode & 0o7777,
-      Uid: st.uid,
-      Gid: st.gid,
-      Size: tf === "0" && first === undefined ? st.size : 0,
-      Typeflag: first !== undefined ? "1" : tf,
-      Linkname: first ?? (tf === "2" ? readlinkSync(path) : ""),
-      Devmajor: tf === "3" || tf === "4" ? devMajor(st.rdev) : 0,
-      Devminor: tf === "3" || tf === "4" ? devMinor(st.rdev) : 0,
-      Xattrs: (xattrs.get(path) ?? []).map(([n, v]) => ({ Name: n, Value: v.toString("base64") })),
-    };
-    h.update(JSON.stringify(header));
+    h.update(
+      hashHeaderText({
+        Name: name,
+        Mode: st.mode & 0o7777,
+        Uid: st.uid,
+        Gid: st.gid,
+        Size: tf === "0" && first === undefined ? st.size : 0,
+        Typeflag: first !== undefined ? "1" : tf,
+        Linkname: first ?? (tf === "2" ? readlinkSync(path) : ""),
+        Devmajor: tf === "3" || tf === "4" ? devMajor(st.rdev) : 0,
+        Devminor: tf === "3" || tf === "4" ? devMinor(st.rdev) : 0,
+        Xattrs: xattrs.get(path) ?? [],
+      }),
+    );
     if (tf === "0" && first === undefined) {
       if (st.nlink > 1) seen.set(ino, name);
       if (st.size <= 4 << 20) h.update(readFileSync(path));

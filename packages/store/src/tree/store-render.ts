@@ -145,16 +145,30 @@ export async function renderStoredImage(
   id: string,
   o: RenderStoredOptions = {},
 ): Promise<Tree> {
-  const img = getImage(store, id);
   const treeId = await storedTreeId(store, id);
   // GC skips locked trees and, while any render holds a tree lock, snapshots: a snapshot made for
   // this tree is unreferenced until the tree is saved.
-  const lock = await acquireLock(indexDb(store), `tree:${treeId}`, {
-    wait: true,
-    signal: o.signal,
-    what: `tree ${treeId}`,
-  });
+  const lock = await lockTree(store, treeId, o.signal);
   try {
+    return await renderLocked(store, id, o);
+  } finally {
+    lock.release();
+  }
+}
+
+/** Takes the `tree:<id>` lock renders hold (waiting for another render of the tree). @internal */
+export function lockTree(store: LocalStore, treeId: string, signal?: AbortSignal) {
+  return acquireLock(indexDb(store), `tree:${treeId}`, { wait: true, signal, what: `tree ${treeId}` });
+}
+
+/** {@link renderStoredImage} for a caller that holds the tree's lock ({@link lockTree}). @internal */
+export async function renderLocked(
+  store: LocalStore,
+  id: string,
+  o: RenderStoredOptions = {},
+): Promise<Tree> {
+  const img = getImage(store, id);
+  {
     const paths = storeTreePaths(store);
     const render = (rebuild: boolean | undefined): Promise<Tree> => {
       const opts = { flatten: o.flatten, rebuild, signal: o.signal, onProgress: o.onProgress };
@@ -174,8 +188,6 @@ export async function renderStoredImage(
     touchImage(store, id);
     await o.use?.(tree);
     return tree;
-  } finally {
-    lock.release();
   }
 }
 

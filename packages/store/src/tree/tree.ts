@@ -34,7 +34,7 @@ import {
   type Digest,
 } from "@rkt/oci";
 import type { IndexDb } from "../db.js";
-import { fsyncDir } from "../internal/fs-util.js";
+import { fsyncDir, fsyncFile } from "../internal/fs-util.js";
 import { ownedTempName } from "../internal/proc.js";
 import { treeHash } from "./hash.js";
 import {
@@ -397,7 +397,14 @@ export async function saveTree(
       await writeFile(join(tmp, rootfsHashFile), await treeHash(join(tmp, "rootfs")));
     }
     await writeFile(join(tmp, "hash"), await computeTreeHash(p, tree));
-    await runTool("sync", ["-f", tmp], undefined, `tree ${rec.id}`);
+    // A layered tree is three small files: fsync them (syncfs would flush the whole file system,
+    // other users' writes included); a flattened copy is a whole rootfs, synced at once.
+    if (o.flatten === true) await runTool("sync", ["-f", tmp], undefined, `tree ${rec.id}`);
+    else {
+      const files = ["tree.json", "hash", ...(o.manifest === undefined ? [] : ["manifest"])];
+      await Promise.all(files.map((f) => fsyncFile(join(tmp, f))));
+      await fsyncDir(tmp);
+    }
     await writeFile(join(tmp, "rendered"), "");
     const final = treeDir(p, rec.id);
     // Never rm the final name in place: a racing render may be renaming a complete tree there.
