@@ -20,7 +20,7 @@ import { getImage, getRemote, imageContent, recordRemote, touchImage, type Local
 import type { DockerImageVerifier } from "./docker-policy.js";
 import { copyImage } from "./image/copy.js";
 import { registryImage } from "./image/registry.js";
-import { mib, storeSink } from "./image/store.js";
+import { storeSink } from "./image/store.js";
 import { RegistryClient, type BlobProgress } from "./registry/client.js";
 import type { CredentialsProvider } from "./registry/credentials.js";
 import type { InsecureOptions } from "./registry/http.js";
