@@ -124,6 +124,7 @@ describe("--format json", () => {
       removed: [{ id: conv[0]!.id, kind: "aci" }],
       failed: [],
       unresolved: [{ image: "example.com/nope", error: expect.stringContaining("example.com/nope") }],
+      freedBytes: expect.any(Number),
     });
     expect(json(await rkt(["image", "gc", "--format=json", "--grace-period=1000h"]))).toEqual({
       removedTrees: expect.any(Array),
@@ -131,6 +132,7 @@ describe("--format json", () => {
       removedImages: [],
       removedBlobs: expect.any(Number),
       removedIngests: expect.any(Number),
+      freedBytes: expect.any(Number),
     });
   });
 
@@ -165,6 +167,6 @@ describe("--quiet", () => {
     expect(q).toEqual({ code: 0, stdout: `successfully removed aci for image: "${id}"\n`, stderr: "" });
     const again = await rkt(["image", "convert", oci]);
     const loud = await rkt(["image", "rm", again.stdout.trim()]);
-    expect(loud.stderr).toBe("rm: 1 image(s) successfully removed\n");
+    expect(loud.stderr).toMatch(/^rm: 1 image\(s\) successfully removed\nrm: freed \d+(\.\d)?[KMG]?i?B\n$/);
   });
 });
