@@ -51,11 +51,8 @@ export function profiledSpawn(
   const nodeOptions = (extra: string): string => `${env["NODE_OPTIONS"] ?? ""} ${extra}`.trim();
   switch (view) {
     case "cpu":
-      return {
-        cmd,
-        args: [...args],
-        env: { ...env, NODE_OPTIONS: nodeOptions(`--cpu-prof --cpu-prof-dir=${dir}`) },
-      };
+      // Node refuses --cpu-prof in NODE_OPTIONS: it goes before the script.
+      return { cmd, args: ["--cpu-prof", `--cpu-prof-dir=${dir}`, ...args], env };
     case "syscalls":
       return { cmd: "strace", args: ["-f", "-c", "-o", join(dir, "strace.txt"), cmd, ...args], env };
     case "io": {
