@@ -19,7 +19,7 @@ type Mode = "warm" | "cold" | "unbundled";
 // measure the unbundled path three times.
 const expected: Record<Mode, RegExp> = {
   warm: /^rkt-startup: bundle cache=hit /m,
-  cold: /^rkt-startup: bundle cache=missing wrote=yes /m,
+  cold: /^rkt-startup: bundle cache=missing path=\S+ wrote=yes/m,
   unbundled: /^rkt-startup: unbundled reason=RKT_NO_BUNDLE/m,
 };
 

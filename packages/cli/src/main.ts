@@ -779,6 +779,8 @@ export interface MainIO {
   /** Effective uid, for the default `--dir` (root: /var/lib/rkt). */
   uid?: number | undefined;
   signal?: AbortSignal | undefined;
+  /** Hears the path of the command the words name, once resolved (the code cache's key). */
+  onCommand?: ((path: readonly string[]) => void) | undefined;
 }
 
 /**
@@ -879,6 +881,7 @@ export async function main(argv: readonly string[], io: MainIO = {}): Promise<nu
     debug = split.globals.debug;
     const resolved = resolveCommand(split.rest);
     path = resolved.path;
+    io.onCommand?.(path.map((c) => c.name));
     const rest = resolved.rest;
     const cmd = path[path.length - 1];
     if (cmd !== undefined) prefix = cmd.name;
@@ -961,12 +964,12 @@ export { UsageError };
  * The `bin/rkt.js` entry: runs {@link main} on `process.argv`, aborting on SIGINT/SIGTERM, and sets
  * `process.exitCode` (so pending output is flushed before exit).
  */
-export async function run(): Promise<void> {
+export async function run(onCommand?: (path: readonly string[]) => void): Promise<void> {
   const ac = new AbortController();
   const onSignal = () => ac.abort(new Error("interrupted"));
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
-  process.exitCode = await main(process.argv.slice(2), { signal: ac.signal });
+  process.exitCode = await main(process.argv.slice(2), { signal: ac.signal, onCommand });
   process.off("SIGINT", onSignal);
   process.off("SIGTERM", onSignal);
 }

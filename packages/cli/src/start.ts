@@ -31,9 +31,13 @@ export async function start(): Promise<void> {
     say(`unbundled reason=${why ?? "no-header"}`);
     return;
   }
-  const loaded = loadBundle(bundlePath, bundle.source, bundle.header, env);
-  await loaded.exports.run();
-  const saved = loaded.saveCache();
-  const wrote = saved === "unneeded" ? "" : saved ? " wrote=yes" : " wrote=no";
-  say(`bundle cache=${loaded.cache}${wrote} path=${loaded.cachePath}`);
+  const loaded = loadBundle(bundlePath, bundle.source, bundle.header, env, process.argv.slice(2));
+  let command: readonly string[] = [];
+  await loaded.exports.run((path) => (command = path));
+  const saved = loaded.saveCache(command);
+  const wrote =
+    saved === undefined
+      ? ""
+      : ` wrote=${saved.ok ? "yes" : "no"}${saved.path === loaded.cachePath ? "" : ` to=${saved.path}`}`;
+  say(`bundle cache=${loaded.cache} path=${loaded.cachePath}${wrote}`);
 }

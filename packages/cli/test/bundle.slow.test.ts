@@ -3,7 +3,7 @@
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const root = resolve(import.meta.dirname, "..", "..", "..");
@@ -42,7 +42,7 @@ describe("the bundled rkt", () => {
     const first = rkt(["--help"], { XDG_CACHE_HOME: cache });
     expect(first.code).toBe(0);
     expect(first.stdout).toContain("USAGE:");
-    expect(first.startup).toMatch(/^bundle cache=missing wrote=yes path=/);
+    expect(first.startup).toMatch(/^bundle cache=missing path=\S+-rkt\.bin wrote=yes$/);
     const path = /path=(\S+)/.exec(first.startup)![1]!;
     expect(path.startsWith(join(cache, "rkt"))).toBe(true);
     const second = rkt(["--help"], { XDG_CACHE_HOME: cache });
@@ -52,14 +52,28 @@ describe("the bundled rkt", () => {
     expect(second.startup).toBe(`bundle cache=hit path=${path}`);
   });
 
-  it("lists an empty store, with a cache made by another command", () => {
+  it("keeps one cache per command, starting from rkt's own", () => {
     const cache = freshCache();
     const dir = join(work, "store");
-    expect(rkt(["version"], { XDG_CACHE_HOME: cache }).startup).toMatch(/wrote=yes/);
-    const r = rkt(["--dir", dir, "image", "list"], { XDG_CACHE_HOME: cache });
-    expect(r.code).toBe(0);
-    expect(r.stdout).toBe("ID\tNAME\tSIZE\tIMPORT TIME\tLAST USED\n");
-    expect(r.startup).toMatch(/^bundle cache=hit /);
+    const list = (): ReturnType<typeof rkt> => {
+      const r = rkt(["--dir", dir, "image", "list"], { XDG_CACHE_HOME: cache });
+      expect(r.code).toBe(0);
+      expect(r.stdout).toBe("ID\tNAME\tSIZE\tIMPORT TIME\tLAST USED\n");
+      return r;
+    };
+    // Another command's cache is not read...
+    expect(rkt(["version"], { XDG_CACHE_HOME: cache }).startup).toMatch(/-rkt-version\.bin wrote=yes$/);
+    const own = /^bundle cache=missing path=(\S+-rkt-image-list\.bin) wrote=yes$/.exec(list().startup)?.[1];
+    expect(own).toBeDefined();
+    expect(list().startup).toBe(`bundle cache=hit path=${own}`);
+    // ...but rkt's own (the top level) is, until the command has its own.
+    const other = freshCache();
+    const top = /path=(\S+)/.exec(rkt(["--help"], { XDG_CACHE_HOME: other }).startup)![1]!;
+    const r = rkt(["--dir", dir, "image", "list"], { XDG_CACHE_HOME: other });
+    expect(r.startup).toBe(`bundle cache=hit path=${top} wrote=yes to=${join(other, "rkt", basename(own!))}`);
+    expect(rkt(["--dir", dir, "image", "list"], { XDG_CACHE_HOME: other }).startup).toMatch(
+      /^bundle cache=hit path=\S+-rkt-image-list\.bin$/,
+    );
   });
 
   it("ignores a corrupted cache file and rewrites it", () => {
@@ -71,9 +85,11 @@ describe("the bundled rkt", () => {
     const r = rkt(["version"], { XDG_CACHE_HOME: cache });
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("rkt Version:");
-    expect(r.startup).toMatch(/^bundle cache=corrupt wrote=yes /);
+    expect(r.startup).toMatch(/^bundle cache=corrupt path=\S+ wrote=yes$/);
     writeFileSync(path, "not a cache");
-    expect(rkt(["version"], { XDG_CACHE_HOME: cache }).startup).toMatch(/^bundle cache=corrupt wrote=yes /);
+    expect(rkt(["version"], { XDG_CACHE_HOME: cache }).startup).toMatch(
+      /^bundle cache=corrupt path=\S+ wrote=yes$/,
+    );
     expect(rkt(["version"], { XDG_CACHE_HOME: cache }).startup).toMatch(/^bundle cache=hit /);
   });
 
@@ -83,7 +99,7 @@ describe("the bundled rkt", () => {
     const r = rkt(["version"], { XDG_CACHE_HOME: file });
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("rkt Version:");
-    expect(r.startup).toMatch(/^bundle cache=missing wrote=no /);
+    expect(r.startup).toMatch(/^bundle cache=missing path=\S+ wrote=no$/);
   });
 
   it("runs the tsc output with RKT_NO_BUNDLE=1, with the same output", () => {

@@ -5,11 +5,20 @@ import { readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
 import { Script, constants as vmConstants } from "node:vm";
-import { cacheKey, codeCachePath, readCodeCache, writeCodeCache, type CacheState } from "./code-cache.js";
+import {
+  cacheCandidates,
+  cacheCommand,
+  cacheKey,
+  codeCachePath,
+  readCodeCache,
+  writeCodeCache,
+  type CacheState,
+} from "./code-cache.js";
 
 /** What the bundle exports that start-up needs (main.ts's `run`). */
 export interface BundleExports {
-  run(): Promise<void>;
+  /** Runs `rkt`; `onCommand` hears the path of the command it resolved (`["image", "list"]`). */
+  run(onCommand?: (path: readonly string[]) => void): Promise<void>;
 }
 
 /** How the bundle was loaded: the cache's state, V8's verdict on it, and where it lives. */
@@ -17,9 +26,14 @@ export interface BundleLoad {
   readonly exports: BundleExports;
   /** `rejected`: our file was intact but V8 refused it (another V8 build or flags). */
   readonly cache: CacheState | "rejected";
+  /** The file read (or the most specific candidate, when none existed). */
   readonly cachePath: string;
-  /** Writes the cache unless it was a hit; call after the command ran. False when it could not. */
-  saveCache(): boolean | "unneeded";
+  /**
+   * Writes the cache of `command` (the path that ran) unless it was read from that command's own
+   * file; call after the command ran. Says where and whether it wrote (`ok` false when it could
+   * not); undefined when there was no need, or no later start would read it (see cacheCommand).
+   */
+  saveCache(command: readonly string[]): { path: string; ok: boolean } | undefined;
 }
 
 /** The bundle's first line, written by scripts/bundle.mjs; keep the two in sync. */
@@ -75,18 +89,29 @@ const wrapperHead = "(function (exports, require, module, __filename, __dirname)
 const wrapperTail = "\n})";
 
 /**
- * Loads the bundle at `bundlePath` (whose text is `source`), with the code cache when one is
- * valid. Throws what evaluating the bundle throws.
+ * Loads the bundle at `bundlePath` (whose text is `source`) to run `argv`, with the code cache of
+ * the most specific command that has one (cacheCandidates). Throws what evaluating the bundle
+ * throws.
  */
 export function loadBundle(
   bundlePath: string,
   source: string,
   header: BundleHeader,
   env: Readonly<Record<string, string | undefined>>,
+  argv: readonly string[],
 ): BundleLoad {
-  const cachePath = codeCachePath(env, bundlePath);
   const key = cacheKey(header.hash);
-  const cached = readCodeCache(cachePath, key);
+  const candidates = cacheCandidates(argv).map((command) => ({
+    command,
+    path: codeCachePath(env, bundlePath, command),
+  }));
+  let found = { ...candidates[0]!, cached: readCodeCache(candidates[0]!.path, key) };
+  for (const c of candidates.slice(1)) {
+    if (found.cached.state !== "missing") break;
+    const cached = readCodeCache(c.path, key);
+    if (cached.state !== "missing") found = { ...c, cached };
+  }
+  const { cached, path: cachePath } = found;
   const script = new Script(wrapperHead + source + wrapperTail, {
     filename: bundlePath,
     cachedData: cached.data,
@@ -117,9 +142,14 @@ export function loadBundle(
     cache,
     cachePath,
     // createCachedData after the run, not at compile time: only then does it hold the functions
-    // the command compiled lazily.
-    saveCache: () =>
-      cache === "hit" ? "unneeded" : writeCodeCache(cachePath, key, script.createCachedData()),
+    // the command compiled lazily (those it found in a less specific cache included).
+    saveCache: (ran) => {
+      const command = cacheCommand(argv, ran);
+      if (command === undefined) return undefined;
+      const path = codeCachePath(env, bundlePath, command);
+      if (cache === "hit" && path === cachePath) return undefined;
+      return { path, ok: writeCodeCache(path, key, script.createCachedData()) };
+    },
   };
 }
 

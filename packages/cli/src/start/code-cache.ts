@@ -1,6 +1,9 @@
-// The V8 code cache of the bundled CLI: one file per bundle location, holding the bytecode V8
-// serialised after a run (so it includes the functions that run compiled lazily, not just the
-// top level). Reading it saves the ~100 ms node otherwise spends compiling on every command.
+// The V8 code cache of the bundled CLI: one file per bundle location and command, holding the
+// bytecode V8 serialised after a run of that command (so it includes the functions the command
+// compiled lazily, not just the top level). Reading it saves the ~100 ms node otherwise spends
+// compiling on every command. One file per command because a cache made by `rkt fetch` holds
+// none of `rkt image list`'s functions: with a single file, whichever command ran first after a
+// build decided how fast every other one started.
 //
 // V8 checks only its own version, flags and the source's length before trusting cached data, and
 // release builds do not checksum the payload: a file cut short or flipped could crash the process
@@ -25,14 +28,48 @@ export function cacheKey(bundleHash: string, node = process.version, arch = proc
 }
 
 /**
- * Where the cache of the bundle at `bundlePath` lives: `$XDG_CACHE_HOME/rkt/` (default
+ * Where the cache of `command` (its path in the command tree, e.g. `["image", "list"]`; empty for
+ * `rkt` itself) of the bundle at `bundlePath` lives: `$XDG_CACHE_HOME/rkt/` (default
  * `~/.cache/rkt/`), one file per bundle location so that two checkouts do not overwrite each
  * other's. Pure but for `homedir()`.
  */
-export function codeCachePath(env: Readonly<Record<string, string | undefined>>, bundlePath: string): string {
+export function codeCachePath(
+  env: Readonly<Record<string, string | undefined>>,
+  bundlePath: string,
+  command: readonly string[] = [],
+): string {
   const base = env["XDG_CACHE_HOME"] || join(env["HOME"] || homedir(), ".cache");
   const where = createHash("sha256").update(bundlePath).digest("hex").slice(0, 16);
-  return join(base, "rkt", `code-cache-${where}.bin`);
+  return join(base, "rkt", `code-cache-${where}-${["rkt", ...command].join("-")}.bin`);
+}
+
+// What a command name looks like (main.ts's tree): anything else on the command line is a flag,
+// a flag's value or an argument, and never names a cache file.
+const commandWord = /^[a-z][a-z0-9-]{0,31}$/;
+
+/**
+ * The commands whose cache may fit `argv`, most specific first: the first two words that could
+ * be command names, the first one, then `rkt` itself (whose cache still holds the top level).
+ * Start-up cannot resolve the command before the bundle is compiled, so this guesses from the
+ * words; {@link cacheCommand} says after the run which guess was right. Pure.
+ */
+export function cacheCandidates(argv: readonly string[]): string[][] {
+  const words = argv.filter((a) => commandWord.test(a)).slice(0, 2);
+  const out: string[][] = [];
+  for (let n = words.length; n >= 0; n--) out.push(words.slice(0, n));
+  return out;
+}
+
+/**
+ * The command a run's cache is saved for: the command that ran (`path`, as main.ts resolved it),
+ * (its first two names), when {@link cacheCandidates} of the same `argv` would find it again; else undefined (e.g. an
+ * abbreviated `rkt im li`, or a flag's value that looks like a command), so that such a run does
+ * not write a file that no later start reads. Pure.
+ */
+export function cacheCommand(argv: readonly string[], path: readonly string[]): string[] | undefined {
+  const words = argv.filter((a) => commandWord.test(a));
+  const saved = path.slice(0, 2); // deeper commands share their first two words' cache
+  return saved.every((w, i) => words[i] === w) ? saved : undefined;
 }
 
 /** The file's bytes for `data` under `key`. Pure. */
