@@ -11,8 +11,14 @@ export interface BenchSigner {
   readonly email: string;
 }
 
-/** Creates `home` (0700) and a new signing key in it. */
-export async function benchSigner(home: string): Promise<BenchSigner> {
+/**
+ * Creates `home` (0700) and a new signing key in it: Ed25519, or RSA 2048 for rkt 1.30, whose Go
+ * OpenPGP (x/crypto/openpgp) has no EdDSA.
+ */
+export async function benchSigner(
+  home: string,
+  algo: "ed25519" | "rsa2048" = "ed25519",
+): Promise<BenchSigner> {
   await mkdir(home, { mode: 0o700 });
   const gpg = (args: string[]): Buffer =>
     execFileSync(
@@ -21,7 +27,7 @@ export async function benchSigner(home: string): Promise<BenchSigner> {
       { stdio: ["pipe", "pipe", "pipe"] },
     );
   const email = "bench@example.com";
-  gpg(["--quick-gen-key", `Bench Signer <${email}>`, "ed25519", "sign", "0"]);
+  gpg(["--quick-gen-key", `Bench Signer <${email}>`, algo, "sign", "0"]);
   const fingerprint = gpg(["--with-colons", "--list-keys", email])
     .toString()
     .split("\n")

@@ -191,7 +191,13 @@ export function formatTable(r: BenchResult): string {
 export async function spawnMeasured(
   cmd: string,
   args: readonly string[],
-  o: { capture?: boolean | undefined; env?: NodeJS.ProcessEnv | undefined; cwd?: string | undefined } = {},
+  o: {
+    capture?: boolean | undefined;
+    env?: NodeJS.ProcessEnv | undefined;
+    cwd?: string | undefined;
+    /** A run that takes longer is killed (its whole process group) and fails; default 10 min. */
+    timeoutMs?: number | undefined;
+  } = {},
 ): Promise<RunReport & { stdout: string }> {
   const dir = await mkdtemp(join(tmpdir(), "rkt-bench-time-"));
   try {
@@ -205,12 +211,22 @@ export async function spawnMeasured(
       const c = spawn("/usr/bin/time", ["-f", "%M", "-o", out, run.cmd, ...run.args], {
         stdio: ["ignore", o.capture === true ? "pipe" : "ignore", "pipe"],
         env: run.env,
+        // Its own process group, so that a timeout kills the measured command too, not just time.
+        detached: true,
         ...(o.cwd === undefined ? {} : { cwd: o.cwd }),
       });
+      // A peer that hangs (rkt 1.30 on some inputs) fails the case instead of stalling the run.
+      const timer = setTimeout(() => {
+        stderr += `\n(killed after ${(o.timeoutMs ?? 600_000) / 1000} s)`;
+        if (c.pid !== undefined) process.kill(-c.pid, "SIGKILL");
+      }, o.timeoutMs ?? 600_000);
       c.stdout?.on("data", (b: Buffer) => chunks.push(b));
       c.stderr?.on("data", (b: Buffer) => (stderr += b.toString()));
       c.on("error", reject);
-      c.on("close", resolve);
+      c.on("close", (code) => {
+        clearTimeout(timer);
+        resolve(code);
+      });
     });
     if (code !== 0) throw new Error(`${cmd} ${args.join(" ")} failed (${code}): ${stderr.slice(-2000)}`);
     const kib = Number((await readFile(out, "utf8")).trim().split("\n").pop());
