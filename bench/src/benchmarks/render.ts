@@ -189,34 +189,31 @@ export async function run(): Promise<void> {
     signer.gpg(["--armor", "--detach-sign", "-o", `${aci}.asc`, aci]);
     const key = join(scratch, "signer.asc");
     await writeFile(key, signer.gpg(["--armor", "--export", signer.email]));
+    // A node script (ours, the baseline) runs under this node; a binary (rkt 1.30) on its own.
+    const invoke = (bin: string, args: string[]): [string, string[]] =>
+      bin.endsWith(".js") ? [process.execPath, [bin, ...args]] : [bin, args];
     const configs = new Map<string, string>();
     const configFor = (bin: string): string => {
       let dir = configs.get(bin);
       if (dir === undefined) {
         dir = join(scratch, `etc-${configs.size}`);
         configs.set(bin, dir);
-        sh(bin.endsWith(".js") ? process.execPath : bin, [
-          ...(bin.endsWith(".js") ? [bin] : []),
-          `--local-config=${dir}`,
-          "trust",
-          "--root",
-          "--skip-fingerprint-review",
-          key,
-        ]);
+        sh(...invoke(bin, [`--local-config=${dir}`, "trust", "--root", "--skip-fingerprint-review", key]));
       }
       return dir;
     };
     const fetchAci = (bin: string) => {
       const config = configFor(bin);
       return () =>
-        spawnMeasured(bin.endsWith(".js") ? process.execPath : bin, [
-          ...(bin.endsWith(".js") ? [bin] : []),
-          `--local-config=${config}`,
-          "--dir",
-          join(scratch, `aci-store-${k++}`),
-          "fetch",
-          aci,
-        ]);
+        spawnMeasured(
+          ...invoke(bin, [
+            `--local-config=${config}`,
+            "--dir",
+            join(scratch, `aci-store-${k++}`),
+            "fetch",
+            aci,
+          ]),
+        );
     };
     // rkt 1.30 itself, when RKT names its binary: as root it renders on fetch too.
     const rkt130 = process.env["RKT"];

@@ -101,16 +101,15 @@ export function loadBundle(
   argv: readonly string[],
 ): BundleLoad {
   const key = cacheKey(header.hash);
-  const candidates = cacheCandidates(argv).map((command) => ({
-    command,
-    path: codeCachePath(env, bundlePath, command),
-  }));
-  let found = { ...candidates[0]!, cached: readCodeCache(candidates[0]!.path, key) };
-  for (const c of candidates.slice(1)) {
-    if (found.cached.state !== "missing") break;
-    const cached = readCodeCache(c.path, key);
-    if (cached.state !== "missing") found = { ...c, cached };
+  const candidates = cacheCandidates(argv).map((command) => codeCachePath(env, bundlePath, command));
+  let found: { path: string; cached: ReturnType<typeof readCodeCache> } | undefined;
+  for (const path of candidates) {
+    const cached = readCodeCache(path, key);
+    if (cached.state === "missing") continue;
+    found = { path, cached };
+    break;
   }
+  found ??= { path: candidates[0]!, cached: { state: "missing" } };
   const { cached, path: cachePath } = found;
   const script = new Script(wrapperHead + source + wrapperTail, {
     filename: bundlePath,

@@ -46,6 +46,7 @@ export function codeCachePath(
 // What a command name looks like (main.ts's tree): anything else on the command line is a flag,
 // a flag's value or an argument, and never names a cache file.
 const commandWord = /^[a-z][a-z0-9-]{0,31}$/;
+const commandWords = (argv: readonly string[]): string[] => argv.filter((a) => commandWord.test(a));
 
 /**
  * The commands whose cache may fit `argv`, most specific first: the first two words that could
@@ -54,20 +55,20 @@ const commandWord = /^[a-z][a-z0-9-]{0,31}$/;
  * words; {@link cacheCommand} says after the run which guess was right. Pure.
  */
 export function cacheCandidates(argv: readonly string[]): string[][] {
-  const words = argv.filter((a) => commandWord.test(a)).slice(0, 2);
+  const words = commandWords(argv).slice(0, 2);
   const out: string[][] = [];
   for (let n = words.length; n >= 0; n--) out.push(words.slice(0, n));
   return out;
 }
 
 /**
- * The command a run's cache is saved for: the command that ran (`path`, as main.ts resolved it),
- * (its first two names), when {@link cacheCandidates} of the same `argv` would find it again; else undefined (e.g. an
- * abbreviated `rkt im li`, or a flag's value that looks like a command), so that such a run does
- * not write a file that no later start reads. Pure.
+ * The command a run's cache is saved for: the first two names of the command that ran (`path`,
+ * as main.ts resolved it), when {@link cacheCandidates} of the same `argv` would find it again;
+ * else undefined (an abbreviated `rkt im li`, or a flag's value that looks like a command), so
+ * that such a run does not write a file no later start reads. Pure.
  */
 export function cacheCommand(argv: readonly string[], path: readonly string[]): string[] | undefined {
-  const words = argv.filter((a) => commandWord.test(a));
+  const words = commandWords(argv);
   const saved = path.slice(0, 2); // deeper commands share their first two words' cache
   return saved.every((w, i) => words[i] === w) ? saved : undefined;
 }
